@@ -1,0 +1,33 @@
+# corpus developer entry points. Everything runs from a local virtualenv (.venv).
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_STAMP := $(VENV)/.installed
+# salt-factories puts unix sockets under the temporary directory: keep it
+# short (AF_UNIX paths are limited to 108 bytes) and out of /tmp itself.
+TEST_TMPDIR ?= /var/tmp/corpus-tests
+PYTEST_ARGS ?= --timeout=900
+
+.PHONY: venv test demo bench clean
+
+venv: $(VENV_STAMP)
+
+# Reinstalled only when setup.py (the dependency list) changes.
+$(VENV_STAMP): setup.py
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+test: venv
+	mkdir -p $(TEST_TMPDIR)
+	TMPDIR=$(TEST_TMPDIR) $(VENV)/bin/pytest tests -v -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/python -m mc_project.demo
+
+bench: venv
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .tmp build dist *.egg-info $(TEST_TMPDIR)
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
