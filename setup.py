@@ -31,8 +31,12 @@ SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
 def read_version():
     """Read ``__version__`` from mc_project/__init__.py without importing it."""
-    with open(os.path.join(HERE, "mc_project", "__init__.py"), encoding="utf-8") as fh:
-        match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", fh.read(), re.M)
+    try:
+        with open(os.path.join(HERE, "mc_project", "__init__.py"), encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return "0.0.0"
+    match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
     return match.group(1) if match else "0.0.0"
 
 
