@@ -1,0 +1,226 @@
+"""Salt execution module for the corpus project engine (logic in ``mc_project``).
+
+The projects root is the minion option or pillar key ``mc_project:projects_root``
+(default ``/srv/projects``); a project's settings come from pillar
+``makina-projects:NAME`` among others (see ``mc_project.settings``).
+"""
+
+import os
+import shlex
+import sys
+
+import salt.utils.args
+from salt.exceptions import CommandExecutionError
+
+try:
+    from mc_project import bundle, engine, layout
+    from mc_project import settings as _settings
+    from mc_project.errors import CorpusError
+
+    HAS_CORPUS = True
+except ImportError:  # pragma: no cover - corpus not installed on this minion
+    HAS_CORPUS = False
+
+__virtualname__ = "mc_project"
+
+
+def __virtual__():
+    if not HAS_CORPUS:
+        return False, "the corpus package (mc_project) is not importable"
+    return __virtualname__
+
+
+def _root(projects_root=None):
+    return projects_root or __salt__["config.get"]("mc_project:projects_root", "/srv/projects")
+
+
+def _pillar(name):
+    _settings.validate_name(name)
+    # __pillar__ holds plain values; pillar.get would hand back Salt 3008's masks.
+    value = (__pillar__.get("makina-projects") or {}).get(name)
+    return value if value not in ("", None) else {}
+
+
+def _bindings():
+    def apply(high):
+        return __salt__["state.high"](high, test=False, concurrent=True)
+
+    return engine.SaltBindings(apply, {"salt": __salt__, "grains": __grains__,
+                                       "pillar": __pillar__, "opts": __opts__})
+
+
+def _hook_salt_call():
+    """How the git hooks call Salt on this host: the same salt-call and config as now."""
+    exe = os.path.join(os.path.dirname(sys.executable), "salt-call")
+    cmd = [exe if os.path.exists(exe) else "salt-call", "-c", __opts__.get("config_dir", "/etc/salt")]
+    if __opts__.get("file_client") == "local":
+        cmd.append("--local")
+    return " ".join(shlex.quote(part) for part in cmd)
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except CorpusError as exc:
+        __context__["retcode"] = 1
+        raise CommandExecutionError(str(exc)) from None
+
+
+def _job_id(kwargs):
+    return kwargs.get("__pub_jid") or None
+
+
+def init_project(name, projects_root=None, branch="main"):
+    """
+    Create the layout of project ``name`` (directories, bare ``git/project.git`` and
+    ``git/pillar.git`` with corpus hooks). Idempotent; returns what changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.init_project myapp
+    """
+    return _call(layout.init_project, name, _root(projects_root), _hook_salt_call(), branch)
+
+
+def settings(name, projects_root=None, **kwargs):
+    """
+    Print the whole common mapping of project ``name``; keyword arguments override.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.settings myapp env=staging
+    """
+    overrides = salt.utils.args.clean_kwargs(**kwargs)
+    return _call(_settings.build, name, _root(projects_root), pillar=_pillar(name), overrides=overrides)
+
+
+def deploy(name, rev=None, archive=None, old=None, ref=None, who=None, projects_root=None, **kwargs):
+    """
+    Deploy project ``name``: ``rev`` (default: the deploy branch head) through every
+    phase, switch, health check, automatic rollback on failure. Returns the deploy
+    record with per-phase results. Keyword arguments override settings.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.deploy myapp
+    """
+    job = _job_id(kwargs)
+    overrides = salt.utils.args.clean_kwargs(**kwargs)
+    return _call(engine.deploy, name, _root(projects_root), _bindings(), rev=_sha(rev),
+                 archive=archive, old=_sha(old), ref=ref, pillar=_pillar(name),
+                 overrides=overrides or None, job_id=job, who=who)
+
+
+def _sha(value):
+    # Salt's YAML parsing turns an all-digit sha into an int, and an exponent-like one
+    # into a float: give git what was typed.
+    if value is None or isinstance(value, str):
+        return value
+    return str(value).zfill(40) if isinstance(value, int) else str(value)
+
+
+def deploy_pillar(name, archive, rev=None, ref=None, old=None, who=None, projects_root=None, **kwargs):
+    """
+    Apply a push to the private pillar: redeploy the live commit with it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.deploy_pillar myapp archive=/tmp/pillar.tar
+    """
+    return _call(engine.deploy_pillar, name, _root(projects_root), _bindings(), archive,
+                 rev=_sha(rev), ref=ref, pillar=_pillar(name), job_id=_job_id(kwargs), who=who)
+
+
+def releases(name, projects_root=None):
+    """
+    List the kept releases: id, commit, mode, status, time, live.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.releases myapp
+    """
+    return _call(engine.list_releases, name, _root(projects_root))
+
+
+def rollback(name, release_id=None, data=False, projects_root=None, **kwargs):
+    """
+    Make a kept release live again (default: the one before the live one); with
+    ``data=True`` also restore its data snapshot and run the project's rollback phase.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.rollback myapp
+        salt-call --local mc_project.rollback myapp 20261122T101500-ab12cd34 data=True
+    """
+    return _call(engine.rollback, name, _root(projects_root), _bindings(),
+                 release_id=str(release_id) if release_id is not None else None, data=bool(data),
+                 pillar=_pillar(name), job_id=_job_id(kwargs))
+
+
+def status(name, projects_root=None):
+    """
+    Say what is live, since when, and whether a deploy is running (and whose).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.status myapp
+    """
+    return _call(engine.status, name, _root(projects_root), pillar=_pillar(name))
+
+
+def fetch_bundle(name, source, commit=None, projects_root=None):
+    """
+    Fetch a bundle (from a cooking target's ``archives/bundles`` path or URL) into this
+    project's bundles, verifying its checksum. ``commit`` defaults to the deploy
+    branch head.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.fetch_bundle myapp http://staging:8080/bundles/
+    """
+    def fetch():
+        cfg = _settings.build(name, _root(projects_root), pillar=_pillar(name))
+        wanted = _sha(commit) or engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
+        if not wanted and not str(source).endswith((".json", ".tar.gz")):
+            raise CorpusError("Say which commit to fetch: the deploy branch has no commit yet.")
+        return bundle.fetch(source, wanted, cfg["paths"]["bundles"])
+
+    return _call(fetch)
+
+
+def _branch_head(name, projects_root=None):
+    """Commit of the deploy branch (None before the first push); used by the state."""
+    def head():
+        cfg = _settings.build(name, _root(projects_root), pillar=_pillar(name))
+        return engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
+
+    return _call(head)
+
+
+def stop(name, projects_root=None):
+    """
+    Stop the project's app and its supervisor.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.stop myapp
+    """
+    return _call(engine.stop, name, _root(projects_root), pillar=_pillar(name))

@@ -1,0 +1,163 @@
+"""The release store: immutable ``releases/<id>``, the ``current`` link, data snapshots.
+
+Releases are made with ``rsync --link-dest`` against the previous release, so a file
+that did not change is a hard link and ten releases cost little more than one. Data
+snapshots are real copies (``cp --reflink=auto``): they never share an inode with
+the live ``data/``, so a later write to ``data/`` cannot change a snapshot.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from mc_project.errors import CorpusError
+
+
+def new_release_id(releases_dir, commit):
+    """A sortable, unique id: UTC time plus the short commit."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    base = "{}-{}".format(stamp, (commit or "nocommit")[:8])
+    candidate, n = base, 1
+    while os.path.exists(os.path.join(releases_dir, candidate)):
+        n += 1
+        candidate = "{}.{}".format(base, n)
+    return candidate
+
+
+def _run(cmd, what):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode:
+        raise CorpusError("{} failed: {}".format(what, proc.stdout.strip().splitlines()[-1:]))
+    return proc.stdout
+
+
+def sync_tree(src, dest, link_dest=None, delete=True, keep=()):
+    """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
+    ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare."""
+    os.makedirs(dest, exist_ok=True)
+    cmd = ["rsync", "-a", "--no-inc-recursive"]
+    if delete:
+        cmd.append("--delete")
+    for pattern in keep:
+        cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
+    if link_dest and os.path.isdir(link_dest):
+        cmd.append("--link-dest={}".format(os.path.abspath(link_dest)))
+    cmd.extend([src.rstrip("/") + "/", dest.rstrip("/") + "/"])
+    _run(cmd, "Copying {} to {}".format(src, dest))
+
+
+def make_release(build_dir, release_dir, previous_release=None):
+    """Create the immutable release from the build tree."""
+    tmp = release_dir + ".partial"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    sync_tree(build_dir, tmp, link_dest=previous_release)
+    os.rename(tmp, release_dir)
+    return release_dir
+
+
+def live_target(current):
+    """Absolute path ``current`` points to, or None when nothing is live."""
+    if not os.path.islink(current):
+        return None
+    return os.path.realpath(current)
+
+
+def live_release_id(current, releases_dir):
+    """Id of the live release, or None (also None in editable mode)."""
+    target = live_target(current)
+    if target and os.path.dirname(target) == os.path.realpath(releases_dir):
+        return os.path.basename(target)
+    return None
+
+
+def switch_current(current, target):
+    """Point ``current`` at ``target`` atomically: a new link renamed over the old one.
+
+    ``target`` None removes ``current`` (nothing was live before)."""
+    if target is None:
+        if os.path.islink(current):
+            os.unlink(current)
+        return
+    rel = os.path.relpath(target, os.path.dirname(current))
+    tmp = "{}.new-{}-{}".format(current, socket.gethostname(), os.getpid())
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(rel, tmp)
+    os.replace(tmp, current)
+
+
+def set_aside(path, failed_dir, release_id, log_text):
+    """Move a failed release (or build) to ``archives/failed/<id>/`` with its log."""
+    dest = os.path.join(failed_dir, release_id)
+    os.makedirs(dest, exist_ok=True)
+    if path and os.path.isdir(path):
+        tree = os.path.join(dest, "tree")
+        if os.path.exists(tree):
+            shutil.rmtree(tree)
+        os.rename(path, tree)
+    with open(os.path.join(dest, "deploy.log"), "w", encoding="utf-8") as fh:
+        fh.write(log_text)
+    return dest
+
+
+def prune_dir(parent, keep_names):
+    """Remove every entry of ``parent`` not in ``keep_names``; returns what went."""
+    removed = []
+    if not os.path.isdir(parent):
+        return removed
+    for entry in sorted(os.listdir(parent)):
+        if entry in keep_names:
+            continue
+        path = os.path.join(parent, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+        removed.append(entry)
+    return removed
+
+
+def snapshot_data(data_dir, snapshot_dir):
+    """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible)."""
+    os.makedirs(snapshot_dir, exist_ok=True)
+    dest = os.path.join(snapshot_dir, "data")
+    if os.path.exists(dest):
+        shutil.rmtree(dest)
+    os.makedirs(data_dir, exist_ok=True)
+    _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest], "Snapshotting {}".format(data_dir))
+    return dest
+
+
+def restore_data(snapshot_dir, data_dir):
+    """Make ``data/`` again what ``<snapshot_dir>/data`` holds, swapping by rename."""
+    source = os.path.join(snapshot_dir, "data")
+    if not os.path.isdir(source):
+        raise CorpusError("No data snapshot in {}.".format(snapshot_dir))
+    incoming = data_dir.rstrip("/") + ".restoring"
+    outgoing = data_dir.rstrip("/") + ".replaced"
+    for path in (incoming, outgoing):
+        if os.path.exists(path):
+            shutil.rmtree(path)
+    _run(["cp", "-a", "--reflink=auto", source, incoming], "Restoring {}".format(data_dir))
+    if os.path.exists(data_dir):
+        os.rename(data_dir, outgoing)
+    os.rename(incoming, data_dir)
+    shutil.rmtree(outgoing, ignore_errors=True)
+
+
+def tree_signature(path):
+    """What changes when anything under ``path`` is written, added or removed."""
+    sig = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames) + dirnames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                continue
+            sig.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns, st.st_mode, st.st_ino))
+    return sig

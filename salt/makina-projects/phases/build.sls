@@ -1,0 +1,3 @@
+{#- corpus default build phase: the macro of the same name. #}
+{%- from "makina-projects/macros.jinja" import build with context %}
+{{ build(cfg) }}

@@ -1,0 +1,3 @@
+{#- corpus default configure phase: the macro of the same name. #}
+{%- from "makina-projects/macros.jinja" import configure with context %}
+{{ configure(cfg) }}

@@ -1,0 +1,3 @@
+{#- corpus default rollback phase: the macro of the same name. #}
+{%- from "makina-projects/macros.jinja" import rollback with context %}
+{{ rollback(cfg) }}
