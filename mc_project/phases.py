@@ -116,7 +116,9 @@ def failures(results):
     for key, ret in sorted(results.items(), key=lambda kv: kv[1].get("__run_num__", 0)
                            if isinstance(kv[1], dict) else 0):
         if isinstance(ret, dict) and ret.get("result") is False:
-            bad.append("{}: {}".format(ret.get("__id__", key), ret.get("comment", "failed")))
+            retcode = (ret.get("changes") or {}).get("retcode")
+            why = "exited {}".format(retcode) if retcode else ret.get("comment", "failed")
+            bad.append("{} {}".format(ret.get("__id__", key), why))
     return bad
 
 

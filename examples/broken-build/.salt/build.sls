@@ -2,5 +2,5 @@
     examples/wsgi-app and push. #}
 {{ cfg.name }}-broken-build:
   cmd.run:
-    - name: echo "compiling assets..." && echo "error: assets/main.scss: undefined variable" >&2 && exit 1
+    - name: 'echo "compiling assets..."; echo "assets/main.scss: undefined variable" >&2; exit 1'
     - cwd: {{ cfg.app_root }}
