@@ -146,6 +146,7 @@ class Deploy:
         paths = self.cfg["paths"]
         target = paths["project"] if self.cfg["mode"] == "editable" else paths["release"]
         self.data_signature = releases.tree_signature(paths["data"])
+        supervisor.save_previous(self.cfg)
         self._save(switched=True)
         releases.switch_current(paths["current"], target)
         self.switched = True
@@ -221,15 +222,11 @@ class Deploy:
             restore_checkout(cfg, self.record.get("previous_commit"))
             notes.append("project/ back to {}".format((self.record.get("previous_commit") or "empty")[:12]))
         if self.switched:
-            if self.previous_target:
-                try:
-                    supervisor.restart(cfg, self.previous_target)
-                    supervisor.check_health(cfg)
-                    notes.append("previous release restarted and healthy")
-                except CorpusError as exc:
-                    notes.append("previous release restarted but {}".format(exc))
-            else:
-                supervisor.shutdown(cfg)
+            try:
+                if supervisor.restore_previous(cfg):
+                    notes.append("previous app restarted and healthy")
+            except CorpusError as exc:
+                notes.append("previous app restarted but {}".format(exc))
         if self.bundle_packed:
             for ext in (".tar.gz", ".json"):
                 path = os.path.join(paths["bundles"], cfg["commit"] + ext)
@@ -268,7 +265,7 @@ def restore_checkout(cfg, commit):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def recover_interrupted(paths, log, bindings=None):
+def recover_interrupted(paths, log):
     """Finish the deploys whose owner died (the caller holds the lock, so any record
     still 'running' is orphaned): put back what they changed and set them aside."""
     records = history.load(paths["history"])
@@ -285,18 +282,14 @@ def recover_interrupted(paths, log, bindings=None):
             if os.path.isdir(os.path.join(snapshot, "data")):
                 releases.restore_data(snapshot, paths["data"])
             log("       current back to {}".format(record.get("previous") or "nothing"))
-        cfg = None
-        if record.get("switched") or record.get("project_synced"):
-            cfg = settings.build(record["name"], os.path.dirname(paths["root"]),
-                                 overrides=record.get("overrides") or None,
-                                 source_dir=record.get("previous") or paths["current"])
-        if record.get("project_synced") and cfg:
-            restore_checkout(cfg, record.get("previous_commit"))
-        if record.get("switched") and cfg:
-            if record.get("previous"):
-                supervisor.restart(cfg, record["previous"])
-            else:
-                supervisor.shutdown(cfg)
+        if record.get("project_synced"):
+            restore_checkout({"paths": paths, "editable_keep": record.get("editable_keep", [])},
+                             record.get("previous_commit"))
+        if record.get("switched"):
+            try:
+                supervisor.restore_previous({"paths": paths})
+            except CorpusError as exc:
+                log("       previous app restarted but {}".format(exc))
         tree = release_dir if os.path.isdir(release_dir) else os.path.join(paths["build"], rid)
         releases.set_aside(tree, paths["failed"], rid, "deploy interrupted; recovered by a later deploy\n")
         for leftover in (os.path.join(paths["build"], rid), os.path.join(paths["snapshots"], rid),
@@ -379,7 +372,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         raise CorpusError("Deleting the deploy branch {} is refused.".format(branch))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        recover_interrupted(paths, log, bindings)
+        recover_interrupted(paths, log)
         records = history.load(paths["history"])
         _check_branch_not_moved(paths, branch, old, records, log)
         if rev is None:
@@ -412,7 +405,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
             "release": cfg["mode"] != "editable",
             "previous": releases.live_target(paths["current"]),
             "previous_commit": history.last_deployed_commit(records),
-            "overrides": overrides or {},
+            "editable_keep": cfg["editable_keep"],
             "switched": False, "project_synced": False,
         }
         log("-----> deploying {} {} ({} mode, env {}) as {}".format(
@@ -559,7 +552,7 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                           "you want live instead.".format(name))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        recover_interrupted(paths, log, bindings)
+        recover_interrupted(paths, log)
         records = history.load(paths["history"])
         kept = [r for r in history.good_release_ids(records)
                 if os.path.isdir(os.path.join(paths["releases"], r))]

@@ -7,6 +7,7 @@ the new release. Its command comes from the mapping's ``web``, else the release'
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import urllib.request
 from mc_project.errors import CorpusError
 
 PROGRAM = "web"
+HEALTH_MARK = "; health="
 
 
 def _bin(name):
@@ -72,6 +74,8 @@ def write_conf(cfg, tree):
     command = web_command(cfg, tree).replace("%", "%%")
     text = "\n".join([
         "; written by corpus for project {}".format(cfg["name"]),
+        "{}{} {} {}".format(HEALTH_MARK, health_url(cfg), int(cfg["health"].get("status", 200)),
+                            float(cfg["health"].get("timeout", 30))),
         "[unix_http_server]",
         "file={}".format(socket_path(cfg)),
         "chmod=0700",
@@ -106,6 +110,37 @@ def write_conf(cfg, tree):
     return old != text
 
 
+def save_previous(cfg):
+    """Keep the running app's config beside the new one, so a rollback (or the
+    recovery of a killed deploy) can bring back exactly what ran before."""
+    path = conf_path(cfg)
+    if os.path.exists(path):
+        shutil.copyfile(path, path + ".previous")
+    elif os.path.exists(path + ".previous"):
+        os.unlink(path + ".previous")
+
+
+def restore_previous(cfg):
+    """Run the app saved by ``save_previous`` again and check it answers.
+
+    Returns the health URL that answered; None when nothing ran before (the app
+    is then stopped). Raises CorpusError when the restored app does not answer."""
+    path = conf_path(cfg)
+    if not os.path.exists(path + ".previous"):
+        shutdown(cfg)
+        return None
+    os.replace(path + ".previous", path)
+    _start(cfg)
+    ctl(cfg, "update")
+    ctl(cfg, "restart", PROGRAM)
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith(HEALTH_MARK):
+                url, status, timeout = line[len(HEALTH_MARK):].split()
+                return check_url(url, int(status), float(timeout))
+    return None
+
+
 def _shell_quote(command):
     return "'{}'".format(command.replace("'", "'\"'\"'"))
 
@@ -124,6 +159,16 @@ def is_running(cfg):
 def restart(cfg, tree):
     """(Re)start the web program for ``tree``, starting supervisord if needed."""
     write_conf(cfg, tree)
+    _start(cfg)
+    ctl(cfg, "update")  # applies the new command, if it changed
+    code, out = ctl(cfg, "restart", PROGRAM)
+    if code and "ERROR" in out:
+        raise CorpusError("The web process did not start: {}.".format(out))
+    return out
+
+
+def _start(cfg):
+    """Start supervisord for the project unless it runs."""
     if not is_running(cfg):
         proc = subprocess.run([_bin("supervisord"), "-c", conf_path(cfg)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -136,11 +181,6 @@ def restart(cfg, tree):
             time.sleep(0.1)
         else:
             raise CorpusError("supervisord did not answer on {}.".format(socket_path(cfg)))
-    ctl(cfg, "update")  # applies the new command, if it changed
-    code, out = ctl(cfg, "restart", PROGRAM)
-    if code and "ERROR" in out:
-        raise CorpusError("The web process did not start: {}.".format(out))
-    return out
 
 
 def status(cfg):
@@ -170,11 +210,14 @@ def health_url(cfg):
     return "http://127.0.0.1:{}{}".format(cfg["port"], cfg["health"].get("path", "/"))
 
 
-def check_health(cfg, timeout=None):
-    """Poll the health URL until it answers the expected status; raise after ``timeout``."""
-    url = health_url(cfg)
-    want = int(cfg["health"].get("status", 200))
-    timeout = cfg["health"].get("timeout", 30) if timeout is None else timeout
+def check_health(cfg):
+    """Poll the app's health URL until it answers the expected status."""
+    return check_url(health_url(cfg), int(cfg["health"].get("status", 200)),
+                     float(cfg["health"].get("timeout", 30)))
+
+
+def check_url(url, want, timeout):
+    """Poll ``url`` until it answers HTTP ``want``; raise CorpusError after ``timeout`` s."""
     deadline = time.monotonic() + float(timeout)
     last = "no answer"
     while True:
