@@ -64,6 +64,9 @@ def _call(func, *args, **kwargs):
     except CorpusError as exc:
         __context__["retcode"] = 1
         raise CommandExecutionError(str(exc)) from None
+    except TypeError as exc:  # Salt would report a bug here as "invalid arguments"
+        __context__["retcode"] = 1
+        raise CommandExecutionError("corpus failed unexpectedly: {}".format(exc)) from exc
 
 
 def _job_id(kwargs):

@@ -16,6 +16,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 
+from mc_project import releases
 from mc_project.errors import CorpusError
 from mc_project.history import now
 
@@ -146,10 +147,4 @@ def local_manifest(bundles_dir, commit):
 
 def unpack(bundles_dir, manifest, dest):
     """Unpack a verified bundle into ``dest``."""
-    archive = os.path.join(bundles_dir, manifest["archive"])
-    os.makedirs(dest, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(dest, filter="tar")
-    except (tarfile.TarError, OSError) as exc:
-        raise CorpusError("Bundle {} cannot be unpacked: {}.".format(archive, exc)) from None
+    releases.extract_tar(os.path.join(bundles_dir, manifest["archive"]), dest)

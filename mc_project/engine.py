@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import sys
-import tarfile
 import time
 import uuid
 
@@ -84,18 +83,9 @@ def export_tree(git_dir, commit, dest):
     tar_path = os.path.join(dest, ".corpus-src.tar")
     with open(tar_path, "wb") as fh:
         repo.archive(fh, sha, format="tar")
-    extract_tar(tar_path, dest)
+    releases.extract_tar(tar_path, dest)
     os.unlink(tar_path)
     return sha
-
-
-def extract_tar(tar_path, dest):
-    os.makedirs(dest, exist_ok=True)
-    try:
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(dest, filter="tar")
-    except (tarfile.TarError, OSError) as exc:
-        raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
 # --------------------------------------------------------------------------- deploy
@@ -384,7 +374,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         build_dir = os.path.join(paths["build"], release_id)
         try:
             if archive:
-                extract_tar(archive, build_dir)
+                releases.extract_tar(archive, build_dir)
                 commit = rev
             else:
                 commit = export_tree(paths["project_git"], rev, build_dir)
@@ -467,7 +457,7 @@ def deploy_pillar(name, projects_root, bindings, archive, rev=None, ref=None, pi
         return {"id": None, "status": "not deployed", "ref": ref, "result": True}
     staged = os.path.join(paths["build"], "pillar-{}".format(uuid.uuid4().hex[:8]))
     try:
-        extract_tar(archive, staged)
+        releases.extract_tar(archive, staged)
         settings.load_yaml_mapping(os.path.join(staged, "init.sls"), "Private pillar")
         commit = history.last_deployed_commit(history.load(paths["history"]))
         if commit is None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 
 from mc_project.errors import CorpusError
@@ -31,6 +32,25 @@ def _run(cmd, what):
     if proc.returncode:
         raise CorpusError("{} failed: {}".format(what, proc.stdout.strip().splitlines()[-1:]))
     return proc.stdout
+
+
+def extract_tar(tar_path, dest):
+    """Unpack a tar (git archive, bundle) into ``dest``, refusing members that would
+    land outside it."""
+    os.makedirs(dest, exist_ok=True)
+    try:
+        with tarfile.open(tar_path) as tar:
+            if hasattr(tarfile, "tar_filter"):  # Python >= 3.11.4 checks members itself
+                tar.extractall(dest, filter="tar")
+            else:
+                root = os.path.realpath(dest)
+                for member in tar.getmembers():
+                    target = os.path.realpath(os.path.join(dest, member.name))
+                    if target != root and not target.startswith(root + os.sep):
+                        raise CorpusError("{} holds {}, outside the tree.".format(tar_path, member.name))
+                tar.extractall(dest)
+    except (tarfile.TarError, OSError) as exc:
+        raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
 def sync_tree(src, dest, link_dest=None, delete=True, keep=()):
