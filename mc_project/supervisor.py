@@ -98,7 +98,7 @@ def write_conf(cfg, tree):
         "killasgroup=true",
         "stopwaitsecs=10",
         "redirect_stderr=true",
-        "stdout_logfile={}".format(os.path.join(cfg["paths"]["logs"], "web.log")),
+        "stdout_logfile={}".format(web_log(cfg)),
         "",
     ])
     path = conf_path(cfg)
@@ -108,6 +108,19 @@ def write_conf(cfg, tree):
             fh.write(text)
         os.replace(path + ".tmp", path)
     return old != text
+
+
+def web_log(cfg):
+    return os.path.join(cfg["paths"]["logs"], "web.log")
+
+
+def tail(path, lines):
+    """The last ``lines`` non-empty lines of a log file."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip() for line in fh.readlines()[-50:] if line.strip()][-lines:]
+    except OSError:
+        return []
 
 
 def save_previous(cfg):
@@ -163,7 +176,8 @@ def restart(cfg, tree):
     ctl(cfg, "update")  # applies the new command, if it changed
     code, out = ctl(cfg, "restart", PROGRAM)
     if code and "ERROR" in out:
-        raise CorpusError("The web process did not start: {}.".format(out))
+        raise CorpusError("The web process did not start ({}); the end of {} says: {}".format(
+            " ".join(out.split()), web_log(cfg), " | ".join(tail(web_log(cfg), 3))))
     return out
 
 
