@@ -1,0 +1,221 @@
+"""A deploy killed with ``kill -9`` leaves nothing half-done that the next push trips on.
+
+The ``slow`` test project holds its ``build`` or ``post_deploy`` phase while a gate file
+exists, so the deploy can be killed at a known point: during the build (nothing live
+changed yet) and right after the switch (``current`` already points at the new release
+and the new app runs). The push fails; the next push recovers the interrupted deploy
+(record marked 'interrupted', tree set aside, ``current`` and ``data/`` put back) and
+goes live.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+
+from helpers import EXAMPLES, GIT_ENV, REPO_ROOT, git, head
+
+SLOW = os.path.join(REPO_ROOT, "tests", "projects", "slow")
+WAIT = 90  # seconds: a generous bound on one deploy reaching its pause point
+
+
+def slow_source(corpus, name):
+    return corpus.source(os.path.relpath(SLOW, EXAMPLES), name=name)
+
+
+class AsyncPush:
+    """A ``git push`` running in its own session; its output is collected as it comes."""
+
+    def __init__(self, src, remote, refspec="HEAD:main"):
+        self.proc = subprocess.Popen(
+            ["git", "push", remote, refspec], cwd=src, env=dict(os.environ, **GIT_ENV),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self):
+        return "".join(self.lines)
+
+    def wait(self, timeout=WAIT):
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+def wait_for(predicate, timeout=WAIT, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out after {}s waiting for {}".format(timeout, what))
+
+
+def deploy_processes(name):
+    """The salt-call processes deploying ``name`` (the outermost ones)."""
+    found = {}
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "mc_project.deploy" in cmdline and name in cmdline:
+            found[proc.info["pid"]] = proc
+    return [p for p in found.values() if p.info["ppid"] not in found]
+
+
+def hold_and_push(corpus, src, name, phase, version, tmp_path):
+    """Commit ``version`` with a pause in ``phase``, push it, wait until it is held."""
+    gate = str(tmp_path / "gate-{}-{}".format(phase, version))
+    open(gate, "w").close()
+    commit = corpus.commit(src, {"VERSION": "{}\n".format(version),
+                                 "PAUSE": "{}={}\n".format(phase, gate)}, "v{}".format(version))
+    push = AsyncPush(src, corpus.paths(name)["project_git"])
+    try:
+        wait_for(lambda: os.path.exists(gate + ".reached") or push.proc.poll() is not None,
+                 what="the deploy to reach its {} pause".format(phase))
+        assert push.proc.poll() is None, "push ended before the pause:\n" + push.output
+        assert "-----> {}".format(phase) in push.output or wait_for(
+            lambda: "-----> {}".format(phase) in push.output, timeout=10, what="phase output")
+    except BaseException:
+        os.unlink(gate)
+        push.kill()
+        raise
+    return push, gate, commit
+
+
+def kill_deploy(name):
+    procs = deploy_processes(name)
+    assert len(procs) == 1, "expected one deploy process, found {}".format(
+        [p.info["cmdline"] for p in procs])
+    pid = procs[0].info["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=30, what="the deploy process to die")
+    return pid
+
+
+def assert_consistent(corpus, name, src, version):
+    """After recovery: one good live release of the pushed commit, no leftovers."""
+    paths = corpus.paths(name)
+    records = corpus.history(name)
+    assert not [r for r in records if r["status"] == "running"], records
+    last_ok = [r for r in records if r["status"] == "success"][-1]
+    assert last_ok is records[-1] or records[-1]["status"] == "success"
+    assert head(paths["project_git"], "refs/heads/main") == head(src) == last_ok["commit"]
+    assert os.listdir(paths["build"]) == []
+    assert not [d for d in os.listdir(paths["releases"]) if d.endswith(".partial")]
+    # every release dir kept is a good release
+    good = {r["id"] for r in records if r["kind"] == "deploy" and r["status"] == "success"}
+    assert set(os.listdir(paths["releases"])) <= good
+    if last_ok["mode"] != "editable":
+        assert os.path.realpath(paths["current"]) == os.path.join(paths["releases"], last_ok["id"])
+    status, body = corpus.get(name)
+    assert status == 200 and json.loads(body)["version"] == str(version), body
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_kill_during_build_then_next_push_succeeds(corpus, tmp_path, env):
+    name = "crash-build-{}".format(env)
+    paths = corpus.init(name, env=env)
+    src = slow_source(corpus, name)
+    first = corpus.push(src, name)
+    assert first.returncode == 0, first.stderr
+    good = corpus.history(name)[-1]
+    live_before = os.path.realpath(paths["current"])
+
+    push, gate, killed_commit = hold_and_push(corpus, src, name, "build", 2, tmp_path)
+    try:
+        # While it runs, status names the holder of the deploy lock.
+        running = corpus.history(name)[-1]
+        assert running["status"] == "running" and running["commit"] == killed_commit
+        status = corpus.salt("mc_project.status", name, check=True).local
+        assert status["deploying"] is True
+        holder = status["deploy_holder"]
+        assert set(holder) >= {"pid", "host", "job_id", "started"}
+        assert holder["job_id"] == running["job_id"]
+        pid = kill_deploy(name)
+        assert holder["pid"] == pid
+        assert push.wait() != 0, push.output
+    finally:
+        os.unlink(gate)
+        push.kill()
+    assert "-----> build" in push.output
+
+    # Nothing live changed; the branch stayed on the last good commit.
+    assert os.path.realpath(paths["current"]) == live_before
+    assert head(paths["project_git"], "refs/heads/main") == good["commit"]
+    assert json.loads(corpus.get(name)[1])["version"] == "1"
+    status = corpus.salt("mc_project.status", name, check=True).local
+    assert status["deploying"] is False and status["interrupted"] == [running["id"]]
+
+    corpus.commit(src, {"VERSION": "3\n", "PAUSE": None}, "v3")
+    nxt = corpus.push(src, name)
+    assert nxt.returncode == 0, nxt.stderr
+    assert "recovering interrupted deploy {}".format(running["id"]) in nxt.stderr
+
+    record = [r for r in corpus.history(name) if r["id"] == running["id"]][0]
+    assert record["status"] == "interrupted" and record["ended"]
+    assert os.path.isdir(os.path.join(paths["failed"], running["id"]))
+    assert_consistent(corpus, name, src, 3)
+    if env == "dev":  # editable: the checkout holds the new commit, not the killed one
+        assert open(os.path.join(paths["project"], "VERSION")).read() == "3\n"
+        assert not os.path.exists(os.path.join(paths["project"], "PAUSE"))
+
+
+def test_kill_right_after_switch_then_next_push_succeeds(corpus, tmp_path):
+    name = "crash-switch"
+    paths = corpus.init(name, env="staging")
+    src = slow_source(corpus, name)
+    assert corpus.push(src, name).returncode == 0
+    good = corpus.history(name)[-1]
+    good_release = os.path.join(paths["releases"], good["id"])
+    with open(os.path.join(paths["data"], "state.txt"), "w") as fh:
+        fh.write("before v2\n")
+
+    push, gate, _ = hold_and_push(corpus, src, name, "post_deploy", 2, tmp_path)
+    try:
+        running = corpus.history(name)[-1]
+        assert running["switched"] is True
+        new_release = os.path.join(paths["releases"], running["id"])
+        assert os.path.realpath(paths["current"]) == new_release
+        assert json.loads(corpus.get(name)[1])["version"] == "2"  # the new app already runs
+        with open(os.path.join(paths["data"], "state.txt"), "w") as fh:  # a migration wrote data
+            fh.write("written by v2\n")
+        kill_deploy(name)
+        assert push.wait() != 0, push.output
+    finally:
+        os.unlink(gate)
+        push.kill()
+    assert "-----> post_deploy" in push.output
+    assert head(paths["project_git"], "refs/heads/main") == good["commit"]
+
+    corpus.commit(src, {"VERSION": "3\n", "PAUSE": None}, "v3")
+    nxt = corpus.push(src, name)
+    assert nxt.returncode == 0, nxt.stderr
+    assert "recovering interrupted deploy {}".format(running["id"]) in nxt.stderr
+    assert "current back to {}".format(good_release) in nxt.stderr
+
+    record = [r for r in corpus.history(name) if r["id"] == running["id"]][0]
+    assert record["status"] == "interrupted"
+    assert not os.path.exists(new_release)
+    assert os.path.isdir(os.path.join(paths["failed"], running["id"], "tree"))
+    # data/ was put back to its state before the interrupted deploy
+    assert open(os.path.join(paths["data"], "state.txt")).read() == "before v2\n"
+    assert os.path.isdir(good_release)
+    assert_consistent(corpus, name, src, 3)
