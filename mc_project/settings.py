@@ -63,7 +63,7 @@ COMPUTED = ("name", "projects_root", "paths", "release_id", "commit", "app_root"
 
 def validate_name(name):
     """Refuse a project name that is not a safe directory name."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise CorpusError(
             "Project name {!r} is invalid: use 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit.".format(name)
@@ -230,7 +230,7 @@ def _validate(cfg):
     port = cfg["port"]
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise CorpusError("Setting port must be an integer between 1 and 65535, not {!r}.".format(port))
-    if not isinstance(cfg["deploy_branch"], str) or not BRANCH_RE.match(cfg["deploy_branch"]):
+    if not isinstance(cfg["deploy_branch"], str) or not BRANCH_RE.fullmatch(cfg["deploy_branch"]):
         raise CorpusError("Setting deploy_branch {!r} is not a valid branch name.".format(
             cfg["deploy_branch"]))
     if not isinstance(cfg["data"], dict):
