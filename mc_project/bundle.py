@@ -88,7 +88,7 @@ def _fetch(location, dest):
             shutil.copyfile(location, dest)
     except (OSError, ValueError) as exc:
         raise CorpusError("Cannot fetch bundle file {}: {}.".format(
-            location, getattr(exc, "reason", None) or exc.strerror or exc)) from None
+            location, getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)) from None
 
 
 def fetch(source, commit, dest_dir):
