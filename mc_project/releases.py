@@ -57,13 +57,17 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=()):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
     ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare."""
     os.makedirs(dest, exist_ok=True)
-    cmd = ["rsync", "-a", "--no-inc-recursive"]
+    # Compare by content: size + mtime misses a same-size change made in the same second
+    # (git archive stamps every file with the commit time).
+    cmd = ["rsync", "-a", "--no-inc-recursive", "--checksum"]
     if delete:
         cmd.append("--delete")
     for pattern in keep:
         cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
     if link_dest and os.path.isdir(link_dest):
-        cmd.append("--link-dest={}".format(os.path.abspath(link_dest)))
+        # rsync links only files whose kept attributes match: an unchanged file of a
+        # new commit has a new mtime, so times are not kept for a linked release.
+        cmd.extend(["--no-times", "--link-dest={}".format(os.path.abspath(link_dest))])
     cmd.extend([src.rstrip("/") + "/", dest.rstrip("/") + "/"])
     _run(cmd, "Copying {} to {}".format(src, dest))
 
