@@ -1,0 +1,506 @@
+"""corpus benchmarks (``make bench``): every number is a ratio against a baseline
+measured in the same run, on this machine.
+
+(a) push-to-live of examples/wsgi-app (cooking mode, env staging) against a plain
+    ``git push`` + ``git archive`` into a new dir + symlink rename, and where the
+    corpus time goes;
+(b) rollback time of a small and a large project (the release size should not matter);
+(c) disk used by 10 releases of a project whose build changes 1% of its files per
+    release, against the bytes that actually differ.
+
+Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
+removed at the end, apps stopped. ``--quick`` runs small sizes once (a smoke run).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import harness
+from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
+                     git, median, ratio, table, unique_inode_bytes, wait_http)
+
+from mc_project import engine, releases  # noqa: E402  (harness put the repo on sys.path)
+
+HEADERS = {
+    "a": "(a) push-to-live: examples/wsgi-app, cooking mode, env staging",
+    "b": "(b) rollback time: small release vs large release",
+    "c": "(c) disk used by 10 releases changing 1% per release",
+}
+KB = 1024
+MB = 1024 * 1024
+
+
+class Sizes:
+    """What a run measures; --quick shrinks everything to a smoke run."""
+
+    def __init__(self, quick):
+        self.quick = quick
+        self.runs = 1 if quick else 5
+        # (b): (label, files, file_kb)
+        self.small = ("1 MiB", 10, 100) if quick else ("10 MiB", 100, 100)
+        self.large = ("20 MiB", 20, 1024) if quick else ("1 GiB", 1024, 1024)
+        # (c): releases of files x file_kb, 1% of the files rewritten per release
+        self.disk_releases = 3 if quick else 10
+        self.disk = ("10 MiB", 100, 100) if quick else ("200 MiB", 200, 1024)
+
+
+def out(line=""):
+    print(line, flush=True)
+
+
+def section(key):
+    out()
+    out("=" * 78)
+    out(HEADERS[key])
+    out("=" * 78)
+
+
+# --------------------------------------------------------------------------- generated projects
+
+def generator_files(files, file_kb, version, change_pct=1):
+    """The repository of a project whose cooking build writes ``files`` x ``file_kb``."""
+    with open(os.path.join(harness.HERE, "gen_tree.py"), encoding="utf-8") as fh:
+        gen = fh.read()
+    return {
+        "gen.py": gen,
+        "bench.json": json.dumps({"files": files, "file_kb": file_kb, "version": version,
+                                  "change_pct": change_pct}) + "\n",
+        "public/index.html": "<h1>generated tree</h1>\n",
+        ".salt/build.sls": (
+            "{#- Generate the big tree into the build dir: the release is what the build made. #}\n"
+            "{{ cfg.name }}-generate:\n"
+            "  cmd.run:\n"
+            "    - name: python3 gen.py bench.json\n"
+            "    - cwd: {{ cfg.app_root }}\n"),
+    }
+
+
+def set_version(corpus, src, version):
+    spec = json.load(open(os.path.join(src, "bench.json")))
+    spec["version"] = version
+    return corpus.commit(src, {"bench.json": json.dumps(spec) + "\n"}, "version {}".format(version))
+
+
+def good_deploys(corpus, name):
+    return [r for r in corpus.history(name) if r.get("kind") == "deploy" and r.get("status") == "success"]
+
+
+# --------------------------------------------------------------------------- (a) push to live
+
+class Baseline:
+    """No Salt: a bare repo without hooks, ``git archive`` into a new dir, a symlink
+    renamed over ``current``; then (for the second baseline) the app restarted as a
+    plain process and polled until the new version answers."""
+
+    def __init__(self, corpus, root, port):
+        self.corpus = corpus
+        self.root = root
+        self.git_dir = os.path.join(root, "repo.git")
+        self.releases = os.path.join(root, "releases")
+        self.current = os.path.join(root, "current")
+        self.data = os.path.join(root, "data")
+        self.port = port
+        self.proc = None
+        self.n = 0
+
+    def init(self):
+        os.makedirs(self.releases, exist_ok=True)
+        os.makedirs(self.data, exist_ok=True)
+        git(self.root, "init", "-q", "--bare", "-b", "main", self.git_dir)
+        for hook in os.listdir(os.path.join(self.git_dir, "hooks")):  # samples only; be sure
+            os.unlink(os.path.join(self.git_dir, "hooks", hook))
+
+    def deploy(self, src, version):
+        t0 = time.monotonic()
+        push = self.corpus.push(src, self.git_dir)
+        t_push = time.monotonic()
+        sha = git(src, "rev-parse", "HEAD")
+        self.n += 1
+        release = os.path.join(self.releases, "{:03d}-{}".format(self.n, sha[:8]))
+        os.makedirs(release)
+        subprocess.run("git --git-dir={} archive --format=tar {} | tar -x -C {}".format(
+            self.git_dir, sha, release), shell=True, check=True)
+        t_tree = time.monotonic()
+        tmp = self.current + ".new"
+        os.symlink(os.path.relpath(release, self.root), tmp)
+        os.replace(tmp, self.current)
+        t_switch = time.monotonic()
+        if not os.path.exists(os.path.join(self.data, "db.json")):
+            subprocess.run([sys.executable, "migrate.py", self.data], cwd=self.current, check=True,
+                           capture_output=True)
+        self.stop()
+        env = dict(os.environ, PORT=str(self.port), CORPUS_DATA=self.data)
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=self.current, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t_http = wait_http(self.port, '"version": "{}"'.format(version))
+        return {
+            "git push": t_push - t0,
+            "git transfer": (push.first("Total ") or t_push) - t0,
+            "git archive | tar -x": t_tree - t_push,
+            "symlink rename": t_switch - t_tree,
+            "plain total": t_switch - t0,
+            "app restart + first HTTP": t_http - t_switch,
+            "total with restart": t_http - t0,
+        }
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+def _stripped(text):
+    text = text.strip()
+    if text.startswith("remote:"):
+        text = text[len("remote:"):].strip()
+    return text
+
+
+def analyse_corpus_push(push, t_http, record):
+    """Split one corpus push into where its time went (seconds)."""
+    def at(pred):
+        for stamp, text in push.lines:
+            if pred(_stripped(text)):
+                return stamp
+        return None
+
+    t0 = push.started
+    t_transfer = at(lambda s: s.startswith("Total ")) or t0
+    t_deploying = at(lambda s: s.startswith("-----> deploying"))
+    t_live = at(lambda s: s.startswith("-----> ") and " is live: " in s)
+    t_current = at(lambda s: s.startswith("current -> "))
+    t_post_deploy = at(lambda s: s == "-----> post_deploy")
+    t_health = at(lambda s: s.startswith("health check ") and s.endswith("answered"))
+    if None in (t_deploying, t_live, t_current, t_post_deploy, t_health):
+        raise BenchError("Could not find the progress lines in the push output:\n" + push.text())
+    phases = [(p["phase"], p["seconds"]) for p in record["phases"] if p.get("result") is True]
+    split = {
+        "git transfer": t_transfer - t0,
+        "receive, hook, salt-call start-up, lock, unpack": t_deploying - t_transfer,
+        "phases": sum(s for _, s in phases),
+        "engine between phases (history, records)": (t_live - t_deploying) - sum(s for _, s in phases),
+        "after phases (prune, salt-call exit, ref update)": push.ended - t_live,
+        "first HTTP answer after the push returned": t_http - push.ended,
+        "total": t_http - t0,
+        # sub-parts, from the arrival time of the progress lines
+        "restart under supervisord (after the switch)": t_post_deploy - t_current,
+        "health check": t_health - push.line_before(t_health),
+    }
+    for phase, seconds in phases:
+        split["phase " + phase] = seconds
+    return split
+
+
+def measure_switch(current, targets, rounds=200):
+    """Median time of one in-process ``releases.switch_current`` (atomic rename)."""
+    before = releases.live_target(current)
+    times = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        releases.switch_current(current, targets[i % len(targets)])
+        times.append(time.perf_counter() - started)
+    releases.switch_current(current, before)
+    return median(times)
+
+
+def bench_push(corpus, sizes, name, base_port):
+    section("a")
+    port = corpus.pillar[name]["port"]
+    src = corpus.source(name, example="wsgi-app")
+    # Not measured: the first deploy (starts supervisord, migrates data) of both sides.
+    corpus.push_project(src, name)
+    wait_http(port, '"version": "1"')
+    baseline = Baseline(corpus, os.path.join(corpus.root, "baseline"), base_port)
+    baseline.init()
+    try:
+        baseline.deploy(src, "1")
+        salt_start = [corpus.timed_salt("test.true") for _ in range(sizes.runs)]
+        runs_c, runs_b = [], []
+        for i in range(sizes.runs):
+            version = str(i + 2)
+            corpus.commit(src, {"VERSION": version + "\n"}, "version " + version)
+            runs_b.append(baseline.deploy(src, version))
+            push = corpus.push_project(src, name)
+            t_http = wait_http(port, '"version": "{}"'.format(version))
+            record = corpus.history(name)[-1]
+            if record.get("status") != "success" or record.get("mode") != "cooking":
+                raise BenchError("unexpected deploy record: {}".format(record))
+            runs_c.append(analyse_corpus_push(push, t_http, record))
+    finally:
+        baseline.stop()
+    live = [r["id"] for r in good_deploys(corpus, name)][-2:]
+    switch = measure_switch(corpus.paths(name)["current"],
+                            [os.path.join(corpus.paths(name)["releases"], r) for r in live])
+
+    def med(runs, key):
+        return median([r.get(key) for r in runs])
+
+    c_total, b_plain, b_full = med(runs_c, "total"), med(runs_b, "plain total"), med(runs_b, "total with restart")
+    out("median of {} run(s); each run commits a new VERSION and pushes it to both sides".format(sizes.runs))
+    out()
+    table(["push-to-live", "seconds", "ratio"], [
+        ["baseline: git push + git archive + symlink rename", fmt_seconds(b_plain), "1.00x"],
+        ["baseline + app restart (plain process) + first HTTP", fmt_seconds(b_full), fmt_ratio(ratio(b_full, b_plain))],
+        ["corpus: git push until the new version answers", fmt_seconds(c_total), fmt_ratio(ratio(c_total, b_plain))],
+    ], out=out)
+    out()
+    out("corpus / baseline (no restart):   {}".format(fmt_ratio(ratio(c_total, b_plain))))
+    out("corpus / baseline (with restart): {}".format(fmt_ratio(ratio(c_total, b_full))))
+    out()
+    rows = []
+    for key, label in (("git transfer", "git transfer (client side, until 'Total')"),
+                       ("receive, hook, salt-call start-up, lock, unpack", None)):
+        rows.append([label or key, fmt_seconds(med(runs_c, key)), fmt_seconds(med(runs_b, key))
+                     if key in runs_b[0] else ""])
+    rows.append(["  of which salt-call start-up (test.true, alone)", fmt_seconds(median(salt_start)), ""])
+    phase_keys = [k for k in runs_c[0] if k.startswith("phase ")]
+    for key in phase_keys:
+        rows.append([key, fmt_seconds(med(runs_c, key)), ""])
+        if key == "phase deploy":
+            rows.append(["  of which restart under supervisord", fmt_seconds(
+                med(runs_c, "restart under supervisord (after the switch)")), ""])
+            rows.append(["  of which switch (atomic rename, in-process)", fmt_seconds(switch), ""])
+        if key == "phase post_deploy":
+            rows.append(["  of which health check", fmt_seconds(med(runs_c, "health check")), ""])
+    rows += [
+        ["engine between phases (history, records)",
+         fmt_seconds(med(runs_c, "engine between phases (history, records)")), ""],
+        ["after phases (prune, salt-call exit, ref update)",
+         fmt_seconds(med(runs_c, "after phases (prune, salt-call exit, ref update)")), ""],
+        ["baseline: git archive | tar -x", "", fmt_seconds(med(runs_b, "git archive | tar -x"))],
+        ["baseline: symlink rename", "", fmt_seconds(med(runs_b, "symlink rename"))],
+        ["first HTTP answer after the switch / push", fmt_seconds(
+            med(runs_c, "first HTTP answer after the push returned")),
+         fmt_seconds(med(runs_b, "app restart + first HTTP"))],
+        ["total", fmt_seconds(c_total), "{} / {}".format(fmt_seconds(b_plain), fmt_seconds(b_full))],
+    ]
+    out("where the time goes (medians; rows need not add up exactly to the total median)")
+    out()
+    table(["step", "corpus", "baseline"], rows, out=out)
+    return {"corpus": c_total, "baseline": b_plain, "baseline_restart": b_full}
+
+
+# --------------------------------------------------------------------------- (b) rollback
+
+def deploy_generated(corpus, name, files, file_kb, versions):
+    """Push ``versions`` of a generated project; returns the push seconds of each."""
+    src = corpus.source(name, files=generator_files(files, file_kb, versions[0]))
+    seconds = [corpus.push_project(src, name).seconds]
+    for version in versions[1:]:
+        set_version(corpus, src, version)
+        seconds.append(corpus.push_project(src, name).seconds)
+    return seconds
+
+
+def bench_rollback_one(corpus, sizes, name, files, file_kb):
+    port = corpus.pillar[name]["port"]
+    deploy_seconds = deploy_generated(corpus, name, files, file_kb, [0, 1])
+    wait_http(port, "generated tree")
+    paths = corpus.paths(name)
+    ids = [r["id"] for r in good_deploys(corpus, name)][-2:]
+    release_bytes = unique_inode_bytes(os.path.join(paths["releases"], ids[-1]))
+    # Alternate between the two releases, so every rollback really switches.
+    via_salt, in_process = [], []
+    bindings = engine.SaltBindings(apply=_no_salt)
+    for i in range(sizes.runs):
+        target = ids[0] if i % 2 == 0 else ids[1]
+        via_salt.append(corpus.timed_salt("mc_project.rollback", name, target))
+        wait_http(port, "generated tree")
+        other = ids[1] if target == ids[0] else ids[0]
+        started = time.monotonic()
+        engine.rollback(name, corpus.projects_root, bindings, release_id=other,
+                        pillar=corpus.pillar[name], out=lambda line: None)
+        in_process.append(time.monotonic() - started)
+    switch = measure_switch(paths["current"], [os.path.join(paths["releases"], r) for r in ids])
+    return {"release": release_bytes, "deploy": deploy_seconds, "salt": median(via_salt),
+            "engine": median(in_process), "switch": switch}
+
+
+def _no_salt(high):
+    raise BenchError("the rollback without data=True was not expected to apply states")
+
+
+def bench_rollback(corpus, sizes, small_name, large_name, notes):
+    section("b")
+    label_s, files_s, kb_s = sizes.small
+    label_l, files_l, kb_l = sizes.large
+    need = 5 * files_l * kb_l * KB  # build + release + bundle, twice, and some room
+    free = shutil.disk_usage(corpus.root).free
+    if need > free:
+        scale = max(1, int(free / 5 / (kb_l * KB)))
+        notes.append("(b) {} does not fit in {} free on this disk; measured {} files instead".format(
+            label_l, fmt_bytes(free), scale))
+        files_l, label_l = scale, fmt_bytes(scale * kb_l * KB)
+    small = bench_rollback_one(corpus, sizes, small_name, files_s, kb_s)
+    large = bench_rollback_one(corpus, sizes, large_name, files_l, kb_l)
+    out("two releases each (versions 0 and 1 of the generated tree, built in cooking mode);")
+    out("median of {} rollback(s) each, alternating between the two releases".format(sizes.runs))
+    out()
+    table(["", label_s, label_l, "large / small"], [
+        ["release size (unique inodes)", fmt_bytes(small["release"]), fmt_bytes(large["release"]),
+         fmt_ratio(ratio(large["release"], small["release"]))],
+        ["deploy: first push (build + release + bundle)", fmt_seconds(small["deploy"][0]),
+         fmt_seconds(large["deploy"][0]), fmt_ratio(ratio(large["deploy"][0], small["deploy"][0]))],
+        ["deploy: second push (1% of files changed)", fmt_seconds(small["deploy"][1]),
+         fmt_seconds(large["deploy"][1]), fmt_ratio(ratio(large["deploy"][1], small["deploy"][1]))],
+        ["rollback: salt-call mc_project.rollback NAME ID", fmt_seconds(small["salt"]),
+         fmt_seconds(large["salt"]), fmt_ratio(ratio(large["salt"], small["salt"]))],
+        ["rollback: engine.rollback in-process (no salt-call)", fmt_seconds(small["engine"]),
+         fmt_seconds(large["engine"]), fmt_ratio(ratio(large["engine"], small["engine"]))],
+        ["switch only: releases.switch_current in-process", fmt_seconds(small["switch"]),
+         fmt_seconds(large["switch"]), fmt_ratio(ratio(large["switch"], small["switch"]))],
+    ], out=out)
+    out()
+    out("rollback {} / {} (salt-call): {}".format(label_l, label_s, fmt_ratio(ratio(large["salt"], small["salt"]))))
+    return {"small": small, "large": large}
+
+
+# --------------------------------------------------------------------------- (c) disk
+
+def file_digest(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_files(top):
+    """{relative path: (inode key, size, path)} of the regular files under ``top``."""
+    found = {}
+    for dirpath, _, filenames in os.walk(top):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.isfile(path) and not os.path.islink(path):
+                found[os.path.relpath(path, top)] = ((st.st_dev, st.st_ino), st.st_size, path)
+    return found
+
+
+def differing_bytes(release_dirs):
+    """Bytes of the files each release adds or changes compared with the one before:
+    compared by content, whatever the store did with inodes."""
+    total = 0
+    previous = None
+    for release in release_dirs:
+        files = tree_files(release)
+        if previous is not None:
+            for rel, (inode, size, path) in files.items():
+                old = previous.get(rel)
+                if old is None:
+                    total += size
+                elif old[0] != inode and (old[1] != size or file_digest(old[2]) != file_digest(path)):
+                    total += size
+        previous = files
+    return total
+
+
+def bench_disk(corpus, sizes, name):
+    section("c")
+    label, files, file_kb = sizes.disk
+    count = sizes.disk_releases
+    push_seconds = deploy_generated(corpus, name, files, file_kb, list(range(count)))
+    paths = corpus.paths(name)
+    ids = [r["id"] for r in good_deploys(corpus, name)]
+    dirs = [os.path.join(paths["releases"], r) for r in ids if os.path.isdir(os.path.join(paths["releases"], r))]
+    if len(dirs) != count:
+        raise BenchError("expected {} kept releases, found {}".format(count, len(dirs)))
+    one = unique_inode_bytes(dirs[0])
+    on_disk = unique_inode_bytes(paths["releases"])
+    du_apparent = du_bytes(paths["releases"])
+    du_blocks = du_bytes(paths["releases"], apparent=False)
+    differ = differing_bytes(dirs)
+    ideal = one + differ
+    bundles = du_bytes(paths["bundles"])
+    out("{} releases of a {} project ({} files of {} KiB), 1% of the files rewritten by each".format(
+        count, label, files, file_kb))
+    out("release's build; median deploy {} per push".format(fmt_seconds(median(push_seconds[1:]))))
+    out()
+    table(["", "bytes", "vs ideal"], [
+        ["one release", fmt_bytes(one), ""],
+        ["naive: {} x one release".format(count), fmt_bytes(one * count), fmt_ratio(ratio(one * count, ideal))],
+        ["bytes that differ between consecutive releases", fmt_bytes(differ), ""],
+        ["ideal: one release + bytes that differ", fmt_bytes(ideal), "1.00x"],
+        ["on disk: releases/, each inode once (sum st_size)", fmt_bytes(on_disk), fmt_ratio(ratio(on_disk, ideal))],
+        ["on disk: du -sb releases/", fmt_bytes(du_apparent), fmt_ratio(ratio(du_apparent, ideal))],
+        ["on disk: du -sB1 releases/ (allocated blocks)", fmt_bytes(du_blocks), fmt_ratio(ratio(du_blocks, ideal))],
+        ["besides: bundles kept in archives/bundles/ (cooking)", fmt_bytes(bundles), fmt_ratio(ratio(bundles, ideal))],
+    ], out=out)
+    out()
+    out("on disk / (one release + bytes that differ): {}".format(fmt_ratio(ratio(on_disk, ideal))))
+    return {"on_disk": on_disk, "ideal": ideal}
+
+
+# --------------------------------------------------------------------------- main
+
+def versions():
+    def first_line(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    import salt.version
+    return "Python {}, salt {}, {}, {}, {} CPU(s)".format(
+        platform.python_version(), salt.version.__version__, first_line(["git", "--version"]),
+        first_line(["rsync", "--version"]), os.cpu_count())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
+    parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
+    parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
+    parser.add_argument("--only", default="abc", help="sections to run, e.g. 'ac'")
+    args = parser.parse_args(argv)
+    sizes = Sizes(args.quick)
+    started = time.monotonic()
+    out("corpus bench{} under {}".format(" (--quick)" if args.quick else "", args.root))
+    out(versions())
+
+    projects = {
+        "bench-wsgi": {"env": "staging", "port": free_port()},
+        "bench-rb-small": {"env": "staging", "port": free_port()},
+        "bench-rb-large": {"env": "staging", "port": free_port()},
+        "bench-disk": {"env": "staging", "port": free_port(), "keep_releases": sizes.disk_releases},
+    }
+    corpus = Corpus(args.root)
+    notes = []
+    failed = False
+    try:
+        corpus.setup(projects)
+        if "a" in args.only:
+            bench_push(corpus, sizes, "bench-wsgi", free_port())
+        if "b" in args.only:
+            bench_rollback(corpus, sizes, "bench-rb-small", "bench-rb-large", notes)
+        if "c" in args.only:
+            bench_disk(corpus, sizes, "bench-disk")
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        failed = True
+        out()
+        out("BENCH FAILED: {}".format(exc))
+    finally:
+        errors = corpus.teardown(keep=args.keep)
+        for error in errors:
+            notes.append("cleanup: " + error)
+    out()
+    for note in notes:
+        out("note: " + note)
+    out("total bench time {}; {} {}".format(fmt_seconds(time.monotonic() - started),
+                                           args.root, "kept" if args.keep else "removed"))
+    return 1 if failed or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
