@@ -35,7 +35,7 @@ def _root(projects_root=None):
 
 
 def _pillar(name):
-    _settings.validate_name(name)
+    _call(_settings.validate_name, name)  # a bad name: one sentence, not a traceback
     # __pillar__ holds plain values; pillar.get would hand back Salt 3008's masks.
     value = (__pillar__.get("makina-projects") or {}).get(name)
     return value if value not in ("", None) else {}
