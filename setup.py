@@ -102,6 +102,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["mc_project", "mc_project.*"]),
     include_package_data=False,
+    # The inventory's Alembic script template (migrations are packages already).
+    package_data={"mc_project.inventory": ["migrations/*.mako"]},
     install_requires=[
         # Newer 3008 releases need a certifi release the package index lacks.
         "salt==3008.3",
@@ -111,6 +113,8 @@ setup(
         "supervisor",
         "psutil",
         "requests",
+        "SQLAlchemy>=2,<3",
+        "alembic",
     ],
     extras_require={
         "test": [

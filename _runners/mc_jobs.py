@@ -1,0 +1,102 @@
+"""Salt runner: inspect, resume and undo corpus controller jobs.
+
+The jobs live in the inventory database named by the master option
+``corpus:db_url`` (default: an SQLite file under the master's cachedir).
+Progress is published on the master's event bus as ``corpus/job/<id>/...``.
+"""
+
+import logging
+
+import salt.utils.event
+from salt.exceptions import CommandExecutionError
+
+from mc_project import jobs
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "mc_jobs"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _db_url():
+    url = (__opts__.get("corpus") or {}).get("db_url")
+    return url or db.default_url(__opts__["cachedir"])
+
+
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
+        event.fire_event(data, tag)
+
+
+def _jobs():
+    url = _db_url()
+    db.init(url)
+    return jobs.Jobs(url, fire=_fire)
+
+
+def _report(state):
+    if state["status"] in ("failed", "interrupted"):
+        __context__["retcode"] = 1
+    return state
+
+
+def status(job_or_target):
+    """
+    Say which step a job is on, or where it failed: by job id, or for every
+    job of a target (an environment, a node...), newest first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_jobs.status 12
+        salt-run mc_jobs.status myapp-staging
+    """
+    try:
+        manager = _jobs()
+        if str(job_or_target).isdigit():
+            return _report(manager.status(int(job_or_target)))
+        found = manager.status_for_target(str(job_or_target))
+        if not found:
+            raise CorpusError("No job has target {}.".format(job_or_target))
+        return found
+    except CorpusError as exc:
+        raise CommandExecutionError(str(exc)) from None
+
+
+def resume(job_id):
+    """
+    Run an interrupted job on from its first unfinished step.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_jobs.resume 12
+    """
+    try:
+        return _report(_jobs().resume(job_id))
+    except CorpusError as exc:
+        raise CommandExecutionError(str(exc)) from None
+
+
+def undo(job_id):
+    """
+    Take back the done steps of a job (interrupted, succeeded, or whose undo
+    failed), newest first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_jobs.undo 12
+    """
+    try:
+        return _report(_jobs().undo(job_id))
+    except CorpusError as exc:
+        raise CommandExecutionError(str(exc)) from None

@@ -1,0 +1,124 @@
+"""Open, create and migrate the inventory database.
+
+``url`` is an SQLAlchemy URL (``sqlite:////var/cache/salt/master/corpus/inventory.sqlite``,
+``postgresql+psycopg2://corpus@db/corpus``) or a plain file path, read as SQLite.
+
+``init(url)`` brings the schema to the newest Alembic revision: it creates a
+new database, migrates one made by an older corpus, and does nothing to one
+that is current. ``session(url)`` is a transaction: committed when the block
+ends, rolled back if it raises.
+"""
+
+import contextlib
+import os
+
+import alembic.command
+import alembic.config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from mc_project.errors import CorpusError
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+
+# Engines are per process: a connection pool must not cross a fork.
+_ENGINES = {}
+
+
+def normalize_url(url):
+    """An SQLAlchemy URL string from ``url`` (a URL, or a path for SQLite)."""
+    if not url:
+        raise CorpusError("No inventory database URL was given.")
+    url = str(url)
+    if "://" not in url:
+        url = "sqlite:///" + os.path.abspath(url)
+    return url
+
+
+def default_url(cachedir):
+    """The default inventory: an SQLite file under the master's cache directory."""
+    return "sqlite:///" + os.path.join(os.path.abspath(cachedir), "corpus", "inventory.sqlite")
+
+
+def _on_sqlite_connect(dbapi_connection, _record):
+    # SQLite enforces foreign keys only when asked, per connection.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def engine(url):
+    """The process's engine for ``url``.
+
+    Bound parameters are hidden from SQL logs and error messages, so a secret
+    never reaches a log even with ``echo`` on or a failed statement.
+    """
+    url = normalize_url(url)
+    key = (os.getpid(), url)
+    if key not in _ENGINES:
+        parsed = make_url(url)
+        kwargs = {"hide_parameters": True}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+            # Wait for another process's write instead of failing at once.
+            kwargs["connect_args"] = {"timeout": 30}
+        try:
+            eng = create_engine(url, **kwargs)
+        except Exception as exc:  # bad URL, missing driver
+            raise CorpusError("Cannot open the inventory database {}: {}.".format(
+                parsed.render_as_string(hide_password=True), exc)) from exc
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(eng, "connect", _on_sqlite_connect)
+        _ENGINES[key] = eng
+    return _ENGINES[key]
+
+
+def alembic_config(url, script_location=None):
+    config = alembic.config.Config()
+    config.set_main_option("script_location", script_location or MIGRATIONS_DIR)
+    # Percent signs (URL-encoded passwords) would be read as interpolation.
+    config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return config
+
+
+def head_revision(script_location=None):
+    config = alembic_config("sqlite://", script_location)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(url):
+    """The revision the database is at, or None for an empty one."""
+    with engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def init(url, script_location=None):
+    """Create or migrate the inventory at ``url`` to the newest schema; return its revision.
+
+    ``script_location`` points at another migrations directory (tests use it to
+    play a newer corpus).
+    """
+    config = alembic_config(url, script_location)
+    with engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.upgrade(config, "head")
+    return current_revision(url)
+
+
+@contextlib.contextmanager
+def session(url):
+    """A session in one transaction: commit at the end, roll back on error."""
+    with Session(engine(url), expire_on_commit=False) as sess:
+        with sess.begin():
+            yield sess
+
+
+def dispose():
+    """Close this process's connections (tests, or before a fork)."""
+    for key in [key for key in _ENGINES if key[0] == os.getpid()]:
+        _ENGINES.pop(key).dispose()
