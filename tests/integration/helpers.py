@@ -5,13 +5,16 @@ and helpers to create projects, make source repositories from ``examples/`` and 
 them. Every supervisord a test started is shut down at teardown.
 """
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
+from mc_project import localsalt
 from mc_project import settings as mc_settings
 from mc_project import supervisor
 
@@ -108,6 +111,81 @@ class Corpus:
             sup = {"paths": self.paths(name)}
             if os.path.exists(supervisor.conf_path(sup)):
                 supervisor.shutdown(sup)
+
+
+class SaltCall:
+    """What one ``salt-call`` gave (like the ``salt_local`` fixture's results)."""
+
+    def __init__(self, proc):
+        self.returncode, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        try:
+            self.data = json.loads(proc.stdout)
+        except ValueError:
+            self.data = None
+
+    @property
+    def local(self):
+        return self.data.get("local") if isinstance(self.data, dict) else None
+
+
+def local_salt(base_dir, projects_root=None, pillar=None, extra=None):
+    """A masterless salt-call runner like the ``salt_local`` fixture's, for fixtures
+    that outlive one test (``Corpus(base, local_salt)`` in a module-scoped fixture)."""
+    config_dir = localsalt.write_minion_config(os.path.abspath(str(base_dir)), projects_root=projects_root,
+                                               pillar=pillar, extra=extra)
+    exe = os.path.join(os.path.dirname(sys.executable), "salt-call")
+
+    def run(*args, check=False, timeout=600):
+        cmd = [exe, "-c", config_dir, "--local", "--out=json"] + [str(a) for a in args]
+        result = SaltCall(subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                         text=True, timeout=timeout))
+        if check and result.returncode:
+            raise AssertionError("{} exited {}:\n{}{}".format(" ".join(cmd), result.returncode,
+                                                             result.stdout, result.stderr))
+        return result
+
+    run.config_dir = config_dir
+    return run
+
+
+def tree_digest(path, skip=()):
+    """{relative path: sha256 of a file, 'link -> target' or 'dir'} of a tree."""
+    out = {}
+    if not os.path.isdir(path):
+        return out
+    for dirpath, dirnames, filenames in os.walk(path):
+        rel_dir = os.path.relpath(dirpath, path)
+        dirnames[:] = sorted(d for d in dirnames
+                             if os.path.normpath(os.path.join(rel_dir, d)) not in skip)
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel in skip:
+                continue
+            if os.path.islink(full):
+                out[rel] = "link -> " + os.readlink(full)
+            elif os.path.isdir(full):
+                out[rel] = "dir"
+            else:
+                with open(full, "rb") as fh:
+                    out[rel] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def project_state(paths):
+    """Everything of a project a refused push or call must leave as it was: the
+    whole tree (the deploy lock's owner note, logs, supervisor runtime files and
+    git internals aside) plus the branches of both bare repositories."""
+    state = tree_digest(paths["root"], skip={".deploy.lock", "logs", "supervisor", "git"})
+    for kind in ("project_git", "pillar_git"):
+        state[kind] = git(paths[kind], "for-each-ref", "--format=%(refname) %(objectname)").stdout
+    return state
+
+
+def ls_remote(repo, ref="refs/heads/main"):
+    """The commit ``ref`` points to in ``repo`` as ``git ls-remote`` sees it, or None."""
+    out = git(os.getcwd(), "ls-remote", repo, ref).stdout.split()
+    return out[0] if out else None
 
 
 def head(src, ref="HEAD"):

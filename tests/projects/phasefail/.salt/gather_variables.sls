@@ -1,0 +1,2 @@
+{%- from "phasefail.jinja" import step with context %}
+{{ step(cfg, "gather_variables") }}

@@ -1,0 +1,2 @@
+{%- from "phasefail.jinja" import step with context %}
+{{ step(cfg, "rollback", trace="phasefail-rollback.trace") }}
