@@ -49,8 +49,17 @@ def _bindings():
                                        "pillar": __pillar__, "opts": __opts__})
 
 
-def _hook_salt_call():
-    """How the git hooks call Salt on this host: the same salt-call and config as now."""
+def hook_salt_call():
+    """
+    How the git hooks call Salt on this host: the same salt-call and config as now.
+    (Public so that the ``mc_project`` states can reach it: the loader hides ``_`` names.)
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.hook_salt_call
+    """
     exe = os.path.join(os.path.dirname(sys.executable), "salt-call")
     cmd = [exe if os.path.exists(exe) else "salt-call", "-c", __opts__.get("config_dir", "/etc/salt")]
     if __opts__.get("file_client") == "local":
@@ -84,7 +93,7 @@ def init_project(name, projects_root=None, branch="main"):
 
         salt-call --local mc_project.init_project myapp
     """
-    return _call(layout.init_project, name, _root(projects_root), _hook_salt_call(), branch)
+    return _call(layout.init_project, name, _root(projects_root), hook_salt_call(), branch)
 
 
 def settings(name, projects_root=None, **kwargs):
@@ -207,8 +216,17 @@ def fetch_bundle(name, source, commit=None, projects_root=None):
     return _call(fetch)
 
 
-def _branch_head(name, projects_root=None):
-    """Commit of the deploy branch (None before the first push); used by the state."""
+def branch_head(name, projects_root=None):
+    """
+    Commit of the deploy branch (None before the first push); used by the
+    ``mc_project.deployed`` state.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.branch_head myapp
+    """
     def head():
         cfg = _settings.build(name, _root(projects_root), pillar=_pillar(name))
         return engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])

@@ -12,7 +12,8 @@ def __virtual__():
 def deploy(target, name, rev=None, tgt_type="glob", timeout=600):
     """
     Deploy project ``name`` on the minions matching ``target`` and return, per
-    minion, the result, the release and each phase's result and time.
+    minion, the result, the release and each phase's result and time. When any
+    minion failed, the return also has ``retcode: 1`` and salt-run exits 1.
 
     CLI Example:
 
@@ -26,7 +27,8 @@ def deploy(target, name, rev=None, tgt_type="glob", timeout=600):
                          timeout=timeout, kwarg=kwargs, full_return=True)
     if not returns:
         __context__["retcode"] = 1
-        return {"result": False, "comment": "No minion matched {} or answered.".format(target)}
+        return {"result": False, "retcode": 1,
+                "comment": "No minion matched {} or answered.".format(target)}
     out = {}
     failed = False
     for minion, ret in returns.items():
@@ -41,4 +43,7 @@ def deploy(target, name, rev=None, tgt_type="glob", timeout=600):
             out[minion] = {"result": False, "comment": str(data)}
     if failed:
         __context__["retcode"] = 1
+        # salt-run takes its exit code from a "retcode" key of the return, not from
+        # __context__ (which only orchestration reads).
+        out["retcode"] = 1
     return out

@@ -39,7 +39,7 @@ def present(name, projects_root=None, branch="main"):
     ret = _ret(name)
     root = projects_root or __salt__["config.get"]("mc_project:projects_root", "/srv/projects")
     try:
-        planned = layout.planned_changes(name, root, __salt__["mc_project._hook_salt_call"]())
+        planned = layout.planned_changes(name, root, __salt__["mc_project.hook_salt_call"]())
     except CorpusError as exc:
         return dict(ret, result=False, comment=str(exc))
     if not planned:
@@ -68,7 +68,7 @@ def deployed(name, rev=None, projects_root=None):
     ret = _ret(name)
     try:
         status = __salt__["mc_project.status"](name, projects_root=projects_root)
-        wanted = rev or __salt__["mc_project._branch_head"](name, projects_root=projects_root)
+        wanted = rev or __salt__["mc_project.branch_head"](name, projects_root=projects_root)
     except Exception as exc:
         return dict(ret, result=False, comment=str(exc))
     if not wanted:
