@@ -2,6 +2,8 @@
 
 import io
 import os
+import shutil
+import socket
 import tarfile
 import threading
 
@@ -100,7 +102,6 @@ def test_switch_current_is_atomic_under_concurrent_reads(tmp_path):
 def test_switch_current_replaces_a_leftover_temporary_link(tmp_path):
     current = str(tmp_path / "current")
     (tmp_path / "r1").mkdir()
-    import socket
     leftover = "{}.new-{}-{}".format(current, socket.gethostname(), os.getpid())
     os.symlink("nowhere", leftover)
     releases.switch_current(current, str(tmp_path / "r1"))
@@ -284,7 +285,6 @@ def test_restore_data_when_data_is_gone(tmp_path):
     data, snap = tmp_path / "data", tmp_path / "snap"
     write(str(data / "a"), "a")
     releases.snapshot_data(str(data), str(snap))
-    import shutil
     shutil.rmtree(data)
     releases.restore_data(str(snap), str(data))
     assert tree_files(str(data)) == {"a": "a"}
