@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +34,10 @@ def socket_path(cfg):
     path = os.path.join(cfg["paths"]["supervisor"], "supervisor.sock")
     if len(path) > 100:  # AF_UNIX paths are limited to 108 bytes
         digest = hashlib.sha1(path.encode()).hexdigest()[:12]
-        path = os.path.join(tempfile.gettempdir(), "corpus-{}.sock".format(digest))
+        # A fixed short directory, not $TMPDIR: every caller (the hook under the
+        # pusher's environment, a later salt-call) must find the same socket, and
+        # $TMPDIR may itself be too long.
+        path = os.path.join("/tmp", "corpus-{}.sock".format(digest))
     return path
 
 
