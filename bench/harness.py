@@ -147,9 +147,17 @@ class Corpus:
         self.conf_dir = localsalt.write_minion_config(
             self.salt_base, projects_root=self.projects_root,
             pillar={"makina-projects": self.pillar})
-        for name in projects:
-            self.salt("mc_project.init_project", name)
+        # One salt-call per project, run side by side (each takes a second to start).
+        procs = {name: subprocess.Popen(self.salt_cmd("mc_project.init_project", name), env=self.env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+                 for name in projects}
+        for name, proc in procs.items():
+            output = proc.communicate(timeout=600)[0]
             self.names.append(name)
+            if proc.returncode:
+                raise BenchError("salt-call mc_project.init_project {} exited {}: {}".format(
+                    name, proc.returncode, output[-2000:]))
 
     def teardown(self, keep=False):
         errors = []
