@@ -8,8 +8,6 @@ Progress is published on the master's event bus as ``corpus/job/<id>/...``.
 import logging
 
 import salt.utils.event
-from salt.exceptions import CommandExecutionError
-
 from mc_project import jobs
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
@@ -40,9 +38,17 @@ def _jobs():
 
 
 def _report(state):
+    """A job's status; ``salt-run`` exits 1 when it failed or was interrupted."""
     if state["status"] in ("failed", "interrupted"):
         __context__["retcode"] = 1
+        state["retcode"] = 1  # what salt-run reads for its exit code
     return state
+
+
+def _refused(exc):
+    """An error as a value: one sentence, exit code 1, no traceback."""
+    __context__["retcode"] = 1
+    return {"result": False, "comment": str(exc), "retcode": 1}
 
 
 def status(job_or_target):
@@ -66,7 +72,7 @@ def status(job_or_target):
             raise CorpusError("No job has target {}.".format(job_or_target))
         return found
     except CorpusError as exc:
-        raise CommandExecutionError(str(exc)) from None
+        return _refused(exc)
 
 
 def resume(job_id):
@@ -82,7 +88,7 @@ def resume(job_id):
     try:
         return _report(_jobs().resume(job_id))
     except CorpusError as exc:
-        raise CommandExecutionError(str(exc)) from None
+        return _refused(exc)
 
 
 def undo(job_id):
@@ -99,4 +105,4 @@ def undo(job_id):
     try:
         return _report(_jobs().undo(job_id))
     except CorpusError as exc:
-        raise CommandExecutionError(str(exc)) from None
+        return _refused(exc)

@@ -141,7 +141,7 @@ def describe(job):
         if step.status in ("running", "failed", "interrupted", "undo_failed"):
             current = step
             break
-    if current is None and job.status in ("pending", "running"):
+    if current is None and job.status in ("pending", "running", "interrupted"):
         current = next((step for step in steps if step.status != "success"), None)
     label = "Job {} ({} {})".format(job.id, job.kind, job.target)
     where = "step {}/{} {}".format(current.index, total, current.name) if current else None
