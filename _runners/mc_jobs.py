@@ -5,14 +5,11 @@ The jobs live in the inventory database named by the master option
 Progress is published on the master's event bus as ``corpus/job/<id>/...``.
 """
 
-import logging
-
 import salt.utils.event
+
 from mc_project import jobs
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "mc_jobs"
 
