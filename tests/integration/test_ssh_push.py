@@ -74,7 +74,8 @@ def test_push_over_ssh_deploys_and_streams_phases(corpus, ssh_push):
 def test_failing_deploy_over_ssh_fails_the_push(corpus, ssh_push):
     paths = corpus.init("sshfail", env="staging")
     src = corpus.source("wsgi-app", name="sshfail")
-    assert ssh_push(src, paths["project_git"]).returncode == 0
+    first = ssh_push(src, paths["project_git"])
+    assert first.returncode == 0, first.stderr
     good = head(src)
     live = os.path.realpath(paths["current"])
 
