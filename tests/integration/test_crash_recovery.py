@@ -11,6 +11,7 @@ goes live.
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -148,7 +149,7 @@ def test_kill_during_build_then_next_push_succeeds(corpus, tmp_path, env):
         assert status["deploying"] is True
         holder = status["deploy_holder"]
         assert set(holder) >= {"pid", "host", "job_id", "started"}
-        assert holder["job_id"] == running["job_id"]
+        assert holder["job_id"] == running["job_id"] and holder["host"] == socket.gethostname()
         pid = kill_deploy(name)
         assert holder["pid"] == pid
         assert push.wait() != 0, push.output

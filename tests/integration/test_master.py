@@ -108,6 +108,9 @@ def state_results(ret):
 def test_init_from_master_and_push_deploys_through_the_minion(app, minion):
     paths = app["paths"]
     assert paths["project_git"] in app["init"]
+    # The modules came through the salt.loader entry point: nothing was synced.
+    extmods = minion.config["extension_modules"]
+    assert not os.path.exists(os.path.join(extmods, "modules", "mc_project.py"))
     # The hook calls salt-call with the minion's configuration, talking to the master.
     with open(os.path.join(paths["project_git"], "corpus.conf"), encoding="utf-8") as fh:
         conf = dict(line.split("=", 1) for line in fh.read().splitlines())
