@@ -35,8 +35,10 @@ class SaltBindings:
 
 
 def echo(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    # stderr: the pusher sees it all the same (git relays both streams of a hook), and
+    # stdout stays what salt-call prints (`--out=json` of a rollback stays JSON).
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 class Log:
