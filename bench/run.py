@@ -228,8 +228,7 @@ def bench_push(corpus, sizes, name, base_port):
             corpus.push_project(src, name)
             wait_http(port, '"version": "1"')
             baseline.deploy(src, "1")
-        salt_start = [corpus.timed_salt("test.true") for _ in range(sizes.runs)]
-        runs_c, runs_b = [], []
+        salt_start, runs_c, runs_b = [], [], []
         for i in range(sizes.runs):
             version = str(i + 1 if sizes.quick else i + 2)
             if version != "1":
@@ -241,6 +240,7 @@ def bench_push(corpus, sizes, name, base_port):
             if record.get("status") != "success" or record.get("mode") != "cooking":
                 raise BenchError("unexpected deploy record: {}".format(record))
             runs_c.append(analyse_corpus_push(push, t_http, record))
+            salt_start.append(corpus.timed_salt("test.true"))  # alone, same conditions
     finally:
         baseline.stop()
     live = [r["id"] for r in good_deploys(corpus, name)][-2:]  # one only with --quick
@@ -267,7 +267,7 @@ def bench_push(corpus, sizes, name, base_port):
                        ("receive, hook, salt-call start-up, lock, unpack", None)):
         rows.append([label or key, fmt_seconds(med(runs_c, key)), fmt_seconds(med(runs_b, key))
                      if key in runs_b[0] else ""])
-    rows.append(["  of which salt-call start-up (test.true, alone)", fmt_seconds(median(salt_start)), ""])
+    rows.append(["  compare: a whole salt-call test.true run, alone", fmt_seconds(median(salt_start)), ""])
     phase_keys = [k for k in runs_c[0] if k.startswith("phase ")]
     for key in phase_keys:
         rows.append([key, fmt_seconds(med(runs_c, key)), ""])
@@ -307,28 +307,29 @@ def deploy_generated(corpus, name, files, file_kb, versions):
     return seconds
 
 
-def bench_rollback_one(corpus, sizes, name, files, file_kb):
-    port = corpus.pillar[name]["port"]
+def prepare_rollback_project(corpus, name, files, file_kb):
+    """Two releases (versions 0 and 1) of a generated project; what they cost."""
     deploy_seconds = deploy_generated(corpus, name, files, file_kb, [0, 1])
-    wait_http(port, "generated tree")
+    wait_http(corpus.pillar[name]["port"], "generated tree")
     paths = corpus.paths(name)
-    ids = [r["id"] for r in good_deploys(corpus, name)][-2:]
-    release_bytes = unique_inode_bytes(os.path.join(paths["releases"], ids[-1]))
-    # Alternate between the two releases, so every rollback really switches.
-    via_salt, in_process = [], []
-    bindings = engine.SaltBindings(apply=_no_salt)
-    for i in range(sizes.runs):
-        target = ids[0] if i % 2 == 0 else ids[1]
-        via_salt.append(corpus.timed_salt("mc_project.rollback", name, target))
-        wait_http(port, "generated tree")
-        other = ids[1] if target == ids[0] else ids[0]
-        started = time.monotonic()
-        engine.rollback(name, corpus.projects_root, bindings, release_id=other,
-                        pillar=corpus.pillar[name], out=lambda line: None)
-        in_process.append(time.monotonic() - started)
-    switch = measure_switch(paths["current"], [os.path.join(paths["releases"], r) for r in ids])
-    return {"release": release_bytes, "deploy": deploy_seconds, "salt": median(via_salt),
-            "engine": median(in_process), "switch": switch}
+    records = good_deploys(corpus, name)[-2:]
+    phase_seconds = {p["phase"]: p["seconds"] for p in records[-1]["phases"] if p.get("result") is True}
+    ids = [r["id"] for r in records]
+    return {"name": name, "ids": ids, "deploy": deploy_seconds, "phases": phase_seconds,
+            "release": unique_inode_bytes(os.path.join(paths["releases"], ids[-1])),
+            "salt": [], "engine": []}
+
+
+def rollback_once(corpus, project, i):
+    """One rollback through salt-call, then one in-process, each to the other release."""
+    name, ids = project["name"], project["ids"]
+    target, other = (ids[0], ids[1]) if i % 2 == 0 else (ids[1], ids[0])
+    project["salt"].append(corpus.timed_salt("mc_project.rollback", name, target))
+    wait_http(corpus.pillar[name]["port"], "generated tree")
+    started = time.monotonic()
+    engine.rollback(name, corpus.projects_root, engine.SaltBindings(apply=_no_salt), release_id=other,
+                    pillar=corpus.pillar[name], out=lambda line: None)
+    project["engine"].append(time.monotonic() - started)
 
 
 def _no_salt(high):
@@ -346,8 +347,19 @@ def bench_rollback(corpus, sizes, small_name, large_name, notes):
         notes.append("(b) {} does not fit in {} free on this disk; measured {} files instead".format(
             label_l, fmt_bytes(free), scale))
         files_l, label_l = scale, fmt_bytes(scale * kb_l * KB)
-    small = bench_rollback_one(corpus, sizes, small_name, files_s, kb_s)
-    large = bench_rollback_one(corpus, sizes, large_name, files_l, kb_l)
+    small = prepare_rollback_project(corpus, small_name, files_s, kb_s)
+    large = prepare_rollback_project(corpus, large_name, files_l, kb_l)
+    # Let the deploys' gigabytes reach the disk first (the engine fsyncs its history),
+    # then interleave the two projects so any background load hits both alike.
+    os.sync()
+    for i in range(sizes.runs):
+        for project in (small, large):
+            rollback_once(corpus, project, i)
+    for project in (small, large):
+        paths = corpus.paths(project["name"])
+        project["switch"] = measure_switch(paths["current"],
+                                           [os.path.join(paths["releases"], r) for r in project["ids"]])
+        project["salt"], project["engine"] = median(project["salt"]), median(project["engine"])
     out("two releases each (versions 0 and 1 of the generated tree, built in cooking mode);")
     out("median of {} rollback(s) each, alternating between the two releases".format(sizes.runs))
     out()
@@ -358,6 +370,12 @@ def bench_rollback(corpus, sizes, small_name, large_name, notes):
          fmt_seconds(large["deploy"][0]), fmt_ratio(ratio(large["deploy"][0], small["deploy"][0]))],
         ["deploy: second push (1% of files changed)", fmt_seconds(small["deploy"][1]),
          fmt_seconds(large["deploy"][1]), fmt_ratio(ratio(large["deploy"][1], small["deploy"][1]))],
+        ["  of which phase build (generate the tree)", fmt_seconds(small["phases"].get("build")),
+         fmt_seconds(large["phases"].get("build")),
+         fmt_ratio(ratio(large["phases"].get("build"), small["phases"].get("build")))],
+        ["  of which phase bundle (rsync release + tar.gz)", fmt_seconds(small["phases"].get("bundle")),
+         fmt_seconds(large["phases"].get("bundle")),
+         fmt_ratio(ratio(large["phases"].get("bundle"), small["phases"].get("bundle")))],
         ["rollback: salt-call mc_project.rollback NAME ID", fmt_seconds(small["salt"]),
          fmt_seconds(large["salt"]), fmt_ratio(ratio(large["salt"], small["salt"]))],
         ["rollback: engine.rollback in-process (no salt-call)", fmt_seconds(small["engine"]),
