@@ -115,16 +115,22 @@ setup(
         "requests",
         "SQLAlchemy>=2,<3",
         "alembic",
+        "paramiko",
+        "dnspython",
+        # PostgreSQL inventories; the binary wheel needs no libpq headers.
+        "psycopg2-binary",
     ],
     extras_require={
         "test": [
             "pytest",
             "pytest-salt-factories==1.0.5",
             "pytest-timeout",
+            "aiosmtpd",
         ],
     },
     entry_points={
         "salt.loader": ["corpus = mc_project.resources:loader_dirs"],
+        "console_scripts": ["corpus-controller = mc_project.controller.cli:main"],
     },
     cmdclass={"build_py": BuildPyWithResources},
     zip_safe=False,

@@ -1,0 +1,1 @@
+"""The controller ("mastersalt"): nodes, containers, network, DNS, credentials, jobs."""

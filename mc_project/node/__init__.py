@@ -1,0 +1,1 @@
+"""What runs on a compute node: LXC containers, NAT of ports, the HTTP proxy."""
