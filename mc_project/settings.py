@@ -19,6 +19,7 @@ import copy
 import getpass
 import hashlib
 import json
+import ipaddress
 import os
 import re
 import zlib
@@ -42,6 +43,8 @@ DEFAULTS = {
     "keep_failed": 5,
     "lock_timeout": 60,
     "port": 0,  # 0: a stable port derived from the name
+    # Where the web process listens; a container's proxy on its node needs 0.0.0.0.
+    "bind": "127.0.0.1",
     "environment": {},  # variables given to the app's processes (like config vars)
     "web": "",  # command of the web process; empty: Procfile "web:" or a static server
     "static_dir": "",  # for static sites; empty: public/ when present, else the tree root
@@ -230,6 +233,10 @@ def _validate(cfg):
     port = cfg["port"]
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise CorpusError("Setting port must be an integer between 1 and 65535, not {!r}.".format(port))
+    try:
+        ipaddress.ip_address(cfg["bind"])
+    except (TypeError, ValueError):
+        raise CorpusError("Setting bind must be an IP address, not {!r}.".format(cfg["bind"])) from None
     if not isinstance(cfg["deploy_branch"], str) or not BRANCH_RE.fullmatch(cfg["deploy_branch"]):
         raise CorpusError("Setting deploy_branch {!r} is not a valid branch name.".format(
             cfg["deploy_branch"]))

@@ -6,6 +6,7 @@ the new release. Its command comes from the mapping's ``web``, else the release'
 """
 
 import hashlib
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ def web_command(cfg, tree):
                 if key.strip() == "web" and command.strip():
                     return command.strip()
     static = cfg.get("static_dir") or ("public" if os.path.isdir(os.path.join(tree, "public")) else ".")
-    return "exec {} -m http.server $PORT --bind 127.0.0.1 --directory {}".format(sys.executable, static)
+    return "exec {} -m http.server $PORT --bind $HOST --directory {}".format(sys.executable, static)
 
 
 def _quote_env(value):
@@ -68,6 +69,7 @@ def write_conf(cfg, tree):
     env = {str(k): v for k, v in (cfg.get("environment") or {}).items()}
     env.update({
         "PORT": cfg["port"],
+        "HOST": cfg["bind"],
         "CORPUS_PROJECT": cfg["name"],
         "CORPUS_ENV": cfg["env"],
         "CORPUS_DATA": cfg["paths"]["data"],
@@ -218,12 +220,17 @@ def shutdown(cfg):
             time.sleep(0.1)
 
 
+def local_address(cfg):
+    """The address this host reaches the app at (a wildcard bind answers on loopback)."""
+    return "127.0.0.1" if ipaddress.ip_address(cfg["bind"]).is_unspecified else cfg["bind"]
+
+
 def app_url(cfg):
-    return "http://127.0.0.1:{}/".format(cfg["port"])
+    return "http://{}:{}/".format(local_address(cfg), cfg["port"])
 
 
 def health_url(cfg):
-    return "http://127.0.0.1:{}{}".format(cfg["port"], cfg["health"].get("path", "/"))
+    return "http://{}:{}{}".format(local_address(cfg), cfg["port"], cfg["health"].get("path", "/"))
 
 
 def check_health(cfg):

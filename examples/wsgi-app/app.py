@@ -32,4 +32,4 @@ def app(environ, start_response):
 
 
 if __name__ == "__main__":
-    make_server("127.0.0.1", int(os.environ["PORT"]), app).serve_forever()
+    make_server(os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"]), app).serve_forever()
