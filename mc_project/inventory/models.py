@@ -88,6 +88,21 @@ class ComputeNode(Base):
     subnet: Mapped[str | None] = mapped_column(String(64))  # containers' addresses, CIDR
     status: Mapped[str] = mapped_column(String(32), default="active")
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    # The node's Salt minion id; its name unless told otherwise.
+    minion_id: Mapped[str] = mapped_column(
+        String(255), unique=True, default=lambda context: context.get_current_parameters()["name"])
+    # Server defaults as well: rows made before these columns existed get them.
+    ssh_user: Mapped[str] = mapped_column(String(64), default="root", server_default="root")
+    http_port: Mapped[int] = mapped_column(Integer, default=80, server_default="80")  # its reverse proxy
+    # Node ports NATed to the containers' SSH.
+    nat_port_min: Mapped[int] = mapped_column(Integer, default=40000, server_default="40000")
+    nat_port_max: Mapped[int] = mapped_column(Integer, default=40999, server_default="40999")
+    bridge: Mapped[str] = mapped_column(String(32), default="corpusbr0", server_default="corpusbr0")
+    lxc_path: Mapped[str] = mapped_column(String(255), default="/var/lib/lxc",
+                                          server_default="/var/lib/lxc")
+    # Where corpus is installed on the node: <prefix>/venv, <prefix>/wheelhouse, <prefix>/etc.
+    prefix: Mapped[str] = mapped_column(String(255), default="/srv/corpus",
+                                        server_default="/srv/corpus")
 
     region: Mapped[Region | None] = relationship()
     environments: Mapped[list["Environment"]] = relationship(back_populates="node")
@@ -100,6 +115,7 @@ class Environment(Base):
     __repr_keys__ = ("id", "name", "env_type", "ip", "status")
     __table_args__ = (
         UniqueConstraint("node_id", "ip"),
+        UniqueConstraint("node_id", "container"),
         one_of("env_type", ENV_TYPES),
     )
 
@@ -113,6 +129,12 @@ class Environment(Base):
     domains: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    project: Mapped[str | None] = mapped_column(String(255))
+    container: Mapped[str | None] = mapped_column(String(255))  # the LXC container's name
+    disk_size_mb: Mapped[int | None] = mapped_column(Integer)
+    requester: Mapped[str | None] = mapped_column(String(255))  # e-mail address
+    minion_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     node: Mapped[ComputeNode | None] = relationship(back_populates="environments")
     tenant: Mapped[Tenant | None] = relationship()
@@ -198,6 +220,19 @@ class Secret(Base):
             self.id, self.owner, self.name)
 
     __str__ = __repr__
+
+
+class Pillar(Base):
+    """What the corpus ext_pillar serves one minion."""
+
+    __tablename__ = "pillars"
+    __repr_keys__ = ("id", "minion_id")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    minion_id: Mapped[str] = mapped_column(String(255), unique=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                       onupdate=utcnow)
 
 
 class Job(Base):

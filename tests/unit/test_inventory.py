@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 
+import alembic.command
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -19,6 +20,7 @@ from mc_project.inventory.models import (
     Environment,
     Job,
     JobStep,
+    Pillar,
     PortMapping,
     Project,
     Secret,
@@ -27,7 +29,7 @@ from mc_project.inventory.models import (
 )
 
 TABLES = {"tenants", "regions", "compute_nodes", "environments", "projects", "ssh_keys",
-          "dns_records", "port_mappings", "secrets", "jobs", "job_steps"}
+          "dns_records", "port_mappings", "secrets", "jobs", "job_steps", "pillars"}
 
 
 @pytest.fixture
@@ -84,23 +86,111 @@ def test_a_newer_corpus_migrates_an_existing_database(url, tmp_path):
     add(url, Tenant(name="acme"))
     newer = tmp_path / "newer-migrations"
     shutil.copytree(db.MIGRATIONS_DIR, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_tenant_contact.py").write_text(
+    (newer / "versions" / "9999_tenant_contact.py").write_text(
         '"""Tenants get a contact address."""\n'
         "from alembic import op\n"
         "import sqlalchemy as sa\n\n"
-        "revision = '0002'\n"
-        "down_revision = '0001'\n\n\n"
+        "revision = '9999'\n"
+        "down_revision = {!r}\n\n\n".format(db.head_revision()) +
         "def upgrade():\n"
         "    with op.batch_alter_table('tenants') as batch:\n"
         "        batch.add_column(sa.Column('contact', sa.String(255), nullable=True))\n\n\n"
         "def downgrade():\n"
         "    with op.batch_alter_table('tenants') as batch:\n"
         "        batch.drop_column('contact')\n")
-    assert db.init(url, script_location=str(newer)) == "0002"
+    assert db.init(url, script_location=str(newer)) == "9999"
     columns = {column["name"] for column in inspect(db.engine(url)).get_columns("tenants")}
     assert "contact" in columns
     with db.engine(url).connect() as connection:
         assert connection.execute(text("SELECT name FROM tenants")).scalars().all() == ["acme"]
+
+
+def upgrade_to(url, revision):
+    config = db.alembic_config(url)
+    with db.engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.upgrade(config, revision)
+
+
+def downgrade_to(url, revision):
+    config = db.alembic_config(url)
+    with db.engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.downgrade(config, revision)
+
+
+# Rows an inventory made by the first corpus may hold, each referring to a node
+# or an environment: rebuilding those tables must keep every one of them.
+FIRST_REVISION_ROWS = [
+    "INSERT INTO compute_nodes (id, name, address, ssh_port, slots, guest_type, status)"
+    " VALUES (1, 'node1', '192.0.2.10', 22, 4, 'lxc', 'active')",
+    "INSERT INTO environments (id, uuid, name, node_id, env_type, domains, status)"
+    " VALUES (1, '00000000-0000-0000-0000-000000000001', 'web', 1, 'staging', '[]', 'active')",
+    "INSERT INTO projects (id, name, environment_id) VALUES (1, 'app', 1)",
+    "INSERT INTO ssh_keys (id, name, public_key, environment_id, node_id)"
+    " VALUES (1, 'root', 'ssh-ed25519 AAAA', 1, 1)",
+    "INSERT INTO dns_records (id, zone, name, type, content, ttl, environment_id)"
+    " VALUES (1, 'example.net', 'web.example.net', 'A', '10.5.0.2', 300, 1)",
+    "INSERT INTO port_mappings (id, node_id, external_port, environment_id, internal_port, protocol)"
+    " VALUES (1, 1, 40000, 1, 22, 'tcp')",
+]
+
+
+def test_the_controller_revision_keeps_existing_rows_and_fills_new_columns(tmp_path):
+    url = "sqlite:///{}".format(tmp_path / "old.sqlite")
+    upgrade_to(url, "0001")
+    with db.engine(url).begin() as connection:
+        for statement in FIRST_REVISION_ROWS:
+            connection.execute(text(statement))
+    db.dispose()  # a new corpus starts in a new process
+    assert db.init(url) == db.head_revision()
+    with db.session(url) as sess:
+        node = sess.get(ComputeNode, 1)
+        assert (node.minion_id, node.ssh_user, node.http_port, node.nat_port_min, node.nat_port_max,
+                node.bridge, node.lxc_path, node.prefix) == (
+            "node1", "root", 80, 40000, 40999, "corpusbr0", "/var/lib/lxc", "/srv/corpus")
+        env = sess.get(Environment, 1)
+        assert env.created is not None and env.container is None and env.node.name == "node1"
+        for model in (Project, SshKey, DnsRecord, PortMapping):
+            assert len(sess.scalars(select(model)).all()) == 1, model
+    # Foreign keys are enforced again on the connections opened after the migration.
+    with pytest.raises(IntegrityError):
+        add(url, Project(name="orphan", environment_id=999))
+
+
+def test_the_controller_revision_downgrades_without_losing_rows(url, node):
+    env = Environment(name="web", node_id=node.id, container="web", minion_id="web.corpus.test")
+    add(url, env)
+    add(url, Project(name="app", environment_id=env.id), Pillar(minion_id="web.corpus.test"))
+    downgrade_to(url, "0001")
+    assert "pillars" not in inspect(db.engine(url)).get_table_names()
+    with db.engine(url).connect() as connection:
+        assert connection.execute(text("SELECT name FROM projects")).scalars().all() == ["app"]
+    assert db.init(url) == db.head_revision()
+
+
+def test_a_node_minion_id_defaults_to_its_name_and_is_unique(url, node):
+    assert node.minion_id == "node1" and node.prefix == "/srv/corpus" and node.http_port == 80
+    add(url, ComputeNode(name="node2", address="192.0.2.11", minion_id="node2.example.net"))
+    with db.session(url) as sess:
+        assert sess.scalars(select(ComputeNode.minion_id).order_by(ComputeNode.name)).all() == [
+            "node1", "node2.example.net"]
+    with pytest.raises(IntegrityError):
+        add(url, ComputeNode(name="node3", address="192.0.2.12", minion_id="node1"))
+
+
+def test_a_container_name_is_unique_per_node_and_a_pillar_per_minion(url, node):
+    add(url, Environment(name="a", node_id=node.id, container="c1", minion_id="a.corpus.test"))
+    with pytest.raises(IntegrityError):
+        add(url, Environment(name="b", node_id=node.id, container="c1"))
+    with pytest.raises(IntegrityError):
+        add(url, Environment(name="b", minion_id="a.corpus.test"))
+    add(url, Pillar(minion_id="a.corpus.test", data={"corpus": {"env": "a"}}))
+    with pytest.raises(IntegrityError):
+        add(url, Pillar(minion_id="a.corpus.test"))
+    with db.session(url) as sess:
+        pillar = sess.scalars(select(Pillar)).one()
+        assert pillar.data == {"corpus": {"env": "a"}} and pillar.updated is not None
 
 
 def test_a_bad_url_is_one_sentence(tmp_path):
