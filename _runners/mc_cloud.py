@@ -1,0 +1,188 @@
+"""Salt runner: the controller's compute nodes and environments (LXC containers).
+
+Every operation that changes something is a job (see ``salt-run mc_jobs.status``):
+its steps, their progress and logs are kept in the inventory named by the
+master option ``corpus:db_url``, and an event is fired per step
+(``corpus/job/<id>/...``). A failed job has undone what it did.
+"""
+
+from mc_project.controller import nodes, operations
+from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
+
+__virtualname__ = "mc_cloud"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _controller():
+    return Controller(__opts__)
+
+
+def _progress(message):
+    """Show a line of progress under ``salt-run`` while the job runs."""
+    jid_event = globals().get("__jid_event__")
+    if jid_event is not None:
+        jid_event.fire_event({"message": message}, "progress")
+
+
+def _answer(func, *args, **kwargs):
+    """Run ``func``; a refusal or failure is one sentence and salt-run exits 1."""
+    try:
+        result = func(*args, **kwargs)
+    except CorpusError as exc:
+        __context__["retcode"] = 1
+        return {"result": False, "comment": str(exc), "retcode": 1}
+    if isinstance(result, dict) and result.get("result") is False:
+        __context__["retcode"] = 1
+        result["retcode"] = 1  # what salt-run reads for its exit code
+    return result
+
+
+def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
+              prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None):
+    """
+    Link a compute node over SSH: install corpus and a salt-minion there from
+    this controller, accept its key, set up LXC, its bridge, NAT and proxy, and
+    record it in the inventory.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.link_node 192.0.2.10 user=root key=/root/.ssh/id_ed25519 slots=20
+    """
+    ctl = _controller()
+    return _answer(nodes.link_node, ctl.settings, ctl.opts, host, user=user, key=key, port=int(port),
+                   name=name, slots=int(slots), subnet=subnet, http_port=int(http_port), prefix=prefix,
+                   lxc_path=lxc_path, dns_name=dns_name)
+
+
+def unlink_node(name, force=False):
+    """
+    Forget a compute node: refused while environments live on it unless
+    ``force=True``; its minion is stopped and its key removed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.unlink_node node1
+    """
+    ctl = _controller()
+    return _answer(nodes.unlink_node, ctl.settings, ctl.opts, name, force=force)
+
+
+def list_hosts():
+    """
+    List the compute nodes with address, DNS name, free slots and guest type.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.list_hosts
+    """
+    ctl = _controller()
+    return _answer(nodes.list_hosts, ctl.settings)
+
+
+def init_env(name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None):
+    """
+    Create an environment: a container for project ``project`` (default: the
+    environment's name) on a node with a free slot (or ``host``), reachable
+    at ``<name>.<domain>`` (HTTP through the node's proxy, SSH on a NATed node
+    port), with its minion, pillar, DNS records and project remotes. Returns
+    the job's status with the environment's UUID and access details.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.init_env myapp staging requester=dev@example.com
+    """
+    return _answer(operations.init_env, _controller(), name, env_type, project=project, host=host,
+                   requester=requester, disk_size_mb=disk_size_mb, progress=_progress)
+
+
+def destroy_env(name):
+    """
+    Destroy an environment: its container, address, ports, proxy routes, DNS
+    records, keys, secrets and pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.destroy_env myapp
+    """
+    return _answer(operations.destroy_env, _controller(), name, progress=_progress)
+
+
+def enlarge(name, size_mb):
+    """
+    Grow an environment's root filesystem to ``size_mb`` MiB.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.enlarge myapp 4096
+    """
+    return _answer(operations.resize_env, _controller(), name, size_mb, grow=True, progress=_progress)
+
+
+def trim(name, size_mb):
+    """
+    Shrink an environment's root filesystem to ``size_mb`` MiB; refused below
+    the space in use.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.trim myapp 1024
+    """
+    return _answer(operations.resize_env, _controller(), name, size_mb, grow=False, progress=_progress)
+
+
+def link_dns(name, domain):
+    """
+    Serve an environment under one more domain (proxy route and DNS records).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.link_dns myapp www.example.com
+    """
+    return _answer(operations.link_dns, _controller(), name, domain, progress=_progress)
+
+
+def list_envs():
+    """
+    List the environments with their node, address, ports, domains and status.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.list_envs
+    """
+    return _answer(operations.list_envs, _controller())
+
+
+def credentials(name):
+    """
+    Show an environment's root password and SSH private key (kept as secrets
+    on the controller; they are never mailed or logged).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.credentials myapp
+    """
+    return _answer(operations.credentials, _controller(), name)

@@ -1,0 +1,633 @@
+"""Environments: the containers projects run in, made and unmade as jobs.
+
+``init_env`` reserves an inventory row, places the container on a node, gives
+it an address, clones it from the node's golden image, makes its credentials,
+NATs a node port to its SSH, routes its domain through the node's proxy,
+registers DNS, writes its pillar, installs and accepts its minion, highstates
+it, creates the project's remotes and mails the requester. Each step has an
+undo, so a failure anywhere leaves nothing behind (see ``mc_project.jobs``).
+
+Every step reads what it needs from the job's clipboard and the inventory; the
+clipboard never holds a secret (passwords and private keys are ``Secret``
+rows).
+"""
+
+import ipaddress
+import re
+
+from sqlalchemy import delete, func, select
+
+from mc_project.controller import credentials, mail, pdns
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+from mc_project.inventory.models import (
+    ENV_TYPES,
+    ComputeNode,
+    DnsRecord,
+    Environment,
+    Pillar,
+    PortMapping,
+    Project,
+    Secret,
+    SshKey,
+)
+
+# A DNS label: it becomes the container's name and the first label of its domain.
+ENV_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MODES = {"dev": "editable", "staging": "cooking", "prod": "final"}
+APP_PORT = 8080  # where a container's web process listens; the node's proxy sends HTTP there
+PROJECTS_ROOT = "/srv/projects"
+LIVE = ("creating", "active")  # environments that hold a slot, an address and a port
+
+INIT_STEPS = (
+    "env:register",
+    "node:pick",
+    "ip:allocate",
+    "lxc:clone",
+    "lxc:configure",
+    "creds:generate",
+    "nft:map_port",
+    "proxy:add_route",
+    "pdns:add_records",
+    "pillar:write",
+    "salt:install_minion",
+    "salt:highstate",
+    "project:init",
+    "env:activate",
+    "mail:send",
+)
+DESTROY_STEPS = (
+    "env:retire",
+    "salt:remove_minion",
+    "pdns:remove_records",
+    "proxy:remove_routes",
+    "nft:unmap_ports",
+    "lxc:destroy",
+    "creds:remove",
+    "pillar:remove",
+    "env:remove",
+)
+
+
+# --------------------------------------------------------------------------- requests
+
+def check_init_request(ctl, name, env_type, project=None, host=None, requester=None, disk_size_mb=None):
+    """Refuse a bad ``init_env`` in one sentence before any job exists; return its clipboard."""
+    if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
+        raise CorpusError("Environment name {!r} is not valid: use 1 to 40 lower-case letters, digits "
+                          "and inner dashes (it becomes a DNS label).".format(name))
+    if env_type not in ENV_TYPES:
+        raise CorpusError("Unknown environment type {!r}; use one of {}.".format(env_type, ", ".join(ENV_TYPES)))
+    project = project or name
+    if not PROJECT_NAME_RE.fullmatch(str(project)):
+        raise CorpusError("Project name {!r} is not valid.".format(project))
+    if requester is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", str(requester)):
+        raise CorpusError("Requester {!r} is not an e-mail address.".format(requester))
+    size = disk_size_mb or ctl.settings["lxc"]["disk_size_mb"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 512:
+        raise CorpusError("Disk size must be a whole number of MiB, at least 512, not {!r}.".format(size))
+    with db.session(ctl.url) as sess:
+        if sess.scalar(select(Environment).where(Environment.name == name)) is not None:
+            raise CorpusError("An environment named {} already exists.".format(name))
+        if host is not None:
+            _node_with_room(sess, host)
+        elif not sess.scalars(select(ComputeNode)).first():
+            raise CorpusError("No compute node is linked; link one with mc_cloud.link_node first.")
+    return {"env_name": name, "env_type": env_type, "project": project, "host": host,
+            "requester": requester, "disk_size_mb": size,
+            "domain": "{}.{}".format(name, ctl.settings["domain"])}
+
+
+def environment(sess, name):
+    env = sess.scalar(select(Environment).where(Environment.name == name))
+    if env is None:
+        raise CorpusError("No environment named {}.".format(name))
+    return env
+
+
+def _live_count(sess, node):
+    return sess.scalar(select(func.count(Environment.id)).where(
+        Environment.node_id == node.id, Environment.status.in_(LIVE)))
+
+
+def _node_with_room(sess, name):
+    node = sess.scalar(select(ComputeNode).where(ComputeNode.name == name))
+    if node is None:
+        raise CorpusError("No compute node named {}.".format(name))
+    if node.status != "active":
+        raise CorpusError("Compute node {} is {}, not active.".format(name, node.status))
+    if _live_count(sess, node) >= node.slots:
+        raise CorpusError("Compute node {} has no free slot ({} used).".format(name, node.slots))
+    return node
+
+
+def _node_info(node):
+    return {"name": node.name, "minion_id": node.minion_id or node.name, "address": node.address,
+            "dns_name": node.dns_name, "subnet": node.subnet, "bridge": node.bridge,
+            "lxc_path": node.lxc_path, "http_port": node.http_port, "prefix": node.prefix}
+
+
+def _secret_owner(clip):
+    return "env:{}".format(clip["env_uuid"])
+
+
+# --------------------------------------------------------------------------- steps
+
+def register_steps(ctl, registry):
+    """Register every environment step, bound to the controller ``ctl``."""
+    steps = {
+        "env:register": (register_env, unregister_env),
+        "node:pick": (pick_node, release_node),
+        "ip:allocate": (allocate_ip, release_ip),
+        "lxc:clone": (clone_container, destroy_container),
+        "lxc:configure": (configure_container, None),
+        "creds:generate": (generate_credentials, remove_credentials),
+        "nft:map_port": (map_ssh_port, unmap_ports),
+        "proxy:add_route": (add_routes, remove_routes),
+        "pdns:add_records": (add_dns_records, remove_dns_records),
+        "pillar:write": (write_pillar, remove_pillar),
+        "salt:install_minion": (install_minion, remove_minion),
+        "salt:highstate": (highstate, None),
+        "project:init": (init_project, None),
+        "env:activate": (activate_env, deactivate_env),
+        "mail:send": (send_access_mail, None),
+        # destroying runs forward only: each step is idempotent, a rerun finishes it
+        "env:retire": (retire_env, None),
+        "salt:remove_minion": (remove_minion, None),
+        "pdns:remove_records": (remove_dns_records, None),
+        "proxy:remove_routes": (remove_routes, None),
+        "nft:unmap_ports": (unmap_ports, None),
+        "lxc:destroy": (destroy_container, None),
+        "creds:remove": (remove_credentials, None),
+        "pillar:remove": (remove_pillar, None),
+        "env:remove": (remove_env, None),
+        "lxc:resize": (resize_container, None),
+        "env:add_domain": (add_domain, remove_domain),
+    }
+    for name, (do, undo) in steps.items():
+        registry[name] = (_bound(ctl, do), _bound(ctl, undo) if undo else None)
+
+
+def _bound(ctl, step):
+    def run(ctx):
+        return step(ctl, ctx)
+    run.__name__ = step.__name__
+    return run
+
+
+def register_env(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is not None and env.uuid != clip.get("env_uuid"):
+            raise CorpusError("An environment named {} already exists.".format(clip["env_name"]))
+        if env is None:
+            env = Environment(name=clip["env_name"], env_type=clip["env_type"], project=clip["project"],
+                              requester=clip.get("requester"), disk_size_mb=clip["disk_size_mb"],
+                              container=clip["env_name"], minion_id=clip["domain"],
+                              domains=[clip["domain"]], status="creating")
+            env.projects = [Project(name=clip["project"])]
+            sess.add(env)
+            sess.flush()
+        clip["env_uuid"] = env.uuid
+        clip["minion_id"] = env.minion_id
+    ctx.log("environment {} reserved as {}".format(clip["env_name"], clip["env_uuid"]))
+
+
+def unregister_env(ctl, ctx):
+    name = ctx.clipboard["env_name"]
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(Environment).where(Environment.name == name,
+                                               Environment.uuid == ctx.clipboard.get("env_uuid")))
+
+
+def pick_node(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        if env.node_id is not None:
+            node = sess.get(ComputeNode, env.node_id)
+        elif clip.get("host"):
+            node = _node_with_room(sess, clip["host"])
+        else:
+            candidates = []
+            for node in sess.scalars(select(ComputeNode).where(ComputeNode.status == "active")):
+                free = node.slots - _live_count(sess, node)
+                if free > 0:
+                    candidates.append((-free, node.name, node))
+            if not candidates:
+                raise CorpusError("No compute node has a free slot.")
+            node = sorted(candidates)[0][2]
+        env.node_id = node.id
+        clip["node"] = _node_info(node)
+    ctx.log("placed on node {}".format(clip["node"]["name"]))
+
+
+def release_node(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        if env is not None:
+            env.node_id = None
+
+
+def allocate_ip(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        node = sess.get(ComputeNode, env.node_id)
+        if not node.subnet:
+            raise CorpusError("Compute node {} has no container subnet.".format(node.name))
+        net = ipaddress.ip_network(node.subnet)
+        hosts = list(net.hosts())
+        gateway = hosts[0]  # the node's bridge
+        if env.ip is None:
+            used = set(sess.scalars(select(Environment.ip).where(Environment.node_id == node.id,
+                                                                  Environment.ip.is_not(None))))
+            free = next((str(ip) for ip in hosts[1:] if str(ip) not in used), None)
+            if free is None:
+                raise CorpusError("No free address left in node {}'s subnet {}.".format(node.name, net))
+            env.ip = free
+        clip.update(ip=env.ip, gateway=str(gateway), prefixlen=net.prefixlen)
+    ctx.log("address {}/{}".format(clip["ip"], clip["prefixlen"]))
+
+
+def release_ip(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        if env is not None:
+            env.ip = None
+
+
+def _node(ctx):
+    return ctx.clipboard["node"]
+
+
+def clone_container(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    lxc = ctl.settings["lxc"]
+    golden = ctl.call(node["minion_id"], "mc_lxc.golden", lxc_path=node["lxc_path"], mirror=lxc["mirror"],
+                      suite=lxc["suite"], disk_size_mb=lxc["disk_size_mb"], timeout=1800)
+    ctx.log("golden image {} ({})".format(golden.get("name"), "built" if golden.get("built") else "cached"))
+    ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
+             disk_size_mb=clip["disk_size_mb"], timeout=600)
+    ctx.log("container {} cloned on {}".format(clip["env_name"], node["name"]))
+
+
+def destroy_container(ctl, ctx):
+    node = ctx.clipboard.get("node")
+    if node:
+        ctl.call(node["minion_id"], "mc_lxc.destroy", name=ctx.clipboard["env_name"],
+                 lxc_path=node["lxc_path"], timeout=300)
+
+
+def configure_container(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    ctl.call(node["minion_id"], "mc_lxc.configure", name=clip["env_name"], hostname=clip["env_name"],
+             address="{}/{}".format(clip["ip"], clip["prefixlen"]), gateway=clip["gateway"],
+             bridge=node["bridge"], lxc_path=node["lxc_path"])
+    ctl.call(node["minion_id"], "mc_lxc.start", name=clip["env_name"], lxc_path=node["lxc_path"],
+             wait=120, timeout=300)
+    ctx.log("container {} started at {}".format(clip["env_name"], clip["ip"]))
+
+
+def generate_credentials(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    owner = _secret_owner(clip)
+    password = credentials.generate_password()
+    private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        sess.execute(delete(Secret).where(Secret.owner == owner))
+        sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
+        sess.add_all([Secret(owner=owner, name="root_password", value=password),
+                      Secret(owner=owner, name="ssh_private_key", value=private),
+                      SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
+                             environment_id=env.id)])
+    ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
+             password_hash=credentials.password_hash(password), lxc_path=node["lxc_path"])
+    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=public,
+             lxc_path=node["lxc_path"])
+    clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],
+                                 lxc_path=node["lxc_path"])
+    clip["ssh_public_key"] = public
+    ctx.log("root password and SSH key pair stored as secrets of {}".format(owner))
+
+
+def remove_credentials(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(Secret).where(Secret.owner == _secret_owner(clip)))
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is not None:
+            sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
+
+
+def map_ssh_port(ctl, ctx):
+    clip, node_info = ctx.clipboard, _node(ctx)
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        node = sess.get(ComputeNode, env.node_id)
+        mapping = sess.scalar(select(PortMapping).where(PortMapping.environment_id == env.id,
+                                                        PortMapping.internal_port == 22))
+        if mapping is None:
+            used = set(sess.scalars(select(PortMapping.external_port).where(
+                PortMapping.node_id == node.id, PortMapping.protocol == "tcp")))
+            port = next((p for p in range(node.nat_port_min, node.nat_port_max + 1) if p not in used), None)
+            if port is None:
+                raise CorpusError("No free port left in node {}'s range {}-{}.".format(
+                    node.name, node.nat_port_min, node.nat_port_max))
+            mapping = PortMapping(node_id=node.id, external_port=port, environment_id=env.id,
+                                  internal_port=22, protocol="tcp")
+            sess.add(mapping)
+            env.ssh_nat_port = port
+        port = mapping.external_port
+    ctx.undo_data["ports"] = [port]
+    ctl.call(node_info["minion_id"], "mc_lxc.map_port", external_port=port, address=clip["ip"],
+             internal_port=22)
+    clip["ssh_port"] = port
+    ctx.log("node port {} NATed to {}:22".format(port, clip["ip"]))
+
+
+def unmap_ports(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is None:
+            return
+        ports = list(sess.scalars(select(PortMapping.external_port).where(
+            PortMapping.environment_id == env.id)))
+    node = clip.get("node")
+    for port in ports:
+        if node:
+            ctl.call(node["minion_id"], "mc_lxc.unmap_port", external_port=port)
+        with db.session(ctl.url) as sess:
+            sess.execute(delete(PortMapping).where(PortMapping.external_port == port,
+                                                   PortMapping.node_id == _node_id(sess, node)))
+        ctx.log("node port {} released".format(port))
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is not None:
+            env.ssh_nat_port = None
+
+
+def _node_id(sess, node):
+    return sess.scalar(select(ComputeNode.id).where(ComputeNode.name == node["name"])) if node else None
+
+
+def _domains(ctx):
+    """The domains this step works on: one being linked, else all of the environment's."""
+    clip = ctx.clipboard
+    return [clip["new_domain"]] if clip.get("new_domain") else [clip["domain"]] + clip.get("extra_domains", [])
+
+
+def add_routes(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    for domain in _domains(ctx):
+        ctl.call(node["minion_id"], "mc_lxc.add_route", domain=domain, address=clip["ip"], port=APP_PORT)
+        ctx.undo_data.setdefault("domains", []).append(domain)
+        ctx.log("proxy on {}:{} routes {} to {}:{}".format(node["name"], node["http_port"], domain,
+                                                          clip["ip"], APP_PORT))
+
+
+def remove_routes(ctl, ctx):
+    node = ctx.clipboard.get("node")
+    if not node:
+        return
+    for domain in ctx.undo_data.get("domains") or _domains(ctx):
+        ctl.call(node["minion_id"], "mc_lxc.remove_route", domain=domain)
+
+
+def _dns(ctl):
+    dns = ctl.settings["dns"]
+    if not dns.get("api_url"):
+        return None, None
+    return pdns.PowerDns(dns["api_url"], dns.get("api_key"), server_id=dns.get("server_id", "localhost")), dns
+
+
+def add_dns_records(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    api, dns = _dns(ctl)
+    if api is None:
+        ctx.log("no DNS server is configured: no records registered")
+        return
+    zone = dns["zone"]
+    api.ensure_zone(zone)
+    records = []
+    sshfp = credentials.sshfp_records(clip.get("host_keys") or [])
+    for domain in _domains(ctx):
+        records.append({"name": domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]})
+        records.append({"name": "*." + domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]})
+        if sshfp and not clip.get("new_domain"):
+            records.append({"name": domain, "type": "SSHFP", "contents": sshfp, "ttl": dns["ttl"]})
+    ctx.undo_data["records"] = [[r["name"], r["type"]] for r in records]
+    api.add_records(zone, records)
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        for record in records:
+            for content in record["contents"]:
+                sess.merge(_dns_row(sess, zone, record["name"], record["type"], content, record["ttl"], env.id))
+    ctx.log("DNS: {}".format(", ".join("{} {}".format(n, t) for n, t in ctx.undo_data["records"])))
+
+
+def _dns_row(sess, zone, name, rtype, content, ttl, env_id):
+    row = sess.scalar(select(DnsRecord).where(DnsRecord.name == name, DnsRecord.type == rtype,
+                                              DnsRecord.content == content))
+    return row or DnsRecord(zone=zone, name=name, type=rtype, content=content, ttl=ttl,
+                            environment_id=env_id)
+
+
+def remove_dns_records(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        rows = [] if env is None else list(sess.scalars(select(DnsRecord).where(
+            DnsRecord.environment_id == env.id)))
+        if clip.get("new_domain"):
+            rows = [row for row in rows if row.name in (clip["new_domain"], "*." + clip["new_domain"])]
+        names = sorted({(row.zone, row.name, row.type) for row in rows})
+        ids = [row.id for row in rows]
+    names += [(None, name, rtype) for name, rtype in ctx.undo_data.get("records", [])]
+    api, dns = _dns(ctl)
+    if api is not None and names:
+        api.remove_records(dns["zone"], sorted({(name, rtype) for _zone, name, rtype in names}))
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(DnsRecord).where(DnsRecord.id.in_(ids)))
+
+
+def env_pillar(clip, node):
+    """What the environment's minion sees as its pillar (served by the corpus ext_pillar)."""
+    return {
+        "corpus": {
+            "role": "environment",
+            "env": {"name": clip["env_name"], "uuid": clip["env_uuid"], "type": clip["env_type"],
+                    "mode": MODES[clip["env_type"]], "domain": clip["domain"],
+                    "domains": [clip["domain"]] + clip.get("extra_domains", []),
+                    "node": node["name"], "address": clip["ip"], "project": clip["project"]},
+            "dns": {"fqdn": clip["domain"], "wildcard": "*." + clip["domain"]},
+            "firewall": {"ssh": {"node": node["address"], "external_port": clip.get("ssh_port"),
+                                 "internal_port": 22},
+                         "http": {"node_port": node["http_port"], "internal_port": APP_PORT}},
+            "credentials": {"root_authorized_keys": [clip["ssh_public_key"]] if clip.get("ssh_public_key") else [],
+                            "secrets": ["root_password", "ssh_private_key"]},
+        },
+        "mc_project": {"projects_root": PROJECTS_ROOT},
+        "makina-projects": {clip["project"]: {"env": clip["env_type"], "bind": "0.0.0.0",
+                                              "port": APP_PORT}},
+    }
+
+
+def write_pillar(ctl, ctx):
+    clip = ctx.clipboard
+    data = env_pillar(clip, _node(ctx))
+    with db.session(ctl.url) as sess:
+        row = sess.scalar(select(Pillar).where(Pillar.minion_id == clip["minion_id"]))
+        if row is None:
+            sess.add(Pillar(minion_id=clip["minion_id"], data=data))
+        else:
+            row.data = data
+    ctx.log("pillar written for minion {}".format(clip["minion_id"]))
+
+
+def remove_pillar(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(Pillar).where(Pillar.minion_id == ctx.clipboard["minion_id"]))
+
+
+def install_minion(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=clip["env_name"],
+                         master=ctl.settings["master_address"], minion_id=clip["minion_id"],
+                         master_port=ctl.opts.get("ret_port", 4506),
+                         publish_port=ctl.opts.get("publish_port", 4505),
+                         wheelhouse="{}/wheelhouse".format(node["prefix"]), lxc_path=node["lxc_path"],
+                         timeout=900)
+    ctx.undo_data["minion_id"] = clip["minion_id"]
+    ctl.accept_key(clip["minion_id"], installed["fingerprint"], timeout=120)
+    ctl.wait_for_minion(clip["minion_id"], timeout=120)
+    ctx.log("minion {} installed, key {} accepted".format(clip["minion_id"], installed["fingerprint"]))
+
+
+def remove_minion(ctl, ctx):
+    ctl.delete_key(ctx.clipboard["minion_id"])
+
+
+def highstate(ctl, ctx):
+    clip = ctx.clipboard
+    ret = ctl.call(clip["minion_id"], "state.apply", timeout=900)
+    ctx.log("highstate: {} states applied".format(len(ret) if isinstance(ret, dict) else "no"))
+
+
+def init_project(ctl, ctx):
+    clip = ctx.clipboard
+    ctl.call(clip["minion_id"], "mc_project.init_project", clip["project"], timeout=300)
+    clip["git_remote"] = "ssh://root@{}:{}{}/{}/git/project.git".format(
+        clip["domain"], clip["ssh_port"], PROJECTS_ROOT, clip["project"])
+    ctx.log("project {} remotes created: {}".format(clip["project"], clip["git_remote"]))
+
+
+def activate_env(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        environment(sess, ctx.clipboard["env_name"]).status = "active"
+
+
+def deactivate_env(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        if env is not None:
+            env.status = "creating"
+
+
+def access_details(ctl, clip):
+    node = clip["node"]
+    port = "" if node["http_port"] == 80 else ":{}".format(node["http_port"])
+    return {"name": clip["env_name"], "uuid": clip["env_uuid"], "env_type": clip["env_type"],
+            "urls": ["http://{}{}/".format(domain, port) for domain in [clip["domain"]] + clip.get("extra_domains", [])],
+            "ssh_host": clip["domain"], "ssh_port": clip.get("ssh_port"), "node": node["name"],
+            "node_address": node["address"], "git_remote": clip.get("git_remote"),
+            "project": clip["project"]}
+
+
+def send_access_mail(ctl, ctx):
+    """Mail the requester; a mail relay that fails is reported, not a failed environment."""
+    clip = ctx.clipboard
+    smtp = ctl.settings["smtp"]
+    if not clip.get("requester"):
+        ctx.log("no requester: no mail sent")
+        return
+    if not smtp.get("host"):
+        clip["mail_error"] = "no mail relay is configured"
+        ctx.log("no mail relay is configured: no mail sent")
+        return
+    subject, body = mail.access_mail(access_details(ctl, clip))
+    try:
+        mail.send_mail(smtp, clip["requester"], subject, body)
+    except CorpusError as exc:
+        clip["mail_error"] = str(exc)
+        ctx.log("access mail not sent: {}".format(exc))
+        return
+    clip.pop("mail_error", None)
+    ctx.log("access details mailed to {}".format(clip["requester"]))
+
+
+# -- destroying, resizing, more domains
+
+def destroy_clipboard(ctl, name):
+    """The clipboard a destroy job starts from: what the inventory knows of the environment."""
+    with db.session(ctl.url) as sess:
+        env = environment(sess, name)
+        node = sess.get(ComputeNode, env.node_id) if env.node_id else None
+        return {"env_name": env.name, "env_uuid": env.uuid, "env_type": env.env_type,
+                "project": env.project, "minion_id": env.minion_id, "domain": (env.domains or [None])[0],
+                "extra_domains": list(env.domains or [])[1:], "ip": env.ip,
+                "node": _node_info(node) if node else None}
+
+
+def retire_env(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        environment(sess, ctx.clipboard["env_name"]).status = "destroying"
+
+
+def remove_env(ctl, ctx):
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+    ctx.log("environment {} removed; its address, slot and ports are free".format(ctx.clipboard["env_name"]))
+
+
+def add_domain(ctl, ctx):
+    """Record a linked domain on the environment and in its pillar."""
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        if clip["new_domain"] not in env.domains:
+            env.domains = list(env.domains) + [clip["new_domain"]]
+        clip["extra_domains"] = list(env.domains)[1:]
+        row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
+        if row is not None:
+            data = dict(row.data)
+            data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
+            row.data = data
+    ctx.log("domain {} linked to {}".format(clip["new_domain"], clip["env_name"]))
+
+
+def remove_domain(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is None:
+            return
+        env.domains = [domain for domain in env.domains if domain != clip["new_domain"]]
+        row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
+        if row is not None:
+            data = dict(row.data)
+            data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
+            row.data = data
+
+
+def resize_container(ctl, ctx):
+    clip, node = ctx.clipboard, _node(ctx)
+    ret = ctl.call(node["minion_id"], "mc_lxc.resize", name=clip["env_name"], size_mb=clip["size_mb"],
+                   lxc_path=node["lxc_path"], timeout=600)
+    with db.session(ctl.url) as sess:
+        environment(sess, clip["env_name"]).disk_size_mb = clip["size_mb"]
+    ctx.log("rootfs of {} now {} MiB ({})".format(clip["env_name"], clip["size_mb"], ret))

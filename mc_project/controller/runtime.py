@@ -1,0 +1,141 @@
+"""What the controller's runners share: its settings, its inventory, and Salt.
+
+A ``Controller`` is built from the salt-master's options (inside a runner,
+``__opts__``). It calls execution modules on minions through Salt's
+``LocalClient``, manages minion keys through the ``key`` wheel, fires events on
+the master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
+"""
+
+import time
+
+import salt.client
+import salt.utils.event
+import salt.wheel
+
+from mc_project import jobs
+from mc_project.controller import config
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+
+
+class Controller:
+    def __init__(self, opts, client=None):
+        self.opts = opts
+        self.settings = config.controller_settings(opts)
+        self.url = self.settings["db_url"]
+        self._client = client
+        self._wheel = None
+        db.init(self.url)
+
+    # -- Salt
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = salt.client.get_local_client(mopts=self.opts)
+        return self._client
+
+    @property
+    def wheel(self):
+        if self._wheel is None:
+            self._wheel = salt.wheel.WheelClient(self.opts)
+        return self._wheel
+
+    def call(self, minion, fun, *args, timeout=300, **kwargs):
+        """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence."""
+        returns = self.client.cmd(minion, fun, list(args), timeout=timeout, kwarg=kwargs,
+                                  full_return=True)
+        if minion not in returns:
+            raise CorpusError("Minion {} did not answer {} within {} s.".format(minion, fun, timeout))
+        answer = returns[minion]
+        data = answer.get("ret") if isinstance(answer, dict) else answer
+        failed = isinstance(answer, dict) and answer.get("retcode", 0) not in (0, None)
+        if isinstance(data, str) and (failed or data.startswith(("ERROR", "'{}' is not available".format(fun)))):
+            raise CorpusError("{} on {} failed: {}".format(fun, minion, _first_line(data)))
+        if failed and not _state_succeeded(data):
+            raise CorpusError("{} on {} failed: {}".format(fun, minion, _state_failures(data)))
+        return data
+
+    def ping(self, minion, timeout=5):
+        return bool(self.client.cmd(minion, "test.ping", timeout=timeout).get(minion))
+
+    def wait_for_minion(self, minion, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping(minion):
+                return
+            time.sleep(1)
+        raise CorpusError("Minion {} did not answer within {} s.".format(minion, timeout))
+
+    def key_fingerprints(self, minion):
+        """``{status: fingerprint}`` of ``minion``'s keys known to the master."""
+        found = self.wheel.cmd("key.finger", [minion], print_event=False) or {}
+        return {status: keys[minion] for status, keys in found.items()
+                if isinstance(keys, dict) and minion in keys}
+
+    def accept_key(self, minion, fingerprint, timeout=60):
+        """Accept ``minion``'s pending key, only if it has ``fingerprint``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            known = self.key_fingerprints(minion)
+            if known.get("minions") == fingerprint:
+                return
+            pending = known.get("minions_pre")
+            if pending is not None:
+                if pending != fingerprint:
+                    raise CorpusError("The key minion {} offers is not the one it was given "
+                                      "(fingerprint {}); it was not accepted.".format(minion, pending))
+                self.wheel.cmd("key.accept", [minion], print_event=False)
+                continue
+            if time.monotonic() > deadline:
+                raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
+            time.sleep(1)
+
+    def delete_key(self, minion):
+        self.wheel.cmd("key.delete", [minion], print_event=False)
+
+    def fire(self, tag, data):
+        with salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=False) as event:
+            event.fire_event(data, tag)
+
+    # -- jobs
+
+    def jobs(self, registry=None):
+        """The job manager, with every controller step registered."""
+        if registry is None:
+            registry = self.registry()
+        return jobs.Jobs(self.url, registry=registry, fire=self.fire)
+
+    def registry(self):
+        from mc_project.controller import envs  # the steps need this module's Controller
+
+        registry = {}
+        envs.register_steps(self, registry)
+        return registry
+
+
+def _first_line(text):
+    text = text.strip()
+    for prefix in ("ERROR: ", "ERROR:"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    lines = [line for line in text.splitlines() if line.strip()]
+    # A Salt traceback ends with the exception; its first line says only "Traceback".
+    line = lines[-1] if lines and lines[0].startswith("Traceback") else (lines[0] if lines else "no answer")
+    return line.strip().rstrip(".")
+
+
+def _state_succeeded(data):
+    return isinstance(data, dict) and data and all(
+        isinstance(item, dict) and item.get("result", False) is not False for item in data.values())
+
+
+def _state_failures(data):
+    if isinstance(data, dict):
+        failed = [item.get("comment", "") for item in data.values()
+                  if isinstance(item, dict) and item.get("result") is False]
+        if failed:
+            return "; ".join(_first_line(str(comment)) for comment in failed[:3])
+    if isinstance(data, list):
+        return "; ".join(_first_line(str(item)) for item in data[:3])
+    return _first_line(str(data))

@@ -1,0 +1,40 @@
+{#- An environment (container) made by the controller: what it is, who may log in,
+    and where its projects live. Everything comes from its pillar (corpus ext_pillar). #}
+{%- set env = salt['pillar.get']('corpus:env', {}) %}
+{%- set creds = salt['pillar.get']('corpus:credentials', {}) %}
+{%- set fw = salt['pillar.get']('corpus:firewall', {}) %}
+
+corpus-environment-description:
+  file.serialize:
+    - name: /etc/corpus/environment.json
+    - makedirs: True
+    - mode: '0644'
+    - serializer: json
+    - dataset:
+        name: {{ env.get('name')|json }}
+        uuid: {{ env.get('uuid')|json }}
+        type: {{ env.get('type')|json }}
+        mode: {{ env.get('mode')|json }}
+        domains: {{ env.get('domains', [])|json }}
+        node: {{ env.get('node')|json }}
+        ssh: {{ fw.get('ssh', {})|json }}
+
+corpus-environment-motd:
+  file.managed:
+    - name: /etc/motd
+    - contents: |
+        {{ env.get('name') }} ({{ env.get('type') }}, {{ env.get('mode') }} mode) on node {{ env.get('node') }}
+        Domains: {{ env.get('domains', [])|join(', ') }}
+        Projects: {{ salt['pillar.get']('mc_project:projects_root', '/srv/projects') }}
+
+{%- for key in creds.get('root_authorized_keys', []) %}
+corpus-root-key-{{ loop.index }}:
+  ssh_auth.present:
+    - user: root
+    - name: {{ key|json }}
+{%- endfor %}
+
+corpus-projects-root:
+  file.directory:
+    - name: {{ salt['pillar.get']('mc_project:projects_root', '/srv/projects') }}
+    - makedirs: True
