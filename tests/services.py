@@ -157,7 +157,9 @@ class _SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        # SMTP carries CRLF line ends; a mail reader shows plain lines.
+        content = envelope.original_content.replace(b"\r\n", b"\n")
+        message = email.message_from_bytes(content, policy=email.policy.default)
         message["X-Envelope-From"] = envelope.mail_from
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(message)
