@@ -114,7 +114,9 @@ class PdnsServer:
         url = "{}/api/v1/servers/localhost".format(self.api_url)
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError("pdns_server exited ({}):\n{}".format(self.process.returncode, self.log()))
+                raise RuntimeError(
+                    "pdns_server exited ({}):\n{}".format(self.process.returncode, self.log())
+                )
             try:
                 if requests.get(url, headers={"X-API-Key": self.api_key}, timeout=1).status_code == 200:
                     dns_query("ready.invalid.", "SOA", self.dns_port)
@@ -122,7 +124,9 @@ class PdnsServer:
             except (requests.RequestException, OSError, dns.exception.DNSException):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("pdns_server did not answer within {}s:\n{}".format(START_TIMEOUT, self.log()))
+                raise RuntimeError(
+                    "pdns_server did not answer within {}s:\n{}".format(START_TIMEOUT, self.log())
+                )
             time.sleep(0.1)
 
     def log(self):
@@ -173,7 +177,8 @@ class SmtpSink:
         self.host = LOOPBACK
         self.port = free_port()
         self.messages = []
-        self._controller = Controller(_SinkHandler(self.messages, refuse), hostname=self.host, port=self.port)
+        handler = _SinkHandler(self.messages, refuse)
+        self._controller = Controller(handler, hostname=self.host, port=self.port)
         self._controller.start()
 
     def stop(self):

@@ -95,7 +95,9 @@ def _key_blob(public_line):
     # The blob starts with its own type as an SSH string: a 4-byte length, then the name.
     length = int.from_bytes(blob[:4], "big")
     if blob[4:4 + length].decode("ascii", "replace") != key_type:
-        raise CorpusError("The {} key {!r} does not hold a {} key.".format(key_type, _clip(encoded), key_type))
+        raise CorpusError(
+            "The {} key {!r} does not hold a {} key.".format(key_type, _clip(encoded), key_type)
+        )
     return key_type, blob
 
 

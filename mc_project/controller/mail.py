@@ -53,7 +53,8 @@ def access_mail(env):
         "  The host keys are published as SSHFP records: ssh -o VerifyHostKeyDNS=yes checks them.",
     ]
     if env.get("git_remote"):
-        lines += ["", "Git (push here to deploy):", "  git remote add {} {}".format(name, env["git_remote"])]
+        lines += ["", "Git (push here to deploy):"]
+        lines.append("  git remote add {} {}".format(name, env["git_remote"]))
     lines += [
         "",
         "Credentials (root password and SSH key) are not sent by mail. Get them on the controller with:",
@@ -82,7 +83,9 @@ def send_mail(smtp, to, subject, body):
         message["To"] = ", ".join(recipients)
         message["Subject"] = subject
     except ValueError as exc:  # a line break in a header: refuse rather than inject headers
-        raise CorpusError("The mail's sender, recipient or subject is not valid: {}.".format(_text(exc))) from None
+        raise CorpusError(
+            "The mail's sender, recipient or subject is not valid: {}.".format(_text(exc))
+        ) from None
     message["Date"] = email.utils.formatdate(localtime=False)
     message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(body)
@@ -92,7 +95,8 @@ def send_mail(smtp, to, subject, body):
             client.send_message(message, from_addr=sender, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         refused = ", ".join(
-            "{} ({} {})".format(address, code, _text(reply)) for address, (code, reply) in exc.recipients.items()
+            "{} ({} {})".format(address, code, _text(reply))
+            for address, (code, reply) in exc.recipients.items()
         )
         raise CorpusError("Mail relay {} refused the recipient {}.".format(relay, refused)) from None
     except smtplib.SMTPResponseException as exc:
@@ -100,7 +104,8 @@ def send_mail(smtp, to, subject, body):
             "Mail relay {} refused the mail: {} {}.".format(relay, exc.smtp_code, _text(exc.smtp_error))
         ) from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise CorpusError("Mail relay {} did not answer: {}.".format(relay, _text(exc) or type(exc).__name__)) from None
+        reason = _text(exc) or type(exc).__name__
+        raise CorpusError("Mail relay {} did not answer: {}.".format(relay, reason)) from None
     return message["Message-ID"]
 
 

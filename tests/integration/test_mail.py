@@ -27,7 +27,8 @@ ENV = {
 
 
 def relay(sink, **extra):
-    return dict({"host": sink.host, "port": sink.port, "sender": "corpus@controller.test", "timeout": 5}, **extra)
+    smtp = {"host": sink.host, "port": sink.port, "sender": "corpus@controller.test", "timeout": 5}
+    return dict(smtp, **extra)
 
 
 def test_access_mail_reaches_the_requester_with_every_field_and_no_secret(smtp_sink):  # noqa: F811
@@ -123,5 +124,6 @@ def test_relay_that_never_greets_times_out_in_one_sentence():
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # connections queue up but nobody ever answers them
         port = silent.getsockname()[1]
-        with pytest.raises(CorpusError, match="^Mail relay 127.0.0.1:{} did not answer: .*timed out.$".format(port)):
+        expected = "^Mail relay 127.0.0.1:{} did not answer: .*timed out.$".format(port)
+        with pytest.raises(CorpusError, match=expected):
             mail.send_mail({"host": "127.0.0.1", "port": port, "timeout": 1}, "dev@example.test", "s", "b")

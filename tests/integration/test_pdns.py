@@ -21,7 +21,12 @@ def env_records(address, host_keys, ttl=300):
     return [
         {"name": "env1.corpus.test", "type": "A", "contents": [address], "ttl": ttl},
         {"name": "*.env1.corpus.test.", "type": "A", "contents": [address], "ttl": ttl},
-        {"name": "env1.corpus.test", "type": "SSHFP", "contents": credentials.sshfp_records(host_keys), "ttl": ttl},
+        {
+            "name": "env1.corpus.test",
+            "type": "SSHFP",
+            "contents": credentials.sshfp_records(host_keys),
+            "ttl": ttl,
+        },
     ]
 
 
@@ -117,7 +122,8 @@ def test_wrong_api_key_is_one_clear_sentence(pdns_server):  # noqa: F811
 
 
 def test_unknown_server_id_is_named(pdns_server):  # noqa: F811
-    with pytest.raises(CorpusError, match="refused to show server 'nope' \\(corpus: dns: server_id\\): HTTP 404"):
+    expected = r"refused to show server 'nope' \(corpus: dns: server_id\): HTTP 404"
+    with pytest.raises(CorpusError, match=expected):
         PowerDns(pdns_server.api_url, pdns_server.api_key, server_id="nope").records(ZONE)
 
 
@@ -125,12 +131,19 @@ def test_powerdns_down_is_one_clear_sentence(tmp_path):
     with PdnsServer(tmp_path) as server:
         api = PowerDns(server.api_url, server.api_key, timeout=2)
         api.ensure_zone(ZONE)
-    for call in (lambda: api.ensure_zone(ZONE), lambda: api.records(ZONE),
-                 lambda: api.add_records(ZONE, [{"name": "a.corpus.test", "type": "A", "contents": ["10.0.0.1"]}]),
-                 lambda: api.remove_records(ZONE, [("a.corpus.test", "A")])):
+    record = {"name": "a.corpus.test", "type": "A", "contents": ["10.0.0.1"]}
+    calls = (
+        lambda: api.ensure_zone(ZONE),
+        lambda: api.records(ZONE),
+        lambda: api.add_records(ZONE, [record]),
+        lambda: api.remove_records(ZONE, [("a.corpus.test", "A")]),
+    )
+    refused = "PowerDNS at {} did not answer: Connection refused.".format(server.api_url)
+    for call in calls:
         with pytest.raises(CorpusError) as info:
             call()
-        assert str(info.value) == "PowerDNS at {} did not answer: Connection refused.".format(server.api_url)
+        assert str(info.value) == refused
     nobody = "http://127.0.0.1:{}".format(free_port())
-    with pytest.raises(CorpusError, match="^PowerDNS at {} did not answer: Connection refused.$".format(nobody)):
+    with pytest.raises(CorpusError) as info:
         PowerDns(nobody, "key").ensure_zone(ZONE)
+    assert str(info.value) == "PowerDNS at {} did not answer: Connection refused.".format(nobody)

@@ -138,9 +138,8 @@ def test_fingerprint_and_sshfp_match_ssh_keygen(tmp_path, key_type):
     expected_fingerprint = ssh_keygen("-l", "-E", "sha256", "-f", str(key_file) + ".pub").split()[1]
     assert credentials.fingerprint(public) == expected_fingerprint
     # `ssh-keygen -r NAME` prints "NAME IN SSHFP ALG FPTYPE HEX" for both hash types.
-    expected_sshfp = sorted(
-        line.split(None, 3)[3] for line in ssh_keygen("-r", "host", "-f", str(key_file) + ".pub").splitlines()
-    )
+    printed = ssh_keygen("-r", "host", "-f", str(key_file) + ".pub").splitlines()
+    expected_sshfp = sorted(line.split(None, 3)[3] for line in printed)
     assert sorted(credentials.sshfp_records([public])) == expected_sshfp
 
 
