@@ -1,0 +1,161 @@
+"""The controller's settings: the master's ``corpus:`` option over defaults.
+
+``controller_settings(opts)`` is what every controller part reads (runners,
+the ext_pillar, ``corpus-controller``). Values a user wrote are checked here,
+once: an unknown key or a wrong type is one sentence, never a traceback later.
+Messages name the setting, never its value (``dns:api_key`` is a secret).
+"""
+
+import copy
+import ipaddress
+import os
+import socket
+
+import psutil
+
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+
+DEFAULT_DOMAIN = "corpus.test"
+DEFAULT_CACHEDIR = "/var/cache/salt/master"
+
+# Where the inventory and the wheelhouse go under a controller root.
+ROOT_DB = os.path.join("var", "lib", "corpus", "inventory.sqlite")
+WHEELHOUSE = "wheelhouse"
+
+# Nested sections and their keys: (allowed types, default). A default of
+# None means "no value" unless derived below (zone, sender).
+SECTIONS = {
+    "dns": {
+        "api_url": ((str, type(None)), None),
+        "api_key": ((str, type(None)), None),
+        "server_id": ((str,), "localhost"),
+        "zone": ((str,), None),  # <domain>.
+        "ttl": ((int,), 300),
+    },
+    "smtp": {
+        "host": ((str, type(None)), None),
+        "port": ((int,), 25),
+        "sender": ((str,), None),  # corpus@<fqdn>
+        "timeout": ((int, float), 10),
+    },
+    "lxc": {
+        "mirror": ((str,), "http://deb.debian.org/debian"),
+        "suite": ((str,), "bookworm"),
+        "disk_size_mb": ((int,), 2048),
+    },
+}
+TOP_LEVEL = {
+    "root": (str, type(None)),
+    "db_url": (str, type(None)),
+    "master_address": (str, type(None)),
+    "wheelhouse": (str, type(None)),
+    "domain": (str,),
+}
+POSITIVE = {"dns:ttl", "smtp:timeout", "lxc:disk_size_mb"}
+PORTS = {"smtp:port"}
+
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", type(None): "empty"}
+
+
+def local_ipv4():
+    """The first non-loopback IPv4 address of this host.
+
+    The address the host would send from towards the outside comes first
+    (a UDP "connect" sends nothing); without a route out, the first address
+    of an interface that is up.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never reached
+            address = probe.getsockname()[0]
+        except OSError:
+            address = None
+    if address and not ipaddress.ip_address(address).is_loopback:
+        return address
+    stats = psutil.net_if_stats()
+    for name, addresses in psutil.net_if_addrs().items():
+        if name in stats and not stats[name].isup:
+            continue
+        for entry in addresses:
+            if entry.family == socket.AF_INET and not ipaddress.ip_address(entry.address).is_loopback:
+                return entry.address
+    raise CorpusError("This host has no IPv4 address other than loopback; set corpus:master_address.")
+
+
+def _check_type(name, value, types):
+    # bool is an int to Python, never to a user.
+    if isinstance(value, bool) or not isinstance(value, types):
+        wanted = " or ".join(TYPE_NAMES[kind] for kind in types)
+        raise CorpusError("The controller setting corpus:{} must be {}, not {}.".format(
+            name, wanted, type(value).__name__))
+
+
+def _check_value(name, value):
+    if name in PORTS and not 1 <= value <= 65535:
+        raise CorpusError("The controller setting corpus:{} must be a port between 1 and 65535.".format(
+            name))
+    if name in POSITIVE and value <= 0:
+        raise CorpusError("The controller setting corpus:{} must be positive.".format(name))
+
+
+def _check_domain(domain):
+    labels = domain.rstrip(".").split(".")
+    if not domain or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+            and not label.startswith("-") and not label.endswith("-") for label in labels):
+        raise CorpusError("The controller setting corpus:domain must be a DNS domain name.")
+
+
+def controller_settings(opts):
+    """The ``corpus:`` master option merged over the defaults, checked.
+
+    Raises ``CorpusError`` (one sentence) for an unknown key or a wrong type.
+    """
+    given = opts.get("corpus") or {}
+    if not isinstance(given, dict):
+        raise CorpusError("The master option corpus must be a mapping.")
+    for key in given:
+        if key not in TOP_LEVEL and key not in SECTIONS:
+            raise CorpusError("Unknown controller setting corpus:{}.".format(key))
+    settings = {}
+    for key, types in TOP_LEVEL.items():
+        value = given.get(key)
+        if key == "domain" and value is None:
+            value = DEFAULT_DOMAIN
+        _check_type(key, value, types)
+        settings[key] = value
+    for section, keys in SECTIONS.items():
+        values = given.get(section) or {}
+        if not isinstance(values, dict):
+            raise CorpusError("The controller setting corpus:{} must be a mapping.".format(section))
+        merged = {}
+        for key in values:
+            if key not in keys:
+                raise CorpusError("Unknown controller setting corpus:{}:{}.".format(section, key))
+        for key, (types, default) in keys.items():
+            value = copy.deepcopy(values.get(key, default))
+            name = "{}:{}".format(section, key)
+            if value is not None or type(None) in types:
+                _check_type(name, value, types)
+                _check_value(name, value)
+            merged[key] = value
+        settings[section] = merged
+
+    _check_domain(settings["domain"])
+    root = settings["root"]
+    if root is not None and not os.path.isabs(root):
+        raise CorpusError("The controller setting corpus:root must be an absolute path.")
+    if settings["db_url"] is None:
+        settings["db_url"] = ("sqlite:///" + os.path.join(root, ROOT_DB) if root
+                              else db.default_url(opts.get("cachedir") or DEFAULT_CACHEDIR))
+    if settings["wheelhouse"] is None:
+        settings["wheelhouse"] = os.path.join(root or opts.get("cachedir") or DEFAULT_CACHEDIR,
+                                              WHEELHOUSE)
+    if settings["master_address"] is None:
+        settings["master_address"] = local_ipv4()
+    if settings["dns"]["zone"] is None:
+        settings["dns"]["zone"] = settings["domain"].rstrip(".") + "."
+    if settings["smtp"]["sender"] is None:
+        settings["smtp"]["sender"] = "corpus@" + socket.getfqdn()
+    return settings
