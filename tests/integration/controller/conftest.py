@@ -1,0 +1,144 @@
+"""A real controller for the environment tests: salt-master, PowerDNS, SMTP sink, nodes.
+
+* the controller is a salt-master from pytest-salt-factories with corpus's state
+  tree, the corpus ext_pillar and a ``corpus:`` mapping pointing at a real
+  ``pdns_server`` and an aiosmtpd sink, all on this machine;
+* ``node1`` is this machine, linked over a real sshd listening on its own
+  (non-loopback) address, so containers' NATed ports are reached as from outside;
+* ``node2`` is a second host in a network namespace with its own address, sshd
+  and minion (tests/netns.py).
+
+Containers live under their own LXC path and are all destroyed at the end.
+"""
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from mc_project import resources
+from mc_project.controller import config, wheelhouse
+from mc_project.controller.runtime import Controller
+from netns import NetnsHost
+from services import PdnsServer, SmtpSink, free_port
+
+LXC_ROOT = "/var/lib/corpus-test"
+DOMAIN = "corpus.test"
+NODE1_SUBNET = "10.91.0.0/24"
+NODE2_SUBNET = "10.92.0.0/24"
+
+
+def lxc_available():
+    return os.geteuid() == 0 and shutil.which("lxc-start") and shutil.which("nft") and shutil.which("haproxy")
+
+
+pytestmark = pytest.mark.skipif(not lxc_available(), reason="needs root, LXC, nftables and haproxy")
+
+
+@pytest.fixture(scope="package")
+def pdns(tmp_path_factory):
+    with PdnsServer(str(tmp_path_factory.mktemp("pdns"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def smtp():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="package")
+def node2_host(tmp_path_factory):
+    host = NetnsHost("cn2-{}".format(uuid.uuid4().hex[:4]), "10.93.0.1/24", "10.93.0.2/24",
+                     workdir=str(tmp_path_factory.mktemp("node2-host")))
+    try:
+        yield host
+    finally:
+        host.close()
+
+
+@pytest.fixture(scope="package")
+def controller(salt_factories, tmp_path_factory, pdns, smtp, node2_host):
+    root = tmp_path_factory.mktemp("controller")
+    corpus = {
+        "db_url": "sqlite:///{}".format(root / "inventory.sqlite"),
+        # reachable from this machine, its containers, the netns node and its containers
+        "master_address": node2_host.host_address,
+        "wheelhouse": wheelhouse.ensure_wheelhouse(wheelhouse.shared_cache()),
+        "domain": DOMAIN,
+        "dns": {"api_url": pdns.api_url, "api_key": pdns.api_key, "zone": DOMAIN + "."},
+        "smtp": {"host": smtp.host, "port": smtp.port, "sender": "corpus@" + DOMAIN},
+    }
+    overrides = {
+        "interface": "0.0.0.0",
+        "file_roots": {"base": [resources.salt_tree()]},
+        "ext_pillar": [{"corpus_inventory": {}}],
+        "corpus": corpus,
+        "timeout": 60,
+    }
+    factory = salt_factories.salt_master_daemon("corpus-ctl-{}".format(uuid.uuid4().hex[:6]),
+                                                overrides=overrides)
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def salt_run(controller):
+    return controller.salt_run_cli(timeout=1800)
+
+
+@pytest.fixture(scope="package")
+def ctl(controller):
+    """The controller as the runners see it, for reading the inventory and Salt."""
+    return Controller(dict(controller.config))
+
+
+@pytest.fixture(scope="package")
+def sshd(salt_factories):
+    factory = salt_factories.get_sshd_daemon(listen_address=config.local_ipv4(), listen_port=free_port())
+    with factory.started():
+        yield factory
+
+
+def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
+    ret = salt_run.run("mc_cloud.link_node", address, "user=root", "key={}".format(key), "port={}".format(port),
+                       "name={}".format(name), "slots={}".format(slots), "subnet={}".format(subnet),
+                       "http_port={}".format(http_port), "prefix={}".format(prefix),
+                       "lxc_path={}/{}/lxc".format(LXC_ROOT, name))
+    assert ret.returncode == 0, ret
+    return ret
+
+
+@pytest.fixture(scope="package")
+def node1(salt_run, sshd, tmp_path_factory):
+    http_port = free_port()
+    ret = link(salt_run, "node1", sshd.listen_address, sshd.listen_port, sshd.client_key,
+               str(tmp_path_factory.mktemp("node1")), NODE1_SUBNET, 2, http_port)
+    yield {"name": "node1", "address": sshd.listen_address, "http_port": http_port,
+           "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}
+    _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT))
+
+
+@pytest.fixture(scope="package")
+def node2(salt_run, node2_host, node1, tmp_path_factory):
+    http_port = 8080
+    ret = link(salt_run, "node2", node2_host.address, node2_host.ssh_port, node2_host.key_path,
+               str(tmp_path_factory.mktemp("node2")), NODE2_SUBNET, 2, http_port)
+    yield {"name": "node2", "address": node2_host.address, "http_port": http_port, "host": node2_host,
+           "lxc_path": "{}/node2/lxc".format(LXC_ROOT), "link": ret.data}
+    _cleanup(salt_run, "node2", "{}/node2/lxc".format(LXC_ROOT), node2_host)
+
+
+def _cleanup(salt_run, name, lxc_path, host=None):
+    """Destroy what the tests left on a node, then unlink it."""
+    for env in (salt_run.run("mc_cloud.list_envs").data or []):
+        if isinstance(env, dict) and env.get("node") == name:
+            salt_run.run("mc_cloud.destroy_env", env["name"])
+    salt_run.run("mc_cloud.unlink_node", name, "force=True")
+    prefix = ["ip", "netns", "exec", host.name] if host else []
+    listed = subprocess.run(prefix + ["lxc-ls", "-P", lxc_path], capture_output=True, text=True)
+    for container in listed.stdout.split():
+        if container != "corpus-golden":
+            subprocess.run(prefix + ["lxc-destroy", "-f", "-P", lxc_path, "-n", container], capture_output=True)

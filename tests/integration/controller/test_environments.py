@@ -1,0 +1,171 @@
+"""Environments end to end on real nodes: LXC, nftables, haproxy, PowerDNS, SMTP, minions.
+
+One environment is created with ``salt-run mc_cloud.init_env`` and then used the way
+its requester would: the access mail, DNS answers (A and SSHFP), SSH through the
+node's NATed port with the credentials from the controller, a ``git push`` of the
+sample app over that SSH, and the app answering through the node's proxy by domain
+name. Then another domain, a bigger and a smaller disk, and destruction, after which
+nothing of it is left anywhere.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from helpers import EXAMPLES, git
+from mc_project.inventory import db
+from mc_project.inventory.models import DnsRecord, Environment, Pillar, PortMapping, Secret, SshKey
+from services import dns_query
+
+ENV = "shop"
+
+
+def http(node, host, path="/", timeout=5):
+    return requests.get("http://{}:{}{}".format(node["address"], node["http_port"], path),
+                        headers={"Host": host}, timeout=timeout)
+
+
+def ssh_command(key_path, port):
+    return "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes".format(
+        key_path, port)
+
+
+def ssh(node, key_path, port, command):
+    return subprocess.run(ssh_command(key_path, port).split() + ["root@" + node["address"], command],
+                          capture_output=True, text=True, timeout=120)
+
+
+def inventory_counts(ctl):
+    with db.session(ctl.url) as sess:
+        return {model.__name__: sess.scalar(select(func.count()).select_from(model))
+                for model in (Environment, PortMapping, DnsRecord, Secret, SshKey, Pillar)}
+
+
+@pytest.fixture(scope="module")
+def shop(salt_run, node1, smtp):
+    ret = salt_run.run("mc_cloud.init_env", ENV, "staging", "requester=dev@example.com", "host=node1")
+    assert ret.returncode == 0, ret
+    return ret.data
+
+
+@pytest.fixture(scope="module")
+def creds(salt_run, shop, tmp_path_factory):
+    ret = salt_run.run("mc_cloud.credentials", ENV)
+    assert ret.returncode == 0, ret
+    key_path = tmp_path_factory.mktemp("keys") / "shop"
+    key_path.write_text(ret.data["ssh_private_key"])
+    key_path.chmod(0o600)
+    return {"key": str(key_path), "password": ret.data["root_password"]}
+
+
+def test_list_hosts_shows_linked_nodes(salt_run, node1):
+    ret = salt_run.run("mc_cloud.list_hosts")
+    assert ret.returncode == 0, ret
+    hosts = {host["name"]: host for host in ret.data}
+    assert hosts["node1"]["address"] == node1["address"]
+    assert hosts["node1"]["guest_type"] == "lxc" and hosts["node1"]["free_slots"] == 2
+
+
+def test_init_env_returns_uuid_and_access(shop, node1):
+    assert len(shop["uuid"]) == 36
+    assert shop["access"]["urls"] == ["http://shop.corpus.test:{}/".format(node1["http_port"])]
+    assert shop["access"]["node"] == "node1"
+    assert [step["status"] for step in shop["steps"]] == ["success"] * 15
+
+
+def test_dns_answers_for_the_environment(shop, pdns, node1):
+    assert dns_query("shop.corpus.test", "A", pdns.dns_port) == [node1["address"]]
+    assert dns_query("anything.shop.corpus.test", "A", pdns.dns_port) == [node1["address"]]
+    sshfp = dns_query("shop.corpus.test", "SSHFP", pdns.dns_port)
+    assert sshfp and all(line.split()[0] in ("1", "3", "4") for line in sshfp)
+
+
+def test_access_mail_has_the_details_and_no_secret(shop, smtp, creds):
+    mails = [msg for msg in smtp.messages if msg["To"] == "dev@example.com"]
+    assert len(mails) == 1
+    body = mails[0].get_content()
+    assert "shop.corpus.test" in body and str(shop["access"]["ssh_port"]) in body
+    assert "salt-run mc_cloud.credentials shop" in body
+    assert creds["password"] not in body and "PRIVATE KEY" not in body
+
+
+def test_ssh_through_the_nated_port_reaches_the_highstated_container(shop, creds, node1):
+    ret = ssh(node1, creds["key"], shop["access"]["ssh_port"], "hostname; cat /etc/corpus/environment.json")
+    assert ret.returncode == 0, ret.stderr
+    hostname, _, described = ret.stdout.partition("\n")
+    assert hostname == ENV
+    described = json.loads(described)
+    assert described["uuid"] == shop["uuid"] and described["mode"] == "cooking"
+
+
+def test_push_deploys_and_answers_through_the_proxy(shop, creds, node1, tmp_path):
+    src = tmp_path / "shop"
+    shutil.copytree(os.path.join(EXAMPLES, "wsgi-app"), src)
+    git(str(src), "init", "-q", "-b", "main")
+    git(str(src), "add", "-A")
+    git(str(src), "commit", "-qm", "first")
+    remote = "ssh://root@{}:{}/srv/projects/shop/git/project.git".format(node1["address"],
+                                                                         shop["access"]["ssh_port"])
+    env = dict(os.environ, GIT_SSH_COMMAND=ssh_command(creds["key"], shop["access"]["ssh_port"]).replace(
+        " -p {}".format(shop["access"]["ssh_port"]), ""))
+    push = subprocess.run(["git", "push", remote, "main"], cwd=src, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert push.returncode == 0, push.stderr
+    answer = http(node1, "shop.corpus.test", "/health")
+    assert answer.status_code == 200, answer.text
+    assert http(node1, "unknown.example").status_code == 503
+
+
+def test_job_status_tells_each_step(salt_run, shop):
+    ret = salt_run.run("mc_jobs.status", ENV)
+    assert ret.returncode == 0, ret
+    job = ret.data[0]
+    assert job["status"] == "success" and len(job["steps"]) == 15
+    assert job["steps"][3]["name"] == "lxc:clone" and job["steps"][3]["log"]
+
+
+def test_link_dns_adds_a_domain(salt_run, shop, node1, pdns):
+    ret = salt_run.run("mc_cloud.link_dns", ENV, "www.shop.test")
+    assert ret.returncode == 0, ret
+    assert http(node1, "www.shop.test", "/health").status_code == 200
+    ret = salt_run.run("mc_cloud.link_dns", ENV, "www.shop.test")
+    assert ret.returncode == 1 and "already serves environment shop" in ret.stdout
+
+
+def test_enlarge_and_trim(salt_run, shop, node1):
+    ret = salt_run.run("mc_cloud.enlarge", ENV, "3072")
+    assert ret.returncode == 0, ret
+    ret = salt_run.run("mc_cloud.trim", ENV, "600")
+    assert ret.returncode == 1 and "600" in ret.stdout, ret
+    rows = {env["name"]: env for env in salt_run.run("mc_cloud.list_envs").data}
+    assert rows[ENV]["disk_size_mb"] == 3072
+    assert http(node1, "shop.corpus.test", "/health").status_code == 200
+
+
+def test_bad_requests_are_refused_in_one_sentence(salt_run, shop):
+    for args, message in [(("mc_cloud.init_env", ENV, "dev"), "already exists"),
+                          (("mc_cloud.init_env", "other", "qa"), "Unknown environment type"),
+                          (("mc_cloud.init_env", "other", "dev", "host=nowhere"), "No compute node named nowhere"),
+                          (("mc_cloud.destroy_env", "nowhere"), "No environment named nowhere")]:
+        ret = salt_run.run(*args)
+        assert ret.returncode == 1, ret
+        assert message in ret.stdout and "Traceback" not in ret.stdout + ret.stderr
+
+
+def test_destroy_leaves_nothing(salt_run, shop, node1, pdns, ctl, controller):
+    ret = salt_run.run("mc_cloud.destroy_env", ENV)
+    assert ret.returncode == 0, ret
+    listed = subprocess.run(["lxc-ls", "-P", node1["lxc_path"]], capture_output=True, text=True).stdout.split()
+    assert ENV not in listed
+    assert http(node1, "shop.corpus.test").status_code == 503
+    assert dns_query("shop.corpus.test", "A", pdns.dns_port) == []
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    assert str(shop["access"]["ssh_port"]) not in ruleset
+    assert inventory_counts(ctl) == dict.fromkeys(inventory_counts(ctl), 0)
+    assert "shop.corpus.test" not in ctl.key_fingerprints("shop.corpus.test").get("minions", "")

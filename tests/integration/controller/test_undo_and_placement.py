@@ -1,0 +1,92 @@
+"""A failure at each step of a real ``init_env`` leaves nothing behind; placement.
+
+The failure is injected here, in the test's own copy of the controller (the real
+master, nodes, PowerDNS and inventory), by making one step raise before it runs:
+every step before it has really been done, and its undo must take it all back.
+"""
+
+import subprocess
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from mc_project.controller import envs, operations
+from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+from mc_project.inventory.models import DnsRecord, Environment, Pillar, PortMapping, Secret, SshKey
+from services import dns_query
+
+
+class FailingController(Controller):
+    """The real controller, except that step ``fail_at`` raises before it runs."""
+
+    fail_at = None
+
+    def registry(self):
+        registry = super().registry()
+        _do, undo = registry[self.fail_at]
+
+        def injected(ctx):
+            raise CorpusError("injected failure")
+        registry[self.fail_at] = (injected, undo)
+        return registry
+
+
+def leftovers(ctl, node, pdns, name):
+    """Everything of environment ``name`` that can still be seen anywhere."""
+    found = []
+    with db.session(ctl.url) as sess:
+        for model in (Environment, PortMapping, DnsRecord, Secret, SshKey, Pillar):
+            if sess.scalar(select(func.count()).select_from(model)):
+                found.append("inventory " + model.__name__)
+    if name in subprocess.run(["lxc-ls", "-P", node["lxc_path"]], capture_output=True, text=True).stdout.split():
+        found.append("container")
+    if "dnat" in subprocess.run(["nft", "list", "table", "ip", "corpus"], capture_output=True, text=True).stdout:
+        found.append("NAT rule")
+    answer = requests.get("http://{}:{}/".format(node["address"], node["http_port"]),
+                          headers={"Host": "{}.corpus.test".format(name)}, timeout=5)
+    if answer.status_code != 503:
+        found.append("proxy route")
+    if dns_query("{}.corpus.test".format(name), "A", pdns.dns_port):
+        found.append("DNS record")
+    if ctl.key_fingerprints("{}.corpus.test".format(name)):
+        found.append("minion key")
+    return found
+
+
+@pytest.mark.parametrize("step", envs.INIT_STEPS)
+def test_failure_at_each_step_leaves_nothing(step, controller, node1, pdns):
+    ctl = FailingController(dict(controller.config))
+    ctl.fail_at = step
+    result = operations.init_env(ctl, "undo", "dev", host="node1")
+    assert not result["result"]
+    assert "step {}/{} {}: injected failure".format(envs.INIT_STEPS.index(step) + 1, len(envs.INIT_STEPS),
+                                                    step) in result["comment"]
+    assert leftovers(ctl, node1, pdns, "undo") == []
+
+
+def test_placement_goes_to_the_node_with_free_slots(salt_run, node1, node2, tmp_path):
+    hosts = {host["name"]: host for host in salt_run.run("mc_cloud.list_hosts").data}
+    assert hosts["node2"]["address"] == node2["address"]
+    assert hosts["node1"]["free_slots"] == hosts["node2"]["free_slots"] == 2
+    placed = {}
+    for name in ("far", "farther"):  # a tie goes to node1, then node2 has more room
+        ret = salt_run.run("mc_cloud.init_env", name, "dev")
+        assert ret.returncode == 0, ret
+        placed[name] = ret.data["access"]
+    assert (placed["far"]["node"], placed["farther"]["node"]) == ("node1", "node2")
+    hosts = {host["name"]: host for host in salt_run.run("mc_cloud.list_hosts").data}
+    assert hosts["node1"]["free_slots"] == hosts["node2"]["free_slots"] == 1
+    # the container on node2 answers SSH on node2's own address, through node2's NAT
+    secret = salt_run.run("mc_cloud.credentials", "farther").data
+    key = tmp_path / "farther"
+    key.write_text(secret["ssh_private_key"])
+    key.chmod(0o600)
+    ret = subprocess.run(["ssh", "-i", str(key), "-p", str(placed["farther"]["ssh_port"]), "-o", "BatchMode=yes",
+                          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                          "root@" + node2["address"], "hostname"], capture_output=True, text=True, timeout=60)
+    assert (ret.returncode, ret.stdout.strip()) == (0, "farther"), ret.stderr
+    for name in ("far", "farther"):
+        assert salt_run.run("mc_cloud.destroy_env", name).returncode == 0
