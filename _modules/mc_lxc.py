@@ -1,0 +1,326 @@
+"""Salt execution module for a corpus compute node: LXC containers, NAT, HTTP proxy.
+
+The logic is in ``mc_project.node``; this module parses arguments and turns a
+``CorpusError`` into one sentence. Paths default to the minion options
+``mc_lxc:lxc_path`` (``/var/lib/lxc``), ``mc_lxc:state_dir`` (``/var/lib/corpus/node``,
+where the proxy routes and saved port mappings live) and ``mc_lxc:nft_table`` (``corpus``).
+"""
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    from mc_project.errors import CorpusError
+    from mc_project.node import host, lxc, minion, nat, proxy
+
+    HAS_CORPUS = True
+except ImportError:  # pragma: no cover - corpus not installed on this minion
+    HAS_CORPUS = False
+
+__virtualname__ = "mc_lxc"
+
+
+def __virtual__():
+    if not HAS_CORPUS:
+        return False, "the corpus package (mc_project) is not importable"
+    return __virtualname__
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except CorpusError as exc:
+        __context__["retcode"] = 1
+        raise CommandExecutionError(str(exc)) from None
+
+
+def _lxc_path(lxc_path):
+    return lxc_path or __salt__["config.get"]("mc_lxc:lxc_path", lxc.DEFAULT_LXC_PATH)
+
+
+def _state_dir(state_dir):
+    return state_dir or __salt__["config.get"]("mc_lxc:state_dir", proxy.DEFAULT_STATE_DIR)
+
+
+def _table(table):
+    return table or __salt__["config.get"]("mc_lxc:nft_table", nat.DEFAULT_TABLE)
+
+
+def setup_node(bridge="corpusbr0", subnet="10.77.0.0/24", http_port=80, lxc_path=None, state_dir=None,
+               table=None, http_bind=""):
+    """
+    Prepare this node: bridge up with the subnet's first host, forwarding on, the nftables
+    table (masquerade, NAT maps), haproxy on ``http_port``. Idempotent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.setup_node bridge=corpusbr0 subnet=10.77.0.0/24 http_port=80
+    """
+    return _call(host.setup_node, bridge, subnet, http_port, _lxc_path(lxc_path), _state_dir(state_dir),
+                 _table(table), http_bind)
+
+
+def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm", disk_size_mb=2048):
+    """
+    Make sure the node has its golden container ``corpus-golden`` (from the machine's
+    cache, built from the Debian template the first time). Returns ``{name, built, seconds}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.golden mirror=http://deb.debian.org/debian suite=bookworm
+    """
+    return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb)
+
+
+def clone(name, lxc_path=None, disk_size_mb=None):
+    """
+    Create stopped container ``name`` as a copy of the golden image.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.clone ct-myapp-staging disk_size_mb=4096
+    """
+    return _call(lxc.clone, name, _lxc_path(lxc_path), disk_size_mb)
+
+
+def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None):
+    """
+    Set a stopped container's hostname, static address (CIDR) and fresh SSH host keys.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.configure ct-myapp myapp.corpus.test 10.77.0.10/24
+    """
+    return _call(lxc.configure, name, hostname, address, gateway, bridge, _lxc_path(lxc_path))
+
+
+def start(name, lxc_path=None, wait=60):
+    """
+    Start a container and wait (up to ``wait`` s) until its sshd answers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.start ct-myapp
+    """
+    return _call(lxc.start, name, _lxc_path(lxc_path), wait)
+
+
+def stop(name, lxc_path=None):
+    """
+    Stop a container.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.stop ct-myapp
+    """
+    return _call(lxc.stop, name, _lxc_path(lxc_path))
+
+
+def destroy(name, lxc_path=None):
+    """
+    Stop and delete a container and its disk; an absent container is fine.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.destroy ct-myapp
+    """
+    return _call(lxc.destroy, name, _lxc_path(lxc_path))
+
+
+def info(name, lxc_path=None):
+    """
+    ``{name, state, ip, disk_size_mb, disk_used_mb}`` of a container.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.info ct-myapp
+    """
+    return _call(lxc.info, name, _lxc_path(lxc_path))
+
+
+def list_containers(lxc_path=None):
+    """
+    The node's corpus containers with their state and address.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.list_containers
+    """
+    return _call(lxc.list_containers, _lxc_path(lxc_path))
+
+
+def resize(name, size_mb, lxc_path=None):
+    """
+    Enlarge or trim a container's disk to ``size_mb`` MiB; trimming below what is used is refused.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.resize ct-myapp 4096
+    """
+    return _call(lxc.resize, name, size_mb, _lxc_path(lxc_path))
+
+
+def set_root_password(name, password_hash, lxc_path=None):
+    """
+    Set root's password from its SHA-512 crypt hash (never the password itself).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.set_root_password ct-myapp '$6$salt$hash...'
+    """
+    return _call(lxc.set_root_password, name, password_hash, _lxc_path(lxc_path))
+
+
+def authorize_key(name, public_key, lxc_path=None):
+    """
+    Let an OpenSSH public key log in as root in the container.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.authorize_key ct-myapp 'ssh-ed25519 AAAA... corpus'
+    """
+    return _call(lxc.authorize_key, name, public_key, _lxc_path(lxc_path))
+
+
+def host_keys(name, lxc_path=None):
+    """
+    The container's SSH host public keys (``"ssh-ed25519 AAAA..."`` lines), for SSHFP records.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.host_keys ct-myapp
+    """
+    return _call(lxc.host_keys, name, _lxc_path(lxc_path))
+
+
+def attach(name, cmd, lxc_path=None):
+    """
+    Run a shell command in a running container: ``{retcode, stdout, stderr}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.attach ct-myapp 'systemctl is-system-running'
+    """
+    return _call(lxc.attach, name, cmd, _lxc_path(lxc_path))
+
+
+def map_port(external_port, address, internal_port=22, protocol="tcp", table=None, state_dir=None):
+    """
+    NAT the node's ``external_port`` to ``address:internal_port``. Idempotent; a port
+    mapped elsewhere is refused.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.map_port 40010 10.77.0.10 22
+    """
+    return _call(nat.map_port, external_port, address, internal_port, protocol, _table(table),
+                 _state_dir(state_dir))
+
+
+def unmap_port(external_port, protocol="tcp", table=None, state_dir=None):
+    """
+    Remove the NAT of ``external_port``; an unmapped port is fine.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.unmap_port 40010
+    """
+    return _call(nat.unmap_port, external_port, protocol, _table(table), _state_dir(state_dir))
+
+
+def ports(table=None):
+    """
+    Every NATed port of the node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.ports
+    """
+    return _call(nat.ports, _table(table))
+
+
+def add_route(domain, address, port, state_dir=None):
+    """
+    Route HTTP for ``domain`` and ``*.domain`` on the node's proxy to ``address:port``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.add_route myapp.corpus.test 10.77.0.10 80
+    """
+    return _call(proxy.add_route, domain, address, port, _state_dir(state_dir))
+
+
+def remove_route(domain, state_dir=None):
+    """
+    Stop routing ``domain``; an unknown domain is fine.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.remove_route myapp.corpus.test
+    """
+    return _call(proxy.remove_route, domain, _state_dir(state_dir))
+
+
+def routes(state_dir=None):
+    """
+    The proxy's routes: ``[{domain, address, port}]``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.routes
+    """
+    return _call(proxy.routes, _state_dir(state_dir))
+
+
+def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_port=None, master_port=None):
+    """
+    Install corpus and a salt-minion (from the node's ``wheelhouse``) in a running container,
+    pointed at ``master`` as ``minion_id``, and start it. Returns ``{minion_id, fingerprint}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.install_minion ct-myapp 10.0.0.1 myapp-staging /srv/corpus/wheelhouse
+    """
+    return _call(minion.install_minion, name, master, minion_id, wheelhouse, _lxc_path(lxc_path),
+                 publish_port, master_port)

@@ -1,0 +1,645 @@
+"""LXC containers of a compute node, over the ``lxc-*`` tools.
+
+Every container has a fixed-size root filesystem: an ext4 image ``<lxc_path>/<name>/rootdev``
+(LXC's ``loop`` backing store), so its disk can be enlarged and trimmed for real. The node keeps
+a golden container ``corpus-golden`` built once from the Debian template; a new container is a
+sparse copy of its image plus a configuration written here (not the template's), which takes a
+second or two instead of a minute for a template create.
+
+The golden image itself is built once per machine into a cache (``/var/cache/corpus/golden``,
+or ``$CORPUS_GOLDEN_CACHE``) and copied from there into each ``lxc_path`` that needs it.
+
+A stopped container's files are reached by mounting its image and ``chroot``; a running one's
+through ``lxc-attach``. Names are LXC names: lower-case letters, digits and dashes.
+"""
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import tempfile
+import time
+
+from mc_project.errors import CorpusError
+from mc_project.node.shell import last_line, run
+
+DEFAULT_LXC_PATH = "/var/lib/lxc"
+GOLDEN_NAME = "corpus-golden"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SUITE = "bookworm"
+DEFAULT_DISK_SIZE_MB = 2048
+GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates")
+DEFAULT_GOLDEN_CACHE = "/var/cache/corpus/golden"
+COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
+
+MIB = 1024 * 1024
+# Trimming must leave this much free space above what the filesystem already uses.
+TRIM_MARGIN_MB = 128
+SSH_PORT = 22
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+SHA512_CRYPT_RE = re.compile(r"^\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
+PUBLIC_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+                           r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$")
+
+
+# --------------------------------------------------------------------------- names and paths
+
+def validate_name(name):
+    """Refuse anything that is not a plain LXC container name."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise CorpusError("{!r} is not a container name (lower-case letters, digits and dashes).".format(name))
+    return name
+
+
+def container_dir(name, lxc_path=DEFAULT_LXC_PATH):
+    return os.path.join(lxc_path, validate_name(name))
+
+
+def rootdev_path(name, lxc_path=DEFAULT_LXC_PATH):
+    return os.path.join(container_dir(name, lxc_path), "rootdev")
+
+
+def exists(name, lxc_path=DEFAULT_LXC_PATH):
+    return os.path.isfile(os.path.join(container_dir(name, lxc_path), "config"))
+
+
+def require(name, lxc_path):
+    if not exists(name, lxc_path):
+        raise CorpusError("There is no container {} in {}.".format(name, lxc_path))
+
+
+def golden_cache_dir():
+    return os.environ.get("CORPUS_GOLDEN_CACHE") or DEFAULT_GOLDEN_CACHE
+
+
+# --------------------------------------------------------------------------- configuration text
+
+def render_config(name, rootdev, hostname=None, network=None, autostart=True):
+    """The LXC configuration corpus writes for a container.
+
+    ``network`` is ``{"bridge", "address" (CIDR), "gateway", "hwaddr"}``, or None for a
+    container with no network (the golden one).
+    """
+    lines = [
+        "# Written by corpus for container {}.".format(name),
+        "lxc.include = {}".format(COMMON_CONF),
+        "lxc.tty.max = 4",
+        "lxc.pty.max = 1024",
+        "lxc.rootfs.path = loop:{}".format(rootdev),
+        "lxc.uts.name = {}".format(hostname or name),
+        "lxc.start.auto = {}".format(1 if autostart else 0),
+    ]
+    if network:
+        lines += [
+            "lxc.net.0.type = veth",
+            "lxc.net.0.link = {}".format(network["bridge"]),
+            "lxc.net.0.flags = up",
+            "lxc.net.0.hwaddr = {}".format(network["hwaddr"]),
+            "lxc.net.0.ipv4.address = {}".format(network["address"]),
+            "lxc.net.0.ipv4.gateway = {}".format(network["gateway"]),
+        ]
+    else:
+        lines.append("lxc.net.0.type = empty")
+    return "\n".join(lines) + "\n"
+
+
+def read_config(name, lxc_path=DEFAULT_LXC_PATH):
+    """``{key: value}`` of a container's LXC configuration (the last value of a repeated key)."""
+    values = {}
+    with open(os.path.join(container_dir(name, lxc_path), "config"), encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip()
+    return values
+
+
+def interfaces_text(address, gateway):
+    """The container's /etc/network/interfaces.
+
+    LXC already sets the address and route before init runs, and ifupdown's ``static``
+    method fails on an address already present (networking.service then fails and the boot
+    is "degraded"); ``manual`` with ``replace`` keeps the address in the container's own
+    configuration and survives a restart of networking.
+    """
+    return ("auto lo\niface lo inet loopback\n\n"
+            "auto eth0\niface eth0 inet manual\n"
+            "    up ip addr replace {address} dev eth0\n"
+            "    up ip route replace default via {gateway} dev eth0\n").format(address=address, gateway=gateway)
+
+
+def hosts_text(hostname):
+    short = hostname.split(".", 1)[0]
+    names = hostname if short == hostname else "{} {}".format(hostname, short)
+    return ("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n").format(names)
+
+
+def random_hwaddr():
+    # 00:16:3e is the Xen/LXC range that LXC itself uses for generated addresses.
+    return "00:16:3e:{:02x}:{:02x}:{:02x}".format(*(random.randrange(256) for _ in range(3)))
+
+
+def parse_network(address, gateway=None):
+    """``(interface, gateway)`` from a CIDR address; the gateway defaults to the subnet's first host."""
+    try:
+        interface = ipaddress.IPv4Interface(address)
+    except ValueError:
+        raise CorpusError("{!r} is not an IPv4 address with its prefix (like 10.77.0.10/24).".format(address)) from None
+    if interface.network.prefixlen == 32 or interface.ip in (interface.network.network_address,
+                                                             interface.network.broadcast_address):
+        raise CorpusError("{} is not a host address of its subnet.".format(address))
+    if gateway in (None, ""):
+        gateway = str(next(interface.network.hosts()))
+    try:
+        gateway_ip = ipaddress.IPv4Address(gateway)
+    except ValueError:
+        raise CorpusError("{!r} is not an IPv4 gateway address.".format(gateway)) from None
+    if gateway_ip not in interface.network or gateway_ip == interface.ip:
+        raise CorpusError("Gateway {} is not another host of {}.".format(gateway, interface.network))
+    return interface, str(gateway_ip)
+
+
+# --------------------------------------------------------------------------- images
+
+def copy_sparse(source, target):
+    """Copy a loop image: holes stay holes, and a reflink is used where the filesystem has them."""
+    run(["cp", "--sparse=always", "--reflink=auto", source, target], "Copying {}".format(source))
+
+
+def fs_usage_mb(image):
+    """``(filesystem size, used)`` in MiB from an unmounted ext4 image's superblock."""
+    out = run(["dumpe2fs", "-h", image], "Reading the filesystem of {}".format(image)).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    block = int(fields["Block size"])
+    count, free = int(fields["Block count"]), int(fields["Free blocks"])
+    return count * block // MIB, (count - free) * block // MIB
+
+
+def image_size_mb(image):
+    return os.stat(image).st_size // MIB
+
+
+def resize_image(image, size_mb):
+    """Make an unmounted ext4 image ``size_mb`` MiB (grow: file then filesystem; shrink: the reverse)."""
+    current = os.stat(image).st_size
+    target = size_mb * MIB
+    run(["e2fsck", "-f", "-y", "-q", image], "Checking the filesystem of {}".format(image),
+        check=False)  # exit status 1 means "errors corrected": resize2fs says if it is still unusable
+    if target > current:
+        os.truncate(image, target)
+        run(["resize2fs", image], "Enlarging the filesystem of {}".format(image))
+    elif target < current:
+        run(["resize2fs", image, "{}M".format(size_mb)], "Shrinking the filesystem of {}".format(image))
+        os.truncate(image, target)
+
+
+@contextlib.contextmanager
+def mounted_image(image):
+    """Mount a stopped container's image on a temporary directory for the time of the block."""
+    mountpoint = tempfile.mkdtemp(prefix="corpus-rootfs-")
+    try:
+        run(["mount", "-o", "loop", image, mountpoint], "Mounting {}".format(image))
+        try:
+            yield mountpoint
+        finally:
+            run(["umount", mountpoint], "Unmounting {}".format(image))
+    finally:
+        os.rmdir(mountpoint)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on ``path`` (created) for the time of the block."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare_golden_rootfs(rootfs):
+    """Make a freshly built template rootfs fit to be copied: no identity of its own.
+
+    Host keys and the machine id are removed (each container gets its own), the network
+    configuration waits for ``configure`` (the template's DHCP would hold the boot for ~50 s),
+    and downloaded packages go.
+    """
+    for name in os.listdir(os.path.join(rootfs, "etc", "ssh")):
+        if name.startswith("ssh_host_"):
+            os.unlink(os.path.join(rootfs, "etc", "ssh", name))
+    # An empty machine-id makes systemd generate a new one at first boot.
+    with open(os.path.join(rootfs, "etc", "machine-id"), "w", encoding="utf-8"):
+        pass
+    with open(os.path.join(rootfs, "etc", "network", "interfaces"), "w", encoding="utf-8") as fh:
+        fh.write("auto lo\niface lo inet loopback\n")
+    archives = os.path.join(rootfs, "var", "cache", "apt", "archives")
+    for name in os.listdir(archives):
+        if name.endswith(".deb"):
+            os.unlink(os.path.join(archives, name))
+
+
+def security_mirror(mirror):
+    """The security archive next to ``mirror`` (``.../debian`` -> ``.../debian-security``)."""
+    return mirror.rstrip("/") + "-security" if mirror.rstrip("/").endswith("/debian") else \
+        "http://deb.debian.org/debian-security"
+
+
+def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN_PACKAGES):
+    """A full ``lxc-create -t debian`` with a loop backing store and no network."""
+    os.makedirs(lxc_path, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="corpus-lxc-") as conf:
+        conf.write("lxc.net.0.type = empty\n")
+        conf.flush()
+        env = dict(os.environ, MIRROR=mirror, SECURITY_MIRROR=security_mirror(mirror))
+        run(["lxc-create", "-n", name, "-P", lxc_path, "-t", "debian", "-B", "loop",
+             "--fssize", "{}M".format(disk_size_mb), "-f", conf.name, "--",
+             "-r", suite, "--packages={}".format(",".join(packages))],
+            "Creating container {} from the Debian template ({})".format(name, suite), env=env)
+
+
+def build_golden_image(mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB,
+                       cache_dir=None):
+    """The machine's cached golden image for ``suite``, built from the Debian template if missing.
+
+    Returns ``{"image", "built", "seconds"}``. The cache holds ``<suite>.img`` and
+    ``<suite>.json`` (how and when it was built); a lock serialises builders.
+    """
+    if not re.match(r"^[a-z]+$", suite or ""):
+        raise CorpusError("{!r} is not a Debian suite name.".format(suite))
+    cache_dir = cache_dir or golden_cache_dir()
+    image = os.path.join(cache_dir, "{}.img".format(suite))
+    started = time.monotonic()
+    with locked(os.path.join(cache_dir, ".lock")):
+        if os.path.isfile(image):
+            return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
+        build_path = os.path.join(cache_dir, "build")
+        build_name = "golden-{}".format(suite)
+        run(["lxc-destroy", "-n", build_name, "-P", build_path, "-f"], "Removing an old build", check=False)
+        shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
+        try:
+            template_create(build_name, build_path, mirror, suite, disk_size_mb)
+            built = os.path.join(build_path, build_name, "rootdev")
+            with mounted_image(built) as rootfs:
+                prepare_golden_rootfs(rootfs)
+            os.replace(built, image + ".part")
+            os.replace(image + ".part", image)
+        finally:
+            shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
+        seconds = round(time.monotonic() - started, 2)
+        with open(os.path.join(cache_dir, "{}.json".format(suite)), "w", encoding="utf-8") as fh:
+            json.dump({"suite": suite, "mirror": mirror, "disk_size_mb": disk_size_mb,
+                       "packages": list(GOLDEN_PACKAGES), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "seconds": seconds}, fh, indent=2)
+    return {"image": image, "built": True, "seconds": seconds}
+
+
+def golden(lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE,
+           disk_size_mb=DEFAULT_DISK_SIZE_MB):
+    """Make sure ``lxc_path`` has the golden container; copy it from the machine's cache
+    (building that first if needed). Returns ``{name, built, seconds}``."""
+    started = time.monotonic()
+    rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
+    with locked(os.path.join(lxc_path, ".corpus-golden.lock")):
+        if os.path.isfile(rootdev):
+            return {"name": GOLDEN_NAME, "built": False, "seconds": round(time.monotonic() - started, 2)}
+        cached = build_golden_image(mirror, suite, disk_size_mb)
+        directory = container_dir(GOLDEN_NAME, lxc_path)
+        os.makedirs(os.path.join(directory, "rootfs"), exist_ok=True)
+        with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
+            fh.write(render_config(GOLDEN_NAME, rootdev, autostart=False))
+        copy_sparse(cached["image"], rootdev + ".part")
+        if image_size_mb(rootdev + ".part") != disk_size_mb:
+            resize_image(rootdev + ".part", disk_size_mb)
+        # The image appears last and whole: clone() only ever sees a complete golden.
+        os.replace(rootdev + ".part", rootdev)
+    return {"name": GOLDEN_NAME, "built": True, "seconds": round(time.monotonic() - started, 2),
+            "image_built": cached["built"]}
+
+
+# --------------------------------------------------------------------------- life cycle
+
+def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
+    """A new, stopped container from the golden image (a sparse copy of it), without network
+    until ``configure``. Its disk is the golden's size unless ``disk_size_mb`` says otherwise."""
+    validate_name(name)
+    if name == GOLDEN_NAME:
+        raise CorpusError("{} is the golden container's name.".format(name))
+    golden_rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
+    if not os.path.isfile(golden_rootdev):
+        raise CorpusError("The node has no golden image in {}: build it with mc_lxc.golden first.".format(lxc_path))
+    if disk_size_mb is not None:
+        disk_size_mb = check_size(disk_size_mb)
+    directory = container_dir(name, lxc_path)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        raise CorpusError("Container {} already exists in {}.".format(name, lxc_path)) from None
+    started = time.monotonic()
+    rootdev = os.path.join(directory, "rootdev")
+    try:
+        os.mkdir(os.path.join(directory, "rootfs"))
+        copy_sparse(golden_rootdev, rootdev + ".part")
+        if disk_size_mb is not None and disk_size_mb != image_size_mb(rootdev + ".part"):
+            _, used = fs_usage_mb(rootdev + ".part")
+            if disk_size_mb < used + TRIM_MARGIN_MB:
+                raise CorpusError("A {} MB disk is too small for the golden image ({} MB used).".format(disk_size_mb, used))
+            resize_image(rootdev + ".part", disk_size_mb)
+        os.replace(rootdev + ".part", rootdev)
+        with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
+            fh.write(render_config(name, rootdev))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return {"name": name, "disk_size_mb": image_size_mb(rootdev), "seconds": round(time.monotonic() - started, 2)}
+
+
+def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=DEFAULT_LXC_PATH):
+    """Give a stopped container its hostname, static address (LXC config and the container's
+    own network configuration) and SSH host keys of its own. Running it again changes only
+    what differs; host keys already made are kept."""
+    require(name, lxc_path)
+    if not isinstance(hostname, str) or not HOSTNAME_RE.match(hostname):
+        raise CorpusError("{!r} is not a host name.".format(hostname))
+    interface, gateway = parse_network(address, gateway)
+    if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", bridge or ""):
+        raise CorpusError("{!r} is not a network interface name.".format(bridge))
+    if state(name, lxc_path) != "STOPPED":
+        raise CorpusError("Container {} must be stopped to be configured.".format(name))
+    config = read_config(name, lxc_path)
+    network = {"bridge": bridge, "address": str(interface), "gateway": gateway,
+               "hwaddr": config.get("lxc.net.0.hwaddr") or random_hwaddr()}
+    rootdev = rootdev_path(name, lxc_path)
+    with mounted_image(rootdev) as rootfs:
+        files = {"etc/hostname": hostname.split(".", 1)[0] + "\n", "etc/hosts": hosts_text(hostname),
+                 "etc/network/interfaces": interfaces_text(interface, gateway)}
+        for relative, text in files.items():
+            with open(os.path.join(rootfs, relative), "w", encoding="utf-8") as fh:
+                fh.write(text)
+        # -A makes only the missing key types: new ones for a fresh clone, none on a rerun.
+        run(["chroot", rootfs, "ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
+    with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
+        fh.write(render_config(name, rootdev, hostname=hostname.split(".", 1)[0], network=network))
+    return {"name": name, "hostname": hostname, "address": str(interface), "gateway": gateway, "bridge": bridge}
+
+
+def state(name, lxc_path=DEFAULT_LXC_PATH):
+    """``RUNNING``, ``STOPPED``... as lxc-info says; ``ABSENT`` when there is no such container."""
+    if not exists(name, lxc_path):
+        return "ABSENT"
+    return lxc_info(name, lxc_path).get("state", "STOPPED")
+
+
+def lxc_info(name, lxc_path):
+    proc = run(["lxc-info", "-n", name, "-P", lxc_path, "-s", "-p", "-i"],
+               "Reading the state of {}".format(name), check=False)
+    values = {"ips": []}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "ip":
+            values["ips"].append(value)
+        elif key:
+            values[key] = value
+    return values
+
+
+def container_address(name, lxc_path):
+    """The container's configured address (no prefix), or None before ``configure``."""
+    address = read_config(name, lxc_path).get("lxc.net.0.ipv4.address")
+    return address.split("/", 1)[0] if address else None
+
+
+def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
+    """Start a container (if it is not running) and wait until its sshd answers."""
+    require(name, lxc_path)
+    if name == GOLDEN_NAME:
+        raise CorpusError("The golden container is a template and never runs.")
+    if state(name, lxc_path) != "RUNNING":
+        run(["lxc-start", "-n", name, "-P", lxc_path], "Starting container {}".format(name))
+    address = container_address(name, lxc_path)
+    if address:
+        wait_for_ssh(name, address, wait)
+    return {"name": name, "state": state(name, lxc_path), "ip": address}
+
+
+def wait_for_ssh(name, address, wait, port=SSH_PORT):
+    deadline = time.monotonic() + float(wait)
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=2) as sock:
+                sock.settimeout(2)
+                if sock.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise CorpusError("Container {} started but its SSH server did not answer on {}:{} within {} s."
+                              .format(name, address, port, wait))
+        time.sleep(0.2)
+
+
+def stop(name, lxc_path=DEFAULT_LXC_PATH, timeout=30):
+    """Stop a container cleanly (killed after ``timeout`` s). Stopping a stopped one is fine."""
+    require(name, lxc_path)
+    was = state(name, lxc_path)
+    if was != "STOPPED":
+        proc = run(["lxc-stop", "-n", name, "-P", lxc_path, "-t", str(timeout)], "Stopping container {}".format(name),
+                   check=False, timeout=timeout + 30)
+        if proc.returncode and state(name, lxc_path) != "STOPPED":
+            run(["lxc-stop", "-n", name, "-P", lxc_path, "-k"], "Killing container {}".format(name))
+    return {"name": name, "state": "STOPPED", "changed": was != "STOPPED"}
+
+
+def destroy(name, lxc_path=DEFAULT_LXC_PATH):
+    """Stop and delete a container and its disk. An absent container is fine."""
+    directory = container_dir(name, lxc_path)
+    if not os.path.isdir(directory):
+        return {"name": name, "destroyed": False}
+    if exists(name, lxc_path):
+        if state(name, lxc_path) != "STOPPED":
+            run(["lxc-stop", "-n", name, "-P", lxc_path, "-k"], "Stopping container {}".format(name), check=False)
+        proc = run(["lxc-destroy", "-n", name, "-P", lxc_path, "-f"], "Destroying container {}".format(name),
+                   check=False)
+        if proc.returncode and os.path.isdir(directory) and state(name, lxc_path) == "RUNNING":
+            raise CorpusError("Destroying container {} failed: {}.".format(name, last_line(proc)))
+    # A clone cut off half-way has no usable config: lxc-destroy does not know it.
+    shutil.rmtree(directory, ignore_errors=True)
+    return {"name": name, "destroyed": True}
+
+
+def disk_usage_mb(name, lxc_path):
+    """``(disk size, used)`` in MiB: df inside a running container, the superblock of a stopped one."""
+    rootdev = rootdev_path(name, lxc_path)
+    size = image_size_mb(rootdev)
+    if state(name, lxc_path) == "RUNNING":
+        out = attach(name, ["df", "-B1", "--output=used", "/"], lxc_path)
+        if out["retcode"] == 0:
+            return size, int(out["stdout"].split()[-1]) // MIB
+    return size, fs_usage_mb(rootdev)[1]
+
+
+def info(name, lxc_path=DEFAULT_LXC_PATH):
+    """``{name, state, ip, disk_size_mb, disk_used_mb}`` of one container."""
+    require(name, lxc_path)
+    size, used = disk_usage_mb(name, lxc_path)
+    return {"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path),
+            "disk_size_mb": size, "disk_used_mb": used}
+
+
+def list_containers(lxc_path=DEFAULT_LXC_PATH):
+    """Every corpus container under ``lxc_path`` (not the golden one), with its state and address."""
+    if not os.path.isdir(lxc_path):
+        return []
+    found = []
+    for name in sorted(os.listdir(lxc_path)):
+        if name != GOLDEN_NAME and NAME_RE.match(name) and exists(name, lxc_path):
+            found.append({"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path)})
+    return found
+
+
+def check_size(size_mb):
+    try:
+        size_mb = int(size_mb)
+    except (TypeError, ValueError):
+        raise CorpusError("{!r} is not a disk size in MB.".format(size_mb)) from None
+    if size_mb < 256 or size_mb > 16 * 1024 * 1024:
+        raise CorpusError("A disk size must be between 256 MB and 16 TB, not {} MB.".format(size_mb))
+    return size_mb
+
+
+def check_trim(name, size_mb, used_mb):
+    if size_mb < used_mb + TRIM_MARGIN_MB:
+        raise CorpusError("Container {} uses {} MB: its disk cannot be trimmed below {} MB."
+                          .format(name, used_mb, used_mb + TRIM_MARGIN_MB))
+
+
+def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
+    """Enlarge or trim a container's fixed-size disk to ``size_mb`` MiB.
+
+    A running container is stopped for the change and started again. Trimming below the
+    space in use plus a margin is refused before anything is touched.
+    """
+    require(name, lxc_path)
+    size_mb = check_size(size_mb)
+    size, used = disk_usage_mb(name, lxc_path)
+    if size_mb == size:
+        return {"name": name, "disk_size_mb": size, "changed": False}
+    if size_mb < size:
+        check_trim(name, size_mb, used)
+    was_running = state(name, lxc_path) == "RUNNING"
+    if was_running:
+        stop(name, lxc_path)
+    try:
+        rootdev = rootdev_path(name, lxc_path)
+        if size_mb < size:
+            # The superblock counts filesystem metadata too: the stricter check, now it is still.
+            check_trim(name, size_mb, fs_usage_mb(rootdev)[1])
+        resize_image(rootdev, size_mb)
+    finally:
+        if was_running:
+            start(name, lxc_path)
+    return {"name": name, "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)), "previous_mb": size,
+            "changed": True}
+
+
+# --------------------------------------------------------------------------- inside a container
+
+def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900):
+    """Run ``cmd`` (a list, or a string run by ``sh -c``) in a running container.
+    Returns ``{retcode, stdout, stderr}``; ``input`` goes to its stdin."""
+    require(name, lxc_path)
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(part) for part in cmd]
+    proc = run(["lxc-attach", "-n", name, "-P", lxc_path, "--clear-env", "--set-var", "PATH=" + CONTAINER_PATH,
+                "--set-var", "HOME=/root", "--set-var", "LANG=C.UTF-8", "--"] + argv,
+               "Running a command in container {}".format(name), input=input, check=False, timeout=timeout)
+    return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def run_inside(name, lxc_path, argv, what, input=None):
+    """Run ``argv`` in the container whether it runs (lxc-attach) or not (chroot into its image);
+    raise with ``what`` when it fails. Returns stdout."""
+    require(name, lxc_path)
+    if state(name, lxc_path) == "RUNNING":
+        out = attach(name, argv, lxc_path, input=input)
+        if out["retcode"]:
+            lines = [line for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
+            raise CorpusError("{} failed: {}.".format(what, lines[-1].strip().rstrip(".") if lines else
+                                                      "exit status {}".format(out["retcode"])))
+        return out["stdout"]
+    with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
+        env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
+        return run(["chroot", rootfs] + list(argv), what, input=input, env=env).stdout
+
+
+def set_root_password(name, password_hash, lxc_path=DEFAULT_LXC_PATH):
+    """Set root's password from its crypt(3) SHA-512 hash (the password itself never comes here)."""
+    if not isinstance(password_hash, str) or not SHA512_CRYPT_RE.match(password_hash):
+        raise CorpusError("The root password must be given as a SHA-512 crypt hash ($6$...).")
+    # Through stdin: the hash stays out of the process list.
+    run_inside(name, lxc_path, ["chpasswd", "-e"], "Setting the root password of {}".format(name),
+               input="root:{}\n".format(password_hash))
+    return {"name": name, "changed": True}
+
+
+AUTHORIZE_SCRIPT = """set -e
+umask 077
+mkdir -p /root/.ssh
+touch /root/.ssh/authorized_keys
+if grep -qxF "$1" /root/.ssh/authorized_keys; then echo present; else printf '%s\\n' "$1" >> /root/.ssh/authorized_keys; echo added; fi
+"""
+
+
+def authorize_key(name, public_key, lxc_path=DEFAULT_LXC_PATH):
+    """Let ``public_key`` (an OpenSSH public key line) log in as root. Adding it twice is fine."""
+    public_key = (public_key or "").strip() if isinstance(public_key, str) else ""
+    if not PUBLIC_KEY_RE.match(public_key):
+        raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
+    out = run_inside(name, lxc_path, ["sh", "-c", AUTHORIZE_SCRIPT, "authorize", public_key],
+                     "Authorizing a key in {}".format(name))
+    return {"name": name, "changed": out.strip() == "added"}
+
+
+def host_keys(name, lxc_path=DEFAULT_LXC_PATH):
+    """The container's SSH host public keys as ``"<type> <base64>"`` lines (no comment)."""
+    out = run_inside(name, lxc_path, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"],
+                     "Reading the SSH host keys of {}".format(name))
+    keys = [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
+    if not keys:
+        raise CorpusError("Container {} has no SSH host keys: configure it first.".format(name))
+    return sorted(keys)
+
+
+# --------------------------------------------------------------------------- benchmark
+
+def bench_clone_vs_create(lxc_path, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB):
+    """Seconds for a container cloned from the golden image vs one made by a full template create.
+
+    The template create still uses lxc's debootstrap cache when it is warm, as it would on a
+    node: the comparison is with the fastest create LXC offers. Both containers are removed.
+    """
+    golden(lxc_path, mirror, suite, disk_size_mb)
+    clone_name, create_name = "bench-clone-{}".format(os.getpid()), "bench-create-{}".format(os.getpid())
+    try:
+        started = time.monotonic()
+        clone(clone_name, lxc_path)
+        clone_seconds = time.monotonic() - started
+        started = time.monotonic()
+        template_create(create_name, lxc_path, mirror, suite, disk_size_mb)
+        create_seconds = time.monotonic() - started
+    finally:
+        destroy(clone_name, lxc_path)
+        destroy(create_name, lxc_path)
+    return {"clone_seconds": round(clone_seconds, 2), "create_seconds": round(create_seconds, 2),
+            "create_over_clone": round(create_seconds / clone_seconds, 1) if clone_seconds else None}

@@ -1,0 +1,113 @@
+"""A corpus salt-minion inside a container, installed from the node's wheelhouse (no internet).
+
+The wheelhouse is streamed into the container as a tar through ``lxc-attach``; corpus and
+Salt go into the venv ``/opt/corpus/venv``; the minion runs as the systemd unit
+``corpus-minion.service``. Its key pair is made before the first start, so the fingerprint
+returned is the one the minion will present and the controller can accept exactly that key.
+"""
+
+import io
+import json
+import os
+import re
+import tarfile
+
+from mc_project.errors import CorpusError
+from mc_project.node import lxc
+from mc_project.node.shell import run
+
+PREFIX = "/opt/corpus"
+VENV = PREFIX + "/venv"
+WHEELHOUSE = PREFIX + "/wheelhouse"
+MINION_CONF = "/etc/salt/minion.d/corpus.conf"
+PKI_DIR = "/etc/salt/pki/minion"
+UNIT = "corpus-minion.service"
+MINION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+MASTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,253}$")
+
+UNIT_TEXT = """# Written by corpus.
+[Unit]
+Description=corpus salt-minion
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart={venv}/bin/salt-minion -c /etc/salt
+Restart=on-failure
+# Let a state that restarts the minion finish its own job.
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+""".format(venv=VENV)
+
+
+def minion_config(master, minion_id, publish_port=None, master_port=None):
+    """The minion.d file: JSON is YAML, and quoting every value keeps YAML from guessing types."""
+    config = {"master": master, "id": minion_id}
+    if publish_port:
+        config["publish_port"] = int(publish_port)
+    if master_port:
+        config["master_port"] = int(master_port)
+    return "# Written by corpus.\n" + "\n".join("{}: {}".format(k, json.dumps(v)) for k, v in config.items()) + "\n"
+
+
+def wheelhouse_tar(wheelhouse):
+    """The wheel files of ``wheelhouse`` as an uncompressed tar (wheels are compressed already)."""
+    wheels = sorted(name for name in os.listdir(wheelhouse) if name.endswith(".whl"))
+    if not any(name.startswith("corpus-") for name in wheels):
+        raise CorpusError("The wheelhouse {} has no corpus wheel.".format(wheelhouse))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in wheels:
+            tar.add(os.path.join(wheelhouse, name), arcname=name)
+    return buffer.getvalue()
+
+
+def inside(name, lxc_path, cmd, what, input=None):
+    """Run a shell command in the running container; stdout, or one sentence on failure."""
+    out = lxc.attach(name, cmd, lxc_path, input=input)
+    if out["retcode"]:
+        lines = [line.strip() for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
+        raise CorpusError("{} in container {} failed: {}.".format(
+            what, name, lines[-1].rstrip(".") if lines else "exit status {}".format(out["retcode"])))
+    return out["stdout"]
+
+
+def install_minion(name, master, minion_id, wheelhouse, lxc_path=lxc.DEFAULT_LXC_PATH,
+                   publish_port=None, master_port=None):
+    """Install and start the corpus minion in running container ``name``; returns
+    ``{minion_id, fingerprint}``. Running it again reinstalls and restarts it, same key."""
+    lxc.require(name, lxc_path)
+    if not isinstance(master, str) or not MASTER_RE.match(master):
+        raise CorpusError("{!r} is not a master address.".format(master))
+    if not isinstance(minion_id, str) or not MINION_ID_RE.match(minion_id):
+        raise CorpusError("{!r} is not a minion id.".format(minion_id))
+    if not os.path.isdir(wheelhouse or ""):
+        raise CorpusError("The wheelhouse {} is not a directory on this node.".format(wheelhouse))
+    if lxc.state(name, lxc_path) != "RUNNING":
+        raise CorpusError("Container {} must be running to install its minion.".format(name))
+    for port in (publish_port, master_port):
+        if port is not None and not str(port).isdigit():
+            raise CorpusError("{!r} is not a port.".format(port))
+    archive = wheelhouse_tar(wheelhouse)
+    run(["lxc-attach", "-n", name, "-P", lxc_path, "--clear-env", "--set-var", "PATH=" + lxc.CONTAINER_PATH,
+         "--", "sh", "-c", "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE)],
+        "Copying the wheelhouse into {}".format(name), input=archive, text=False)
+    inside(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV), "Making the venv")
+    inside(name, lxc_path, "{}/bin/pip install -q --no-index --find-links {} corpus".format(VENV, WHEELHOUSE),
+           "Installing corpus")
+    inside(name, lxc_path, "mkdir -p {} && cat > {}".format(os.path.dirname(MINION_CONF), MINION_CONF),
+           "Writing the minion configuration", input=minion_config(master, minion_id, publish_port, master_port))
+    inside(name, lxc_path, "test -f {0}/minion.pem || {1}/bin/salt-key -q --gen-keys=minion --gen-keys-dir={0}"
+           .format(PKI_DIR, VENV), "Making the minion key")
+    inside(name, lxc_path, "cat > /etc/systemd/system/{}".format(UNIT), "Writing the minion unit", input=UNIT_TEXT)
+    inside(name, lxc_path, "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(UNIT),
+           "Starting the minion")
+    out = inside(name, lxc_path, "{}/bin/salt-call --local --out=json key.finger".format(VENV),
+                 "Reading the minion key fingerprint")
+    try:
+        fingerprint = json.loads(out)["local"]
+    except (ValueError, KeyError, TypeError):
+        raise CorpusError("salt-call in container {} gave no key fingerprint.".format(name)) from None
+    return {"minion_id": minion_id, "fingerprint": fingerprint}
