@@ -9,10 +9,14 @@ in it.
 """
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from mc_project.errors import CorpusError
 
 DEFAULT_TTL = 300
+# About three seconds of retries at most, before a 5xx answer becomes an error.
+SERVER_ERROR_RETRIES = 6
 
 
 def absolute(name):
@@ -33,6 +37,22 @@ class PowerDns:
         self.server_id = server_id
         self.timeout = timeout
         self._session = requests.Session()
+        # A busy backend (SQLite: "database is locked" while another change commits) answers 5xx;
+        # every call here is safe to repeat (rrsets are replaced whole), so try again a few times.
+        retry = Retry(
+            total=None,
+            connect=0,
+            read=0,
+            redirect=0,
+            other=0,
+            status=SERVER_ERROR_RETRIES,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=None,
+            backoff_factor=0.05,
+            backoff_jitter=0.1,
+            raise_on_status=False,
+        )
+        self._session.mount(self.api_url, HTTPAdapter(max_retries=retry))
         self._session.headers.update({"X-API-Key": api_key or "", "Accept": "application/json"})
 
     def __repr__(self):
@@ -42,6 +62,10 @@ class PowerDns:
 
     def _url(self, *parts):
         return "/".join([self.api_url, "api/v1/servers", self.server_id] + list(parts))
+
+    def _zone_url(self, zone):
+        # A zone's id is its name with "/" (RFC 2317 delegations) written "=2F".
+        return self._url("zones", zone.replace("/", "=2F"))
 
     def _request(self, method, url, what, ok=(200, 201, 204), **kwargs):
         try:
@@ -65,10 +89,17 @@ class PowerDns:
     def _zone(self, zone):
         """The zone's JSON, or None when PowerDNS does not have it."""
         response = self._request(
-            "GET", self._url("zones", zone), "read zone {}".format(_shown(zone)), ok=(200, 404, 422)
+            "GET", self._zone_url(zone), "read zone {}".format(_shown(zone)), ok=(200, 404, 422)
         )
         if response.status_code == 200:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise CorpusError(
+                    "{} does not answer like the PowerDNS API (no JSON for zone {}).".format(
+                        self.api_url, _shown(zone)
+                    )
+                ) from None
         # PowerDNS also answers 404 for an unknown server id: tell the two apart.
         self._request(
             "GET", self._url(), "show server {!r} (corpus: dns: server_id)".format(self.server_id)
@@ -76,7 +107,7 @@ class PowerDns:
         return None
 
     def _patch(self, zone, rrsets, what):
-        self._request("PATCH", self._url("zones", zone), what, json={"rrsets": rrsets})
+        self._request("PATCH", self._zone_url(zone), what, json={"rrsets": rrsets})
 
     # ------------------------------------------------------------------ API
 

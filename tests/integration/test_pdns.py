@@ -1,5 +1,7 @@
 """The PowerDNS client against a real pdns_server (gsqlite3), checked with real DNS queries."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from mc_project.controller import credentials
@@ -147,3 +149,21 @@ def test_powerdns_down_is_one_clear_sentence(tmp_path):
     with pytest.raises(CorpusError) as info:
         PowerDns(nobody, "key").ensure_zone(ZONE)
     assert str(info.value) == "PowerDNS at {} did not answer: Connection refused.".format(nobody)
+
+
+def test_parallel_changes_all_land(pdns_server, api):  # noqa: F811
+    # gsqlite3 answers "database is locked" (HTTP 500) to concurrent writers: the client retries.
+    def add(index):
+        client = PowerDns(pdns_server.api_url, pdns_server.api_key)
+        address = "10.6.0.{}".format(index + 2)
+        client.add_records(ZONE, [
+            {"name": "p{}.corpus.test".format(index), "type": "A", "contents": [address]},
+            {"name": "*.p{}.corpus.test".format(index), "type": "A", "contents": [address]},
+        ])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, range(8)))
+    for index in range(8):
+        assert dns_query("www.p{}.corpus.test".format(index), "A", pdns_server.dns_port) == [
+            "10.6.0.{}".format(index + 2)
+        ]
