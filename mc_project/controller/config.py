@@ -107,14 +107,33 @@ def _check_domain(domain):
         raise CorpusError("The controller setting corpus:domain must be a DNS domain name.")
 
 
+def _given(opts):
+    given = opts.get("corpus") or {}
+    if not isinstance(given, dict):
+        raise CorpusError("The master option corpus must be a mapping.")
+    return given
+
+
+def _default_db_url(opts, root):
+    if root:
+        return "sqlite:///" + os.path.join(root, ROOT_DB)
+    return db.default_url(opts.get("cachedir") or DEFAULT_CACHEDIR)
+
+
+def inventory_url(opts):
+    """Just the inventory's URL: what the ext_pillar needs on every pillar compile."""
+    given = _given(opts)
+    for key in ("root", "db_url"):
+        _check_type(key, given.get(key), TOP_LEVEL[key])
+    return given.get("db_url") or _default_db_url(opts, given.get("root"))
+
+
 def controller_settings(opts):
     """The ``corpus:`` master option merged over the defaults, checked.
 
     Raises ``CorpusError`` (one sentence) for an unknown key or a wrong type.
     """
-    given = opts.get("corpus") or {}
-    if not isinstance(given, dict):
-        raise CorpusError("The master option corpus must be a mapping.")
+    given = _given(opts)
     for key in given:
         if key not in TOP_LEVEL and key not in SECTIONS:
             raise CorpusError("Unknown controller setting corpus:{}.".format(key))
@@ -147,8 +166,7 @@ def controller_settings(opts):
     if root is not None and not os.path.isabs(root):
         raise CorpusError("The controller setting corpus:root must be an absolute path.")
     if settings["db_url"] is None:
-        settings["db_url"] = ("sqlite:///" + os.path.join(root, ROOT_DB) if root
-                              else db.default_url(opts.get("cachedir") or DEFAULT_CACHEDIR))
+        settings["db_url"] = _default_db_url(opts, root)
     if settings["wheelhouse"] is None:
         settings["wheelhouse"] = os.path.join(root or opts.get("cachedir") or DEFAULT_CACHEDIR,
                                               WHEELHOUSE)

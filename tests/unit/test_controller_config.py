@@ -55,6 +55,14 @@ def test_given_values_win_and_sections_merge_key_by_key():
     assert result["lxc"]["suite"] == "trixie" and result["lxc"]["disk_size_mb"] == 2048
 
 
+def test_inventory_url_alone_matches_the_settings():
+    for corpus in (None, {"root": "/srv/controller"}, {"db_url": "postgresql+psycopg2://db/corpus"}):
+        opts = dict(OPTS, corpus=corpus)
+        assert config.inventory_url(opts) == controller_settings(opts)["db_url"]
+    with pytest.raises(CorpusError, match="corpus:db_url must be a string or empty, not int"):
+        config.inventory_url(dict(OPTS, corpus={"db_url": 5}))
+
+
 def test_the_given_mapping_is_not_changed():
     given = {"dns": {"ttl": 60}}
     settings(given)

@@ -1,0 +1,64 @@
+"""Salt ext_pillar: each minion's pillar from the corpus inventory.
+
+The controller writes a minion's pillar (its credentials, DNS names, firewall
+rules, env and mode) as one row of the inventory's ``pillars`` table; this
+serves that row to the minion with that id, and nothing to any other minion.
+The inventory is the one named by the master option ``corpus:db_url``.
+
+Master configuration:
+
+.. code-block:: yaml
+
+    ext_pillar:
+      - corpus_inventory: {}
+
+An inventory that cannot be read is logged as an error and serves nothing:
+a pillar compile must never take the master down.
+"""
+
+import logging
+
+from sqlalchemy import select
+
+from mc_project.controller.config import inventory_url
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+from mc_project.inventory.models import Pillar
+
+__virtualname__ = "corpus_inventory"
+
+log = logging.getLogger(__name__)
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _one_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
+    """
+    The pillar the inventory holds for ``minion_id``, or ``{}``.
+
+    CLI Example (as a minion sees it):
+
+    .. code-block:: bash
+
+        salt MINION pillar.items
+    """
+    try:
+        url = inventory_url(__opts__)
+        with db.session(url) as sess:
+            data = sess.scalars(select(Pillar.data).where(Pillar.minion_id == minion_id)).first()
+    except CorpusError as exc:
+        log.error("corpus_inventory: no pillar for %s: %s", minion_id, exc)
+        return {}
+    except Exception as exc:  # pylint: disable=broad-except
+        # Unreachable server, missing table: the statement's parameters are
+        # hidden by db.engine, so this names no secret.
+        log.error("corpus_inventory: cannot read the pillar of %s from the inventory: %s: %s",
+                  minion_id, type(exc).__name__, _one_line(exc))
+        return {}
+    return data or {}
