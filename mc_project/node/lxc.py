@@ -193,14 +193,30 @@ def resize_image(image, size_mb):
     """Make an unmounted ext4 image ``size_mb`` MiB (grow: file then filesystem; shrink: the reverse)."""
     current = os.stat(image).st_size
     target = size_mb * MIB
-    run(["e2fsck", "-f", "-y", "-q", image], "Checking the filesystem of {}".format(image),
-        check=False)  # exit status 1 means "errors corrected": resize2fs says if it is still unusable
+    wait_image_released(image)
+    proc = run(["e2fsck", "-f", "-y", image], "Checking the filesystem of {}".format(image), check=False)
+    if proc.returncode > 2:  # 1 and 2 mean "errors corrected"
+        raise CorpusError("Checking the filesystem of {} failed: {}.".format(image, last_line(proc)))
     if target > current:
         os.truncate(image, target)
-        run(["resize2fs", image], "Enlarging the filesystem of {}".format(image))
+        try:
+            run(["resize2fs", image], "Enlarging the filesystem of {}".format(image))
+        except CorpusError:
+            os.truncate(image, current)
+            raise
     elif target < current:
         run(["resize2fs", image, "{}M".format(size_mb)], "Shrinking the filesystem of {}".format(image))
         os.truncate(image, target)
+
+
+def wait_image_released(image, wait=15):
+    """Wait until no loop device holds ``image``: a container just stopped may still have it
+    attached for a moment, and e2fsck refuses an image in use."""
+    deadline = time.monotonic() + wait
+    while run(["losetup", "-j", image], "Looking for loop devices of {}".format(image)).stdout.strip():
+        if time.monotonic() > deadline:
+            raise CorpusError("The disk {} is still in use.".format(image))
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -480,14 +496,18 @@ def destroy(name, lxc_path=DEFAULT_LXC_PATH):
 
 
 def disk_usage_mb(name, lxc_path):
-    """``(disk size, used)`` in MiB: df inside a running container, the superblock of a stopped one."""
+    """``(disk size, used)`` in MiB. Used counts the filesystem's own metadata (journal, inode
+    tables) too, as resize2fs does; a running container's free space comes from statfs inside
+    it, since the superblock of a mounted filesystem lags behind."""
     rootdev = rootdev_path(name, lxc_path)
     size = image_size_mb(rootdev)
+    fs_size, used = fs_usage_mb(rootdev)
     if state(name, lxc_path) == "RUNNING":
-        out = attach(name, ["df", "-B1", "--output=used", "/"], lxc_path)
+        out = attach(name, ["stat", "-f", "-c", "%S %f", "/"], lxc_path)
         if out["retcode"] == 0:
-            return size, int(out["stdout"].split()[-1]) // MIB
-    return size, fs_usage_mb(rootdev)[1]
+            block, free = (int(n) for n in out["stdout"].split())
+            used = fs_size - block * free // MIB
+    return size, used
 
 
 def info(name, lxc_path=DEFAULT_LXC_PATH):
