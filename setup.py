@@ -116,6 +116,7 @@ setup(
         "SQLAlchemy>=2,<3",
         "alembic",
         "paramiko",
+        "cryptography",
         "dnspython",
         # PostgreSQL inventories; the binary wheel needs no libpq headers.
         "psycopg2-binary",

@@ -559,8 +559,8 @@ def send_access_mail(ctl, ctx):
         clip["mail_error"] = "no mail relay is configured"
         ctx.log("no mail relay is configured: no mail sent")
         return
-    subject, body = mail.access_mail(access_details(ctl, clip))
     try:
+        subject, body = mail.access_mail(access_details(ctl, clip))
         mail.send_mail(smtp, clip["requester"], subject, body)
     except CorpusError as exc:
         clip["mail_error"] = str(exc)

@@ -97,7 +97,8 @@ def ctl(controller):
 
 @pytest.fixture(scope="package")
 def sshd(salt_factories):
-    factory = salt_factories.get_sshd_daemon(listen_address=config.local_ipv4(), listen_port=free_port())
+    # on every address (salt-factories checks the port on loopback); linked by the non-loopback one
+    factory = salt_factories.get_sshd_daemon(listen_address="0.0.0.0", listen_port=free_port())
     with factory.started():
         yield factory
 
@@ -114,9 +115,10 @@ def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
 @pytest.fixture(scope="package")
 def node1(salt_run, sshd, tmp_path_factory):
     http_port = free_port()
-    ret = link(salt_run, "node1", sshd.listen_address, sshd.listen_port, sshd.client_key,
+    address = config.local_ipv4()
+    ret = link(salt_run, "node1", address, sshd.listen_port, sshd.client_key,
                str(tmp_path_factory.mktemp("node1")), NODE1_SUBNET, 2, http_port)
-    yield {"name": "node1", "address": sshd.listen_address, "http_port": http_port,
+    yield {"name": "node1", "address": address, "http_port": http_port,
            "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}
     _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT))
 
