@@ -128,6 +128,19 @@ def inventory_url(opts):
     return given.get("db_url") or _default_db_url(opts, given.get("root"))
 
 
+def _check_host(name, host):
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        _check_domain(host)
+    except CorpusError:
+        raise CorpusError("The controller setting corpus:{} must be an IP address or a host name.".format(
+            name)) from None
+
+
 def controller_settings(opts):
     """The ``corpus:`` master option merged over the defaults, checked.
 
@@ -162,6 +175,8 @@ def controller_settings(opts):
         settings[section] = merged
 
     _check_domain(settings["domain"])
+    if settings["master_address"] is not None:
+        _check_host("master_address", settings["master_address"])
     root = settings["root"]
     if root is not None and not os.path.isabs(root):
         raise CorpusError("The controller setting corpus:root must be an absolute path.")

@@ -82,6 +82,8 @@ def test_the_given_mapping_is_not_changed():
     ({"domain": 5}, "corpus:domain must be a string, not int."),
     ({"root": "relative/dir"}, "corpus:root must be an absolute path."),
     ({"master_address": ["192.0.2.1"]}, "corpus:master_address must be a string or empty, not list."),
+    ({"master_address": "not an address"},
+     "corpus:master_address must be an IP address or a host name."),
     (["root"], "The master option corpus must be a mapping."),
 ])
 def test_bad_settings_are_one_sentence(corpus, message):

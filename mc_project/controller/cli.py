@@ -1,0 +1,429 @@
+"""``corpus-controller``: set up, inspect and stop a controller (a salt-master).
+
+``corpus-controller init --root DIR`` writes ``DIR/etc/salt/master`` (every
+path of the master under DIR: Salt prefixes ``root_dir`` to its own paths),
+creates or migrates the inventory, builds the wheelhouse nodes are installed
+from, and starts the master. Running it again is harmless: options not given
+keep their earlier values, the configuration is written only when it changes
+(and a running master is then restarted), a running master is not started
+twice. Bad input is one sentence, exit status 2, and changes nothing; a
+failure while applying it (database, wheelhouse, master) is exit status 1.
+"""
+
+import argparse
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from mc_project import resources
+from mc_project.controller import wheelhouse
+from mc_project.controller.config import controller_settings
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+CONFIG = os.path.join("etc", "salt", "master")
+PIDFILE = os.path.join("var", "run", "salt-master.pid")
+LOG_FILE = os.path.join("var", "log", "salt", "master")
+SOCK_DIR = os.path.join("var", "run", "salt", "master")
+CACHEDIR = os.path.join("var", "cache", "salt", "master")
+# The master's unix sockets live in SOCK_DIR; their paths are limited to
+# 107 bytes and the longest name Salt gives one is about 24.
+LONGEST_SOCKET_NAME = 24
+UNIX_PATH_MAX = 107
+
+DEFAULT_INTERFACE = "0.0.0.0"
+DEFAULT_PUBLISH_PORT = 4505
+DEFAULT_RET_PORT = 4506
+# Where an API key can come from instead of the command line (seen by ps).
+DNS_KEY_ENV = "CORPUS_DNS_KEY"
+
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+class BadInput(CorpusError):
+    """Input refused before anything changed."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+def master_config(root, corpus, interface=DEFAULT_INTERFACE, publish_port=DEFAULT_PUBLISH_PORT,
+                  ret_port=DEFAULT_RET_PORT):
+    """The salt-master options of a controller rooted at ``root``.
+
+    ``corpus`` is the ``corpus:`` mapping (see ``config.controller_settings``).
+    The state tree is the root's ``srv/salt`` (the operator's states, top
+    file) then corpus's own.
+    """
+    return {
+        "root_dir": root,
+        "interface": interface,
+        "publish_port": publish_port,
+        "ret_port": ret_port,
+        "file_roots": {"base": [os.path.join(root, "srv", "salt"), resources.salt_tree()]},
+        "pillar_roots": {"base": [os.path.join(root, "srv", "pillar")]},
+        "ext_pillar": [{"corpus_inventory": {}}],
+        "corpus": dict(corpus, root=root),
+    }
+
+
+def config_path(root):
+    return os.path.join(root, CONFIG)
+
+
+def read_master_config(root):
+    """The options in ``root``'s master configuration, or None when there is none."""
+    path = config_path(root)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            options = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput("Cannot read the controller configuration {}: {}.".format(
+            path, type(exc).__name__)) from exc
+    if not isinstance(options, dict):
+        raise BadInput("The controller configuration {} is not a mapping.".format(path))
+    return options
+
+
+def render(options):
+    return "# Written by corpus-controller init; rerun it to change this file.\n" + yaml.safe_dump(
+        options, default_flow_style=False, sort_keys=True)
+
+
+def write_if_changed(path, text):
+    """Write ``text`` to ``path`` (mode 0600: it holds the DNS API key); say if it changed."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = path + ".new"
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+              encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(temporary, path)
+    return True
+
+
+# --------------------------------------------------------------------------- input
+
+def _port(value):
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("{} is not a port (1-65535)".format(value))
+    return port
+
+
+def _address(value):
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError("{} is not an IP address".format(value)) from None
+
+
+def _smtp(value):
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "25")
+    host = host.strip("[]")
+    if not host:
+        raise argparse.ArgumentTypeError("{} is not HOST:PORT".format(value))
+    return {"host": host, "port": _port(port)}
+
+
+def _safe_url(url):
+    try:
+        return make_url(db.normalize_url(url)).render_as_string(hide_password=True)
+    except Exception:  # pylint: disable=broad-except
+        return "(unreadable URL)"
+
+
+def _first_line(exc):
+    """The driver's own first line: statements and their parameters stay out."""
+    reason = getattr(exc, "orig", None) or exc
+    return (str(reason).strip().splitlines() or [type(reason).__name__])[0].rstrip(".")
+
+
+def _sock_dir_fits(root):
+    return len(os.path.join(root, SOCK_DIR)) + 1 + LONGEST_SOCKET_NAME <= UNIX_PATH_MAX
+
+
+def plan(args):
+    """The master options ``init`` should write, from ``args`` over what is there.
+
+    Checks everything; changes nothing.
+    """
+    root = os.path.abspath(args.root)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise BadInput("The controller root {} is not a directory.".format(root))
+    if not _sock_dir_fits(root):
+        raise BadInput("The controller root {} is too long for the master's unix sockets; "
+                       "use a path of at most {} characters.".format(
+                           root, UNIX_PATH_MAX - LONGEST_SOCKET_NAME - len(SOCK_DIR) - 2))
+    current = read_master_config(root) or {}
+    corpus = dict(current.get("corpus") or {})
+    corpus.pop("root", None)
+    if args.db is not None:
+        corpus["db_url"] = db.normalize_url(args.db)
+    for key, value in (("domain", args.domain), ("master_address", args.master_address),
+                       ("wheelhouse", args.wheelhouse and os.path.abspath(args.wheelhouse))):
+        if value is not None:
+            corpus[key] = value
+    dns_key = args.dns_key if args.dns_key is not None else os.environ.get(DNS_KEY_ENV)
+    if args.dns_api is not None or dns_key is not None:
+        corpus["dns"] = dict(corpus.get("dns") or {})
+        if args.dns_api is not None:
+            corpus["dns"]["api_url"] = args.dns_api
+        if dns_key is not None:
+            corpus["dns"]["api_key"] = dns_key
+    if args.smtp is not None:
+        corpus["smtp"] = dict(corpus.get("smtp") or {}, **args.smtp)
+    options = master_config(
+        root, corpus,
+        interface=args.interface or current.get("interface", DEFAULT_INTERFACE),
+        publish_port=args.publish_port or current.get("publish_port", DEFAULT_PUBLISH_PORT),
+        ret_port=args.ret_port or current.get("ret_port", DEFAULT_RET_PORT))
+    if options["publish_port"] == options["ret_port"]:
+        raise BadInput("The publish port and the return port must differ.")
+    try:
+        settings = controller_settings({"corpus": options["corpus"],
+                                        "cachedir": os.path.join(root, CACHEDIR)})
+        if make_url(settings["db_url"]).get_backend_name() != "sqlite":
+            db.engine(settings["db_url"])  # a known driver (SQLite's engine makes directories)
+    except CorpusError as exc:
+        raise BadInput(str(exc)) from exc
+    # Written out, so that any reader of the master's options finds the same ones.
+    options["corpus"].update(db_url=settings["db_url"], wheelhouse=settings["wheelhouse"])
+    return options, settings
+
+
+# --------------------------------------------------------------------------- the master
+
+def _salt_script(name):
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    if os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which(name)
+    if not found:
+        raise CorpusError("{} is not installed beside corpus.".format(name))
+    return found
+
+
+def master_process(root):
+    """The running salt-master of ``root`` (a ``psutil.Process``), or None."""
+    try:
+        with open(os.path.join(root, PIDFILE), encoding="utf-8") as fh:
+            pid = int(fh.read().strip())
+        process = psutil.Process(pid)
+        if process.is_running() and process.status() != psutil.STATUS_ZOMBIE and any(
+                "salt-master" in part for part in process.cmdline()):
+            return process
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return None
+
+
+def _connect_address(interface):
+    address = ipaddress.ip_address(interface)
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "::1"
+    return str(address)
+
+
+def _port_in_use(interface, port):
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((interface, port))
+        except OSError:
+            return True
+    return False
+
+
+def _answers(address, port):
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_master(root, options):
+    """Start ``root``'s salt-master and wait until its ports answer."""
+    subprocess.run([_salt_script("salt-master"), "-c", os.path.dirname(config_path(root)), "-d"],
+                   check=False, capture_output=True, timeout=START_TIMEOUT)
+    address = _connect_address(options["interface"])
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        process = master_process(root)
+        if process and _answers(address, options["ret_port"]) and _answers(
+                address, options["publish_port"]):
+            return process.pid
+        time.sleep(0.2)
+    stop_master(root)
+    raise CorpusError("The salt-master did not start; see {}.".format(os.path.join(root, LOG_FILE)))
+
+
+def stop_master(root):
+    """Stop ``root``'s salt-master and its workers; say whether one was running."""
+    process = master_process(root)
+    if process is None:
+        return False
+    workers = process.children(recursive=True)
+    process.terminate()
+    _, alive = psutil.wait_procs([process], timeout=STOP_TIMEOUT)
+    for leftover in alive + [worker for worker in workers if worker.is_running()]:
+        try:
+            leftover.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(workers, timeout=STOP_TIMEOUT)
+    return True
+
+
+# --------------------------------------------------------------------------- commands
+
+def init(args, out):
+    options, settings = plan(args)
+    root = options["root_dir"]
+    running = master_process(root)
+    if running is None:
+        for port in (options["publish_port"], options["ret_port"]):
+            if _port_in_use(options["interface"], port):
+                raise BadInput("Port {} on {} is already in use.".format(port, options["interface"]))
+    try:
+        revision = db.init(settings["db_url"])
+    except SQLAlchemyError as exc:
+        raise CorpusError("Cannot reach the inventory database {}: {}.".format(
+            _safe_url(settings["db_url"]), _first_line(exc))) from exc
+    for directory in ("srv/salt", "srv/pillar"):
+        os.makedirs(os.path.join(root, directory), exist_ok=True)
+    changed = write_if_changed(config_path(root), render(options))
+    started = time.monotonic()
+    wheels = wheelhouse.ensure_wheelhouse(settings["wheelhouse"])
+    wheel_seconds = time.monotonic() - started
+    if running is not None and changed:
+        stop_master(root)
+        running = None
+        action = "restarted"
+    else:
+        action = "started"
+    if running is None:
+        pid = start_master(root, options)
+    else:
+        pid, action = running.pid, "already running"
+    out("config: {} ({})".format(config_path(root), "written" if changed else "unchanged"))
+    out("inventory: {} (revision {})".format(_safe_url(settings["db_url"]), revision))
+    out("wheelhouse: {} ({:.1f}s)".format(wheels, wheel_seconds))
+    out("salt-master: {} (pid {}, {} ports {} and {})".format(
+        action, pid, options["interface"], options["publish_port"], options["ret_port"]))
+    return 0
+
+
+def _existing_root(args):
+    root = os.path.abspath(args.root)
+    options = read_master_config(root)
+    if options is None:
+        raise BadInput("No controller in {}: run corpus-controller init --root {} first.".format(
+            root, root))
+    return root, options
+
+
+def status(args, out):
+    root, options = _existing_root(args)
+    settings = controller_settings({"corpus": options.get("corpus"),
+                                    "cachedir": os.path.join(root, CACHEDIR)})
+    process = master_process(root)
+    try:
+        revision = db.current_revision(settings["db_url"])
+    except SQLAlchemyError as exc:
+        revision = "unreachable: {}".format(_first_line(exc))
+    stamp = wheelhouse.read_stamp(settings["wheelhouse"])
+    out("config: {}".format(config_path(root)))
+    out("inventory: {} (revision {}, newest {})".format(
+        _safe_url(settings["db_url"]), revision, db.head_revision()))
+    out("wheelhouse: {} ({})".format(
+        settings["wheelhouse"], "corpus {}".format(stamp["version"]) if stamp else "not built"))
+    out("master address: {}".format(settings["master_address"]))
+    if process is None:
+        out("salt-master: stopped")
+        return EXIT_FAILED
+    out("salt-master: running (pid {}, {} ports {} and {})".format(
+        process.pid, options.get("interface"), options.get("publish_port"), options.get("ret_port")))
+    return 0
+
+
+def stop(args, out):
+    root, _ = _existing_root(args)
+    out("salt-master: {}".format("stopped" if stop_master(root) else "not running"))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one sentence and exit status 2."""
+
+    def error(self, message):
+        raise BadInput(message[0].upper() + message[1:].rstrip(".") + ".")
+
+
+def parser():
+    main_parser = _Parser(prog="corpus-controller",
+                          description="Set up, inspect and stop a corpus controller (a salt-master).")
+    commands = main_parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    init_parser = commands.add_parser("init", help="write the master config, create the inventory, "
+                                                   "build the wheelhouse, start the master")
+    init_parser.add_argument("--root", required=True, help="directory holding everything the controller keeps")
+    init_parser.add_argument("--db", help="inventory URL (SQLAlchemy) or SQLite file path")
+    init_parser.add_argument("--domain", help="environments are named <env>.<domain>")
+    init_parser.add_argument("--dns-api", help="PowerDNS HTTP API URL")
+    init_parser.add_argument("--dns-key", help="PowerDNS API key (or set {})".format(DNS_KEY_ENV))
+    init_parser.add_argument("--smtp", type=_smtp, help="mail relay, HOST:PORT")
+    init_parser.add_argument("--interface", type=_address, help="address the master listens on")
+    init_parser.add_argument("--publish-port", type=_port)
+    init_parser.add_argument("--ret-port", type=_port)
+    init_parser.add_argument("--master-address", help="address minions reach the master at")
+    init_parser.add_argument("--wheelhouse", help="directory of the wheels shipped to nodes")
+    for name, text in (("status", "say whether the master runs and what it uses"),
+                       ("stop", "stop the master")):
+        commands.add_parser(name, help=text).add_argument("--root", required=True)
+    return main_parser
+
+
+COMMANDS = {"init": init, "status": status, "stop": stop}
+
+
+def main(argv=None):
+    """Run ``corpus-controller``; return its exit status."""
+    out = print
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args, out)
+    except BadInput as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CorpusError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
