@@ -1,0 +1,302 @@
+"""A real compute node on this machine: bridge, nftables NAT, haproxy and LXC containers.
+
+Everything lives under names of its own (bridge ``ctbr<x>``, nft table ``corpus_t<x>``, an
+``lxc_path`` and a state dir in the pytest tmp dir, haproxy on a free port of 127.0.0.1), so
+the test never touches another node's containers, rules or routes. The golden image comes
+from the machine's cache (``tests/lxc_cache.py``).
+"""
+
+import crypt
+import http.client
+import ipaddress
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import paramiko
+import pytest
+import salt.utils.crypt
+
+import lxc_cache
+from mc_project.errors import CorpusError
+from mc_project.node import host, lxc, minion, nat, proxy
+
+pytestmark = pytest.mark.skipif(lxc_cache.lxc_skip_reason() is not None,
+                                reason=lxc_cache.lxc_skip_reason() or "")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unused_subnet():
+    """A /24 under 10.0.0.0/8 that no interface of this machine is on."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    used = [ipaddress.IPv4Interface(word).network for word in shown.split() if "/" in word and word[0].isdigit()]
+    while True:
+        subnet = ipaddress.IPv4Network("10.{}.{}.0/24".format(random.randrange(200, 250), random.randrange(256)))
+        if not any(subnet.overlaps(network) for network in used):
+            return subnet
+
+
+def node_addresses():
+    """This machine's own global IPv4 addresses (what a client outside would connect to)."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
+                           check=True).stdout
+    return [line.split()[3].split("/")[0] for line in shown.splitlines()]
+
+
+def wait_port(address, port, wait=20):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class Node:
+    def __init__(self, root):
+        suffix = "{:04x}".format(random.randrange(1 << 16))
+        self.suffix = suffix
+        self.bridge = "ctbr" + suffix
+        self.subnet = unused_subnet()
+        self.table = "corpus_t" + suffix
+        self.lxc_path = str(root / "lxc")
+        self.state_dir = str(root / "state")
+        self.http_port = free_port()
+        self.domain = "web{}.corpus.test".format(suffix)
+
+    def address(self, host_number):
+        return "{}/24".format(self.subnet.network_address + host_number)
+
+    def name(self, short):
+        return "ct-{}-{}".format(self.suffix, short)
+
+    def http_get(self, host_header, path="/"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Host": host_header})
+            response = conn.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    node = Node(tmp_path_factory.mktemp("node"))
+    try:
+        host.setup_node(node.bridge, str(node.subnet), node.http_port, node.lxc_path, node.state_dir, node.table,
+                        "127.0.0.1")
+        lxc_cache.golden(node.lxc_path)
+        yield node
+    finally:
+        for container in lxc.list_containers(node.lxc_path):
+            lxc.destroy(container["name"], node.lxc_path)
+        lxc.destroy(lxc.GOLDEN_NAME, node.lxc_path)
+        proxy.stop(node.state_dir)
+        nat.teardown(node.table, node.state_dir)
+        host.remove_bridge(node.bridge)
+
+
+@pytest.fixture(scope="module")
+def web(node):
+    """A started container with a configured address, shared by the tests below in order."""
+    name = node.name("web")
+    lxc.clone(name, node.lxc_path)
+    lxc.configure(name, node.domain, node.address(10), None, node.bridge, node.lxc_path)
+    lxc.start(name, node.lxc_path)
+    return name
+
+
+def ssh_run(host_address, port, pkey, command):
+    """Run ``command`` over SSH as root; returns (output, the server's host key line)."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(host_address, port=port, username="root", pkey=pkey, look_for_keys=False, allow_agent=False,
+                   timeout=10, banner_timeout=10, auth_timeout=10)
+    try:
+        key = client.get_transport().get_remote_server_key()
+        _, stdout, _ = client.exec_command(command, timeout=10)
+        return stdout.read().decode().strip(), "{} {}".format(key.get_name(), key.get_base64())
+    finally:
+        client.close()
+
+
+def test_setup_node_is_idempotent(node):
+    again = host.setup_node(node.bridge, str(node.subnet), node.http_port, node.lxc_path, node.state_dir,
+                            node.table, "127.0.0.1")
+    assert again["bridge"]["changed"] is False
+    assert again["nat"]["created"] is False
+    assert again["proxy"]["changed"] is False
+    assert lxc_cache.golden(node.lxc_path)["built"] is False
+
+
+def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
+    other = node.name("other")
+    result = lxc.clone(other, node.lxc_path)
+    assert result["disk_size_mb"] == lxc.DEFAULT_DISK_SIZE_MB
+    assert lxc.info(other, node.lxc_path)["state"] == "STOPPED"
+    lxc.configure(other, "other.corpus.test", node.address(11), None, node.bridge, node.lxc_path)
+    web_keys, other_keys = lxc.host_keys(web, node.lxc_path), lxc.host_keys(other, node.lxc_path)
+    assert any(key.startswith("ssh-ed25519 ") for key in web_keys)
+    assert not set(web_keys) & set(other_keys)
+    # Configuring again keeps the keys (SSHFP records stay true) and the address.
+    lxc.configure(other, "other.corpus.test", node.address(11), None, node.bridge, node.lxc_path)
+    assert lxc.host_keys(other, node.lxc_path) == other_keys
+    assert lxc.list_containers(node.lxc_path) == [
+        {"name": other, "state": "STOPPED", "ip": node.address(11).split("/")[0]},
+        {"name": web, "state": "RUNNING", "ip": node.address(10).split("/")[0]},
+    ]
+    lxc.destroy(other, node.lxc_path)
+    assert not os.path.exists(os.path.join(node.lxc_path, other))
+
+
+def test_ssh_reaches_the_container_through_the_nated_port(node, web):
+    key = paramiko.ECDSAKey.generate()
+    lxc.authorize_key(web, "{} {} test".format(key.get_name(), key.get_base64()), node.lxc_path)
+    port = free_port()
+    address = node.address(10).split("/")[0]
+    assert nat.map_port(port, address, 22, table=node.table, state_dir=node.state_dir)["changed"] is True
+    assert nat.map_port(port, address, 22, table=node.table, state_dir=node.state_dir)["changed"] is False
+    with pytest.raises(CorpusError, match="already mapped to {}:22".format(address)):
+        nat.map_port(port, node.address(11).split("/")[0], 22, table=node.table, state_dir=node.state_dir)
+    # From the node itself: to its own address (as from outside) and to 127.0.0.1.
+    for target in node_addresses()[:1] + ["127.0.0.1"]:
+        out, server_key = ssh_run(target, port, key, "cat /etc/hostname; ip -4 -o addr show dev eth0")
+        assert out.splitlines()[0] == node.domain.split(".")[0]
+        assert " {} ".format(node.address(10)) in out
+        assert server_key in lxc.host_keys(web, node.lxc_path)
+    assert {"external_port": port, "address": address, "internal_port": 22, "protocol": "tcp"} in \
+        nat.ports(node.table)
+
+
+def test_the_container_boots_clean_with_its_route_through_the_node(node, web):
+    route = lxc.attach(web, "ip route show default", node.lxc_path)["stdout"]
+    assert "default via {} dev eth0".format(node.subnet.network_address + 1) in route
+    # No failed unit: the static address does not trip networking.service.
+    running = lxc.attach(web, "timeout 60 systemctl is-system-running --wait", node.lxc_path)
+    assert running["stdout"].strip() == "running", running
+
+
+def test_http_is_routed_by_host_header_and_reloads_keep_serving(node, web):
+    address = node.address(10).split("/")[0]
+    started = lxc.attach(web, "mkdir -p /srv/www && echo hello from web > /srv/www/index.html && "
+                              "systemd-run --unit corpus-test-http python3 -m http.server 8000 --directory /srv/www",
+                         node.lxc_path)
+    assert started["retcode"] == 0, started
+    wait_port(address, 8000)
+    assert node.http_get(node.domain)[0] == 503
+    proxy.add_route(node.domain, address, 8000, node.state_dir)
+    assert node.http_get(node.domain) == (200, "hello from web\n")
+    assert node.http_get("www." + node.domain.upper() + ":80")[0] == 200
+    assert node.http_get("unknown.test")[0] == 503
+    assert node.http_get("x" + node.domain)[0] == 503
+
+    statuses, stop = [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            statuses.append(node.http_get(node.domain)[0])
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        for n in range(4):
+            proxy.add_route("other{}.test".format(n), address, 8000, node.state_dir)
+        for n in range(4):
+            proxy.remove_route("other{}.test".format(n), node.state_dir)
+    finally:
+        stop.set()
+        asker.join()
+    assert statuses and set(statuses) == {200}
+    assert [route["domain"] for route in proxy.routes(node.state_dir)] == [node.domain]
+
+
+def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
+    before = lxc.info(web, node.lxc_path)
+    assert before["disk_size_mb"] == 2048 and 300 < before["disk_used_mb"] < 1500
+
+    assert lxc.resize(web, 3072, node.lxc_path)["disk_size_mb"] == 3072
+    df = lxc.attach(web, ["df", "-BM", "--output=size", "/"], node.lxc_path)["stdout"].split()[-1]
+    assert int(df.rstrip("M")) > 2900
+    assert lxc.info(web, node.lxc_path)["state"] == "RUNNING"
+
+    with pytest.raises(CorpusError, match="cannot be trimmed below"):
+        lxc.resize(web, before["disk_used_mb"] - 50, node.lxc_path)
+    after_refusal = lxc.info(web, node.lxc_path)
+    assert (after_refusal["disk_size_mb"], after_refusal["state"]) == (3072, "RUNNING")
+
+    assert lxc.resize(web, 1536, node.lxc_path)["disk_size_mb"] == 1536
+    assert lxc.info(web, node.lxc_path)["state"] == "RUNNING"
+    assert os.path.getsize(lxc.rootdev_path(web, node.lxc_path)) == 1536 * lxc.MIB
+    # The data survived, and the container answers SSH again.
+    assert lxc.attach(web, "cat /srv/www/index.html", node.lxc_path)["stdout"] == "hello from web\n"
+
+
+def test_root_password_is_set_from_its_hash(node, web):
+    password_hash = crypt.crypt("correct horse", crypt.mksalt(crypt.METHOD_SHA512))
+    lxc.set_root_password(web, password_hash, node.lxc_path)
+    shadow = lxc.attach(web, "getent shadow root", node.lxc_path)["stdout"]
+    assert shadow.split(":")[1] == password_hash
+
+
+def test_install_minion_returns_the_fingerprint_of_the_key_it_starts_with(node, web, tmp_path):
+    result = minion.install_minion(web, "10.0.0.1", "web.corpus.test", lxc_cache.wheelhouse(), node.lxc_path,
+                                   publish_port=14505, master_port=14506)
+    public = lxc.attach(web, "cat /etc/salt/pki/minion/minion.pub", node.lxc_path)["stdout"]
+    (tmp_path / "minion.pub").write_text(public)
+    assert result == {"minion_id": "web.corpus.test",
+                      "fingerprint": salt.utils.crypt.pem_finger(str(tmp_path / "minion.pub"), sum_type="sha256")}
+    assert lxc.attach(web, "systemctl is-active corpus-minion", node.lxc_path)["stdout"].strip() == "active"
+    config = lxc.attach(web, "cat /etc/salt/minion.d/corpus.conf", node.lxc_path)["stdout"]
+    assert 'master: "10.0.0.1"' in config and "master_port: 14506" in config
+
+
+def test_execution_module_answers_and_refuses_in_one_sentence(node, web, salt_local):
+    call = salt_local()
+    info = call("mc_lxc.info", web, "lxc_path=" + node.lxc_path, check=True).local
+    assert info["state"] == "RUNNING" and info["ip"] == node.address(10).split("/")[0]
+    refused = call("mc_lxc.clone", web, "lxc_path=" + node.lxc_path)
+    assert refused.returncode == 1
+    assert "Container {} already exists in {}.".format(web, node.lxc_path) in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_bad_input_is_refused_and_changes_nothing(node, web):
+    with pytest.raises(CorpusError, match="must be stopped to be configured"):
+        lxc.configure(web, "web.corpus.test", node.address(12), None, node.bridge, node.lxc_path)
+    assert lxc.container_address(web, node.lxc_path) == node.address(10).split("/")[0]
+    with pytest.raises(CorpusError, match="There is no container ct-nothing"):
+        lxc.start("ct-nothing", node.lxc_path)
+    with pytest.raises(CorpusError, match="too small for the golden image"):
+        lxc.clone(node.name("tiny"), node.lxc_path, disk_size_mb=300)
+    assert not os.path.exists(os.path.join(node.lxc_path, node.name("tiny")))
+
+
+def test_destroy_leaves_no_container_rule_or_route(node, web):
+    image = lxc.rootdev_path(web, node.lxc_path)
+    for mapping in nat.ports(node.table):
+        nat.unmap_port(mapping["external_port"], table=node.table, state_dir=node.state_dir)
+    proxy.remove_route(node.domain, node.state_dir)
+    assert lxc.destroy(web, node.lxc_path) == {"name": web, "destroyed": True}
+
+    assert not os.path.exists(os.path.join(node.lxc_path, web))
+    assert nat.ports(node.table) == []
+    listed = subprocess.run(["nft", "list", "table", "ip", node.table], capture_output=True, text=True).stdout
+    assert node.address(10).split("/")[0] not in listed
+    assert proxy.routes(node.state_dir) == []
+    assert node.domain not in open(os.path.join(node.state_dir, "haproxy.cfg"), encoding="utf-8").read()
+    assert node.http_get(node.domain)[0] == 503
+    assert subprocess.run(["losetup", "-j", image], capture_output=True, text=True).stdout == ""
+    assert lxc.list_containers(node.lxc_path) == []
+    assert lxc.destroy(web, node.lxc_path) == {"name": web, "destroyed": False}
