@@ -1,0 +1,271 @@
+"""``corpus-controller init`` on a real machine: a salt-master that answers,
+runs corpus's runners, serves the inventory's pillar to a real minion, is not
+started twice, refuses bad input without changing anything, and stops."""
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+from sqlalchemy import delete
+
+from mc_project import resources
+from mc_project.controller import cli, wheelhouse
+from mc_project.inventory import db
+from mc_project.inventory.models import Pillar
+
+BIN = os.path.dirname(sys.executable)
+LOOPBACK = "127.0.0.1"
+MINION_ID = "web.corpus.test"
+ROW = {"corpus": {"env": "web", "ip": "10.5.0.2", "domains": ["web.corpus.test"]}}
+
+
+def free_ports(count):
+    probes = []
+    try:
+        for _ in range(count):
+            probe = socket.socket()
+            probe.bind((LOOPBACK, 0))
+            probes.append(probe)
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def run(*command, timeout=300):
+    return subprocess.run([os.path.join(BIN, command[0]), *command[1:]], capture_output=True,
+                          text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+class Controller:
+    def __init__(self, root):
+        self.root = str(root)
+        self.publish_port, self.ret_port = free_ports(2)
+        self.config_dir = os.path.join(self.root, "etc", "salt")
+
+    def init(self, *extra):
+        return run("corpus-controller", "init", "--root", self.root, "--interface", LOOPBACK,
+                   "--publish-port", str(self.publish_port), "--ret-port", str(self.ret_port),
+                   "--wheelhouse", wheelhouse.shared_cache(), *extra)
+
+    def options(self):
+        with open(os.path.join(self.config_dir, "master"), encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+
+    def pid(self):
+        process = cli.master_process(self.root)
+        return process and process.pid
+
+
+@pytest.fixture(scope="module")
+def controller(tmp_path_factory):
+    # A short root: the master's unix sockets live under it.
+    ctl = Controller(tmp_path_factory.mktemp("ctl"))
+    started = time.monotonic()
+    result = ctl.init()
+    ctl.init_seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    yield ctl
+    run("corpus-controller", "stop", "--root", ctl.root)
+    db.dispose()
+
+
+class Minion:
+    """A salt-minion daemon whose key the master accepted in advance."""
+
+    def __init__(self, root, controller, minion_id):
+        self.root = str(root)
+        self.id = minion_id
+        self.config_dir = os.path.join(self.root, "etc", "salt")
+        os.makedirs(self.config_dir)
+        with open(os.path.join(self.config_dir, "minion"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"id": minion_id, "root_dir": self.root, "master": LOOPBACK,
+                            "master_port": controller.ret_port,
+                            "publish_port": controller.publish_port,
+                            "acceptance_wait_time": 1, "log_level_logfile": "info"}, fh)
+        pki = os.path.join(self.root, "etc", "salt", "pki", "minion")
+        os.makedirs(pki)
+        keys = run("salt-key", "--gen-keys=minion", "--gen-keys-dir=" + pki)
+        assert keys.returncode == 0, keys.stderr
+        accepted = os.path.join(controller.root, "etc", "salt", "pki", "master", "minions")
+        os.makedirs(accepted, exist_ok=True)
+        shutil.copy(os.path.join(pki, "minion.pub"), os.path.join(accepted, minion_id))
+        started = run("salt-minion", "-c", self.config_dir, "-d")
+        assert started.returncode == 0, started.stderr
+
+    def stop(self):
+        try:
+            with open(os.path.join(self.root, "var", "run", "salt-minion.pid"), encoding="utf-8") as fh:
+                process = psutil.Process(int(fh.read().strip()))
+        except (OSError, ValueError, psutil.NoSuchProcess):
+            return
+        children = process.children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        gone, alive = psutil.wait_procs([process] + children, timeout=30)
+        for leftover in alive:
+            leftover.kill()
+
+
+@pytest.fixture(scope="module")
+def minion(controller, tmp_path_factory):
+    minion = Minion(tmp_path_factory.mktemp("min"), controller, MINION_ID)
+    yield minion
+    minion.stop()
+
+
+def processes_of(controller):
+    """The processes started with the controller's configuration (salt-master and its workers)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "salt-master" in command and controller.config_dir in command:
+            found.append(process)
+    return found
+
+
+def salt(controller, *args):
+    return run("salt", "-c", controller.config_dir, "--out=json", "--static", "-t", "30", *args)
+
+
+def minion_pillar(controller, minion):
+    deadline = time.monotonic() + 90
+    while True:
+        result = salt(controller, minion.id, "pillar.items", "unmask=True")
+        try:
+            return json.loads(result.stdout)[minion.id]
+        except (ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                pytest.fail("{} never answered: {}{}".format(minion.id, result.stdout, result.stderr))
+            time.sleep(1)
+
+
+def test_init_writes_the_config_and_starts_a_master_that_runs_corpus_runners(controller):
+    options = controller.options()
+    assert options["root_dir"] == controller.root
+    assert options["ext_pillar"] == [{"corpus_inventory": {}}]
+    assert resources.salt_tree() in options["file_roots"]["base"]
+    assert options["corpus"]["db_url"] == "sqlite:///{}/var/lib/corpus/inventory.sqlite".format(
+        controller.root)
+    assert oct(os.stat(os.path.join(controller.config_dir, "master")).st_mode & 0o777) == "0o600"
+    assert db.current_revision(options["corpus"]["db_url"]) == db.head_revision()
+    assert wheelhouse.read_stamp(wheelhouse.shared_cache())["version"]
+    assert controller.pid()
+    result = run("salt-run", "-c", controller.config_dir, "mc_jobs.status", "1")
+    assert result.returncode == 1
+    assert "No job 1 in the inventory." in result.stdout
+    print("corpus-controller init (shared wheelhouse): {:.1f}s".format(controller.init_seconds))
+
+
+def test_a_second_init_changes_nothing_and_starts_no_second_master(controller):
+    before = controller.options(), controller.pid()
+    mtime = os.stat(os.path.join(controller.config_dir, "master")).st_mtime_ns
+    result = controller.init()
+    assert result.returncode == 0, result.stderr
+    assert "(unchanged)" in result.stdout and "already running" in result.stdout
+    assert (controller.options(), controller.pid()) == before
+    assert os.stat(os.path.join(controller.config_dir, "master")).st_mtime_ns == mtime
+    assert [process.pid for process in processes_of(controller) if process.ppid() == 1] == [before[1]]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--ret-port", "0"], "Argument --ret-port: 0 is not a port (1-65535)."),
+    (["--smtp", ":25"], "Argument --smtp: :25 is not HOST:PORT."),
+    (["--domain", "not a domain"], "The controller setting corpus:domain must be a DNS domain name."),
+    (["--db", "nosuchdriver://db/corpus"], "Cannot open the inventory database nosuchdriver://db/corpus"),
+])
+def test_bad_input_is_one_sentence_and_changes_nothing(controller, extra, message):
+    before = controller.options(), controller.pid()
+    result = controller.init(*extra)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert (controller.options(), controller.pid()) == before
+
+
+def test_a_changed_option_rewrites_the_config_and_restarts_the_master(controller):
+    before = controller.pid()
+    result = controller.init("--domain", "example.test")
+    assert result.returncode == 0, result.stderr
+    assert "restarted" in result.stdout
+    assert controller.options()["corpus"]["domain"] == "example.test"
+    assert controller.pid() not in (None, before)
+    result = run("salt-run", "-c", controller.config_dir, "mc_jobs.status", "1")
+    assert "No job 1 in the inventory." in result.stdout
+
+
+def test_the_ext_pillar_serves_a_minion_its_row_and_nothing_else(controller, minion):
+    url = controller.options()["corpus"]["db_url"]
+    with db.session(url) as sess:
+        sess.add(Pillar(minion_id=MINION_ID, data=ROW))
+        sess.add(Pillar(minion_id="other.corpus.test", data={"corpus": {"env": "other"}}))
+    try:
+        assert minion_pillar(controller, minion)["corpus"] == ROW["corpus"]
+        with db.session(url) as sess:
+            sess.execute(delete(Pillar).where(Pillar.minion_id == MINION_ID))
+        assert "corpus" not in minion_pillar(controller, minion)
+    finally:
+        with db.session(url) as sess:
+            sess.execute(delete(Pillar))
+
+
+def test_status_and_stop(controller):
+    result = run("corpus-controller", "status", "--root", controller.root)
+    assert result.returncode == 0 and "salt-master: running (pid {}".format(controller.pid()) in result.stdout
+    result = run("corpus-controller", "stop", "--root", controller.root)
+    assert result.returncode == 0 and "salt-master: stopped" in result.stdout
+    assert controller.pid() is None
+    assert processes_of(controller) == []
+    result = run("corpus-controller", "status", "--root", controller.root)
+    assert result.returncode == 1 and "salt-master: stopped" in result.stdout
+    result = run("corpus-controller", "stop", "--root", controller.root)
+    assert result.returncode == 0 and "not running" in result.stdout
+
+
+def test_status_of_a_root_without_a_controller_is_one_sentence(tmp_path):
+    result = run("corpus-controller", "status", "--root", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "No controller in {0}: run corpus-controller init --root {0} first.".format(
+        tmp_path)
+
+
+# --------------------------------------------------------------------------- the ext_pillar alone
+
+def load_ext_pillar(opts):
+    spec = importlib.util.spec_from_file_location(
+        "corpus_inventory_under_test", os.path.join(resources.resource_path("_pillar"),
+                                                    "corpus_inventory.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__opts__ = opts
+    return module
+
+
+def test_salt_finds_the_ext_pillar_through_the_entry_point(tmp_path):
+    import salt.config
+    import salt.loader
+
+    opts = salt.config.master_config(None)
+    opts.update(cachedir=str(tmp_path), extension_modules=str(tmp_path / "extmods"))
+    pillars = salt.loader.pillars(opts, {})
+    assert "corpus_inventory" in pillars
+
+
+def test_an_unreachable_inventory_serves_nothing_and_logs_one_line(caplog):
+    port = free_ports(1)[0]
+    module = load_ext_pillar({"corpus": {"db_url": "postgresql+psycopg2://corpus:pw-s3cr3t@{}:{}/corpus".format(
+        LOOPBACK, port)}, "cachedir": "/nonexistent"})
+    assert module.ext_pillar(MINION_ID, {}) == {}
+    assert "cannot read the pillar of {}".format(MINION_ID) in caplog.text
+    assert "pw-s3cr3t" not in caplog.text
+    module = load_ext_pillar({"corpus": {"db_url": 5}})
+    assert module.ext_pillar(MINION_ID, {}) == {}
+    assert "corpus:db_url must be a string" in caplog.text
