@@ -298,7 +298,7 @@ def build_golden_image(mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=
     image = os.path.join(cache_dir, "{}.img".format(suite))
     started = time.monotonic()
     with locked(os.path.join(cache_dir, ".lock")):
-        if os.path.isfile(image):
+        if os.path.isfile(image) and cached_packages(cache_dir, suite) == list(GOLDEN_PACKAGES):
             return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
         build_path = os.path.join(cache_dir, "build")
         build_name = "golden-{}".format(suite)
@@ -319,6 +319,15 @@ def build_golden_image(mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=
                        "packages": list(GOLDEN_PACKAGES), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "seconds": seconds}, fh, indent=2)
     return {"image": image, "built": True, "seconds": seconds}
+
+
+def cached_packages(cache_dir, suite):
+    """The packages the cached image was built with (None when unknown): a changed list rebuilds it."""
+    try:
+        with open(os.path.join(cache_dir, "{}.json".format(suite)), encoding="utf-8") as fh:
+            return json.load(fh).get("packages")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def golden(lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE,
@@ -443,11 +452,31 @@ def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
     if name == GOLDEN_NAME:
         raise CorpusError("The golden container is a template and never runs.")
     if state(name, lxc_path) != "RUNNING":
-        run(["lxc-start", "-n", name, "-P", lxc_path], "Starting container {}".format(name))
+        # lxc-start itself only says "failed to start": its log says why.
+        log_path = os.path.join(container_dir(name, lxc_path), "start.log")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(log_path)
+        proc = run(["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
+                   "Starting container {}".format(name), check=False)
+        if proc.returncode:
+            raise CorpusError("Starting container {} failed: {}.".format(name, last_log_error(log_path)
+                                                                         or last_line(proc)))
     address = container_address(name, lxc_path)
     if address:
         wait_for_ssh(name, address, wait)
     return {"name": name, "state": state(name, lxc_path), "ip": address}
+
+
+def last_log_error(log_path):
+    """The message of the first error in an LXC log (what went wrong first), or ''."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if " ERROR " in line:
+                    return line.rsplit(" - ", 1)[-1].strip().rstrip(".")
+    except FileNotFoundError:
+        pass
+    return ""
 
 
 def wait_for_ssh(name, address, wait, port=SSH_PORT):
@@ -633,7 +662,7 @@ def authorize_key(name, public_key, lxc_path=DEFAULT_LXC_PATH):
 
 def host_keys(name, lxc_path=DEFAULT_LXC_PATH):
     """The container's SSH host public keys as ``"<type> <base64>"`` lines (no comment)."""
-    out = run_inside(name, lxc_path, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"],
+    out = run_inside(name, lxc_path, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true"],
                      "Reading the SSH host keys of {}".format(name))
     keys = [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
     if not keys:

@@ -6,7 +6,6 @@ the test never touches another node's containers, rules or routes. The golden im
 from the machine's cache (``tests/lxc_cache.py``).
 """
 
-import crypt
 import http.client
 import ipaddress
 import os
@@ -244,7 +243,8 @@ def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
 
 
 def test_root_password_is_set_from_its_hash(node, web):
-    password_hash = crypt.crypt("correct horse", crypt.mksalt(crypt.METHOD_SHA512))
+    password_hash = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="correct horse\n",
+                                   capture_output=True, text=True, check=True).stdout.strip()
     lxc.set_root_password(web, password_hash, node.lxc_path)
     shadow = lxc.attach(web, "getent shadow root", node.lxc_path)["stdout"]
     assert shadow.split(":")[1] == password_hash
@@ -278,6 +278,14 @@ def test_bad_input_is_refused_and_changes_nothing(node, web):
     assert lxc.container_address(web, node.lxc_path) == node.address(10).split("/")[0]
     with pytest.raises(CorpusError, match="There is no container ct-nothing"):
         lxc.start("ct-nothing", node.lxc_path)
+    broken = node.name("nobridge")
+    lxc.clone(broken, node.lxc_path)
+    lxc.configure(broken, "nobridge", node.address(13), None, "ctnobr" + node.suffix, node.lxc_path)
+    with pytest.raises(CorpusError, match=r'Starting container {} failed: .*bridge "ctnobr{}"'.format(
+            broken, node.suffix)):
+        lxc.start(broken, node.lxc_path)
+    assert lxc.state(broken, node.lxc_path) == "STOPPED"
+    lxc.destroy(broken, node.lxc_path)
     with pytest.raises(CorpusError, match="too small for the golden image"):
         lxc.clone(node.name("tiny"), node.lxc_path, disk_size_mb=300)
     assert not os.path.exists(os.path.join(node.lxc_path, node.name("tiny")))

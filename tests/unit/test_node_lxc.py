@@ -1,7 +1,10 @@
 """Container configuration text, names, addresses, sizes and refusals (no root, no LXC)."""
 
 import io
+import json
 import os
+import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -147,6 +150,13 @@ def test_a_sha512_hash_is_accepted_by_the_check():
     assert lxc.SHA512_CRYPT_RE.match(SHA512_HASH)
 
 
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
+def test_the_hash_openssl_makes_is_accepted():
+    made = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="pw\n", capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert lxc.SHA512_CRYPT_RE.match(made)
+
+
 @pytest.mark.parametrize("key", ["", "hello", "ssh-ed25519", "ssh-ed25519 AAAA\nssh-rsa AAAA", "ssh-dss AAAAB3"])
 def test_bad_public_keys_are_refused(key, tmp_path):
     with pytest.raises(CorpusError, match="not an OpenSSH public key"):
@@ -164,6 +174,26 @@ def test_golden_rootfs_loses_its_identity(tmp_path):
     assert (tmp_path / "etc" / "machine-id").read_text() == ""
     assert "dhcp" not in (tmp_path / "etc" / "network" / "interfaces").read_text()
     assert os.listdir(tmp_path / "var" / "cache" / "apt" / "archives") == []
+
+
+def test_cached_golden_image_is_reused_only_if_built_with_todays_packages(tmp_path, monkeypatch):
+    (tmp_path / "bookworm.img").write_bytes(b"image")
+    built = []
+    monkeypatch.setattr(lxc, "template_create", lambda *args: built.append(args) or (_ for _ in ()).throw(
+        CorpusError("no template here")))
+    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": list(lxc.GOLDEN_PACKAGES)}))
+    assert lxc.build_golden_image(cache_dir=str(tmp_path))["built"] is False
+    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": ["python3"]}))
+    monkeypatch.setattr(lxc, "run", lambda *args, **kwargs: None)
+    with pytest.raises(CorpusError, match="no template here"):
+        lxc.build_golden_image(cache_dir=str(tmp_path))
+    assert len(built) == 1
+    assert (tmp_path / "bookworm.img").read_bytes() == b"image"
+
+
+def test_a_bad_suite_is_refused():
+    with pytest.raises(CorpusError, match="not a Debian suite"):
+        lxc.build_golden_image(suite="../etc")
 
 
 def test_minion_config_quotes_values_and_adds_ports_only_when_given():
