@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import delete
 
-from mc_project import resources
+from mc_project import __version__, resources
 from mc_project.controller import cli, wheelhouse
 from mc_project.inventory import db
 from mc_project.inventory.models import Pillar
@@ -269,3 +269,28 @@ def test_an_unreachable_inventory_serves_nothing_and_logs_one_line(caplog):
     module = load_ext_pillar({"corpus": {"db_url": 5}})
     assert module.ext_pillar(MINION_ID, {}) == {}
     assert "corpus:db_url must be a string" in caplog.text
+
+
+# --------------------------------------------------------------------------- the wheelhouse
+
+def test_the_wheelhouse_installs_corpus_and_salt_with_no_index(tmp_path):
+    wheels = wheelhouse.ensure_wheelhouse(wheelhouse.shared_cache())
+    corpus_wheels = [name for name in os.listdir(wheels) if name.startswith("corpus-")]
+    assert len(corpus_wheels) == 1
+    built = os.stat(os.path.join(wheels, corpus_wheels[0])).st_mtime_ns
+    assert wheelhouse.ensure_wheelhouse(wheels) == wheels  # current: nothing rebuilt
+    assert os.stat(os.path.join(wheels, corpus_wheels[0])).st_mtime_ns == built
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--no-index", "--find-links", wheels, "corpus"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert install.returncode == 0, install.stderr
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import mc_project, salt.version, sqlalchemy, psycopg2, paramiko; "
+         "from mc_project import resources; import os; "
+         "print(mc_project.__version__, salt.version.__version__, "
+         "os.path.isfile(os.path.join(resources.resource_path('_pillar'), 'corpus_inventory.py')))"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert probe.stdout.split() == [__version__, "3008.3", "True"], probe.stderr
