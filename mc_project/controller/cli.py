@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+import alembic.util.exc
 import psutil
 import yaml
 from sqlalchemy.engine import make_url
@@ -182,7 +183,10 @@ def plan(args):
     corpus = dict(current.get("corpus") or {})
     corpus.pop("root", None)
     if args.db is not None:
-        corpus["db_url"] = db.normalize_url(args.db)
+        try:
+            corpus["db_url"] = db.normalize_url(args.db)
+        except CorpusError as exc:
+            raise BadInput(str(exc)) from exc
     for key, value in (("domain", args.domain), ("master_address", args.master_address),
                        ("wheelhouse", args.wheelhouse and os.path.abspath(args.wheelhouse))):
         if value is not None:
@@ -269,8 +273,12 @@ def _answers(address, port):
 
 def start_master(root, options):
     """Start ``root``'s salt-master and wait until its ports answer."""
-    subprocess.run([_salt_script("salt-master"), "-c", os.path.dirname(config_path(root)), "-d"],
-                   check=False, capture_output=True, timeout=START_TIMEOUT)
+    daemon = subprocess.run(
+        [_salt_script("salt-master"), "-c", os.path.dirname(config_path(root)), "-d"],
+        check=False, capture_output=True, text=True, timeout=START_TIMEOUT)
+    if daemon.returncode != 0:
+        reason = (daemon.stderr.strip().splitlines() or ["exit status {}".format(daemon.returncode)])[-1]
+        raise CorpusError("The salt-master did not start: {}.".format(reason.rstrip(".")))
     address = _connect_address(options["interface"])
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -314,6 +322,9 @@ def init(args, out):
         revision = db.init(settings["db_url"])
     except SQLAlchemyError as exc:
         raise CorpusError("Cannot reach the inventory database {}: {}.".format(
+            _safe_url(settings["db_url"]), _first_line(exc))) from exc
+    except alembic.util.exc.CommandError as exc:  # e.g. a revision made by a newer corpus
+        raise CorpusError("Cannot migrate the inventory database {}: {}.".format(
             _safe_url(settings["db_url"]), _first_line(exc))) from exc
     for directory in ("srv/salt", "srv/pillar"):
         os.makedirs(os.path.join(root, directory), exist_ok=True)

@@ -178,8 +178,11 @@ def controller_settings(opts):
     if settings["master_address"] is not None:
         _check_host("master_address", settings["master_address"])
     root = settings["root"]
-    if root is not None and not os.path.isabs(root):
-        raise CorpusError("The controller setting corpus:root must be an absolute path.")
+    for key in ("root", "wheelhouse"):
+        if settings[key] is not None and not os.path.isabs(settings[key]):
+            raise CorpusError("The controller setting corpus:{} must be an absolute path.".format(key))
+    if settings["db_url"] == "":
+        raise CorpusError("The controller setting corpus:db_url must not be empty.")
     if settings["db_url"] is None:
         settings["db_url"] = _default_db_url(opts, root)
     if settings["wheelhouse"] is None:

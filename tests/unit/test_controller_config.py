@@ -81,6 +81,8 @@ def test_the_given_mapping_is_not_changed():
     ({"domain": "bad domain"}, "corpus:domain must be a DNS domain name."),
     ({"domain": 5}, "corpus:domain must be a string, not int."),
     ({"root": "relative/dir"}, "corpus:root must be an absolute path."),
+    ({"wheelhouse": ""}, "corpus:wheelhouse must be an absolute path."),
+    ({"db_url": ""}, "corpus:db_url must not be empty."),
     ({"master_address": ["192.0.2.1"]}, "corpus:master_address must be a string or empty, not list."),
     ({"master_address": "not an address"},
      "corpus:master_address must be an IP address or a host name."),
