@@ -45,8 +45,15 @@ def _table(table):
     return table or __salt__["config.get"]("mc_lxc:nft_table", nat.DEFAULT_TABLE)
 
 
-def setup_node(bridge="corpusbr0", subnet="10.77.0.0/24", http_port=80, lxc_path=None, state_dir=None,
-               table=None, http_bind=""):
+def setup_node(
+    bridge="corpusbr0",
+    subnet="10.77.0.0/24",
+    http_port=80,
+    lxc_path=None,
+    state_dir=None,
+    table=None,
+    http_bind="",
+):
     """
     Prepare this node: bridge up with the subnet's first host, forwarding on, the nftables
     table (masquerade, NAT maps), haproxy on ``http_port``. Idempotent.
@@ -57,8 +64,16 @@ def setup_node(bridge="corpusbr0", subnet="10.77.0.0/24", http_port=80, lxc_path
 
         salt node1 mc_lxc.setup_node bridge=corpusbr0 subnet=10.77.0.0/24 http_port=80
     """
-    return _call(host.setup_node, bridge, subnet, http_port, _lxc_path(lxc_path), _state_dir(state_dir),
-                 _table(table), http_bind)
+    return _call(
+        host.setup_node,
+        bridge,
+        subnet,
+        http_port,
+        _lxc_path(lxc_path),
+        _state_dir(state_dir),
+        _table(table),
+        http_bind,
+    )
 
 
 def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm", disk_size_mb=2048):
@@ -242,8 +257,9 @@ def map_port(external_port, address, internal_port=22, protocol="tcp", table=Non
 
         salt node1 mc_lxc.map_port 40010 10.77.0.10 22
     """
-    return _call(nat.map_port, external_port, address, internal_port, protocol, _table(table),
-                 _state_dir(state_dir))
+    return _call(
+        nat.map_port, external_port, address, internal_port, protocol, _table(table), _state_dir(state_dir)
+    )
 
 
 def unmap_port(external_port, protocol="tcp", table=None, state_dir=None):
@@ -322,5 +338,13 @@ def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_p
 
         salt node1 mc_lxc.install_minion ct-myapp 10.0.0.1 myapp-staging /srv/corpus/wheelhouse
     """
-    return _call(minion.install_minion, name, master, minion_id, wheelhouse, _lxc_path(lxc_path),
-                 publish_port, master_port)
+    return _call(
+        minion.install_minion,
+        name,
+        master,
+        minion_id,
+        wheelhouse,
+        _lxc_path(lxc_path),
+        publish_port,
+        master_port,
+    )

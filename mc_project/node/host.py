@@ -51,8 +51,15 @@ def remove_bridge(bridge):
         run(["ip", "link", "del", bridge], "Removing bridge {}".format(bridge))
 
 
-def setup_node(bridge=DEFAULT_BRIDGE, subnet=DEFAULT_SUBNET, http_port=proxy.DEFAULT_HTTP_PORT,
-               lxc_path="/var/lib/lxc", state_dir=proxy.DEFAULT_STATE_DIR, table=nat.DEFAULT_TABLE, http_bind=""):
+def setup_node(
+    bridge=DEFAULT_BRIDGE,
+    subnet=DEFAULT_SUBNET,
+    http_port=proxy.DEFAULT_HTTP_PORT,
+    lxc_path="/var/lib/lxc",
+    state_dir=proxy.DEFAULT_STATE_DIR,
+    table=nat.DEFAULT_TABLE,
+    http_bind="",
+):
     """Everything a node needs before its first container. Idempotent."""
     result = {"bridge": ensure_bridge(bridge, subnet)}
     nat.write_sysctl("net/ipv4/ip_forward", "1")

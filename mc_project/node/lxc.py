@@ -44,18 +44,25 @@ SSH_PORT = 22
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 SHA512_CRYPT_RE = re.compile(r"^\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
-PUBLIC_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
-                           r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$")
+PUBLIC_KEY_RE = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$"
+)
 
 
 # --------------------------------------------------------------------------- names and paths
 
+
 def validate_name(name):
     """Refuse anything that is not a plain LXC container name."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise CorpusError("{!r} is not a container name (lower-case letters, digits and dashes).".format(name))
+        raise CorpusError(
+            "{!r} is not a container name (lower-case letters, digits and dashes).".format(name)
+        )
     return name
 
 
@@ -81,6 +88,7 @@ def golden_cache_dir():
 
 
 # --------------------------------------------------------------------------- configuration text
+
 
 def render_config(name, rootdev, hostname=None, network=None, autostart=True):
     """The LXC configuration corpus writes for a container.
@@ -131,17 +139,21 @@ def interfaces_text(address, gateway):
     is "degraded"); ``manual`` with ``replace`` keeps the address in the container's own
     configuration and survives a restart of networking.
     """
-    return ("auto lo\niface lo inet loopback\n\n"
-            "auto eth0\niface eth0 inet manual\n"
-            "    up ip addr replace {address} dev eth0\n"
-            "    up ip route replace default via {gateway} dev eth0\n").format(address=address, gateway=gateway)
+    return (
+        "auto lo\niface lo inet loopback\n\n"
+        "auto eth0\niface eth0 inet manual\n"
+        "    up ip addr replace {address} dev eth0\n"
+        "    up ip route replace default via {gateway} dev eth0\n"
+    ).format(address=address, gateway=gateway)
 
 
 def hosts_text(hostname):
     short = hostname.split(".", 1)[0]
     names = hostname if short == hostname else "{} {}".format(hostname, short)
-    return ("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n\n"
-            "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n").format(names)
+    return (
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    ).format(names)
 
 
 def random_hwaddr():
@@ -154,9 +166,13 @@ def parse_network(address, gateway=None):
     try:
         interface = ipaddress.IPv4Interface(address)
     except ValueError:
-        raise CorpusError("{!r} is not an IPv4 address with its prefix (like 10.77.0.10/24).".format(address)) from None
-    if interface.network.prefixlen == 32 or interface.ip in (interface.network.network_address,
-                                                             interface.network.broadcast_address):
+        raise CorpusError(
+            "{!r} is not an IPv4 address with its prefix (like 10.77.0.10/24).".format(address)
+        ) from None
+    if interface.network.prefixlen == 32 or interface.ip in (
+        interface.network.network_address,
+        interface.network.broadcast_address,
+    ):
         raise CorpusError("{} is not a host address of its subnet.".format(address))
     if gateway in (None, ""):
         gateway = str(next(interface.network.hosts()))
@@ -170,6 +186,7 @@ def parse_network(address, gateway=None):
 
 
 # --------------------------------------------------------------------------- images
+
 
 def copy_sparse(source, target):
     """Copy a loop image: holes stay holes, and a reflink is used where the filesystem has them."""
@@ -268,8 +285,11 @@ def prepare_golden_rootfs(rootfs):
 
 def security_mirror(mirror):
     """The security archive next to ``mirror`` (``.../debian`` -> ``.../debian-security``)."""
-    return mirror.rstrip("/") + "-security" if mirror.rstrip("/").endswith("/debian") else \
-        "http://deb.debian.org/debian-security"
+    return (
+        mirror.rstrip("/") + "-security"
+        if mirror.rstrip("/").endswith("/debian")
+        else "http://deb.debian.org/debian-security"
+    )
 
 
 def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN_PACKAGES):
@@ -279,14 +299,34 @@ def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN
         conf.write("lxc.net.0.type = empty\n")
         conf.flush()
         env = dict(os.environ, MIRROR=mirror, SECURITY_MIRROR=security_mirror(mirror))
-        run(["lxc-create", "-n", name, "-P", lxc_path, "-t", "debian", "-B", "loop",
-             "--fssize", "{}M".format(disk_size_mb), "-f", conf.name, "--",
-             "-r", suite, "--packages={}".format(",".join(packages))],
-            "Creating container {} from the Debian template ({})".format(name, suite), env=env)
+        run(
+            [
+                "lxc-create",
+                "-n",
+                name,
+                "-P",
+                lxc_path,
+                "-t",
+                "debian",
+                "-B",
+                "loop",
+                "--fssize",
+                "{}M".format(disk_size_mb),
+                "-f",
+                conf.name,
+                "--",
+                "-r",
+                suite,
+                "--packages={}".format(",".join(packages)),
+            ],
+            "Creating container {} from the Debian template ({})".format(name, suite),
+            env=env,
+        )
 
 
-def build_golden_image(mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB,
-                       cache_dir=None):
+def build_golden_image(
+    mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB, cache_dir=None
+):
     """The machine's cached golden image for ``suite``, built from the Debian template if missing.
 
     Returns ``{"image", "built", "seconds"}``. The cache holds ``<suite>.img`` and
@@ -315,9 +355,18 @@ def build_golden_image(mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=
             shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
         seconds = round(time.monotonic() - started, 2)
         with open(os.path.join(cache_dir, "{}.json".format(suite)), "w", encoding="utf-8") as fh:
-            json.dump({"suite": suite, "mirror": mirror, "disk_size_mb": disk_size_mb,
-                       "packages": list(GOLDEN_PACKAGES), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "seconds": seconds}, fh, indent=2)
+            json.dump(
+                {
+                    "suite": suite,
+                    "mirror": mirror,
+                    "disk_size_mb": disk_size_mb,
+                    "packages": list(GOLDEN_PACKAGES),
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": seconds,
+                },
+                fh,
+                indent=2,
+            )
     return {"image": image, "built": True, "seconds": seconds}
 
 
@@ -330,8 +379,9 @@ def cached_packages(cache_dir, suite):
         return None
 
 
-def golden(lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE,
-           disk_size_mb=DEFAULT_DISK_SIZE_MB):
+def golden(
+    lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
+):
     """Make sure ``lxc_path`` has the golden container; copy it from the machine's cache
     (building that first if needed). Returns ``{name, built, seconds}``."""
     started = time.monotonic()
@@ -349,11 +399,16 @@ def golden(lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE
             resize_image(rootdev + ".part", disk_size_mb)
         # The image appears last and whole: clone() only ever sees a complete golden.
         os.replace(rootdev + ".part", rootdev)
-    return {"name": GOLDEN_NAME, "built": True, "seconds": round(time.monotonic() - started, 2),
-            "image_built": cached["built"]}
+    return {
+        "name": GOLDEN_NAME,
+        "built": True,
+        "seconds": round(time.monotonic() - started, 2),
+        "image_built": cached["built"],
+    }
 
 
 # --------------------------------------------------------------------------- life cycle
+
 
 def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
     """A new, stopped container from the golden image (a sparse copy of it), without network
@@ -363,7 +418,9 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
         raise CorpusError("{} is the golden container's name.".format(name))
     golden_rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
     if not os.path.isfile(golden_rootdev):
-        raise CorpusError("The node has no golden image in {}: build it with mc_lxc.golden first.".format(lxc_path))
+        raise CorpusError(
+            "The node has no golden image in {}: build it with mc_lxc.golden first.".format(lxc_path)
+        )
     if disk_size_mb is not None:
         disk_size_mb = check_size(disk_size_mb)
     directory = container_dir(name, lxc_path)
@@ -379,7 +436,9 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
         if disk_size_mb is not None and disk_size_mb != image_size_mb(rootdev + ".part"):
             _, used = fs_usage_mb(rootdev + ".part")
             if disk_size_mb < used + TRIM_MARGIN_MB:
-                raise CorpusError("A {} MB disk is too small for the golden image ({} MB used).".format(disk_size_mb, used))
+                raise CorpusError(
+                    "A {} MB disk is too small for the golden image ({} MB used).".format(disk_size_mb, used)
+                )
             resize_image(rootdev + ".part", disk_size_mb)
         os.replace(rootdev + ".part", rootdev)
         with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
@@ -387,7 +446,11 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return {"name": name, "disk_size_mb": image_size_mb(rootdev), "seconds": round(time.monotonic() - started, 2)}
+    return {
+        "name": name,
+        "disk_size_mb": image_size_mb(rootdev),
+        "seconds": round(time.monotonic() - started, 2),
+    }
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=DEFAULT_LXC_PATH):
@@ -403,12 +466,19 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
     if state(name, lxc_path) != "STOPPED":
         raise CorpusError("Container {} must be stopped to be configured.".format(name))
     config = read_config(name, lxc_path)
-    network = {"bridge": bridge, "address": str(interface), "gateway": gateway,
-               "hwaddr": config.get("lxc.net.0.hwaddr") or random_hwaddr()}
+    network = {
+        "bridge": bridge,
+        "address": str(interface),
+        "gateway": gateway,
+        "hwaddr": config.get("lxc.net.0.hwaddr") or random_hwaddr(),
+    }
     rootdev = rootdev_path(name, lxc_path)
     with mounted_image(rootdev) as rootfs:
-        files = {"etc/hostname": hostname.split(".", 1)[0] + "\n", "etc/hosts": hosts_text(hostname),
-                 "etc/network/interfaces": interfaces_text(interface, gateway)}
+        files = {
+            "etc/hostname": hostname.split(".", 1)[0] + "\n",
+            "etc/hosts": hosts_text(hostname),
+            "etc/network/interfaces": interfaces_text(interface, gateway),
+        }
         for relative, text in files.items():
             with open(os.path.join(rootfs, relative), "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -416,7 +486,13 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
         run(["chroot", rootfs, "ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
     with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
         fh.write(render_config(name, rootdev, hostname=hostname.split(".", 1)[0], network=network))
-    return {"name": name, "hostname": hostname, "address": str(interface), "gateway": gateway, "bridge": bridge}
+    return {
+        "name": name,
+        "hostname": hostname,
+        "address": str(interface),
+        "gateway": gateway,
+        "bridge": bridge,
+    }
 
 
 def state(name, lxc_path=DEFAULT_LXC_PATH):
@@ -427,8 +503,11 @@ def state(name, lxc_path=DEFAULT_LXC_PATH):
 
 
 def lxc_info(name, lxc_path):
-    proc = run(["lxc-info", "-n", name, "-P", lxc_path, "-s", "-p", "-i"],
-               "Reading the state of {}".format(name), check=False)
+    proc = run(
+        ["lxc-info", "-n", name, "-P", lxc_path, "-s", "-p", "-i"],
+        "Reading the state of {}".format(name),
+        check=False,
+    )
     values = {"ips": []}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(":")
@@ -456,11 +535,15 @@ def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
         log_path = os.path.join(container_dir(name, lxc_path), "start.log")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log_path)
-        proc = run(["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
-                   "Starting container {}".format(name), check=False)
+        proc = run(
+            ["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
+            "Starting container {}".format(name),
+            check=False,
+        )
         if proc.returncode:
-            raise CorpusError("Starting container {} failed: {}.".format(name, last_log_error(log_path)
-                                                                         or last_line(proc)))
+            raise CorpusError(
+                "Starting container {} failed: {}.".format(name, last_log_error(log_path) or last_line(proc))
+            )
     address = container_address(name, lxc_path)
     if address:
         wait_for_ssh(name, address, wait)
@@ -490,8 +573,11 @@ def wait_for_ssh(name, address, wait, port=SSH_PORT):
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise CorpusError("Container {} started but its SSH server did not answer on {}:{} within {} s."
-                              .format(name, address, port, wait))
+            raise CorpusError(
+                "Container {} started but its SSH server did not answer on {}:{} within {} s.".format(
+                    name, address, port, wait
+                )
+            )
         time.sleep(0.2)
 
 
@@ -500,8 +586,12 @@ def stop(name, lxc_path=DEFAULT_LXC_PATH, timeout=30):
     require(name, lxc_path)
     was = state(name, lxc_path)
     if was != "STOPPED":
-        proc = run(["lxc-stop", "-n", name, "-P", lxc_path, "-t", str(timeout)], "Stopping container {}".format(name),
-                   check=False, timeout=timeout + 30)
+        proc = run(
+            ["lxc-stop", "-n", name, "-P", lxc_path, "-t", str(timeout)],
+            "Stopping container {}".format(name),
+            check=False,
+            timeout=timeout + 30,
+        )
         if proc.returncode and state(name, lxc_path) != "STOPPED":
             run(["lxc-stop", "-n", name, "-P", lxc_path, "-k"], "Killing container {}".format(name))
     return {"name": name, "state": "STOPPED", "changed": was != "STOPPED"}
@@ -514,9 +604,16 @@ def destroy(name, lxc_path=DEFAULT_LXC_PATH):
         return {"name": name, "destroyed": False}
     if exists(name, lxc_path):
         if state(name, lxc_path) != "STOPPED":
-            run(["lxc-stop", "-n", name, "-P", lxc_path, "-k"], "Stopping container {}".format(name), check=False)
-        proc = run(["lxc-destroy", "-n", name, "-P", lxc_path, "-f"], "Destroying container {}".format(name),
-                   check=False)
+            run(
+                ["lxc-stop", "-n", name, "-P", lxc_path, "-k"],
+                "Stopping container {}".format(name),
+                check=False,
+            )
+        proc = run(
+            ["lxc-destroy", "-n", name, "-P", lxc_path, "-f"],
+            "Destroying container {}".format(name),
+            check=False,
+        )
         if proc.returncode and os.path.isdir(directory) and state(name, lxc_path) == "RUNNING":
             raise CorpusError("Destroying container {} failed: {}.".format(name, last_line(proc)))
     # A clone cut off half-way has no usable config: lxc-destroy does not know it.
@@ -543,8 +640,13 @@ def info(name, lxc_path=DEFAULT_LXC_PATH):
     """``{name, state, ip, disk_size_mb, disk_used_mb}`` of one container."""
     require(name, lxc_path)
     size, used = disk_usage_mb(name, lxc_path)
-    return {"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path),
-            "disk_size_mb": size, "disk_used_mb": used}
+    return {
+        "name": name,
+        "state": state(name, lxc_path),
+        "ip": container_address(name, lxc_path),
+        "disk_size_mb": size,
+        "disk_used_mb": used,
+    }
 
 
 def list_containers(lxc_path=DEFAULT_LXC_PATH):
@@ -554,7 +656,9 @@ def list_containers(lxc_path=DEFAULT_LXC_PATH):
     found = []
     for name in sorted(os.listdir(lxc_path)):
         if name != GOLDEN_NAME and NAME_RE.match(name) and exists(name, lxc_path):
-            found.append({"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path)})
+            found.append(
+                {"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path)}
+            )
     return found
 
 
@@ -570,8 +674,11 @@ def check_size(size_mb):
 
 def check_trim(name, size_mb, used_mb):
     if size_mb < used_mb + TRIM_MARGIN_MB:
-        raise CorpusError("Container {} uses {} MB: its disk cannot be trimmed below {} MB."
-                          .format(name, used_mb, used_mb + TRIM_MARGIN_MB))
+        raise CorpusError(
+            "Container {} uses {} MB: its disk cannot be trimmed below {} MB.".format(
+                name, used_mb, used_mb + TRIM_MARGIN_MB
+            )
+        )
 
 
 def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
@@ -599,20 +706,44 @@ def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
     finally:
         if was_running:
             start(name, lxc_path)
-    return {"name": name, "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)), "previous_mb": size,
-            "changed": True}
+    return {
+        "name": name,
+        "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)),
+        "previous_mb": size,
+        "changed": True,
+    }
 
 
 # --------------------------------------------------------------------------- inside a container
+
 
 def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900):
     """Run ``cmd`` (a list, or a string run by ``sh -c``) in a running container.
     Returns ``{retcode, stdout, stderr}``; ``input`` goes to its stdin."""
     require(name, lxc_path)
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(part) for part in cmd]
-    proc = run(["lxc-attach", "-n", name, "-P", lxc_path, "--clear-env", "--set-var", "PATH=" + CONTAINER_PATH,
-                "--set-var", "HOME=/root", "--set-var", "LANG=C.UTF-8", "--"] + argv,
-               "Running a command in container {}".format(name), input=input, check=False, timeout=timeout)
+    proc = run(
+        [
+            "lxc-attach",
+            "-n",
+            name,
+            "-P",
+            lxc_path,
+            "--clear-env",
+            "--set-var",
+            "PATH=" + CONTAINER_PATH,
+            "--set-var",
+            "HOME=/root",
+            "--set-var",
+            "LANG=C.UTF-8",
+            "--",
+        ]
+        + argv,
+        "Running a command in container {}".format(name),
+        input=input,
+        check=False,
+        timeout=timeout,
+    )
     return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
@@ -624,8 +755,11 @@ def run_inside(name, lxc_path, argv, what, input=None):
         out = attach(name, argv, lxc_path, input=input)
         if out["retcode"]:
             lines = [line for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
-            raise CorpusError("{} failed: {}.".format(what, lines[-1].strip().rstrip(".") if lines else
-                                                      "exit status {}".format(out["retcode"])))
+            raise CorpusError(
+                "{} failed: {}.".format(
+                    what, lines[-1].strip().rstrip(".") if lines else "exit status {}".format(out["retcode"])
+                )
+            )
         return out["stdout"]
     with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
         env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
@@ -637,16 +771,22 @@ def set_root_password(name, password_hash, lxc_path=DEFAULT_LXC_PATH):
     if not isinstance(password_hash, str) or not SHA512_CRYPT_RE.match(password_hash):
         raise CorpusError("The root password must be given as a SHA-512 crypt hash ($6$...).")
     # Through stdin: the hash stays out of the process list.
-    run_inside(name, lxc_path, ["chpasswd", "-e"], "Setting the root password of {}".format(name),
-               input="root:{}\n".format(password_hash))
+    run_inside(
+        name,
+        lxc_path,
+        ["chpasswd", "-e"],
+        "Setting the root password of {}".format(name),
+        input="root:{}\n".format(password_hash),
+    )
     return {"name": name, "changed": True}
 
 
 AUTHORIZE_SCRIPT = """set -e
 umask 077
 mkdir -p /root/.ssh
-touch /root/.ssh/authorized_keys
-if grep -qxF "$1" /root/.ssh/authorized_keys; then echo present; else printf '%s\\n' "$1" >> /root/.ssh/authorized_keys; echo added; fi
+keys=/root/.ssh/authorized_keys
+touch "$keys"
+if grep -qxF "$1" "$keys"; then echo present; else printf '%s\\n' "$1" >> "$keys"; echo added; fi
 """
 
 
@@ -655,15 +795,23 @@ def authorize_key(name, public_key, lxc_path=DEFAULT_LXC_PATH):
     public_key = (public_key or "").strip() if isinstance(public_key, str) else ""
     if not PUBLIC_KEY_RE.match(public_key):
         raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
-    out = run_inside(name, lxc_path, ["sh", "-c", AUTHORIZE_SCRIPT, "authorize", public_key],
-                     "Authorizing a key in {}".format(name))
+    out = run_inside(
+        name,
+        lxc_path,
+        ["sh", "-c", AUTHORIZE_SCRIPT, "authorize", public_key],
+        "Authorizing a key in {}".format(name),
+    )
     return {"name": name, "changed": out.strip() == "added"}
 
 
 def host_keys(name, lxc_path=DEFAULT_LXC_PATH):
     """The container's SSH host public keys as ``"<type> <base64>"`` lines (no comment)."""
-    out = run_inside(name, lxc_path, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true"],
-                     "Reading the SSH host keys of {}".format(name))
+    out = run_inside(
+        name,
+        lxc_path,
+        ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true"],
+        "Reading the SSH host keys of {}".format(name),
+    )
     keys = [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
     if not keys:
         raise CorpusError("Container {} has no SSH host keys: configure it first.".format(name))
@@ -672,7 +820,10 @@ def host_keys(name, lxc_path=DEFAULT_LXC_PATH):
 
 # --------------------------------------------------------------------------- benchmark
 
-def bench_clone_vs_create(lxc_path, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB):
+
+def bench_clone_vs_create(
+    lxc_path, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
+):
     """Seconds for a container cloned from the golden image vs one made by a full template create.
 
     The template create still uses lxc's debootstrap cache when it is warm, as it would on a
@@ -690,5 +841,8 @@ def bench_clone_vs_create(lxc_path, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, 
     finally:
         destroy(clone_name, lxc_path)
         destroy(create_name, lxc_path)
-    return {"clone_seconds": round(clone_seconds, 2), "create_seconds": round(create_seconds, 2),
-            "create_over_clone": round(create_seconds / clone_seconds, 1) if clone_seconds else None}
+    return {
+        "clone_seconds": round(clone_seconds, 2),
+        "create_seconds": round(create_seconds, 2),
+        "create_over_clone": round(create_seconds / clone_seconds, 1) if clone_seconds else None,
+    }

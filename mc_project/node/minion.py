@@ -49,7 +49,11 @@ def minion_config(master, minion_id, publish_port=None, master_port=None):
         config["publish_port"] = int(publish_port)
     if master_port:
         config["master_port"] = int(master_port)
-    return "# Written by corpus.\n" + "\n".join("{}: {}".format(k, json.dumps(v)) for k, v in config.items()) + "\n"
+    return (
+        "# Written by corpus.\n"
+        + "\n".join("{}: {}".format(k, json.dumps(v)) for k, v in config.items())
+        + "\n"
+    )
 
 
 def wheelhouse_tar(wheelhouse):
@@ -69,13 +73,17 @@ def inside(name, lxc_path, cmd, what, input=None):
     out = lxc.attach(name, cmd, lxc_path, input=input)
     if out["retcode"]:
         lines = [line.strip() for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
-        raise CorpusError("{} in container {} failed: {}.".format(
-            what, name, lines[-1].rstrip(".") if lines else "exit status {}".format(out["retcode"])))
+        raise CorpusError(
+            "{} in container {} failed: {}.".format(
+                what, name, lines[-1].rstrip(".") if lines else "exit status {}".format(out["retcode"])
+            )
+        )
     return out["stdout"]
 
 
-def install_minion(name, master, minion_id, wheelhouse, lxc_path=lxc.DEFAULT_LXC_PATH,
-                   publish_port=None, master_port=None):
+def install_minion(
+    name, master, minion_id, wheelhouse, lxc_path=lxc.DEFAULT_LXC_PATH, publish_port=None, master_port=None
+):
     """Install and start the corpus minion in running container ``name``; returns
     ``{minion_id, fingerprint}``. Running it again reinstalls and restarts it, same key."""
     lxc.require(name, lxc_path)
@@ -91,21 +99,66 @@ def install_minion(name, master, minion_id, wheelhouse, lxc_path=lxc.DEFAULT_LXC
         if port is not None and not str(port).isdigit():
             raise CorpusError("{!r} is not a port.".format(port))
     archive = wheelhouse_tar(wheelhouse)
-    run(["lxc-attach", "-n", name, "-P", lxc_path, "--clear-env", "--set-var", "PATH=" + lxc.CONTAINER_PATH,
-         "--", "sh", "-c", "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE)],
-        "Copying the wheelhouse into {}".format(name), input=archive, text=False)
+    run(
+        [
+            "lxc-attach",
+            "-n",
+            name,
+            "-P",
+            lxc_path,
+            "--clear-env",
+            "--set-var",
+            "PATH=" + lxc.CONTAINER_PATH,
+            "--",
+            "sh",
+            "-c",
+            "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
+        ],
+        "Copying the wheelhouse into {}".format(name),
+        input=archive,
+        text=False,
+    )
     inside(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV), "Making the venv")
-    inside(name, lxc_path, "{}/bin/pip install -q --no-index --find-links {} corpus".format(VENV, WHEELHOUSE),
-           "Installing corpus")
-    inside(name, lxc_path, "mkdir -p {} && cat > {}".format(os.path.dirname(MINION_CONF), MINION_CONF),
-           "Writing the minion configuration", input=minion_config(master, minion_id, publish_port, master_port))
-    inside(name, lxc_path, "test -f {0}/minion.pem || {1}/bin/salt-key -q --gen-keys=minion --gen-keys-dir={0}"
-           .format(PKI_DIR, VENV), "Making the minion key")
-    inside(name, lxc_path, "cat > /etc/systemd/system/{}".format(UNIT), "Writing the minion unit", input=UNIT_TEXT)
-    inside(name, lxc_path, "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(UNIT),
-           "Starting the minion")
-    out = inside(name, lxc_path, "{}/bin/salt-call --local --out=json key.finger".format(VENV),
-                 "Reading the minion key fingerprint")
+    inside(
+        name,
+        lxc_path,
+        "{}/bin/pip install -q --no-index --find-links {} corpus".format(VENV, WHEELHOUSE),
+        "Installing corpus",
+    )
+    inside(
+        name,
+        lxc_path,
+        "mkdir -p {} && cat > {}".format(os.path.dirname(MINION_CONF), MINION_CONF),
+        "Writing the minion configuration",
+        input=minion_config(master, minion_id, publish_port, master_port),
+    )
+    inside(
+        name,
+        lxc_path,
+        "test -f {0}/minion.pem || {1}/bin/salt-key -q --gen-keys=minion --gen-keys-dir={0}".format(
+            PKI_DIR, VENV
+        ),
+        "Making the minion key",
+    )
+    inside(
+        name,
+        lxc_path,
+        "cat > /etc/systemd/system/{}".format(UNIT),
+        "Writing the minion unit",
+        input=UNIT_TEXT,
+    )
+    inside(
+        name,
+        lxc_path,
+        "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(UNIT),
+        "Starting the minion",
+    )
+    out = inside(
+        name,
+        lxc_path,
+        "{}/bin/salt-call --local --out=json key.finger".format(VENV),
+        "Reading the minion key fingerprint",
+    )
     try:
         fingerprint = json.loads(out)["local"]
     except (ValueError, KeyError, TypeError):

@@ -25,10 +25,14 @@ PORTS_FILE = "ports.json"
 
 def table_definition(table=DEFAULT_TABLE):
     """The nft script creating the table, its maps and its (fixed) rules."""
-    dnat = "\n".join("        fib daddr type local dnat ip to {0} dport map @{0}_ports".format(proto)
-                     for proto in PROTOCOLS)
-    maps = "\n".join("    map {}_ports {{ type inet_service : ipv4_addr . inet_service; }}".format(proto)
-                     for proto in PROTOCOLS)
+    dnat = "\n".join(
+        "        fib daddr type local dnat ip to {0} dport map @{0}_ports".format(proto)
+        for proto in PROTOCOLS
+    )
+    maps = "\n".join(
+        "    map {}_ports {{ type inet_service : ipv4_addr . inet_service; }}".format(proto)
+        for proto in PROTOCOLS
+    )
     return """table ip {table} {{
 {maps}
     set subnets {{ type ipv4_addr; flags interval; }}
@@ -95,7 +99,10 @@ def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
     created = not table_exists(table)
     if created:
         nft(["-f", "-"], "Creating nftables table " + table, input=table_definition(table))
-    nft(["add", "element", "ip", table, "subnets", "{{ {} }}".format(network)], "Adding subnet {}".format(network))
+    nft(
+        ["add", "element", "ip", table, "subnets", "{{ {} }}".format(network)],
+        "Adding subnet {}".format(network),
+    )
     # Without it the kernel drops packets from 127.0.0.1 routed out of the bridge after DNAT.
     write_sysctl("net/ipv4/conf/{}/route_localnet".format(bridge), "1")
     restored = 0
@@ -103,8 +110,14 @@ def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
         for entry in load_saved(state_dir):
             current = {m["external_port"]: m for m in ports(table, entry["protocol"])}
             if entry["external_port"] not in current:
-                map_port(entry["external_port"], entry["address"], entry["internal_port"], entry["protocol"],
-                         table, state_dir)
+                map_port(
+                    entry["external_port"],
+                    entry["address"],
+                    entry["internal_port"],
+                    entry["protocol"],
+                    table,
+                    state_dir,
+                )
                 restored += 1
     return {"table": table, "created": created, "restored": restored}
 
@@ -125,12 +138,15 @@ def ports(table=DEFAULT_TABLE, protocol=None):
         return []
     found = []
     for proto in ([check_protocol(protocol)] if protocol else PROTOCOLS):
-        out = nft(["-j", "list", "map", "ip", table, "{}_ports".format(proto)], "Listing the {} ports".format(proto))
+        out = nft(
+            ["-j", "list", "map", "ip", table, "{}_ports".format(proto)], "Listing the {} ports".format(proto)
+        )
         for item in json.loads(out.stdout)["nftables"]:
             for key, value in item.get("map", {}).get("elem", []):
                 address, internal = value["concat"]
-                found.append({"external_port": key, "address": address, "internal_port": internal,
-                              "protocol": proto})
+                found.append(
+                    {"external_port": key, "address": address, "internal_port": internal, "protocol": proto}
+                )
     return sorted(found, key=lambda m: (m["external_port"], m["protocol"]))
 
 
@@ -150,13 +166,30 @@ def map_port(external_port, address, internal_port=22, protocol="tcp", table=DEF
         if mapping["external_port"] == external_port:
             if (mapping["address"], mapping["internal_port"]) == (address, internal_port):
                 return dict(mapping, changed=False)
-            raise CorpusError("Port {}/{} is already mapped to {}:{}.".format(
-                external_port, protocol, mapping["address"], mapping["internal_port"]))
-    nft(["add", "element", "ip", table, "{}_ports".format(protocol), element(external_port, address, internal_port)],
-        "Mapping port {}/{}".format(external_port, protocol))
+            raise CorpusError(
+                "Port {}/{} is already mapped to {}:{}.".format(
+                    external_port, protocol, mapping["address"], mapping["internal_port"]
+                )
+            )
+    nft(
+        [
+            "add",
+            "element",
+            "ip",
+            table,
+            "{}_ports".format(protocol),
+            element(external_port, address, internal_port),
+        ],
+        "Mapping port {}/{}".format(external_port, protocol),
+    )
     save(table, state_dir)
-    return {"external_port": external_port, "address": address, "internal_port": internal_port,
-            "protocol": protocol, "changed": True}
+    return {
+        "external_port": external_port,
+        "address": address,
+        "internal_port": internal_port,
+        "protocol": protocol,
+        "changed": True,
+    }
 
 
 def unmap_port(external_port, protocol="tcp", table=DEFAULT_TABLE, state_dir=None):
@@ -165,8 +198,17 @@ def unmap_port(external_port, protocol="tcp", table=DEFAULT_TABLE, state_dir=Non
     check_protocol(protocol)
     for mapping in ports(table, protocol):
         if mapping["external_port"] == external_port:
-            nft(["delete", "element", "ip", table, "{}_ports".format(protocol), "{{ {} }}".format(external_port)],
-                "Unmapping port {}/{}".format(external_port, protocol))
+            nft(
+                [
+                    "delete",
+                    "element",
+                    "ip",
+                    table,
+                    "{}_ports".format(protocol),
+                    "{{ {} }}".format(external_port),
+                ],
+                "Unmapping port {}/{}".format(external_port, protocol),
+            )
             save(table, state_dir)
             return dict(mapping, changed=True)
     return {"external_port": external_port, "protocol": protocol, "changed": False}

@@ -21,9 +21,11 @@ from mc_project.node.shell import run
 
 DEFAULT_STATE_DIR = "/var/lib/corpus/node"
 DEFAULT_HTTP_PORT = 80
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 
-CONFIG_HEAD = """# Written by corpus from routes.json and proxy.json: change those (mc_lxc.add_route), not this.
+CONFIG_HEAD = """# Written by corpus from routes.json and proxy.json: change routes with mc_lxc.add_route.
 global
     daemon
     pidfile {pidfile}
@@ -45,8 +47,10 @@ frontend corpus_http
 
 
 def paths(state_dir):
-    return {name: os.path.join(state_dir, name)
-            for name in ("routes.json", "proxy.json", "haproxy.cfg", "haproxy.pid", ".proxy.lock")}
+    return {
+        name: os.path.join(state_dir, name)
+        for name in ("routes.json", "proxy.json", "haproxy.cfg", "haproxy.pid", ".proxy.lock")
+    }
 
 
 def check_domain(domain):
@@ -65,12 +69,16 @@ def render_config(routes, http_port, pidfile, bind=""):
     text = CONFIG_HEAD.format(pidfile=pidfile, bind=bind, port=http_port)
     ordered = sorted(routes, key=lambda d: (-d.count("."), d))
     for domain in ordered:
-        text += ("    acl host_{d} var(txn.host) -m str {d}\n"
-                 "    acl host_{d} var(txn.host) -m end .{d}\n"
-                 "    use_backend route_{d} if host_{d}\n").format(d=domain)
+        text += (
+            "    acl host_{d} var(txn.host) -m str {d}\n"
+            "    acl host_{d} var(txn.host) -m end .{d}\n"
+            "    use_backend route_{d} if host_{d}\n"
+        ).format(d=domain)
     for domain in ordered:
         route = routes[domain]
-        text += "\nbackend route_{}\n    server container {}:{}\n".format(domain, route["address"], route["port"])
+        text += "\nbackend route_{}\n    server container {}:{}\n".format(
+            domain, route["address"], route["port"]
+        )
     return text
 
 
@@ -133,7 +141,10 @@ def apply(state_dir, routes, settings):
     command = ["haproxy", "-f", files["haproxy.cfg"]]
     if old:
         command += ["-sf", str(old)]
-    run(command, "Reloading the proxy" if old else "Starting the proxy on port {}".format(settings["http_port"]))
+    run(
+        command,
+        "Reloading the proxy" if old else "Starting the proxy on port {}".format(settings["http_port"]),
+    )
     wait_for_new_pid(state_dir, old)
 
 
@@ -168,7 +179,9 @@ def setup(http_port=DEFAULT_HTTP_PORT, state_dir=DEFAULT_STATE_DIR, bind=""):
 def settings_of(state_dir):
     settings = read_json(paths(state_dir)["proxy.json"], None)
     if settings is None:
-        raise CorpusError("The node's proxy is not set up in {}: run mc_lxc.setup_node first.".format(state_dir))
+        raise CorpusError(
+            "The node's proxy is not set up in {}: run mc_lxc.setup_node first.".format(state_dir)
+        )
     return settings
 
 

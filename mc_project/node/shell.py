@@ -16,14 +16,23 @@ def run(args, what, input=None, check=True, timeout=DEFAULT_TIMEOUT, env=None, t
     with ``text=False`` it is bytes, and so are the outputs.
     """
     try:
-        proc = subprocess.run(args, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=text, timeout=timeout, env=env)
+        proc = subprocess.run(
+            args,
+            input=input,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=text,
+            timeout=timeout,
+            env=env,
+        )
     except FileNotFoundError:
         raise CorpusError("{} failed: {} is not installed on this node.".format(what, args[0])) from None
     except subprocess.TimeoutExpired:
         raise CorpusError("{} failed: {} took more than {} s.".format(what, args[0], timeout)) from None
     if check and proc.returncode:
-        raise CorpusError("{} failed: {}.".format(what, last_line(proc) or "exit status {}".format(proc.returncode)))
+        raise CorpusError(
+            "{} failed: {}.".format(what, last_line(proc) or "exit status {}".format(proc.returncode))
+        )
     return proc
 
 

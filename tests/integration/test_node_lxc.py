@@ -23,8 +23,9 @@ import lxc_cache
 from mc_project.errors import CorpusError
 from mc_project.node import host, lxc, minion, nat, proxy
 
-pytestmark = pytest.mark.skipif(lxc_cache.lxc_skip_reason() is not None,
-                                reason=lxc_cache.lxc_skip_reason() or "")
+pytestmark = pytest.mark.skipif(
+    lxc_cache.lxc_skip_reason() is not None, reason=lxc_cache.lxc_skip_reason() or ""
+)
 
 
 def free_port():
@@ -36,17 +37,22 @@ def free_port():
 def unused_subnet():
     """A /24 under 10.0.0.0/8 that no interface of this machine is on."""
     shown = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
-    used = [ipaddress.IPv4Interface(word).network for word in shown.split() if "/" in word and word[0].isdigit()]
+    used = [
+        ipaddress.IPv4Interface(word).network for word in shown.split() if "/" in word and word[0].isdigit()
+    ]
     while True:
-        subnet = ipaddress.IPv4Network("10.{}.{}.0/24".format(random.randrange(200, 250), random.randrange(256)))
+        subnet = ipaddress.IPv4Network(
+            "10.{}.{}.0/24".format(random.randrange(200, 250), random.randrange(256))
+        )
         if not any(subnet.overlaps(network) for network in used):
             return subnet
 
 
 def node_addresses():
     """This machine's own global IPv4 addresses (what a client outside would connect to)."""
-    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
-                           check=True).stdout
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=True
+    ).stdout
     return [line.split()[3].split("/")[0] for line in shown.splitlines()]
 
 
@@ -94,8 +100,15 @@ class Node:
 def node(tmp_path_factory):
     node = Node(tmp_path_factory.mktemp("node"))
     try:
-        host.setup_node(node.bridge, str(node.subnet), node.http_port, node.lxc_path, node.state_dir, node.table,
-                        "127.0.0.1")
+        host.setup_node(
+            node.bridge,
+            str(node.subnet),
+            node.http_port,
+            node.lxc_path,
+            node.state_dir,
+            node.table,
+            "127.0.0.1",
+        )
         lxc_cache.golden(node.lxc_path)
         yield node
     finally:
@@ -121,8 +134,17 @@ def ssh_run(host_address, port, pkey, command):
     """Run ``command`` over SSH as root; returns (output, the server's host key line)."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(host_address, port=port, username="root", pkey=pkey, look_for_keys=False, allow_agent=False,
-                   timeout=10, banner_timeout=10, auth_timeout=10)
+    client.connect(
+        host_address,
+        port=port,
+        username="root",
+        pkey=pkey,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+        banner_timeout=10,
+        auth_timeout=10,
+    )
     try:
         key = client.get_transport().get_remote_server_key()
         _, stdout, _ = client.exec_command(command, timeout=10)
@@ -132,8 +154,9 @@ def ssh_run(host_address, port, pkey, command):
 
 
 def test_setup_node_is_idempotent(node):
-    again = host.setup_node(node.bridge, str(node.subnet), node.http_port, node.lxc_path, node.state_dir,
-                            node.table, "127.0.0.1")
+    again = host.setup_node(
+        node.bridge, str(node.subnet), node.http_port, node.lxc_path, node.state_dir, node.table, "127.0.0.1"
+    )
     assert again["bridge"]["changed"] is False
     assert again["nat"]["created"] is False
     assert again["proxy"]["changed"] is False
@@ -175,8 +198,9 @@ def test_ssh_reaches_the_container_through_the_nated_port(node, web):
         assert out.splitlines()[0] == node.domain.split(".")[0]
         assert " {} ".format(node.address(10)) in out
         assert server_key in lxc.host_keys(web, node.lxc_path)
-    assert {"external_port": port, "address": address, "internal_port": 22, "protocol": "tcp"} in \
-        nat.ports(node.table)
+    assert {"external_port": port, "address": address, "internal_port": 22, "protocol": "tcp"} in nat.ports(
+        node.table
+    )
 
 
 def test_the_container_boots_clean_with_its_route_through_the_node(node, web):
@@ -189,9 +213,12 @@ def test_the_container_boots_clean_with_its_route_through_the_node(node, web):
 
 def test_http_is_routed_by_host_header_and_reloads_keep_serving(node, web):
     address = node.address(10).split("/")[0]
-    started = lxc.attach(web, "mkdir -p /srv/www && echo hello from web > /srv/www/index.html && "
-                              "systemd-run --unit corpus-test-http python3 -m http.server 8000 --directory /srv/www",
-                         node.lxc_path)
+    started = lxc.attach(
+        web,
+        "mkdir -p /srv/www && echo hello from web > /srv/www/index.html && "
+        "systemd-run --unit corpus-test-http python3 -m http.server 8000 --directory /srv/www",
+        node.lxc_path,
+    )
     assert started["retcode"] == 0, started
     wait_port(address, 8000)
     assert node.http_get(node.domain)[0] == 503
@@ -243,20 +270,34 @@ def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
 
 
 def test_root_password_is_set_from_its_hash(node, web):
-    password_hash = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="correct horse\n",
-                                   capture_output=True, text=True, check=True).stdout.strip()
+    password_hash = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"],
+        input="correct horse\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     lxc.set_root_password(web, password_hash, node.lxc_path)
     shadow = lxc.attach(web, "getent shadow root", node.lxc_path)["stdout"]
     assert shadow.split(":")[1] == password_hash
 
 
 def test_install_minion_returns_the_fingerprint_of_the_key_it_starts_with(node, web, tmp_path):
-    result = minion.install_minion(web, "10.0.0.1", "web.corpus.test", lxc_cache.wheelhouse(), node.lxc_path,
-                                   publish_port=14505, master_port=14506)
+    result = minion.install_minion(
+        web,
+        "10.0.0.1",
+        "web.corpus.test",
+        lxc_cache.wheelhouse(),
+        node.lxc_path,
+        publish_port=14505,
+        master_port=14506,
+    )
     public = lxc.attach(web, "cat /etc/salt/pki/minion/minion.pub", node.lxc_path)["stdout"]
     (tmp_path / "minion.pub").write_text(public)
-    assert result == {"minion_id": "web.corpus.test",
-                      "fingerprint": salt.utils.crypt.pem_finger(str(tmp_path / "minion.pub"), sum_type="sha256")}
+    assert result == {
+        "minion_id": "web.corpus.test",
+        "fingerprint": salt.utils.crypt.pem_finger(str(tmp_path / "minion.pub"), sum_type="sha256"),
+    }
     assert lxc.attach(web, "systemctl is-active corpus-minion", node.lxc_path)["stdout"].strip() == "active"
     config = lxc.attach(web, "cat /etc/salt/minion.d/corpus.conf", node.lxc_path)["stdout"]
     assert 'master: "10.0.0.1"' in config and "master_port: 14506" in config
@@ -281,8 +322,9 @@ def test_bad_input_is_refused_and_changes_nothing(node, web):
     broken = node.name("nobridge")
     lxc.clone(broken, node.lxc_path)
     lxc.configure(broken, "nobridge", node.address(13), None, "ctnobr" + node.suffix, node.lxc_path)
-    with pytest.raises(CorpusError, match=r'Starting container {} failed: .*bridge "ctnobr{}"'.format(
-            broken, node.suffix)):
+    with pytest.raises(
+        CorpusError, match=r'Starting container {} failed: .*bridge "ctnobr{}"'.format(broken, node.suffix)
+    ):
         lxc.start(broken, node.lxc_path)
     assert lxc.state(broken, node.lxc_path) == "STOPPED"
     lxc.destroy(broken, node.lxc_path)

@@ -12,12 +12,21 @@ import pytest
 from mc_project.errors import CorpusError
 from mc_project.node import lxc, minion
 
-SHA512_HASH = ("$6$saltsaltsalt$" + "a" * 86)
+SHA512_HASH = "$6$saltsaltsalt$" + "a" * 86
 
 
 def test_config_of_a_configured_container_has_static_veth_on_the_bridge_and_autostart():
-    text = lxc.render_config("ct-web", "/lxc/ct-web/rootdev", hostname="web", network={
-        "bridge": "corpusbr0", "address": "10.77.0.10/24", "gateway": "10.77.0.1", "hwaddr": "00:16:3e:00:00:01"})
+    text = lxc.render_config(
+        "ct-web",
+        "/lxc/ct-web/rootdev",
+        hostname="web",
+        network={
+            "bridge": "corpusbr0",
+            "address": "10.77.0.10/24",
+            "gateway": "10.77.0.1",
+            "hwaddr": "00:16:3e:00:00:01",
+        },
+    )
     lines = text.splitlines()
     assert "lxc.include = /usr/share/lxc/config/debian.common.conf" in lines
     assert "lxc.rootfs.path = loop:/lxc/ct-web/rootdev" in lines
@@ -39,8 +48,18 @@ def test_golden_config_has_no_network_and_never_starts_by_itself():
 
 def test_read_config_round_trips_the_written_config(tmp_path):
     (tmp_path / "ct-a").mkdir()
-    (tmp_path / "ct-a" / "config").write_text(lxc.render_config("ct-a", "/x/rootdev", network={
-        "bridge": "br0", "address": "10.1.0.5/24", "gateway": "10.1.0.1", "hwaddr": "00:16:3e:aa:bb:cc"}))
+    (tmp_path / "ct-a" / "config").write_text(
+        lxc.render_config(
+            "ct-a",
+            "/x/rootdev",
+            network={
+                "bridge": "br0",
+                "address": "10.1.0.5/24",
+                "gateway": "10.1.0.1",
+                "hwaddr": "00:16:3e:aa:bb:cc",
+            },
+        )
+    )
     config = lxc.read_config("ct-a", str(tmp_path))
     assert config["lxc.net.0.ipv4.address"] == "10.1.0.5/24"
     assert lxc.container_address("ct-a", str(tmp_path)) == "10.1.0.5"
@@ -75,15 +94,18 @@ def test_gateway_defaults_to_the_subnets_first_host():
     assert (str(interface), gateway) == ("10.77.0.42/24", "10.77.0.1")
 
 
-@pytest.mark.parametrize("address, gateway, message", [
-    ("10.77.0.42", None, "not a host address"),
-    ("10.77.0.0/24", None, "not a host address"),
-    ("10.77.0.255/24", None, "not a host address"),
-    ("banana", None, "not an IPv4 address"),
-    ("10.77.0.42/24", "10.78.0.1", "not another host"),
-    ("10.77.0.42/24", "10.77.0.42", "not another host"),
-    ("10.77.0.42/24", "x", "not an IPv4 gateway"),
-])
+@pytest.mark.parametrize(
+    "address, gateway, message",
+    [
+        ("10.77.0.42", None, "not a host address"),
+        ("10.77.0.0/24", None, "not a host address"),
+        ("10.77.0.255/24", None, "not a host address"),
+        ("banana", None, "not an IPv4 address"),
+        ("10.77.0.42/24", "10.78.0.1", "not another host"),
+        ("10.77.0.42/24", "10.77.0.42", "not another host"),
+        ("10.77.0.42/24", "x", "not an IPv4 gateway"),
+    ],
+)
 def test_bad_addresses_are_refused(address, gateway, message):
     with pytest.raises(CorpusError, match=message):
         lxc.parse_network(address, gateway)
@@ -152,20 +174,28 @@ def test_a_sha512_hash_is_accepted_by_the_check():
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
 def test_the_hash_openssl_makes_is_accepted():
-    made = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="pw\n", capture_output=True, text=True,
-                          check=True).stdout.strip()
+    made = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input="pw\n", capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert lxc.SHA512_CRYPT_RE.match(made)
 
 
-@pytest.mark.parametrize("key", ["", "hello", "ssh-ed25519", "ssh-ed25519 AAAA\nssh-rsa AAAA", "ssh-dss AAAAB3"])
+@pytest.mark.parametrize(
+    "key", ["", "hello", "ssh-ed25519", "ssh-ed25519 AAAA\nssh-rsa AAAA", "ssh-dss AAAAB3"]
+)
 def test_bad_public_keys_are_refused(key, tmp_path):
     with pytest.raises(CorpusError, match="not an OpenSSH public key"):
         lxc.authorize_key("ct-a", key, str(tmp_path))
 
 
 def test_golden_rootfs_loses_its_identity(tmp_path):
-    for relative in ("etc/ssh/ssh_host_ed25519_key", "etc/ssh/ssh_host_ed25519_key.pub", "etc/ssh/sshd_config",
-                     "etc/network/interfaces", "var/cache/apt/archives/python3.deb"):
+    for relative in (
+        "etc/ssh/ssh_host_ed25519_key",
+        "etc/ssh/ssh_host_ed25519_key.pub",
+        "etc/ssh/sshd_config",
+        "etc/network/interfaces",
+        "var/cache/apt/archives/python3.deb",
+    ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x")
     (tmp_path / "etc" / "machine-id").write_text("0123456789abcdef\n")
@@ -179,8 +209,11 @@ def test_golden_rootfs_loses_its_identity(tmp_path):
 def test_cached_golden_image_is_reused_only_if_built_with_todays_packages(tmp_path, monkeypatch):
     (tmp_path / "bookworm.img").write_bytes(b"image")
     built = []
-    monkeypatch.setattr(lxc, "template_create", lambda *args: built.append(args) or (_ for _ in ()).throw(
-        CorpusError("no template here")))
+    monkeypatch.setattr(
+        lxc,
+        "template_create",
+        lambda *args: built.append(args) or (_ for _ in ()).throw(CorpusError("no template here")),
+    )
     (tmp_path / "bookworm.json").write_text(json.dumps({"packages": list(lxc.GOLDEN_PACKAGES)}))
     assert lxc.build_golden_image(cache_dir=str(tmp_path))["built"] is False
     (tmp_path / "bookworm.json").write_text(json.dumps({"packages": ["python3"]}))
@@ -213,11 +246,14 @@ def test_wheelhouse_tar_holds_the_wheels_and_needs_corpus(tmp_path):
         assert tar.getnames() == ["corpus-0.1.0-py3-none-any.whl", "salt-3008.3-py3-none-any.whl"]
 
 
-@pytest.mark.parametrize("master, minion_id, message", [
-    ("bad master", "a", "not a master address"),
-    ("10.0.0.1", "a b", "not a minion id"),
-    ("10.0.0.1", "", "not a minion id"),
-])
+@pytest.mark.parametrize(
+    "master, minion_id, message",
+    [
+        ("bad master", "a", "not a master address"),
+        ("10.0.0.1", "a b", "not a minion id"),
+        ("10.0.0.1", "", "not a minion id"),
+    ],
+)
 def test_install_minion_refuses_bad_input(tmp_path, master, minion_id, message):
     (tmp_path / "ct-a").mkdir()
     (tmp_path / "ct-a" / "config").write_text(lxc.render_config("ct-a", "/x/rootdev"))

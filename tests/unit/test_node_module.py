@@ -18,13 +18,20 @@ INTERFACE = {
     "clone": ["name", "lxc_path", "disk_size_mb"],
     "configure": ["name", "hostname", "address", "gateway", "bridge", "lxc_path"],
     "start": ["name", "lxc_path", "wait"],
-    "stop": ["name"], "destroy": ["name"], "info": ["name"], "list_containers": ["lxc_path"],
+    "stop": ["name"],
+    "destroy": ["name"],
+    "info": ["name"],
+    "list_containers": ["lxc_path"],
     "resize": ["name", "size_mb"],
-    "set_root_password": ["name", "password_hash"], "authorize_key": ["name", "public_key"],
+    "set_root_password": ["name", "password_hash"],
+    "authorize_key": ["name", "public_key"],
     "host_keys": ["name"],
     "map_port": ["external_port", "address", "internal_port", "protocol"],
-    "unmap_port": ["external_port", "protocol"], "ports": [],
-    "add_route": ["domain", "address", "port"], "remove_route": ["domain"], "routes": [],
+    "unmap_port": ["external_port", "protocol"],
+    "ports": [],
+    "add_route": ["domain", "address", "port"],
+    "remove_route": ["domain"],
+    "routes": [],
     "install_minion": ["name", "master", "minion_id", "wheelhouse", "lxc_path"],
     "attach": ["name", "cmd"],
 }
@@ -41,12 +48,15 @@ def mc_lxc():
 
 
 def test_the_module_offers_the_node_interface_with_its_arguments_and_docs(mc_lxc):
-    public = {name for name, value in vars(mc_lxc).items()
-              if inspect.isfunction(value) and not name.startswith("_") and value.__module__ == mc_lxc.__name__}
+    public = {
+        name
+        for name, value in vars(mc_lxc).items()
+        if inspect.isfunction(value) and not name.startswith("_") and value.__module__ == mc_lxc.__name__
+    }
     assert public == set(INTERFACE)
     for name, arguments in INTERFACE.items():
         parameters = list(inspect.signature(getattr(mc_lxc, name)).parameters)
-        assert parameters[:len(arguments)] == arguments, name
+        assert parameters[: len(arguments)] == arguments, name
         assert "CLI Example:" in getattr(mc_lxc, name).__doc__, name
     assert mc_lxc.__virtual__() == "mc_lxc"
 
@@ -60,7 +70,9 @@ def test_a_corpus_error_becomes_one_sentence_and_a_failing_retcode(mc_lxc, tmp_p
 
 
 def test_paths_default_to_the_minion_options(mc_lxc):
-    mc_lxc.__salt__ = {"config.get": lambda key, default=None: {"mc_lxc:state_dir": "/srv/node"}.get(key, default)}
+    mc_lxc.__salt__ = {
+        "config.get": lambda key, default=None: {"mc_lxc:state_dir": "/srv/node"}.get(key, default)
+    }
     assert mc_lxc._state_dir(None) == "/srv/node"
     assert mc_lxc._state_dir("/tmp/x") == "/tmp/x"
     assert mc_lxc._lxc_path(None) == "/var/lib/lxc"

@@ -25,8 +25,11 @@ class FakeNft:
             code = 0 if self.table_exists else 1
         elif args[:3] == ["nft", "-j", "list"]:
             proto = args[-1].split("_")[0]
-            elems = [[port, {"concat": [address, internal]}]
-                     for (p, port), (address, internal) in sorted(self.mappings.items()) if p == proto]
+            elems = [
+                [port, {"concat": [address, internal]}]
+                for (p, port), (address, internal) in sorted(self.mappings.items())
+                if p == proto
+            ]
             out = json.dumps({"nftables": [{"metainfo": {}}, {"map": {"name": args[-1], "elem": elems}}]})
         return subprocess.CompletedProcess(args, code, out, "")
 
@@ -61,14 +64,23 @@ def test_one_mapping_is_one_map_element():
 
 
 def test_ports_reads_the_maps(fake_nft):
-    assert nat.ports("corpus") == [{"external_port": 40000, "address": "10.77.0.10", "internal_port": 22,
-                                    "protocol": "tcp"}]
+    assert nat.ports("corpus") == [
+        {"external_port": 40000, "address": "10.77.0.10", "internal_port": 22, "protocol": "tcp"}
+    ]
 
 
 def test_map_port_adds_one_element_and_saves_the_mappings(fake_nft, tmp_path):
     result = nat.map_port(40001, "10.77.0.11", 22, state_dir=str(tmp_path))
     assert result["changed"] is True
-    assert ["nft", "add", "element", "ip", "corpus", "tcp_ports", "{ 40001 : 10.77.0.11 . 22 }"] in fake_nft.calls
+    assert [
+        "nft",
+        "add",
+        "element",
+        "ip",
+        "corpus",
+        "tcp_ports",
+        "{ 40001 : 10.77.0.11 . 22 }",
+    ] in fake_nft.calls
     assert (tmp_path / "ports.json").exists()
 
 
@@ -83,14 +95,17 @@ def test_a_port_mapped_to_another_address_is_refused(fake_nft):
     assert not any("add" in call for call in fake_nft.calls)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((0, "10.0.0.1"), "not a node port"),
-    ((70000, "10.0.0.1"), "not a node port"),
-    (("x", "10.0.0.1"), "not a node port"),
-    ((40000, "10.0.0.300"), "not an IPv4 address"),
-    ((40000, "10.0.0.1", 0), "not a container port"),
-    ((40000, "10.0.0.1", 22, "sctp"), "not a protocol"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, "10.0.0.1"), "not a node port"),
+        ((70000, "10.0.0.1"), "not a node port"),
+        (("x", "10.0.0.1"), "not a node port"),
+        ((40000, "10.0.0.300"), "not an IPv4 address"),
+        ((40000, "10.0.0.1", 0), "not a container port"),
+        ((40000, "10.0.0.1", 22, "sctp"), "not a protocol"),
+    ],
+)
 def test_bad_mappings_are_refused_before_nft_runs(fake_nft, args, message):
     with pytest.raises(CorpusError, match=message):
         nat.map_port(*args)

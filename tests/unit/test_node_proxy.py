@@ -9,8 +9,10 @@ import pytest
 from mc_project.errors import CorpusError
 from mc_project.node import proxy
 
-ROUTES = {"app.test": {"address": "10.77.0.10", "port": 80},
-          "api.app.test": {"address": "10.77.0.11", "port": 8000}}
+ROUTES = {
+    "app.test": {"address": "10.77.0.10", "port": 80},
+    "api.app.test": {"address": "10.77.0.11", "port": 8000},
+}
 
 
 def test_each_route_matches_its_domain_and_names_under_it_by_host_without_port():
