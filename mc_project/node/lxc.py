@@ -14,7 +14,6 @@ through ``lxc-attach``. Names are LXC names: lower-case letters, digits and dash
 """
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -26,7 +25,7 @@ import tempfile
 import time
 
 from mc_project.errors import CorpusError
-from mc_project.node.shell import last_line, run
+from mc_project.node.shell import file_lock, last_line, run
 
 DEFAULT_LXC_PATH = "/var/lib/lxc"
 GOLDEN_NAME = "corpus-golden"
@@ -250,18 +249,6 @@ def mounted_image(image):
         os.rmdir(mountpoint)
 
 
-@contextlib.contextmanager
-def locked(path):
-    """An exclusive lock on ``path`` (created) for the time of the block."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def prepare_golden_rootfs(rootfs):
     """Make a freshly built template rootfs fit to be copied: no identity of its own.
 
@@ -337,7 +324,7 @@ def build_golden_image(
     cache_dir = cache_dir or golden_cache_dir()
     image = os.path.join(cache_dir, "{}.img".format(suite))
     started = time.monotonic()
-    with locked(os.path.join(cache_dir, ".lock")):
+    with file_lock(os.path.join(cache_dir, ".lock")):
         if os.path.isfile(image) and cached_packages(cache_dir, suite) == list(GOLDEN_PACKAGES):
             return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
         build_path = os.path.join(cache_dir, "build")
@@ -386,7 +373,7 @@ def golden(
     (building that first if needed). Returns ``{name, built, seconds}``."""
     started = time.monotonic()
     rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
-    with locked(os.path.join(lxc_path, ".corpus-golden.lock")):
+    with file_lock(os.path.join(lxc_path, ".corpus-golden.lock")):
         if os.path.isfile(rootdev):
             return {"name": GOLDEN_NAME, "built": False, "seconds": round(time.monotonic() - started, 2)}
         cached = build_golden_image(mirror, suite, disk_size_mb)

@@ -16,11 +16,17 @@ import json
 import os
 
 from mc_project.errors import CorpusError
-from mc_project.node.shell import run
+from mc_project.node.shell import file_lock, run
 
 DEFAULT_TABLE = "corpus"
 PROTOCOLS = ("tcp", "udp")
 PORTS_FILE = "ports.json"
+# The table is machine-wide, so is the lock that makes "check, then add" one step.
+LOCK_DIR = "/run/lock"
+
+
+def table_lock(table):
+    return file_lock(os.path.join(LOCK_DIR, "corpus-nft-{}.lock".format(table)))
 
 
 def table_definition(table=DEFAULT_TABLE):
@@ -96,13 +102,12 @@ def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
         network = ipaddress.IPv4Network(subnet)
     except ValueError:
         raise CorpusError("{!r} is not an IPv4 subnet (like 10.77.0.0/24).".format(subnet)) from None
-    created = not table_exists(table)
-    if created:
-        nft(["-f", "-"], "Creating nftables table " + table, input=table_definition(table))
-    nft(
-        ["add", "element", "ip", table, "subnets", "{{ {} }}".format(network)],
-        "Adding subnet {}".format(network),
-    )
+    with table_lock(table):
+        created = not table_exists(table)
+        if created:
+            nft(["-f", "-"], "Creating nftables table " + table, input=table_definition(table))
+        subnet_element = "{{ {} }}".format(network)
+        nft(["add", "element", "ip", table, "subnets", subnet_element], "Adding subnet {}".format(network))
     # Without it the kernel drops packets from 127.0.0.1 routed out of the bridge after DNAT.
     write_sysctl("net/ipv4/conf/{}/route_localnet".format(bridge), "1")
     restored = 0
@@ -162,56 +167,43 @@ def map_port(external_port, address, internal_port=22, protocol="tcp", table=DEF
         raise CorpusError("{!r} is not an IPv4 address.".format(address)) from None
     if not table_exists(check_table(table)):
         raise CorpusError("The node's NAT table {} is missing: run mc_lxc.setup_node first.".format(table))
-    for mapping in ports(table, protocol):
-        if mapping["external_port"] == external_port:
-            if (mapping["address"], mapping["internal_port"]) == (address, internal_port):
-                return dict(mapping, changed=False)
-            raise CorpusError(
-                "Port {}/{} is already mapped to {}:{}.".format(
-                    external_port, protocol, mapping["address"], mapping["internal_port"]
-                )
-            )
-    nft(
-        [
-            "add",
-            "element",
-            "ip",
-            table,
-            "{}_ports".format(protocol),
-            element(external_port, address, internal_port),
-        ],
-        "Mapping port {}/{}".format(external_port, protocol),
-    )
-    save(table, state_dir)
-    return {
+    wanted = {
         "external_port": external_port,
         "address": address,
         "internal_port": internal_port,
         "protocol": protocol,
-        "changed": True,
     }
+    with table_lock(table):
+        for mapping in ports(table, protocol):
+            if mapping["external_port"] == external_port:
+                if mapping == wanted:
+                    return dict(mapping, changed=False)
+                raise CorpusError(
+                    "Port {}/{} is already mapped to {}:{}.".format(
+                        external_port, protocol, mapping["address"], mapping["internal_port"]
+                    )
+                )
+        change_element("add", table, protocol, element(external_port, address, internal_port))
+        save(table, state_dir)
+    return dict(wanted, changed=True)
 
 
 def unmap_port(external_port, protocol="tcp", table=DEFAULT_TABLE, state_dir=None):
     """Remove the mapping of ``external_port``; an unmapped port is fine."""
     external_port = check_port(external_port, "node port")
     check_protocol(protocol)
-    for mapping in ports(table, protocol):
-        if mapping["external_port"] == external_port:
-            nft(
-                [
-                    "delete",
-                    "element",
-                    "ip",
-                    table,
-                    "{}_ports".format(protocol),
-                    "{{ {} }}".format(external_port),
-                ],
-                "Unmapping port {}/{}".format(external_port, protocol),
-            )
-            save(table, state_dir)
-            return dict(mapping, changed=True)
+    with table_lock(check_table(table)):
+        for mapping in ports(table, protocol):
+            if mapping["external_port"] == external_port:
+                change_element("delete", table, protocol, "{{ {} }}".format(external_port))
+                save(table, state_dir)
+                return dict(mapping, changed=True)
     return {"external_port": external_port, "protocol": protocol, "changed": False}
+
+
+def change_element(verb, table, protocol, text):
+    what = "{} port {}/{}".format("Mapping" if verb == "add" else "Unmapping", text.strip("{ }"), protocol)
+    nft([verb, "element", "ip", table, "{}_ports".format(protocol), text], what)
 
 
 def teardown(table=DEFAULT_TABLE, state_dir=None):

@@ -8,8 +8,6 @@ connections, so other routes keep serving. A Host that matches no route gets hap
 haproxy runs as a daemon with its pid file in the state dir (no systemd needed).
 """
 
-import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -17,7 +15,7 @@ import re
 import time
 
 from mc_project.errors import CorpusError
-from mc_project.node.shell import run
+from mc_project.node.shell import file_lock, run
 
 DEFAULT_STATE_DIR = "/var/lib/corpus/node"
 DEFAULT_HTTP_PORT = 80
@@ -82,15 +80,9 @@ def render_config(routes, http_port, pidfile, bind=""):
     return text
 
 
-@contextlib.contextmanager
 def locked(state_dir):
-    os.makedirs(state_dir, exist_ok=True)
-    with open(paths(state_dir)[".proxy.lock"], "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Routes change one at a time: each change reads, rewrites and reloads the whole config."""
+    return file_lock(paths(state_dir)[".proxy.lock"])
 
 
 def read_json(path, default):

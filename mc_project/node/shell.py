@@ -1,5 +1,8 @@
 """Running the node's tools (lxc-*, nft, haproxy, ip, e2fsprogs) with one-sentence errors."""
 
+import contextlib
+import fcntl
+import os
 import subprocess
 
 from mc_project.errors import CorpusError
@@ -45,3 +48,15 @@ def last_line(proc):
         if lines:
             return lines[-1].rstrip(".")
     return ""
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive lock on ``path`` (created, with its directory) for the time of the block."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

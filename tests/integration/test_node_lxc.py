@@ -333,6 +333,27 @@ def test_bad_input_is_refused_and_changes_nothing(node, web):
     assert not os.path.exists(os.path.join(node.lxc_path, node.name("tiny")))
 
 
+def test_mappings_and_routes_made_at_the_same_time_all_land(node, web):
+    address = node.address(10).split("/")[0]
+    ports = [free_port() for _ in range(6)]
+
+    def map_and_route(n):
+        nat.map_port(ports[n], address, 22, table=node.table, state_dir=node.state_dir)
+        proxy.add_route("parallel{}.test".format(n), address, 8000, node.state_dir)
+
+    threads = [threading.Thread(target=map_and_route, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(ports) <= {m["external_port"] for m in nat.ports(node.table)}
+    domains = {route["domain"] for route in proxy.routes(node.state_dir)}
+    assert {"parallel{}.test".format(n) for n in range(6)} <= domains
+    for n in range(6):
+        proxy.remove_route("parallel{}.test".format(n), node.state_dir)
+        nat.unmap_port(ports[n], table=node.table, state_dir=node.state_dir)
+
+
 def test_destroy_leaves_no_container_rule_or_route(node, web):
     image = lxc.rootdev_path(web, node.lxc_path)
     for mapping in nat.ports(node.table):

@@ -34,6 +34,11 @@ class FakeNft:
         return subprocess.CompletedProcess(args, code, out, "")
 
 
+@pytest.fixture(autouse=True)
+def lock_dir(monkeypatch, tmp_path):
+    monkeypatch.setattr(nat, "LOCK_DIR", str(tmp_path / "lock"))
+
+
 @pytest.fixture
 def fake_nft(monkeypatch):
     fake = FakeNft({("tcp", 40000): ("10.77.0.10", 22)})
