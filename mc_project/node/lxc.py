@@ -450,9 +450,26 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
     interface, gateway = parse_network(address, gateway)
     if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", bridge or ""):
         raise CorpusError("{!r} is not a network interface name.".format(bridge))
-    if state(name, lxc_path) != "STOPPED":
-        raise CorpusError("Container {} must be stopped to be configured.".format(name))
     config = read_config(name, lxc_path)
+    short = hostname.split(".", 1)[0]
+    result = {
+        "name": name,
+        "hostname": hostname,
+        "address": str(interface),
+        "gateway": gateway,
+        "bridge": bridge,
+    }
+    if state(name, lxc_path) != "STOPPED":
+        wanted = {
+            "lxc.uts.name": short,
+            "lxc.net.0.link": bridge,
+            "lxc.net.0.ipv4.address": str(interface),
+            "lxc.net.0.ipv4.gateway": gateway,
+        }
+        # A job resumed after this step started the container asks again: that is no change.
+        if all(config.get(key) == value for key, value in wanted.items()):
+            return dict(result, changed=False)
+        raise CorpusError("Container {} must be stopped to be configured.".format(name))
     network = {
         "bridge": bridge,
         "address": str(interface),
@@ -462,7 +479,7 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
     rootdev = rootdev_path(name, lxc_path)
     with mounted_image(rootdev) as rootfs:
         files = {
-            "etc/hostname": hostname.split(".", 1)[0] + "\n",
+            "etc/hostname": short + "\n",
             "etc/hosts": hosts_text(hostname),
             "etc/network/interfaces": interfaces_text(interface, gateway),
         }
@@ -472,14 +489,8 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
         # -A makes only the missing key types: new ones for a fresh clone, none on a rerun.
         run(["chroot", rootfs, "ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
     with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
-        fh.write(render_config(name, rootdev, hostname=hostname.split(".", 1)[0], network=network))
-    return {
-        "name": name,
-        "hostname": hostname,
-        "address": str(interface),
-        "gateway": gateway,
-        "bridge": bridge,
-    }
+        fh.write(render_config(name, rootdev, hostname=short, network=network))
+    return dict(result, changed=True)
 
 
 def state(name, lxc_path=DEFAULT_LXC_PATH):
