@@ -90,9 +90,10 @@ def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm
     return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb)
 
 
-def clone(name, lxc_path=None, disk_size_mb=None):
+def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False):
     """
-    Create stopped container ``name`` as a copy of the golden image.
+    Create stopped container ``name`` as a copy of the golden image. An existing container
+    is refused unless ``exist_ok`` (then a complete one is left as it is).
 
     CLI Example:
 
@@ -100,7 +101,7 @@ def clone(name, lxc_path=None, disk_size_mb=None):
 
         salt node1 mc_lxc.clone ct-myapp-staging disk_size_mb=4096
     """
-    return _call(lxc.clone, name, _lxc_path(lxc_path), disk_size_mb)
+    return _call(lxc.clone, name, _lxc_path(lxc_path), disk_size_mb, exist_ok)
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None):

@@ -397,10 +397,16 @@ def golden(
 # --------------------------------------------------------------------------- life cycle
 
 
-def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
+def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
     """A new, stopped container from the golden image (a sparse copy of it), without network
-    until ``configure``. Its disk is the golden's size unless ``disk_size_mb`` says otherwise."""
+    until ``configure``. Its disk is the golden's size unless ``disk_size_mb`` says otherwise.
+
+    An existing container of that name is refused, unless ``exist_ok`` (a job run again after
+    its clone finished): then a complete one is left as it is.
+    """
     validate_name(name)
+    if exist_ok and exists(name, lxc_path) and os.path.isfile(rootdev_path(name, lxc_path)):
+        return {"name": name, "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)), "changed": False}
     if name == GOLDEN_NAME:
         raise CorpusError("{} is the golden container's name.".format(name))
     golden_rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
@@ -411,6 +417,8 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
     if disk_size_mb is not None:
         disk_size_mb = check_size(disk_size_mb)
     directory = container_dir(name, lxc_path)
+    if exist_ok and os.path.isdir(directory):
+        shutil.rmtree(directory)  # a clone cut off half-way: no config or no image yet
     try:
         os.mkdir(directory)
     except FileExistsError:
@@ -437,6 +445,7 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None):
         "name": name,
         "disk_size_mb": image_size_mb(rootdev),
         "seconds": round(time.monotonic() - started, 2),
+        "changed": True,
     }
 
 

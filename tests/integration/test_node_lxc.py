@@ -179,6 +179,10 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
         {"name": other, "state": "STOPPED", "ip": node.address(11).split("/")[0]},
         {"name": web, "state": "RUNNING", "ip": node.address(10).split("/")[0]},
     ]
+    with pytest.raises(CorpusError, match="Container {} already exists".format(other)):
+        lxc.clone(other, node.lxc_path)
+    assert lxc.clone(other, node.lxc_path, exist_ok=True)["changed"] is False
+    assert lxc.host_keys(other, node.lxc_path) == other_keys
     lxc.destroy(other, node.lxc_path)
     assert not os.path.exists(os.path.join(node.lxc_path, other))
 

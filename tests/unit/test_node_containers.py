@@ -155,6 +155,18 @@ def test_clone_without_golden_says_what_to_do(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_clone_again_with_exist_ok_leaves_a_complete_container_alone(tmp_path):
+    (tmp_path / "ct-a").mkdir()
+    (tmp_path / "ct-a" / "config").write_text(lxc.render_config("ct-a", str(tmp_path / "ct-a" / "rootdev")))
+    (tmp_path / "ct-a" / "rootdev").write_bytes(b"\0" * lxc.MIB)
+    assert lxc.clone("ct-a", str(tmp_path), exist_ok=True) == {
+        "name": "ct-a",
+        "disk_size_mb": 1,
+        "changed": False,
+    }
+    assert (tmp_path / "ct-a" / "rootdev").stat().st_size == lxc.MIB
+
+
 def test_destroy_of_an_absent_container_is_fine(tmp_path):
     assert lxc.destroy("ct-gone", str(tmp_path)) == {"name": "ct-gone", "destroyed": False}
 
