@@ -212,6 +212,7 @@ def plan(args):
                                         "cachedir": os.path.join(root, CACHEDIR)})
         if make_url(settings["db_url"]).get_backend_name() != "sqlite":
             db.engine(settings["db_url"])  # a known driver (SQLite's engine makes directories)
+        wheelhouse.check_destination(settings["wheelhouse"])
     except CorpusError as exc:
         raise BadInput(str(exc)) from exc
     # Written out, so that any reader of the master's options finds the same ones.

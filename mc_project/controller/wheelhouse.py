@@ -96,6 +96,19 @@ def read_stamp(dest):
         return None
 
 
+def check_destination(dest):
+    """Refuse a ``dest`` that holds something other than a wheelhouse.
+
+    A rebuild replaces the whole directory: it must never be someone's files.
+    """
+    dest = os.path.abspath(dest)
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise CorpusError("The wheelhouse {} is not a directory.".format(dest))
+    if os.path.isdir(dest) and os.listdir(dest) and read_stamp(dest) is None:
+        raise CorpusError("{} is not empty and is not a corpus wheelhouse; choose another "
+                          "wheelhouse directory.".format(dest))
+
+
 def _write_stamp(dest, stamp):
     path = os.path.join(dest, STAMP)
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
@@ -173,6 +186,7 @@ def ensure_wheelhouse(dest):
     one another.
     """
     dest = os.path.abspath(dest)
+    check_destination(dest)
     with _locked(dest):
         wanted = wanted_stamp()
         current = read_stamp(dest) or {}

@@ -181,6 +181,8 @@ def test_a_second_init_changes_nothing_and_starts_no_second_master(controller):
     (["--smtp", ":25"], "Argument --smtp: :25 is not HOST:PORT."),
     (["--domain", "not a domain"], "The controller setting corpus:domain must be a DNS domain name."),
     (["--db", "nosuchdriver://db/corpus"], "Cannot open the inventory database nosuchdriver://db/corpus"),
+    (["--wheelhouse", os.path.dirname(__file__)], "{} is not empty and is not a corpus wheelhouse".format(
+        os.path.dirname(__file__))),
 ])
 def test_bad_input_is_one_sentence_and_changes_nothing(controller, extra, message):
     before = controller.options(), controller.pid()
@@ -246,6 +248,9 @@ def load_ext_pillar(opts):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.__opts__ = opts
+    # Only to the test's capture: Salt's import-time stderr handler may hold
+    # the stream of a test that has ended.
+    module.log.propagate = False
     return module
 
 
@@ -261,14 +266,16 @@ def test_salt_finds_the_ext_pillar_through_the_entry_point(tmp_path):
 
 def test_an_unreachable_inventory_serves_nothing_and_logs_one_line(caplog):
     port = free_ports(1)[0]
-    module = load_ext_pillar({"corpus": {"db_url": "postgresql+psycopg2://corpus:pw-s3cr3t@{}:{}/corpus".format(
-        LOOPBACK, port)}, "cachedir": "/nonexistent"})
-    assert module.ext_pillar(MINION_ID, {}) == {}
-    assert "cannot read the pillar of {}".format(MINION_ID) in caplog.text
+    for opts, logged in (
+            ({"corpus": {"db_url": "postgresql+psycopg2://corpus:pw-s3cr3t@{}:{}/corpus".format(
+                LOOPBACK, port)}}, "cannot read the pillar of {}".format(MINION_ID)),
+            ({"corpus": {"db_url": 5}}, "corpus:db_url must be a string")):
+        module = load_ext_pillar(opts)
+        module.log.addHandler(caplog.handler)
+        assert module.ext_pillar(MINION_ID, {}) == {}
+        assert logged in caplog.text
     assert "pw-s3cr3t" not in caplog.text
-    module = load_ext_pillar({"corpus": {"db_url": 5}})
-    assert module.ext_pillar(MINION_ID, {}) == {}
-    assert "corpus:db_url must be a string" in caplog.text
+    assert len(caplog.records) == 2 and all(record.levelname == "ERROR" for record in caplog.records)
 
 
 # --------------------------------------------------------------------------- the wheelhouse
