@@ -68,6 +68,18 @@ def wait_port(address, port, wait=20):
             time.sleep(0.2)
 
 
+def openssl_hash(password):
+    """A SHA-512 crypt hash, made as the controller makes it."""
+    made = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stdout.strip()
+
+
 class Node:
     def __init__(self, root):
         suffix = "{:04x}".format(random.randrange(1 << 16))
@@ -179,6 +191,11 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
         {"name": other, "state": "STOPPED", "ip": node.address(11).split("/")[0]},
         {"name": web, "state": "RUNNING", "ip": node.address(10).split("/")[0]},
     ]
+    # A stopped container is changed through its image.
+    password_hash = openssl_hash("stopped")
+    lxc.set_root_password(other, password_hash, node.lxc_path)
+    shadow = lxc.run_inside(other, node.lxc_path, ["getent", "shadow", "root"], "Reading shadow")
+    assert shadow.split(":")[1] == password_hash
     with pytest.raises(CorpusError, match="Container {} already exists".format(other)):
         lxc.clone(other, node.lxc_path)
     assert lxc.clone(other, node.lxc_path, exist_ok=True)["changed"] is False
@@ -274,13 +291,7 @@ def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
 
 
 def test_root_password_is_set_from_its_hash(node, web):
-    password_hash = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"],
-        input="correct horse\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    password_hash = openssl_hash("correct horse")
     lxc.set_root_password(web, password_hash, node.lxc_path)
     shadow = lxc.attach(web, "getent shadow root", node.lxc_path)["stdout"]
     assert shadow.split(":")[1] == password_hash
