@@ -77,6 +77,8 @@ def master_config(root, corpus, interface=DEFAULT_INTERFACE, publish_port=DEFAUL
         "file_roots": {"base": [os.path.join(root, "srv", "salt"), resources.salt_tree()]},
         "pillar_roots": {"base": [os.path.join(root, "srv", "pillar")]},
         "ext_pillar": [{"corpus_inventory": {}}],
+        # Never the master's options (the DNS API key among them) in a minion's pillar.
+        "pillar_opts": False,
         "corpus": dict(corpus, root=root),
     }
 

@@ -110,7 +110,7 @@ class Minion:
             return
         children = process.children(recursive=True)
         process.send_signal(signal.SIGTERM)
-        gone, alive = psutil.wait_procs([process] + children, timeout=30)
+        _, alive = psutil.wait_procs([process] + children, timeout=30)
         for leftover in alive:
             leftover.kill()
 
@@ -151,7 +151,7 @@ def minion_pillar(controller, minion):
 def test_init_writes_the_config_and_starts_a_master_that_runs_corpus_runners(controller):
     options = controller.options()
     assert options["root_dir"] == controller.root
-    assert options["ext_pillar"] == [{"corpus_inventory": {}}]
+    assert options["ext_pillar"] == [{"corpus_inventory": {}}] and options["pillar_opts"] is False
     assert resources.salt_tree() in options["file_roots"]["base"]
     assert options["corpus"]["db_url"] == "sqlite:///{}/var/lib/corpus/inventory.sqlite".format(
         controller.root)
