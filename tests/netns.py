@@ -14,6 +14,7 @@ linked there gets its own ``prefix`` and ``lxc_path``).
 
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ class NetnsHost:
         # Interface names are at most 15 characters.
         self.veth_host = "vh-" + name[:11]
         self.veth_ns = "vn-" + name[:11]
+        self.etc_dir = os.path.join("/etc/netns", name)
         os.makedirs(self.workdir, exist_ok=True)
         try:
             self._make_network()
@@ -50,6 +52,12 @@ class NetnsHost:
             raise
 
     def _make_network(self):
+        # `ip netns exec` mounts this over /etc/resolv.conf. The host's resolver is
+        # out of reach (nothing NATs the namespace's traffic): ask the host side,
+        # which refuses at once, rather than wait for timeouts on every lookup.
+        os.makedirs(self.etc_dir, exist_ok=True)
+        with open(os.path.join(self.etc_dir, "resolv.conf"), "w", encoding="utf-8") as fh:
+            fh.write("nameserver {}\n".format(self.host_address))
         _run("ip", "netns", "add", self.name)
         _run("ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_ns)
         _run("ip", "link", "set", self.veth_ns, "netns", self.name)
@@ -124,6 +132,7 @@ class NetnsHost:
             time.sleep(0.1)
         _run("ip", "netns", "del", self.name, check=False)
         _run("ip", "link", "del", self.veth_host, check=False)
+        shutil.rmtree(self.etc_dir, ignore_errors=True)
 
     def __enter__(self):
         return self

@@ -32,10 +32,12 @@ import salt.cache
 import salt.client
 import salt.crypt
 import salt.key
+import salt.utils.event
 import yaml
 from sqlalchemy import delete, func, select
 
 from mc_project import jobs
+from mc_project.controller.envs import LIVE
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, PortMapping, SshKey
@@ -77,10 +79,12 @@ def node_paths(prefix):
         "sock_dir": posixpath.join(prefix, "var", "run", "salt", "minion"),
         "pidfile": posixpath.join(prefix, "var", "run", "salt-minion.pid"),
         "log_file": posixpath.join(prefix, "var", "log", "salt", "minion"),
+        # mc_lxc's proxy routes and saved port mappings.
+        "state_dir": posixpath.join(prefix, "var", "lib", "node"),
     }
 
 
-def minion_config(paths, minion_id, master_address, master_opts):
+def minion_config(paths, minion_id, master_address, master_opts, lxc_path, nft_table):
     """The node's minion configuration (YAML text)."""
     return yaml.safe_dump({
         "id": minion_id,
@@ -94,6 +98,8 @@ def minion_config(paths, minion_id, master_address, master_opts):
         "pidfile": paths["pidfile"],
         "log_file": paths["log_file"],
         "file_client": "remote",
+        # What mc_lxc uses when a call does not say.
+        "mc_lxc": {"lxc_path": lxc_path, "state_dir": paths["state_dir"], "nft_table": nft_table},
     }, default_flow_style=False)
 
 
@@ -287,7 +293,8 @@ def _is_address(host):
 
 def node_record(sess, node):
     """A node's inventory record as a JSON-able mapping."""
-    used = sess.scalar(select(func.count(Environment.id)).where(Environment.node_id == node.id))
+    used = sess.scalar(select(func.count(Environment.id)).where(Environment.node_id == node.id,
+                                                                Environment.status.in_(LIVE)))
     return {
         "name": node.name, "address": node.address, "dns_name": node.dns_name,
         "ssh_port": node.ssh_port, "ssh_user": node.ssh_user, "slots": node.slots,
@@ -347,15 +354,24 @@ def _salt_cmd(master_opts, minion_id, fun, kwarg=None, timeout=SALT_CALL_TIMEOUT
     return (answer or {}).get(minion_id)
 
 
-def wait_for_ping(master_opts, minion_id, timeout=PING_TIMEOUT):
-    """Whether ``minion_id`` answered ``test.ping`` within ``timeout`` seconds."""
+def wait_for_ping(master_opts, minion_id, timeout=PING_TIMEOUT, events=None):
+    """Whether ``minion_id`` answered ``test.ping`` within ``timeout`` seconds.
+
+    With ``events`` (the master's event bus, listened to before the minion was
+    started), the ping waits for the minion's start event: a ping sent before
+    the minion is connected only times out.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = _salt_cmd(master_opts, minion_id, "test.ping", timeout=5)
+    if events is not None:
+        events.get_event(wait=timeout, tag="salt/minion/{}/start".format(minion_id), full=True)
+    while True:
+        left = deadline - time.monotonic()
+        answer = _salt_cmd(master_opts, minion_id, "test.ping", timeout=max(min(left, 10), 2))
         if answer and answer.get("ret") is True:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(1)
-    return False
 
 
 def _stop_minion_command(paths):
@@ -565,15 +581,15 @@ class NodeLinker:
         if code != 0:
             ctx.undo_data["made_prefix"] = True
         remote = shlex.quote(paths["wheelhouse"])
-        out = shell.check("mkdir -p {0} && cd {0} && find . -maxdepth 1 -type f -printf '%f\\n' "
+        out = shell.check("mkdir -p {0} && cd {0} && find . -maxdepth 1 -type f ! -name '.*' -printf '%f\\n' "
                           "| while read f; do sha256sum \"$f\"; done".format(remote),
                           "Listing the wheelhouse")
         there = {}
         for line in out.splitlines():
             digest, _sep, filename = line.partition("  ")
             there[filename.strip()] = digest.strip()
-        local = sorted(name for name in os.listdir(wheelhouse)
-                       if os.path.isfile(os.path.join(wheelhouse, name)))
+        local = sorted(name for name in os.listdir(wheelhouse)  # wheels, not the build stamp
+                       if not name.startswith(".") and os.path.isfile(os.path.join(wheelhouse, name)))
         started = time.monotonic()
         sent = 0
         for filename in local:
@@ -611,7 +627,9 @@ class NodeLinker:
         shell.check("test -x {python} || python3 -m venv {venv}".format(
             python=shlex.quote(paths["python"]), venv=shlex.quote(paths["venv"])),
             "Making the virtualenv " + paths["venv"])
-        pip = "{} -m pip install -q --disable-pip-version-check --no-index --find-links {}".format(
+        # Compiling every module of salt would take most of the install's time;
+        # the minion compiles what it imports.
+        pip = "{} -m pip install -q --disable-pip-version-check --no-compile --no-index --find-links {}".format(
             shlex.quote(paths["python"]), shlex.quote(paths["wheelhouse"]))
         # A rebuilt corpus wheel keeps its version: reinstall it alone, whatever pip thinks.
         shell.check("{pip} corpus && {pip} --no-deps --force-reinstall {wheel}".format(
@@ -652,7 +670,7 @@ class NodeLinker:
             shell.write(posixpath.join(paths["pki_dir"], "minion_master.pub"), master_public)
         shell.check("mkdir -p {}".format(shlex.quote(paths["config_dir"])), "Making " + paths["config_dir"])
         shell.write(paths["config"], minion_config(paths, minion_id, self.settings["master_address"],
-                                                   self.master_opts))
+                                                   self.master_opts, board["lxc_path"], board["nft_table"]))
         accept_key(self.master_opts, minion_id, public)
         ctx.log("minion {} accepted on the master, config at {}".format(minion_id, paths["config"]))
 
@@ -675,15 +693,18 @@ class NodeLinker:
         started = time.monotonic()
         # A running minion keeps its old code, key and config: restart it.
         shell.check(_stop_minion_command(paths), "Stopping the old minion")
-        if board["systemd"]:
-            shell.write("/etc/systemd/system/" + MINION_UNIT, minion_unit(paths))
-            shell.check("systemctl daemon-reload && systemctl enable --now {}".format(MINION_UNIT),
-                        "Starting " + MINION_UNIT)
-        else:
-            shell.check("{} -c {} -d </dev/null >/dev/null 2>&1".format(
-                shlex.quote(paths["salt_minion"]), shlex.quote(paths["config_dir"])),
-                "Starting the salt-minion")
-        if not wait_for_ping(self.master_opts, board["minion_id"]):
+        with salt.utils.event.get_master_event(self.master_opts, self.master_opts["sock_dir"],
+                                               listen=True) as events:
+            if board["systemd"]:
+                shell.write("/etc/systemd/system/" + MINION_UNIT, minion_unit(paths))
+                shell.check("systemctl daemon-reload && systemctl enable --now {}".format(MINION_UNIT),
+                            "Starting " + MINION_UNIT)
+            else:
+                shell.check("{} -c {} -d </dev/null >/dev/null 2>&1".format(
+                    shlex.quote(paths["salt_minion"]), shlex.quote(paths["config_dir"])),
+                    "Starting the salt-minion")
+            answered = wait_for_ping(self.master_opts, board["minion_id"], PING_TIMEOUT, events)
+        if not answered:
             tail = shell.run("tail -n 3 {}".format(shlex.quote(paths["log_file"])))[1]
             raise CorpusError("The minion {} on {} did not answer test.ping within {}s{}.".format(
                 board["minion_id"], board["host"], PING_TIMEOUT,
@@ -770,12 +791,15 @@ class NodeLinker:
 
 def link_node(settings, master_opts, host, user="root", key=None, port=22, name=None, slots=10,
               subnet=None, http_port=80, prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None,
-              ssh_client_factory=None, bridge="corpusbr0", fire=None):
+              ssh_client_factory=None, bridge="corpusbr0", nft_table="corpus", fire=None):
     """Install corpus and a minion on ``host`` over SSH and record it as a compute node.
 
     Runs the ``link_node`` job (see the module docstring); returns the node's
     record, with the job's id as ``job_id``. Raises ``CorpusError`` with one
     sentence when it fails, after undoing what it did.
+
+    ``bridge`` and ``nft_table`` name the node's containers' bridge and its
+    nftables table; the node keeps its proxy and NAT state under ``prefix``.
     """
     if not isinstance(host, str) or not host.strip() or any(char.isspace() for char in host):
         raise CorpusError("A node's host is an address or a DNS name, not {!r}.".format(host))
@@ -785,6 +809,9 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
         raise CorpusError("{!r} is not an SSH user name.".format(user))
     if not BRIDGE_RE.match(str(bridge)):
         raise CorpusError("A bridge name is 1 to 15 letters, digits, '.', '_' or '-', not {!r}.".format(bridge))
+    if not isinstance(nft_table, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,31}$", nft_table):
+        raise CorpusError("An nftables table name is a letter then letters, digits or '_', not {!r}.".format(
+            nft_table))
     clipboard = {
         "host": host, "user": user, "key": os.path.abspath(key) if key else None,
         "port": _check_int(port, "The SSH port", 1, 65535), "name": name,
@@ -794,6 +821,7 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
         "prefix": _check_path(prefix, "The install prefix"),
         "lxc_path": _check_path(lxc_path, "The LXC path"),
         "dns_name": dns_name or (None if _is_address(host) else host), "bridge": bridge,
+        "nft_table": nft_table,
     }
     url = settings["db_url"]
     db.init(url)

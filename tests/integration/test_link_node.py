@@ -1,0 +1,395 @@
+"""Linking compute nodes over SSH to a real salt-master (pytest-salt-factories).
+
+Two nodes: this machine, through a real sshd on 127.0.0.1, and a second host in
+a network namespace (its own address and sshd, ``tests/netns.py``). Each gets
+corpus and a salt-minion from the controller's wheelhouse, its minion key
+pre-seeded and accepted, and answers ``test.ping``. Re-linking changes
+nothing; a changed host key, a refused key or an unreachable host is one
+sentence with nothing recorded; unlinking is refused while an environment
+lives on the node, and forced it stops the minion and removes its key.
+"""
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+import salt.config
+from sqlalchemy import select
+from pytestshellutils.utils import ports
+
+from mc_project.controller import nodes, wheelhouse
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+from mc_project.inventory.models import ComputeNode, Environment, Job, SshKey
+from mc_project.node import host, nat, proxy
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from netns import NetnsHost  # noqa: E402  (tests/ is not a package)
+
+SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="linking a node needs root (netns, sshd as root)"),
+    pytest.mark.skipif(SSHD is None, reason="openssh-server (sshd) is not installed"),
+]
+
+HOST_SIDE = "10.78.0.1/24"
+NS_SIDE = "10.78.0.2/24"
+
+
+def short_dir(prefix):
+    """A directory with a short path: a minion's sockets live under its prefix."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    """The controller's wheelhouse: a copy of the machine's, which other runs may rebuild."""
+    shared = wheelhouse.ensure_wheelhouse(wheelhouse.shared_cache())
+    copy = tmp_path_factory.mktemp("controller") / "wheelhouse"
+    shutil.copytree(shared, copy)
+    return str(copy)
+
+
+@pytest.fixture(scope="module")
+def netns_host(tmp_path_factory):
+    host = NetnsHost("corpus-ln{}".format(uuid.uuid4().hex[:4]), HOST_SIDE, NS_SIDE,
+                     tmp_path_factory.mktemp("netns"))
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="module")
+def master(salt_factories, netns_host):
+    # Minions in the namespace reach the master at the veth's host side.
+    factory = salt_factories.salt_master_daemon(
+        "corpus-ctl-{}".format(uuid.uuid4().hex[:6]), overrides={"interface": "0.0.0.0"})
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def master_opts(master):
+    return salt.config.master_config(master.config_file)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, wheels, netns_host):
+    url = "sqlite:///" + str(tmp_path_factory.mktemp("inventory") / "inventory.sqlite")
+    db.init(url)
+    return {"db_url": url, "wheelhouse": wheels, "master_address": netns_host.host_address}
+
+
+@pytest.fixture(scope="module")
+def local_sshd(salt_factories):
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    daemon = salt_factories.get_sshd_daemon(
+        script_name=SSHD,
+        sshd_config_dict={"StrictModes": "no", "PermitRootLogin": "prohibit-password",
+                          "Subsystem": "sftp /usr/lib/openssh/sftp-server"})
+    with daemon.started():
+        yield daemon
+
+
+@pytest.fixture(scope="module")
+def places():
+    """Short per-node directories (prefix and LXC path), removed at the end."""
+    made = {}
+
+    def place(node):
+        if node not in made:
+            made[node] = short_dir("cn-{}-".format(node))
+        return made[node]
+
+    yield place
+    for path in made.values():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_node(settings, master_opts, local_sshd, places):
+    root = places("local")
+    suffix = uuid.uuid4().hex[:6]
+    bridge, table = "cln" + suffix, "corpus_ln" + suffix  # not the names of a real node here
+    started = time.monotonic()
+    try:
+        record = nodes.link_node(settings, master_opts, "127.0.0.1", key=str(local_sshd.client_key),
+                                 port=local_sshd.listen_port, name="node-local", slots=3,
+                                 http_port=ports.get_unused_localhost_port(), prefix=root + "/corpus",
+                                 lxc_path=root + "/lxc", bridge=bridge, nft_table=table)
+        record["seconds"] = time.monotonic() - started
+        yield record
+    finally:
+        state_dir = nodes.node_paths(root + "/corpus")["state_dir"]
+        stop_minion(root + "/corpus")
+        proxy.stop(state_dir)
+        nat.teardown(table, state_dir)
+        host.remove_bridge(bridge)
+
+
+@pytest.fixture(scope="module")
+def ns_node(settings, master_opts, netns_host, places):
+    root = places("ns")
+    started = time.monotonic()
+    record = nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
+                             name="node-ns", slots=5, http_port=8080, prefix=root + "/corpus",
+                             lxc_path=root + "/lxc")
+    record["seconds"] = time.monotonic() - started
+    return record  # its minion dies with the namespace
+
+
+def stop_minion(prefix):
+    pid = minion_pid(prefix)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+
+
+def minion_pid(prefix):
+    """The pid of the minion running from ``prefix``, or None."""
+    try:
+        with open(nodes.node_paths(prefix)["pidfile"], encoding="utf-8") as fh:
+            pid = int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        with open("/proc/{}/cmdline".format(pid), "rb") as fh:
+            cmdline = fh.read().decode()
+    except OSError:
+        return None
+    return pid if "salt-minion" in cmdline else None
+
+
+def job_steps(settings, job_id):
+    from mc_project import jobs
+    return {step["name"]: step for step in jobs.Jobs(settings["db_url"]).status(job_id)["steps"]}
+
+
+def ping(salt_cli, minion_id):
+    ret = salt_cli.run("test.ping", minion_tgt=minion_id, _timeout=30)
+    return ret.data
+
+
+def accepted(master):
+    ret = master.salt_key_cli().run("--list", "accepted")
+    return ret.data["minions"]
+
+
+def inventory(settings):
+    with db.session(settings["db_url"]) as sess:
+        return {node.name: node for node in sess.scalars(select(ComputeNode))}
+
+
+@pytest.fixture(scope="module")
+def salt_cli(master):
+    return master.salt_cli(timeout=60)
+
+
+# --------------------------------------------------------------------------- linking
+
+
+def test_this_machine_links_over_ssh_and_answers_as_a_minion(local_node, settings, master, salt_cli,
+                                                            local_sshd, capsys):
+    assert local_node["name"] == "node-local" and local_node["minion_id"] == "node-local"
+    assert local_node["address"] == "127.0.0.1" and local_node["ssh_port"] == local_sshd.listen_port
+    assert local_node["status"] == "active" and local_node["slots"] == 3
+    assert ping(salt_cli, "node-local") is True
+    assert "node-local" in accepted(master)
+    paths = nodes.node_paths(local_node["prefix"])
+    # corpus came from the shipped wheelhouse, into the node's own venv.
+    shipped = sorted(name for name in os.listdir(paths["wheelhouse"]) if name.endswith(".whl"))
+    assert shipped == sorted(name for name in os.listdir(settings["wheelhouse"]) if name.endswith(".whl"))
+    check = subprocess.run([paths["python"], "-c", "import mc_project, salt.version; "
+                            "print(mc_project.__file__, salt.version.__version__)"],
+                           capture_output=True, text=True, check=False, cwd="/")
+    assert check.returncode == 0, check.stderr
+    module, version = check.stdout.split()
+    assert module.startswith(paths["venv"] + "/") and version.startswith("3008")
+    # The private key is the node's only, readable by root alone.
+    pem = os.path.join(paths["pki_dir"], "minion.pem")
+    assert os.stat(pem).st_mode & 0o777 == 0o600
+    with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
+        node_public = fh.read()
+    with open(os.path.join(master.config["pki_dir"], "minions", "node-local"), encoding="utf-8") as fh:
+        assert fh.read().strip() == node_public.strip()
+    with open(paths["config"], encoding="utf-8") as fh:
+        config = fh.read()
+    assert "file_client: remote" in config and "master: {}".format(settings["master_address"]) in config
+    assert "BEGIN" not in config
+    steps = job_steps(settings, local_node["job_id"])
+    assert [name for name in steps] == list(nodes.LINK_STEPS)
+    assert all(step["status"] == "success" for step in steps.values())
+    assert not any("PRIVATE KEY" in (step["log"] or "") for step in steps.values())
+    # mc_lxc.setup_node ran: the bridge has the subnet's first address, haproxy runs.
+    gateway = "{}/24".format(ipaddress.ip_network(local_node["subnet"])[1])
+    shown = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", local_node["bridge"]],
+                           capture_output=True, text=True, check=False).stdout
+    assert " {} ".format(gateway) in shown
+    assert proxy.running_pid(paths["state_dir"])
+    with socket.create_connection(("127.0.0.1", local_node["http_port"]), timeout=5):
+        pass
+    with capsys.disabled():
+        print("\nlink this machine: {:.1f}s (ship {}s, install {}s, minion up {}s)".format(
+            local_node["seconds"], steps["node:ship"]["seconds"], steps["node:install"]["seconds"],
+            steps["salt:start_minion"]["seconds"]))
+
+
+def test_a_node_in_a_network_namespace_links_with_its_own_address(ns_node, local_node, netns_host,
+                                                                   settings, master, salt_cli, capsys):
+    assert ns_node["address"] == netns_host.address and ns_node["name"] == "node-ns"
+    assert ping(salt_cli, "node-ns") is True
+    assert {"node-local", "node-ns"} <= set(accepted(master))
+    # Its minion runs inside the namespace and sees the namespace's address only.
+    pid = minion_pid(ns_node["prefix"])
+    assert pid in netns_host.pids()
+    ret = salt_cli.run("network.ip_addrs", minion_tgt="node-ns")
+    assert netns_host.address in ret.data and "192.0.2.2" not in ret.data
+    # Its subnet is not the other node's; its bridge and proxy are the namespace's own.
+    assert ns_node["subnet"] and ns_node["subnet"] != local_node["subnet"]
+    gateway = "{}/24".format(ipaddress.ip_network(ns_node["subnet"])[1])
+    assert " {} ".format(gateway) in netns_host.exec("ip -o -4 addr show dev corpusbr0").stdout
+    haproxy = proxy.running_pid(nodes.node_paths(ns_node["prefix"])["state_dir"])
+    assert haproxy in netns_host.pids()
+    with socket.create_connection((netns_host.address, 8080), timeout=5):
+        pass
+    with db.session(settings["db_url"]) as sess:
+        host_key = sess.scalar(select(SshKey.public_key).join(ComputeNode, SshKey.node_id == ComputeNode.id)
+                               .where(ComputeNode.name == "node-ns", SshKey.name == nodes.HOST_KEY_NAME))
+    with open(os.path.join(netns_host.workdir, "ssh_host_ed25519_key.pub"), encoding="utf-8") as fh:
+        assert host_key == " ".join(fh.read().split()[:2])
+    steps = job_steps(settings, ns_node["job_id"])
+    with capsys.disabled():
+        print("\nlink a netns node: {:.1f}s (ship {}s, install {}s, minion up {}s)".format(
+            ns_node["seconds"], steps["node:ship"]["seconds"], steps["node:install"]["seconds"],
+            steps["salt:start_minion"]["seconds"]))
+
+
+def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, settings):
+    hosts = {host["name"]: host for host in nodes.list_hosts(settings)}
+    assert set(hosts) == {"node-local", "node-ns"}
+    assert hosts["node-local"] == {
+        "name": "node-local", "address": "127.0.0.1", "dns_name": None, "slots": 3, "free_slots": 3,
+        "guest_type": "lxc", "status": "active", "subnet": local_node["subnet"]}
+    assert hosts["node-ns"]["free_slots"] == 5 and hosts["node-ns"]["address"] == "10.78.0.2"
+
+
+def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts, master, salt_cli):
+    paths = nodes.node_paths(ns_node["prefix"])
+    with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
+        key_before = fh.read()
+    again = nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
+                            name="node-ns", slots=6, http_port=8080, prefix=ns_node["prefix"],
+                            lxc_path=ns_node["lxc_path"])
+    assert again["subnet"] == ns_node["subnet"] and again["slots"] == 6
+    assert {key: value for key, value in again.items() if key not in ("slots", "free_slots", "job_id")} == \
+        {key: value for key, value in ns_node.items() if key not in ("slots", "free_slots", "job_id", "seconds")}
+    with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
+        assert fh.read() == key_before  # the accepted key is kept
+    steps = job_steps(settings, again["job_id"])
+    assert ", 0 bytes sent" in steps["node:ship"]["log"]  # nothing shipped twice
+    assert ping(salt_cli, "node-ns") is True
+    assert len(inventory(settings)) == 2
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_a_changed_host_key_is_refused(ns_node, netns_host, settings, master_opts, salt_cli):
+    # The namespace's sshd comes back with a new host key.
+    key = os.path.join(netns_host.workdir, "ssh_host_ed25519_key")
+    with open(os.path.join(netns_host.workdir, "sshd.pid"), encoding="utf-8") as fh:
+        os.kill(int(fh.read()), signal.SIGTERM)
+    os.remove(key)
+    os.remove(key + ".pub")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    time.sleep(0.5)
+    subprocess.run(["ip", "netns", "exec", netns_host.name, SSHD, "-f", netns_host.sshd_config,
+                    "-E", netns_host.sshd_log], check=True)
+    time.sleep(0.5)
+    before = {name: node.slots for name, node in inventory(settings).items()}
+    with pytest.raises(CorpusError, match=r"host key of 10\.78\.0\.2:22 changed since it was linked"):
+        nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
+                        name="node-ns", slots=9, prefix=ns_node["prefix"], lxc_path=ns_node["lxc_path"])
+    assert {name: node.slots for name, node in inventory(settings).items()} == before
+    assert ping(salt_cli, "node-ns") is True
+
+
+@pytest.mark.parametrize("case", ["bad key", "port closed", "no route"])
+def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, local_sshd, settings,
+                                                              master_opts, master, places, tmp_path):
+    kwargs = {"name": "node-bad", "prefix": places("bad") + "/corpus"}
+    if case == "bad key":
+        other_key = str(tmp_path / "other_key")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other_key], check=True)
+        host, kwargs["key"], kwargs["port"] = "127.0.0.1", other_key, local_sshd.listen_port
+        expected = r"refused the SSH key"
+    elif case == "port closed":
+        host, kwargs["key"], kwargs["port"] = "127.0.0.1", str(local_sshd.client_key), \
+            ports.get_unused_localhost_port()
+        expected = r"Cannot reach 127\.0\.0\.1:\d+ over SSH"
+    else:
+        host, kwargs["key"] = "10.78.0.99", str(local_sshd.client_key)  # nobody there
+        expected = r"Cannot reach 10\.78\.0\.99:22 over SSH"
+    with pytest.raises(CorpusError, match=expected) as failure:
+        nodes.link_node(settings, master_opts, host, **kwargs)
+    assert "Traceback" not in str(failure.value) and "\n" not in str(failure.value)
+    assert "node-bad" not in inventory(settings)
+    assert "node-bad" not in accepted(master)
+    with db.session(settings["db_url"]) as sess:
+        job = sess.scalars(select(Job).order_by(Job.id.desc())).first()
+        assert job.status == "failed" and "ssh:connect" in job.error
+
+
+# --------------------------------------------------------------------------- unlinking
+
+
+def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, master_opts,
+                                                                       master, salt_cli):
+    with db.session(settings["db_url"]) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
+        sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
+    assert {h["name"]: h["free_slots"] for h in nodes.list_hosts(settings)}["node-local"] == 2
+
+    with pytest.raises(CorpusError, match=r"Node node-local still holds 1 environment\(s\) \(app-staging\)"):
+        nodes.unlink_node(settings, master_opts, "node-local")
+    assert "node-local" in inventory(settings) and "node-local" in accepted(master)
+    assert minion_pid(local_node["prefix"])
+
+    result = nodes.unlink_node(settings, master_opts, "node-local", force=True)
+    assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
+    assert "node-local" not in inventory(settings)
+    assert "node-local" not in accepted(master)
+    assert not os.path.exists(os.path.join(master.config["pki_dir"], "minions", "node-local"))
+    assert minion_pid(local_node["prefix"]) is None
+    with db.session(settings["db_url"]) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == "app-staging"))
+        assert env.node_id is None and env.status == "orphaned"
+    assert [h["name"] for h in nodes.list_hosts(settings)] == ["node-ns"]
+
+    with pytest.raises(CorpusError, match="No compute node named node-local"):
+        nodes.unlink_node(settings, master_opts, "node-local")
+
+
+def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, settings, master_opts, master,
+                                                    monkeypatch):
+    monkeypatch.setattr(nodes, "PING_TIMEOUT", 5)
+    root = short_dir("cn-deaf-")
+    try:
+        # This machine is unlinked (above), and its minion now looks for a master where nobody is.
+        deaf = dict(settings, master_address="10.78.0.99")
+        with pytest.raises(CorpusError, match=r"minion node-deaf on 127\.0\.0\.1 did not answer test\.ping"):
+            nodes.link_node(deaf, master_opts, "127.0.0.1", key=str(local_sshd.client_key),
+                            port=local_sshd.listen_port, name="node-deaf", prefix=root + "/corpus",
+                            lxc_path=root + "/lxc")
+        assert "node-deaf" not in inventory(settings)
+        assert "node-deaf" not in accepted(master)
+        assert not os.path.exists(root + "/corpus")  # made by this link, removed by its undo
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
