@@ -5,11 +5,8 @@ The jobs live in the inventory database named by the master option
 Progress is published on the master's event bus as ``corpus/job/<id>/...``.
 """
 
-import salt.utils.event
-
-from mc_project import jobs
+from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
 
 __virtualname__ = "mc_jobs"
 
@@ -18,20 +15,9 @@ def __virtual__():
     return __virtualname__
 
 
-def _db_url():
-    url = (__opts__.get("corpus") or {}).get("db_url")
-    return url or db.default_url(__opts__["cachedir"])
-
-
-def _fire(tag, data):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
-        event.fire_event(data, tag)
-
-
 def _jobs():
-    url = _db_url()
-    db.init(url)
-    return jobs.Jobs(url, fire=_fire)
+    """The job manager, with the controller's steps (environments) registered."""
+    return Controller(__opts__).jobs()
 
 
 def _report(state):

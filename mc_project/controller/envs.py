@@ -270,7 +270,7 @@ def clone_container(ctl, ctx):
                       suite=lxc["suite"], disk_size_mb=lxc["disk_size_mb"], timeout=1800)
     ctx.log("golden image {} ({})".format(golden.get("name"), "built" if golden.get("built") else "cached"))
     ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
-             disk_size_mb=clip["disk_size_mb"], timeout=600)
+             disk_size_mb=clip["disk_size_mb"], exist_ok=True, timeout=600)
     ctx.log("container {} cloned on {}".format(clip["env_name"], node["name"]))
 
 
@@ -405,29 +405,36 @@ def _dns(ctl):
     return pdns.PowerDns(dns["api_url"], dns.get("api_key"), server_id=dns.get("server_id", "localhost")), dns
 
 
+def zone_of(domain, dns):
+    """The zone a domain's records go in: the managed zone, or the domain's own zone."""
+    managed = dns["zone"].rstrip(".")
+    return dns["zone"] if domain == managed or domain.endswith("." + managed) else domain + "."
+
+
 def add_dns_records(ctl, ctx):
     clip, node = ctx.clipboard, _node(ctx)
     api, dns = _dns(ctl)
     if api is None:
         ctx.log("no DNS server is configured: no records registered")
         return
-    zone = dns["zone"]
-    api.ensure_zone(zone)
-    records = []
     sshfp = credentials.sshfp_records(clip.get("host_keys") or [])
+    ctx.undo_data.setdefault("records", [])
     for domain in _domains(ctx):
-        records.append({"name": domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]})
-        records.append({"name": "*." + domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]})
-        if sshfp and not clip.get("new_domain"):
+        zone = zone_of(domain, dns)
+        records = [{"name": domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]},
+                   {"name": "*." + domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]}]
+        if sshfp:
             records.append({"name": domain, "type": "SSHFP", "contents": sshfp, "ttl": dns["ttl"]})
-    ctx.undo_data["records"] = [[r["name"], r["type"]] for r in records]
-    api.add_records(zone, records)
-    with db.session(ctl.url) as sess:
-        env = environment(sess, clip["env_name"])
-        for record in records:
-            for content in record["contents"]:
-                sess.merge(_dns_row(sess, zone, record["name"], record["type"], content, record["ttl"], env.id))
-    ctx.log("DNS: {}".format(", ".join("{} {}".format(n, t) for n, t in ctx.undo_data["records"])))
+        api.ensure_zone(zone)
+        ctx.undo_data["records"] += [[zone, r["name"], r["type"]] for r in records]
+        api.add_records(zone, records)
+        with db.session(ctl.url) as sess:
+            env = environment(sess, clip["env_name"])
+            for record in records:
+                for content in record["contents"]:
+                    sess.merge(_dns_row(sess, zone, record["name"], record["type"], content, record["ttl"],
+                                        env.id))
+    ctx.log("DNS: {}".format(", ".join("{} {}".format(n, t) for _z, n, t in ctx.undo_data["records"])))
 
 
 def _dns_row(sess, zone, name, rtype, content, ttl, env_id):
@@ -445,12 +452,13 @@ def remove_dns_records(ctl, ctx):
             DnsRecord.environment_id == env.id)))
         if clip.get("new_domain"):
             rows = [row for row in rows if row.name in (clip["new_domain"], "*." + clip["new_domain"])]
-        names = sorted({(row.zone, row.name, row.type) for row in rows})
+        names = {(row.zone, row.name, row.type) for row in rows}
         ids = [row.id for row in rows]
-    names += [(None, name, rtype) for name, rtype in ctx.undo_data.get("records", [])]
-    api, dns = _dns(ctl)
-    if api is not None and names:
-        api.remove_records(dns["zone"], sorted({(name, rtype) for _zone, name, rtype in names}))
+    names |= {tuple(record) for record in ctx.undo_data.get("records", [])}
+    api, _dns_settings = _dns(ctl)
+    if api is not None:
+        for zone in sorted({zone for zone, _name, _type in names}):
+            api.remove_records(zone, sorted((name, rtype) for z, name, rtype in names if z == zone))
     with db.session(ctl.url) as sess:
         sess.execute(delete(DnsRecord).where(DnsRecord.id.in_(ids)))
 
@@ -503,7 +511,7 @@ def install_minion(ctl, ctx):
                          wheelhouse="{}/wheelhouse".format(node["prefix"]), lxc_path=node["lxc_path"],
                          timeout=900)
     ctx.undo_data["minion_id"] = clip["minion_id"]
-    ctl.accept_key(clip["minion_id"], installed["fingerprint"], timeout=120)
+    ctl.accept_key(clip["minion_id"], installed["public_key"], timeout=120)
     ctl.wait_for_minion(clip["minion_id"], timeout=120)
     ctx.log("minion {} installed, key {} accepted".format(clip["minion_id"], installed["fingerprint"]))
 

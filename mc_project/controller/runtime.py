@@ -6,8 +6,10 @@ A ``Controller`` is built from the salt-master's options (inside a runner,
 the master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
 """
 
+import os
 import time
 
+from cryptography.hazmat.primitives import serialization
 import salt.client
 import salt.utils.event
 import salt.wheel
@@ -73,23 +75,31 @@ class Controller:
         return {status: keys[minion] for status, keys in found.items()
                 if isinstance(keys, dict) and minion in keys}
 
-    def accept_key(self, minion, fingerprint, timeout=60):
-        """Accept ``minion``'s pending key, only if it has ``fingerprint``."""
+    def accept_key(self, minion, public_key, timeout=60):
+        """Accept ``minion``'s pending key, only if it is ``public_key`` (PEM).
+
+        Keys are compared by their numbers, not their text: the master may keep
+        a key in another PEM encoding than the one the minion wrote.
+        """
+        wanted = _key_numbers(public_key)
         deadline = time.monotonic() + timeout
         while True:
-            known = self.key_fingerprints(minion)
-            if known.get("minions") == fingerprint:
-                return
-            pending = known.get("minions_pre")
-            if pending is not None:
-                if pending != fingerprint:
-                    raise CorpusError("The key minion {} offers is not the one it was given "
-                                      "(fingerprint {}); it was not accepted.".format(minion, pending))
+            for status in ("minions", "minions_pre"):
+                path = os.path.join(self.opts["pki_dir"], status, minion)
+                if not os.path.isfile(path):
+                    continue
+                with open(path, encoding="utf-8") as fh:
+                    if _key_numbers(fh.read()) != wanted:
+                        raise CorpusError("The key minion {} offers is not the one it was given; "
+                                          "it was not accepted.".format(minion))
+                if status == "minions":
+                    return
                 self.wheel.cmd("key.accept", [minion], print_event=False)
-                continue
-            if time.monotonic() > deadline:
-                raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
-            time.sleep(1)
+                break
+            else:
+                if time.monotonic() > deadline:
+                    raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
+                time.sleep(1)
 
     def delete_key(self, minion):
         self.wheel.cmd("key.delete", [minion], print_event=False)
@@ -112,6 +122,13 @@ class Controller:
         registry = {}
         envs.register_steps(self, registry)
         return registry
+
+
+def _key_numbers(pem):
+    try:
+        return serialization.load_pem_public_key(pem.strip().encode()).public_numbers()
+    except (ValueError, TypeError):
+        raise CorpusError("A minion key is not a PEM public key.") from None
 
 
 def _first_line(text):

@@ -163,4 +163,5 @@ def install_minion(
         fingerprint = json.loads(out)["local"]
     except (ValueError, KeyError, TypeError):
         raise CorpusError("salt-call in container {} gave no key fingerprint.".format(name)) from None
-    return {"minion_id": minion_id, "fingerprint": fingerprint}
+    public_key = inside(name, lxc_path, "cat {}/minion.pub".format(PKI_DIR), "Reading the minion public key")
+    return {"minion_id": minion_id, "fingerprint": fingerprint, "public_key": public_key}

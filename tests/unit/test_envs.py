@@ -55,7 +55,7 @@ class FakeNode:
         elif fun == "mc_lxc.remove_route":
             self.routes.pop(kw["domain"], None)
         elif fun == "mc_lxc.install_minion":
-            return {"minion_id": kw["minion_id"], "fingerprint": "aa:bb"}
+            return {"minion_id": kw["minion_id"], "fingerprint": "aa:bb", "public_key": "PEM"}
         elif fun == "mc_lxc.resize":
             self.containers[name]["size"] = kw["size_mb"]
         return True
@@ -80,7 +80,7 @@ class FakeController(Controller):
             return self.nodes[minion]["fake"](fun, **kwargs)
         return {}
 
-    def accept_key(self, minion, fingerprint, timeout=60):
+    def accept_key(self, minion, public_key, timeout=60):
         self.keys.add(minion)
 
     def delete_key(self, minion):

@@ -17,6 +17,7 @@ import subprocess
 import uuid
 
 import pytest
+import salt.config
 
 from mc_project import resources
 from mc_project.controller import config, wheelhouse
@@ -92,15 +93,20 @@ def salt_run(controller):
 @pytest.fixture(scope="package")
 def ctl(controller):
     """The controller as the runners see it, for reading the inventory and Salt."""
-    return Controller(dict(controller.config))
+    return Controller(salt.config.master_config(controller.config_file))
 
 
 @pytest.fixture(scope="package")
-def sshd(salt_factories):
+def sshd(salt_factories, tmp_path_factory):
     # on every address (salt-factories checks the port on loopback); linked by the non-loopback one
-    factory = salt_factories.get_sshd_daemon(listen_address="0.0.0.0", listen_port=free_port())
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    factory = salt_factories.get_sshd_daemon(
+        script_name=shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin"),
+        listen_address="0.0.0.0", listen_port=free_port(),
+        sshd_config_dict={"StrictModes": "no", "PermitRootLogin": "prohibit-password",
+                          "Subsystem": "sftp /usr/lib/openssh/sftp-server"})
     with factory.started():
-        yield factory
+        yield {"port": factory.listen_port, "key": str(factory.client_key)}
 
 
 def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
@@ -116,7 +122,7 @@ def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
 def node1(salt_run, sshd, tmp_path_factory):
     http_port = free_port()
     address = config.local_ipv4()
-    ret = link(salt_run, "node1", address, sshd.listen_port, sshd.client_key,
+    ret = link(salt_run, "node1", address, sshd["port"], sshd["key"],
                str(tmp_path_factory.mktemp("node1")), NODE1_SUBNET, 2, http_port)
     yield {"name": "node1", "address": address, "http_port": http_port,
            "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}

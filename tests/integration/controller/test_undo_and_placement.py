@@ -8,6 +8,7 @@ every step before it has really been done, and its undo must take it all back.
 import subprocess
 
 import pytest
+import salt.config
 import requests
 from sqlalchemy import func, select
 
@@ -58,7 +59,7 @@ def leftovers(ctl, node, pdns, name):
 
 @pytest.mark.parametrize("step", envs.INIT_STEPS)
 def test_failure_at_each_step_leaves_nothing(step, controller, node1, pdns):
-    ctl = FailingController(dict(controller.config))
+    ctl = FailingController(salt.config.master_config(controller.config_file))
     ctl.fail_at = step
     result = operations.init_env(ctl, "undo", "dev", host="node1")
     assert not result["result"]
