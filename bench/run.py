@@ -20,6 +20,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import harness
@@ -32,6 +33,7 @@ HEADERS = {
     "a": "(a) push-to-live: examples/wsgi-app, cooking mode, env staging",
     "b": "(b) rollback time: small release vs large release",
     "c": "(c) disk used by 10 releases changing 1% per release",
+    "d": "(d) container from the golden image (clone) vs a full template create",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -478,12 +480,30 @@ def versions():
         first_line(["rsync", "--version"]), os.cpu_count())
 
 
+def bench_containers():
+    """Clone vs template create, on a throwaway LXC path (root and LXC needed)."""
+    from mc_project.node import lxc
+
+    section("d")
+    if os.geteuid() != 0 or not shutil.which("lxc-create"):
+        out("skipped: needs root and LXC")
+        return
+    lxc_path = tempfile.mkdtemp(prefix="corpus-bench-lxc-", dir="/var/tmp")
+    try:
+        result = lxc.bench_clone_vs_create(lxc_path)
+    finally:
+        shutil.rmtree(lxc_path, ignore_errors=True)
+    out("{:<40}{:>12}".format("clone from the golden image", fmt_seconds(result["clone_seconds"])))
+    out("{:<40}{:>12}".format("lxc-create -t debian (debootstrap)", fmt_seconds(result["create_seconds"])))
+    out("{:<40}{:>11.0f}x".format("create / clone", result["create_over_clone"]))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abc", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcd", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -507,6 +527,8 @@ def main(argv=None):
             bench_rollback(corpus, sizes, "bench-rb-small", "bench-rb-large", notes)
         if "c" in args.only:
             bench_disk(corpus, sizes, "bench-disk")
+        if "d" in args.only and not args.quick:
+            bench_containers()
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
         failed = True
         out()
