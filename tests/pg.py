@@ -55,13 +55,18 @@ class PostgreSQL:
         self.password = secrets.token_urlsafe(16)
         self.port = None
 
-    def _as_server_user(self, *command, **kwargs):
-        return subprocess.run(["runuser", "-u", PG_USER, "--", *command], check=True,
-                              capture_output=True, text=True, **kwargs)
+    def _as_server_user(self, *command, check=True, **kwargs):
+        result = subprocess.run(["runuser", "-u", PG_USER, "--", *command], check=False,
+                                capture_output=True, text=True, **kwargs)
+        if check and result.returncode != 0:
+            raise RuntimeError("{} exited {}: {}{}".format(
+                " ".join(command), result.returncode, result.stdout, result.stderr))
+        return result
 
-    def _pg_ctl(self, *args):
+    def _pg_ctl(self, *args, check=True):
         return self._as_server_user(os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir,
-                                    "-l", self.log_file, *args, timeout=START_TIMEOUT + 30)
+                                    "-l", self.log_file, *args, check=check,
+                                    timeout=START_TIMEOUT + 30)
 
     def start(self):
         account = pwd.getpwnam(PG_USER)
@@ -82,15 +87,14 @@ class PostgreSQL:
             self.port = free_port()
             options = "-p {} -k {} -c listen_addresses={} -c fsync=off".format(
                 self.port, self.base_dir, LOOPBACK)
-            try:
-                self._pg_ctl("-o", options, "-w", "-t", str(START_TIMEOUT), "start")
+            if self._pg_ctl("-o", options, "-w", "-t", str(START_TIMEOUT), "start",
+                            check=False).returncode == 0:
                 return self
-            except subprocess.CalledProcessError:
-                continue
         raise RuntimeError("PostgreSQL did not start; see {}".format(self.log_file))
 
     def stop(self):
-        if os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
+        # pg_ctl status: 0 running, 3 not running (also when it never started).
+        if self._pg_ctl("status", check=False).returncode == 0:
             self._pg_ctl("-m", "immediate", "-w", "stop")
 
     def url(self, database):

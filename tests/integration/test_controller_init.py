@@ -16,6 +16,9 @@ import psutil
 import pytest
 import yaml
 from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+
+from pg import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
 from mc_project import __version__, resources
 from mc_project.controller import cli, wheelhouse
@@ -91,7 +94,10 @@ class Minion:
             yaml.safe_dump({"id": minion_id, "root_dir": self.root, "master": LOOPBACK,
                             "master_port": controller.ret_port,
                             "publish_port": controller.publish_port,
-                            "acceptance_wait_time": 1, "log_level_logfile": "info"}, fh)
+                            # Back quickly when the master restarts.
+                            "acceptance_wait_time": 1, "random_reauth_delay": 0,
+                            "recon_default": 200, "recon_max": 1000, "recon_randomize": False,
+                            "log_level_logfile": "info"}, fh)
         pki = os.path.join(self.root, "etc", "salt", "pki", "minion")
         os.makedirs(pki)
         keys = run("salt-key", "--gen-keys=minion", "--gen-keys-dir=" + pki)
@@ -118,8 +124,11 @@ class Minion:
 @pytest.fixture(scope="module")
 def minion(controller, tmp_path_factory):
     minion = Minion(tmp_path_factory.mktemp("min"), controller, MINION_ID)
-    yield minion
-    minion.stop()
+    try:
+        minion_pillar(controller, minion)  # connected and answering
+        yield minion
+    finally:
+        minion.stop()
 
 
 def processes_of(controller):
@@ -217,6 +226,23 @@ def test_the_ext_pillar_serves_a_minion_its_row_and_nothing_else(controller, min
     finally:
         with db.session(url) as sess:
             sess.execute(delete(Pillar))
+
+
+def test_init_with_a_postgresql_inventory_migrates_it_and_serves_its_pillar(
+        controller, minion, postgresql_url):  # noqa: F811
+    password = make_url(postgresql_url).password
+    result = controller.init("--db", postgresql_url)
+    assert result.returncode == 0, result.stderr
+    assert "restarted" in result.stdout and "(revision {})".format(db.head_revision()) in result.stdout
+    assert password not in result.stdout + result.stderr
+    assert db.current_revision(postgresql_url) == db.head_revision()
+    with db.session(postgresql_url) as sess:
+        sess.add(Pillar(minion_id=MINION_ID, data={"corpus": {"env": "web", "inventory": "postgresql"}}))
+    assert minion_pillar(controller, minion)["corpus"] == {"env": "web", "inventory": "postgresql"}
+    result = run("salt-run", "-c", controller.config_dir, "mc_jobs.status", "1")
+    assert "No job 1 in the inventory." in result.stdout
+    result = run("corpus-controller", "status", "--root", controller.root)
+    assert "revision {}".format(db.head_revision()) in result.stdout and password not in result.stdout
 
 
 def test_status_and_stop(controller):
