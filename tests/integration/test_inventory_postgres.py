@@ -55,6 +55,13 @@ def test_migrating_from_the_first_revision_keeps_rows_and_fills_new_columns(url)
         assert env.created is not None and [project.name for project in env.projects] == ["app"]
     with db.engine(url).connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    with db.engine(url).begin() as connection:  # and back, keeping the rows
+        config.attributes["connection"] = connection
+        alembic.command.downgrade(config, "0001")
+    assert "pillars" not in inspect(db.engine(url)).get_table_names()
+    with db.engine(url).connect() as connection:
+        assert connection.execute(text("SELECT name FROM projects")).scalars().all() == ["app"]
+    assert db.init(url) == db.head_revision()
 
 
 def test_constraints_hold_on_postgresql(url):
