@@ -331,9 +331,9 @@ def accept_key(master_opts, minion_id, public_key):
 
 def delete_key(master_opts, minion_id):
     """Forget every key of ``minion_id``, as ``salt-key -d`` does."""
-    salt.key.Key(master_opts).delete_key(
-        match_dict={"minions": [minion_id], "minions_pre": [minion_id],
-                    "minions_rejected": [minion_id], "minions_denied": [minion_id]})
+    with salt.key.Key(master_opts) as keys:
+        keys.delete_key(match_dict={"minions": [minion_id], "minions_pre": [minion_id],
+                                    "minions_rejected": [minion_id], "minions_denied": [minion_id]})
 
 
 def _read(path):
@@ -375,12 +375,20 @@ def wait_for_ping(master_opts, minion_id, timeout=PING_TIMEOUT, events=None):
 
 
 def _stop_minion_command(paths):
-    """A shell command stopping the node's minion, whichever way it was started."""
-    return ("if [ -d /run/systemd/system ]; then systemctl disable --now {unit} 2>/dev/null; fi; "
-            "if [ -f {pidfile} ]; then pid=$(cat {pidfile}); kill $pid 2>/dev/null; "
-            "for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done; "
-            "kill -9 $pid 2>/dev/null; rm -f {pidfile}; fi; true").format(
-                unit=MINION_UNIT, pidfile=shlex.quote(paths["pidfile"]))
+    """A shell command stopping the node's minion, whichever way it was started.
+
+    A daemonised ``salt-minion`` forks process managers into its process group:
+    the whole group is stopped (killed after ten seconds), or they would live on.
+    """
+    return (
+        "if [ -d /run/systemd/system ]; then systemctl disable --now {unit} 2>/dev/null; fi; "
+        "if [ -f {pidfile} ]; then pid=$(cat {pidfile}); pgid=$(ps -o pgid= -p \"$pid\" | tr -d ' '); "
+        "if [ -n \"$pgid\" ] && grep -q salt-minion /proc/$pid/cmdline; then "
+        "kill -TERM -$pgid; "
+        "for i in $(seq 50); do ps -e -o pgid=,stat= | "
+        "awk -v g=$pgid '$1 == g && $2 !~ /^Z/ {{live = 1}} END {{exit !live}}' || break; sleep 0.2; done; "
+        "kill -KILL -$pgid 2>/dev/null; fi; rm -f {pidfile}; fi; true"
+    ).format(unit=MINION_UNIT, pidfile=shlex.quote(paths["pidfile"]))
 
 
 def _falls_silent(master_opts, minion_id, timeout=20):
@@ -860,8 +868,9 @@ def unlink_node(settings, master_opts, name, force=False):
     if envs and not force:
         raise CorpusError("Node {} still holds {} environment(s) ({}); unlink it with force=True to "
                           "leave them without a node.".format(name, len(envs), ", ".join(envs)))
-    # The minion stops itself a moment after answering.
-    stop = "sleep 1; " + _stop_minion_command(node_paths(prefix))
+    # The minion stops itself a moment after answering, from a session of its own
+    # (stopping the minion's process group must not stop the stopping shell).
+    stop = "setsid sh -c {}".format(shlex.quote("sleep 1; " + _stop_minion_command(node_paths(prefix))))
     answer = _salt_cmd(master_opts, minion_id, "cmd.run_bg", {"cmd": stop, "python_shell": True}, timeout=15)
     stopped = bool(answer) and not answer.get("retcode") and _falls_silent(master_opts, minion_id)
     delete_key(master_opts, minion_id)

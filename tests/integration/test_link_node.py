@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 
+import psutil
 import pytest
 import salt.config
 from sqlalchemy import select
@@ -143,28 +144,24 @@ def ns_node(settings, master_opts, netns_host, places):
                              name="node-ns", slots=5, http_port=8080, prefix=root + "/corpus",
                              lxc_path=root + "/lxc")
     record["seconds"] = time.monotonic() - started
-    return record  # its minion dies with the namespace
+    yield record
+    # Stopped before its directories go (the namespace would only kill them later).
+    stop_minion(root + "/corpus")
+    proxy.stop(nodes.node_paths(root + "/corpus")["state_dir"])
 
 
 def stop_minion(prefix):
-    pid = minion_pid(prefix)
-    if pid:
-        os.kill(pid, signal.SIGTERM)
+    subprocess.run(["sh", "-c", nodes._stop_minion_command(nodes.node_paths(prefix))], check=True)
 
 
-def minion_pid(prefix):
-    """The pid of the minion running from ``prefix``, or None."""
-    try:
-        with open(nodes.node_paths(prefix)["pidfile"], encoding="utf-8") as fh:
-            pid = int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        with open("/proc/{}/cmdline".format(pid), "rb") as fh:
-            cmdline = fh.read().decode()
-    except OSError:
-        return None
-    return pid if "salt-minion" in cmdline else None
+def minion_pids(prefix):
+    """The pids of the live processes of the minion installed under ``prefix``."""
+    program = nodes.node_paths(prefix)["salt_minion"]
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if program in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc.pid)
+    return found
 
 
 def job_steps(settings, job_id):
@@ -247,8 +244,8 @@ def test_a_node_in_a_network_namespace_links_with_its_own_address(ns_node, local
     assert ping(salt_cli, "node-ns") is True
     assert {"node-local", "node-ns"} <= set(accepted(master))
     # Its minion runs inside the namespace and sees the namespace's address only.
-    pid = minion_pid(ns_node["prefix"])
-    assert pid in netns_host.pids()
+    pids = minion_pids(ns_node["prefix"])
+    assert pids and set(pids) <= set(netns_host.pids())
     ret = salt_cli.run("network.ip_addrs", minion_tgt="node-ns")
     assert netns_host.address in ret.data and "192.0.2.2" not in ret.data
     # Its subnet is not the other node's; its bridge and proxy are the namespace's own.
@@ -284,6 +281,7 @@ def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts
     paths = nodes.node_paths(ns_node["prefix"])
     with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
         key_before = fh.read()
+    running_before = minion_pids(ns_node["prefix"])
     again = nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
                             name="node-ns", slots=6, http_port=8080, prefix=ns_node["prefix"],
                             lxc_path=ns_node["lxc_path"])
@@ -295,6 +293,8 @@ def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts
     steps = job_steps(settings, again["job_id"])
     assert ", 0 bytes sent" in steps["node:ship"]["log"]  # nothing shipped twice
     assert ping(salt_cli, "node-ns") is True
+    running = minion_pids(ns_node["prefix"])  # restarted: new code, key and config apply
+    assert running and not set(running) & set(running_before)
     assert len(inventory(settings)) == 2
 
 
@@ -360,14 +360,14 @@ def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_no
     with pytest.raises(CorpusError, match=r"Node node-local still holds 1 environment\(s\) \(app-staging\)"):
         nodes.unlink_node(settings, master_opts, "node-local")
     assert "node-local" in inventory(settings) and "node-local" in accepted(master)
-    assert minion_pid(local_node["prefix"])
+    assert minion_pids(local_node["prefix"])
 
     result = nodes.unlink_node(settings, master_opts, "node-local", force=True)
     assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
     assert "node-local" not in inventory(settings)
     assert "node-local" not in accepted(master)
     assert not os.path.exists(os.path.join(master.config["pki_dir"], "minions", "node-local"))
-    assert minion_pid(local_node["prefix"]) is None
+    assert minion_pids(local_node["prefix"]) == []
     with db.session(settings["db_url"]) as sess:
         env = sess.scalar(select(Environment).where(Environment.name == "app-staging"))
         assert env.node_id is None and env.status == "orphaned"
@@ -391,5 +391,6 @@ def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, sett
         assert "node-deaf" not in inventory(settings)
         assert "node-deaf" not in accepted(master)
         assert not os.path.exists(root + "/corpus")  # made by this link, removed by its undo
+        assert minion_pids(root + "/corpus") == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
