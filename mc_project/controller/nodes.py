@@ -228,7 +228,8 @@ def connect(host, port, user, key, known_host_key=None, ssh_client_factory=None)
         raise CorpusError("{} refused the SSH key {}.".format(where, key or "of this controller")) from None
     except (socket.timeout, TimeoutError):
         client.close()
-        raise CorpusError("Cannot reach {}:{} over SSH: the connection timed out.".format(host, port)) from None
+        raise CorpusError("Cannot reach {}:{} over SSH: the connection timed out.".format(
+            host, port)) from None
     except (paramiko.SSHException, OSError, ValueError) as exc:
         client.close()
         raise CorpusError("Cannot reach {}:{} over SSH: {}.".format(host, port, _reason(exc))) from None
@@ -277,7 +278,8 @@ def _check_subnet(value):
     try:
         subnet = ipaddress.ip_network(str(value), strict=True)
     except ValueError:
-        raise CorpusError("{!r} is not a subnet in CIDR notation (e.g. 10.20.0.0/24).".format(value)) from None
+        raise CorpusError("{!r} is not a subnet in CIDR notation (e.g. 10.20.0.0/24).".format(
+            value)) from None
     if subnet.version != 4 or not 8 <= subnet.prefixlen <= 29:
         raise CorpusError("A node's subnet is an IPv4 network from /8 to /29, not {}.".format(subnet))
     return subnet
@@ -406,7 +408,8 @@ def _wheel_python_tags(wheelhouse):
     """The CPython versions ("3.11") the binary wheels of ``wheelhouse`` are for."""
     tags = set()
     for filename in os.listdir(wheelhouse):
-        match = re.search(r"-cp(\d)(\d+)-", filename)
+        # Interpreter and ABI both "cpXY": a wheel for that Python only (not abi3).
+        match = re.search(r"-cp(\d)(\d+)-cp\1\2m?-", filename)
         if filename.endswith(".whl") and match:
             tags.add("{}.{}".format(match.group(1), match.group(2)))
     return tags
@@ -553,6 +556,9 @@ class NodeLinker:
                 if recorded and recorded != board["host_key"]:
                     raise CorpusError("Node {} was linked with another SSH host key; unlink it before "
                                       "linking {} under that name.".format(name, board["host"]))
+        if not board["relink"] and accepted_key(self.master_opts, name):
+            raise CorpusError("The master already accepts a minion named {}; link the node under "
+                              "another name.".format(name))
         board["name"] = name
         board["minion_id"] = name
         board["systemd"] = "systemd" in lines[2:3]
@@ -609,7 +615,8 @@ class NodeLinker:
                 shell.sftp.put(source, target + ".corpus-tmp")
                 shell.sftp.posix_rename(target + ".corpus-tmp", target)
             except (IOError, paramiko.SSHException) as exc:
-                raise CorpusError("Cannot copy {} to {}: {}.".format(filename, shell.where, _reason(exc))) from exc
+                raise CorpusError("Cannot copy {} to {}: {}.".format(
+                    filename, shell.where, _reason(exc))) from exc
             sent += os.path.getsize(source)
             ctx.log("sent " + filename)
         stale = [name for name in there if name not in local]
@@ -637,8 +644,8 @@ class NodeLinker:
             "Making the virtualenv " + paths["venv"])
         # Compiling every module of salt would take most of the install's time;
         # the minion compiles what it imports.
-        pip = "{} -m pip install -q --disable-pip-version-check --no-compile --no-index --find-links {}".format(
-            shlex.quote(paths["python"]), shlex.quote(paths["wheelhouse"]))
+        pip = ("{} -m pip install -q --disable-pip-version-check --no-compile --no-index "
+               "--find-links {}").format(shlex.quote(paths["python"]), shlex.quote(paths["wheelhouse"]))
         # A rebuilt corpus wheel keeps its version: reinstall it alone, whatever pip thinks.
         shell.check("{pip} corpus && {pip} --no-deps --force-reinstall {wheel}".format(
             pip=pip, wheel=shlex.quote(posixpath.join(paths["wheelhouse"], board["corpus_wheel"]))),
@@ -717,7 +724,8 @@ class NodeLinker:
             raise CorpusError("The minion {} on {} did not answer test.ping within {}s{}.".format(
                 board["minion_id"], board["host"], PING_TIMEOUT,
                 " (its log ends: {})".format(_last_line(tail)) if tail.strip() else ""))
-        ctx.log("minion {} answers test.ping ({:.1f}s)".format(board["minion_id"], time.monotonic() - started))
+        ctx.log("minion {} answers test.ping ({:.1f}s)".format(
+            board["minion_id"], time.monotonic() - started))
 
     def stop_minion(self, ctx):
         board = ctx.clipboard
@@ -747,7 +755,8 @@ class NodeLinker:
         if answer.get("retcode") or not isinstance(answer.get("ret"), dict):
             raise CorpusError("Setting up node {} failed: {}.".format(
                 board["name"], _last_line(str(answer.get("ret"))).removeprefix("ERROR: ")))
-        ctx.log("bridge {} on {}, proxy on port {}".format(board["bridge"], board["subnet"], board["http_port"]))
+        ctx.log("bridge {} on {}, proxy on port {}".format(
+            board["bridge"], board["subnet"], board["http_port"]))
 
     # -- inventory:add_node
 
@@ -816,7 +825,8 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
     if not isinstance(user, str) or not NAME_RE.match(user):
         raise CorpusError("{!r} is not an SSH user name.".format(user))
     if not BRIDGE_RE.match(str(bridge)):
-        raise CorpusError("A bridge name is 1 to 15 letters, digits, '.', '_' or '-', not {!r}.".format(bridge))
+        raise CorpusError("A bridge name is 1 to 15 letters, digits, '.', '_' or '-', not {!r}.".format(
+            bridge))
     if not isinstance(nft_table, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,31}$", nft_table):
         raise CorpusError("An nftables table name is a letter then letters, digits or '_', not {!r}.".format(
             nft_table))
@@ -840,6 +850,11 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
                     ComputeNode.subnet.is_not(None))):
                 if other != name and wanted.overlaps(ipaddress.ip_network(cidr)):
                     raise CorpusError("Subnet {} overlaps node {}'s {}.".format(wanted, other, cidr))
+            node = sess.scalar(select(ComputeNode).where(ComputeNode.name == name)) if name else None
+            if node is not None and node.subnet and node.subnet != str(wanted) and sess.scalar(
+                    select(func.count(Environment.id)).where(Environment.node_id == node.id)):
+                raise CorpusError("Node {} keeps subnet {} while environments live on it.".format(
+                    name, node.subnet))
     with NodeLinker(settings, master_opts, ssh_client_factory) as linker:
         manager = jobs.Jobs(url, registry=linker.registry(), fire=fire)
         state = manager.submit("link_node", name or host, list(LINK_STEPS), clipboard)

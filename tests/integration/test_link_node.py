@@ -26,7 +26,7 @@ import salt.config
 from sqlalchemy import select
 from pytestshellutils.utils import ports
 
-from mc_project.controller import nodes, wheelhouse
+from mc_project.controller import config, nodes, wheelhouse
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Job, SshKey
@@ -69,10 +69,13 @@ def netns_host(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def master(salt_factories, netns_host):
+def master(salt_factories, netns_host, wheels, tmp_path_factory):
+    url = "sqlite:///" + str(tmp_path_factory.mktemp("inventory") / "inventory.sqlite")
+    db.init(url)
     # Minions in the namespace reach the master at the veth's host side.
+    corpus = {"db_url": url, "wheelhouse": wheels, "master_address": netns_host.host_address}
     factory = salt_factories.salt_master_daemon(
-        "corpus-ctl-{}".format(uuid.uuid4().hex[:6]), overrides={"interface": "0.0.0.0"})
+        "corpus-ctl-{}".format(uuid.uuid4().hex[:6]), overrides={"interface": "0.0.0.0", "corpus": corpus})
     with factory.started():
         yield factory
 
@@ -83,10 +86,8 @@ def master_opts(master):
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory, wheels, netns_host):
-    url = "sqlite:///" + str(tmp_path_factory.mktemp("inventory") / "inventory.sqlite")
-    db.init(url)
-    return {"db_url": url, "wheelhouse": wheels, "master_address": netns_host.host_address}
+def settings(master_opts):
+    return config.controller_settings(master_opts)
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +138,15 @@ def local_node(settings, master_opts, local_sshd, places):
 
 
 @pytest.fixture(scope="module")
-def ns_node(settings, master_opts, netns_host, places):
+def ns_node(master, netns_host, places):
+    """The namespace's host, linked as an operator does: through the mc_cloud runner."""
     root = places("ns")
     started = time.monotonic()
-    record = nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
-                             name="node-ns", slots=5, http_port=8080, prefix=root + "/corpus",
-                             lxc_path=root + "/lxc")
+    ret = master.salt_run_cli(timeout=600).run(
+        "mc_cloud.link_node", netns_host.address, "key=" + netns_host.key_path, "name=node-ns", "slots=5",
+        "http_port=8080", "prefix={}/corpus".format(root), "lxc_path={}/lxc".format(root))
+    assert ret.returncode == 0, ret
+    record = ret.data
     record["seconds"] = time.monotonic() - started
     yield record
     # Stopped before its directories go (the namespace would only kill them later).
@@ -167,6 +171,11 @@ def minion_pids(prefix):
 def job_steps(settings, job_id):
     from mc_project import jobs
     return {step["name"]: step for step in jobs.Jobs(settings["db_url"]).status(job_id)["steps"]}
+
+
+def timings(record, steps):
+    return "{:.1f}s ({})".format(record["seconds"], ", ".join(
+        "{} {:.1f}s".format(name, step["seconds"]) for name, step in steps.items()))
 
 
 def ping(salt_cli, minion_id):
@@ -233,9 +242,7 @@ def test_this_machine_links_over_ssh_and_answers_as_a_minion(local_node, setting
     with socket.create_connection(("127.0.0.1", local_node["http_port"]), timeout=5):
         pass
     with capsys.disabled():
-        print("\nlink this machine: {:.1f}s (ship {}s, install {}s, minion up {}s)".format(
-            local_node["seconds"], steps["node:ship"]["seconds"], steps["node:install"]["seconds"],
-            steps["salt:start_minion"]["seconds"]))
+        print("\nlink this machine: " + timings(local_node, steps))
 
 
 def test_a_node_in_a_network_namespace_links_with_its_own_address(ns_node, local_node, netns_host,
@@ -263,13 +270,14 @@ def test_a_node_in_a_network_namespace_links_with_its_own_address(ns_node, local
         assert host_key == " ".join(fh.read().split()[:2])
     steps = job_steps(settings, ns_node["job_id"])
     with capsys.disabled():
-        print("\nlink a netns node: {:.1f}s (ship {}s, install {}s, minion up {}s)".format(
-            ns_node["seconds"], steps["node:ship"]["seconds"], steps["node:install"]["seconds"],
-            steps["salt:start_minion"]["seconds"]))
+        print("\nlink a netns node through salt-run: " + timings(ns_node, steps))
 
 
-def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, settings):
-    hosts = {host["name"]: host for host in nodes.list_hosts(settings)}
+def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, settings, master):
+    ret = master.salt_run_cli(timeout=120).run("mc_cloud.list_hosts")
+    assert ret.returncode == 0, ret
+    assert ret.data == nodes.list_hosts(settings)
+    hosts = {host["name"]: host for host in ret.data}
     assert set(hosts) == {"node-local", "node-ns"}
     assert hosts["node-local"] == {
         "name": "node-local", "address": "127.0.0.1", "dns_name": None, "slots": 3, "free_slots": 3,
@@ -286,8 +294,9 @@ def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts
                             name="node-ns", slots=6, http_port=8080, prefix=ns_node["prefix"],
                             lxc_path=ns_node["lxc_path"])
     assert again["subnet"] == ns_node["subnet"] and again["slots"] == 6
-    assert {key: value for key, value in again.items() if key not in ("slots", "free_slots", "job_id")} == \
-        {key: value for key, value in ns_node.items() if key not in ("slots", "free_slots", "job_id", "seconds")}
+    varying = ("slots", "free_slots", "job_id", "seconds")
+    assert {key: value for key, value in again.items() if key not in varying} == \
+        {key: value for key, value in ns_node.items() if key not in varying}
     with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
         assert fh.read() == key_before  # the accepted key is kept
     steps = job_steps(settings, again["job_id"])
