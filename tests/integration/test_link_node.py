@@ -403,3 +403,23 @@ def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, sett
         assert minion_pids(root + "/corpus") == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_node_without_python3_is_refused_in_one_sentence(salt_factories, settings, master_opts, master,
+                                                            places, tmp_path):
+    # A host whose sessions find the tools corpus asks for first, but no python3.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("id", "hostname", "ip", "sh"):
+        os.symlink(shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin"), str(bin_dir / tool))
+    sshd = salt_factories.get_sshd_daemon(
+        script_name=SSHD,
+        sshd_config_dict={"StrictModes": "no", "PermitRootLogin": "prohibit-password",
+                          "Subsystem": "sftp /usr/lib/openssh/sftp-server", "SetEnv": "PATH=" + str(bin_dir)})
+    with sshd.started():
+        with pytest.raises(CorpusError, match=r"127\.0\.0\.1 has no usable python3 \(corpus needs python3 "
+                                              r"and python3-venv there\)"):
+            nodes.link_node(settings, master_opts, "127.0.0.1", key=str(sshd.client_key),
+                            port=sshd.listen_port, name="node-nopython", prefix=places("nopy") + "/corpus")
+    assert "node-nopython" not in inventory(settings)
+    assert "node-nopython" not in accepted(master)
