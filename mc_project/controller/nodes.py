@@ -804,6 +804,15 @@ class NodeLinker:
                     setattr(node, column, value)
 
 
+def register_steps(ctl, registry):
+    """Register the ``link_node`` steps in ``registry``, bound to the controller ``ctl``.
+
+    What ``mc_jobs.resume`` and ``mc_jobs.undo`` need to finish or take back a
+    link cut off by a restart (its SSH connection is opened again on demand).
+    """
+    registry.update(NodeLinker(ctl.settings, ctl.opts).registry())
+
+
 # --------------------------------------------------------------------------- the public functions
 
 def link_node(settings, master_opts, host, user="root", key=None, port=22, name=None, slots=10,

@@ -3,10 +3,12 @@
 Two nodes: this machine, through a real sshd on 127.0.0.1, and a second host in
 a network namespace (its own address and sshd, ``tests/netns.py``). Each gets
 corpus and a salt-minion from the controller's wheelhouse, its minion key
-pre-seeded and accepted, and answers ``test.ping``. Re-linking changes
-nothing; a changed host key, a refused key or an unreachable host is one
-sentence with nothing recorded; unlinking is refused while an environment
-lives on the node, and forced it stops the minion and removes its key.
+pre-seeded and accepted, and answers ``test.ping``; the second one is linked
+through ``salt-run mc_cloud.link_node``. Re-linking changes nothing; a changed
+host key, a refused key, an unreachable host, a host without python3 or a
+minion that never answers is one sentence with nothing recorded (and nothing
+left on the node); unlinking is refused while an environment lives on the
+node, and forced it stops the minion and removes its key.
 """
 
 import ipaddress
