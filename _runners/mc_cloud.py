@@ -161,6 +161,33 @@ def link_dns(name, domain):
     return _answer(operations.link_dns, _controller(), name, domain, progress=_progress)
 
 
+def add_project(name, project):
+    """
+    Create the git remotes of one more project in environment ``name``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.add_project myapp api
+    """
+    return _answer(operations.add_project, _controller(), name, project, progress=_progress)
+
+
+def destroy_project(name, project):
+    """
+    Stop and remove one project of environment ``name`` (its app, releases,
+    data and remotes); the environment and its other projects stay.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.destroy_project myapp api
+    """
+    return _answer(operations.destroy_project, _controller(), name, project, progress=_progress)
+
+
 def list_envs():
     """
     List the environments with their node, address, ports, domains and status.

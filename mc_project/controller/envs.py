@@ -13,9 +13,12 @@ rows).
 """
 
 import ipaddress
+import random
 import re
+import time
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mc_project.controller import credentials, mail, pdns
 from mc_project.errors import CorpusError
@@ -122,6 +125,27 @@ def _node_with_room(sess, name):
     return node
 
 
+class _Contended(Exception):
+    """Another job took what this transaction chose: choose again."""
+
+
+def allocating(ctl, choose, attempts=20):
+    """Run ``choose(sess)`` in a transaction, again when a parallel job won the race.
+
+    Allocations (a slot, an address, a port) read what is free then write
+    their pick; the inventory's unique constraints, or a recount, catch two
+    jobs picking the same thing, and the loser picks again.
+    """
+    for attempt in range(attempts):
+        try:
+            with db.session(ctl.url) as sess:
+                return choose(sess)
+        except (IntegrityError, OperationalError, _Contended):
+            if attempt == attempts - 1:
+                raise CorpusError("The inventory stayed busy with other jobs; try again.") from None
+            time.sleep(random.uniform(0.05, 0.3))
+
+
 def _node_info(node):
     return {"name": node.name, "minion_id": node.minion_id or node.name, "address": node.address,
             "dns_name": node.dns_name, "subnet": node.subnet, "bridge": node.bridge,
@@ -164,14 +188,27 @@ def register_steps(ctl, registry):
         "env:remove": (remove_env, None),
         "lxc:resize": (resize_container, None),
         "env:add_domain": (add_domain, remove_domain),
+        "project:register": (register_project, forget_project),
+        "project:stop": (stop_project, None),
+        "project:remove": (remove_project, None),
+        "project:forget": (forget_project, None),
     }
     for name, (do, undo) in steps.items():
-        registry[name] = (_bound(ctl, do), _bound(ctl, undo) if undo else None)
+        registry[name] = (_bound(ctl, do, undo), _bound(ctl, undo) if undo else None)
 
 
-def _bound(ctl, step):
+def _bound(ctl, step, undo=None):
+    """``step`` bound to ``ctl``; when it raises, its own undo takes back what it did first."""
     def run(ctx):
-        return step(ctl, ctx)
+        try:
+            return step(ctl, ctx)
+        except Exception:
+            if undo is not None:
+                try:
+                    undo(ctl, ctx)
+                except Exception as exc:  # the step's own failure is what the job reports
+                    ctx.log("cleaning up after the failure failed too: {}".format(exc))
+            raise
     run.__name__ = step.__name__
     return run
 
@@ -204,11 +241,12 @@ def unregister_env(ctl, ctx):
 
 def pick_node(ctl, ctx):
     clip = ctx.clipboard
-    with db.session(ctl.url) as sess:
+
+    def choose(sess):
         env = environment(sess, clip["env_name"])
         if env.node_id is not None:
-            node = sess.get(ComputeNode, env.node_id)
-        elif clip.get("host"):
+            return _node_info(sess.get(ComputeNode, env.node_id))
+        if clip.get("host"):
             node = _node_with_room(sess, clip["host"])
         else:
             candidates = []
@@ -220,7 +258,12 @@ def pick_node(ctl, ctx):
                 raise CorpusError("No compute node has a free slot.")
             node = sorted(candidates)[0][2]
         env.node_id = node.id
-        clip["node"] = _node_info(node)
+        sess.flush()
+        if _live_count(sess, node) > node.slots:  # a parallel job took the last slot first
+            raise _Contended()
+        return _node_info(node)
+
+    clip["node"] = allocating(ctl, choose)
     ctx.log("placed on node {}".format(clip["node"]["name"]))
 
 
@@ -233,7 +276,8 @@ def release_node(ctl, ctx):
 
 def allocate_ip(ctl, ctx):
     clip = ctx.clipboard
-    with db.session(ctl.url) as sess:
+
+    def choose(sess):
         env = environment(sess, clip["env_name"])
         node = sess.get(ComputeNode, env.node_id)
         if not node.subnet:
@@ -248,7 +292,10 @@ def allocate_ip(ctl, ctx):
             if free is None:
                 raise CorpusError("No free address left in node {}'s subnet {}.".format(node.name, net))
             env.ip = free
-        clip.update(ip=env.ip, gateway=str(gateway), prefixlen=net.prefixlen)
+            sess.flush()  # a parallel job's pick of the same address fails here
+        return {"ip": env.ip, "gateway": str(gateway), "prefixlen": net.prefixlen}
+
+    clip.update(allocating(ctl, choose))
     ctx.log("address {}/{}".format(clip["ip"], clip["prefixlen"]))
 
 
@@ -325,7 +372,8 @@ def remove_credentials(ctl, ctx):
 
 def map_ssh_port(ctl, ctx):
     clip, node_info = ctx.clipboard, _node(ctx)
-    with db.session(ctl.url) as sess:
+
+    def choose(sess):
         env = environment(sess, clip["env_name"])
         node = sess.get(ComputeNode, env.node_id)
         mapping = sess.scalar(select(PortMapping).where(PortMapping.environment_id == env.id,
@@ -341,7 +389,10 @@ def map_ssh_port(ctl, ctx):
                                   internal_port=22, protocol="tcp")
             sess.add(mapping)
             env.ssh_nat_port = port
-        port = mapping.external_port
+            sess.flush()  # a parallel job's pick of the same port fails here
+        return mapping.external_port
+
+    port = allocating(ctl, choose)
     ctx.undo_data["ports"] = [port]
     ctl.call(node_info["minion_id"], "mc_lxc.map_port", external_port=port, address=clip["ip"],
              internal_port=22)
@@ -580,8 +631,8 @@ def send_access_mail(ctl, ctx):
 
 # -- destroying, resizing, more domains
 
-def destroy_clipboard(ctl, name):
-    """The clipboard a destroy job starts from: what the inventory knows of the environment."""
+def env_clipboard(ctl, name):
+    """What the inventory knows of an environment, as the clipboard of a job on it."""
     with db.session(ctl.url) as sess:
         env = environment(sess, name)
         node = sess.get(ComputeNode, env.node_id) if env.node_id else None
@@ -630,6 +681,57 @@ def remove_domain(ctl, ctx):
             data = dict(row.data)
             data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
             row.data = data
+
+
+def _project_pillar(sess, env, project, present):
+    row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
+    if row is None:
+        return
+    data = dict(row.data)
+    projects = dict(data.get("makina-projects") or {})
+    if present:
+        projects[project] = {"env": env.env_type, "bind": "0.0.0.0", "port": APP_PORT}
+    else:
+        projects.pop(project, None)
+    data["makina-projects"] = projects
+    row.data = data
+
+
+def register_project(ctl, ctx):
+    """Record one more project of an environment, and give it its pillar."""
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = environment(sess, clip["env_name"])
+        if clip["project"] not in [project.name for project in env.projects]:
+            env.projects.append(Project(name=clip["project"]))
+        _project_pillar(sess, env, clip["project"], True)
+
+
+def forget_project(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        if env is None:
+            return
+        sess.execute(delete(Project).where(Project.environment_id == env.id, Project.name == clip["project"]))
+        _project_pillar(sess, env, clip["project"], False)
+
+
+def _project_dir(clip):
+    return "{}/{}".format(PROJECTS_ROOT, clip["project"])
+
+
+def stop_project(ctl, ctx):
+    clip = ctx.clipboard
+    if ctl.call(clip["minion_id"], "file.directory_exists", _project_dir(clip)):
+        ctl.call(clip["minion_id"], "mc_project.stop", clip["project"], timeout=120)
+        ctx.log("project {} stopped".format(clip["project"]))
+
+
+def remove_project(ctl, ctx):
+    clip = ctx.clipboard
+    ctl.call(clip["minion_id"], "file.remove", _project_dir(clip), timeout=300)
+    ctx.log("{} removed from {}".format(_project_dir(clip), clip["env_name"]))
 
 
 def resize_container(ctl, ctx):

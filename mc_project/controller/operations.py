@@ -52,7 +52,7 @@ def init_env(ctl, name, env_type="dev", project=None, host=None, requester=None,
 
 
 def destroy_env(ctl, name, progress=None):
-    clipboard = envs.destroy_clipboard(ctl, name)
+    clipboard = envs.env_clipboard(ctl, name)
     result, _state = _run(ctl, "destroy_env", name, envs.DESTROY_STEPS, clipboard, progress)
     return result
 
@@ -62,7 +62,7 @@ def resize_env(ctl, name, size_mb, grow, progress=None):
         size_mb = int(size_mb)
     except (TypeError, ValueError):
         raise CorpusError("Size must be a whole number of MiB, not {!r}.".format(size_mb)) from None
-    clipboard = envs.destroy_clipboard(ctl, name)
+    clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
         current = envs.environment(sess, name).disk_size_mb
     if current and grow and size_mb <= current:
@@ -78,7 +78,7 @@ def link_dns(ctl, name, domain, progress=None):
     domain = str(domain).strip().lower().rstrip(".")
     if not DOMAIN_RE.fullmatch(domain):
         raise CorpusError("{!r} is not a domain name.".format(domain))
-    clipboard = envs.destroy_clipboard(ctl, name)
+    clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
         for env in sess.scalars(select(Environment)):
             if domain in (env.domains or []):
@@ -91,13 +91,46 @@ def link_dns(ctl, name, domain, progress=None):
     return result
 
 
+def add_project(ctl, name, project, progress=None):
+    """Create the remotes of one more project in environment ``name``."""
+    if not envs.PROJECT_NAME_RE.fullmatch(str(project)):
+        raise CorpusError("Project name {!r} is not valid.".format(project))
+    clipboard = envs.env_clipboard(ctl, name)
+    with db.session(ctl.url) as sess:
+        env = envs.environment(sess, name)
+        if env.status != "active":
+            raise CorpusError("Environment {} is {}, not active.".format(name, env.status))
+        if project in [row.name for row in env.projects]:
+            raise CorpusError("Environment {} already has project {}.".format(name, project))
+        clipboard["ssh_port"] = env.ssh_nat_port
+    clipboard["project"] = project
+    result, state = _run(ctl, "add_project", name, ("project:register", "project:init"), clipboard, progress)
+    if result["result"]:
+        result["git_remote"] = state["clipboard"]["git_remote"]
+    return result
+
+
+def destroy_project(ctl, name, project, progress=None):
+    """Stop and remove one project of environment ``name``; the environment stays."""
+    clipboard = envs.env_clipboard(ctl, name)
+    with db.session(ctl.url) as sess:
+        env = envs.environment(sess, name)
+        if project not in [row.name for row in env.projects]:
+            raise CorpusError("Environment {} has no project {}.".format(name, project))
+    clipboard["project"] = project
+    result, _state = _run(ctl, "destroy_project", name, ("project:stop", "project:remove", "project:forget"),
+                          clipboard, progress)
+    return result
+
+
 def list_envs(ctl):
     with db.session(ctl.url) as sess:
         rows = []
         for env in sess.scalars(select(Environment).order_by(Environment.name)):
             node = sess.get(ComputeNode, env.node_id) if env.node_id else None
             rows.append({"name": env.name, "uuid": env.uuid, "type": env.env_type, "status": env.status,
-                         "project": env.project, "node": node.name if node else None, "ip": env.ip,
+                         "project": env.project, "projects": sorted(row.name for row in env.projects),
+                         "node": node.name if node else None, "ip": env.ip,
                          "ssh": "{}:{}".format(node.address, env.ssh_nat_port) if node and env.ssh_nat_port else None,
                          "domains": list(env.domains or []), "disk_size_mb": env.disk_size_mb})
     return rows

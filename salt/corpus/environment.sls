@@ -34,7 +34,31 @@ corpus-root-key-{{ loop.index }}:
     - name: {{ key|json }}
 {%- endfor %}
 
+{%- set projects_root = salt['pillar.get']('mc_project:projects_root', '/srv/projects') %}
+{%- set bindir = grains['pythonexecutable'].rsplit('/', 1)[0] %}
 corpus-projects-root:
   file.directory:
-    - name: {{ salt['pillar.get']('mc_project:projects_root', '/srv/projects') }}
+    - name: {{ projects_root }}
     - makedirs: True
+
+{#- The apps come back when the container restarts (a reboot, enlarge, trim):
+    each deployed project's supervisord starts its web process. #}
+corpus-projects-unit:
+  file.managed:
+    - name: /etc/systemd/system/corpus-projects.service
+    - contents: |
+        [Unit]
+        Description=corpus: start the apps of the projects deployed here
+        After=network.target
+
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/bin/sh -c 'for conf in {{ projects_root }}/*/supervisor/supervisord.conf; do [ -f "$conf" ] && {{ bindir }}/supervisord -c "$conf"; done; true'
+
+        [Install]
+        WantedBy=multi-user.target
+  cmd.run:
+    - name: systemctl daemon-reload && systemctl enable corpus-projects.service
+    - onchanges:
+      - file: corpus-projects-unit

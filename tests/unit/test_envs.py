@@ -226,3 +226,54 @@ def test_resize_checks_direction(ctl):
     assert node.containers["shop"]["size"] == 2048
     with pytest.raises(CorpusError, match="No environment named nope"):
         operations.resize_env(ctl, "nope", 2048, grow=True)
+
+
+@pytest.mark.parametrize("fun", ["mc_lxc.map_port", "mc_lxc.set_root_password", "mc_lxc.add_route",
+                                 "mc_lxc.clone", "mc_lxc.install_minion"])
+def test_a_step_failing_half_way_cleans_up_after_itself(ctl, fun):
+    node = add_node(ctl, "n1")
+    ctl.nodes["n1"]["broken"] = (fun,)
+    result = operations.init_env(ctl, "shop", "dev")
+    assert not result["result"] and "broken" in result["comment"]
+    assert counts(ctl) == dict.fromkeys(counts(ctl), 0)
+    assert node.containers == {} and node.ports == {} and node.routes == {}
+
+
+def test_parallel_jobs_get_distinct_addresses_and_ports(ctl):
+    import threading
+
+    node = add_node(ctl, "n1", slots=6, subnet="10.77.0.0/28", ports=(40000, 40010))
+    results = {}
+
+    def create(name):
+        results[name] = operations.init_env(ctl, name, "dev")
+
+    threads = [threading.Thread(target=create, args=("p{}".format(i),)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(result["result"] for result in results.values()), results
+    rows = operations.list_envs(ctl)
+    assert len({row["ip"] for row in rows}) == 6 and len({row["ssh"] for row in rows}) == 6
+    assert len(node.ports) == 6
+
+
+def test_projects_are_added_and_destroyed_within_an_environment(ctl):
+    add_node(ctl, "n1")
+    assert operations.init_env(ctl, "shop", "dev")["result"]
+    result = operations.add_project(ctl, "shop", "api")
+    assert result["result"], result
+    assert result["git_remote"] == "ssh://root@shop.corpus.test:40000/srv/projects/api/git/project.git"
+    with pytest.raises(CorpusError, match="already has project api"):
+        operations.add_project(ctl, "shop", "api")
+    assert operations.list_envs(ctl)[0]["projects"] == ["api", "shop"]
+    with db.session(ctl.url) as sess:
+        assert set(sess.scalar(select(Pillar)).data["makina-projects"]) == {"api", "shop"}
+    assert operations.destroy_project(ctl, "shop", "api")["result"]
+    assert ("shop.corpus.test", "file.remove") in ctl.calls
+    assert operations.list_envs(ctl)[0]["projects"] == ["shop"]
+    with db.session(ctl.url) as sess:
+        assert set(sess.scalar(select(Pillar)).data["makina-projects"]) == {"shop"}
+    with pytest.raises(CorpusError, match="has no project api"):
+        operations.destroy_project(ctl, "shop", "api")
