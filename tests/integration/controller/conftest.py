@@ -52,6 +52,7 @@ def smtp():
 
 @pytest.fixture(scope="package")
 def node2_host(tmp_path_factory):
+    _remove_stale_namespaces("cn2-")
     host = NetnsHost("cn2-{}".format(uuid.uuid4().hex[:4]), "10.93.0.1/24", "10.93.0.2/24",
                      workdir=str(tmp_path_factory.mktemp("node2-host")))
     try:
@@ -137,6 +138,19 @@ def node2(salt_run, node2_host, node1, tmp_path_factory):
     yield {"name": "node2", "address": node2_host.address, "http_port": http_port, "host": node2_host,
            "lxc_path": "{}/node2/lxc".format(LXC_ROOT), "link": ret.data}
     _cleanup(salt_run, "node2", "{}/node2/lxc".format(LXC_ROOT), node2_host)
+
+
+def _remove_stale_namespaces(prefix):
+    """Namespaces a killed test run left: their veth would take this run's addresses."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+    for name in [line.split()[0] for line in listed if line.startswith(prefix)]:
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 def _cleanup(salt_run, name, lxc_path, host=None):

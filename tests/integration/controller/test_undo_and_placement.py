@@ -10,14 +10,12 @@ import subprocess
 import pytest
 import salt.config
 import requests
-from sqlalchemy import func, select
 
 from mc_project.controller import envs, operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
-from mc_project.inventory.models import DnsRecord, Environment, Pillar, PortMapping, Secret, SshKey
 from services import dns_query
+from test_environments import inventory_counts
 
 
 class FailingController(Controller):
@@ -38,14 +36,14 @@ class FailingController(Controller):
 def leftovers(ctl, node, pdns, name):
     """Everything of environment ``name`` that can still be seen anywhere."""
     found = []
-    with db.session(ctl.url) as sess:
-        for model in (Environment, PortMapping, DnsRecord, Secret, SshKey, Pillar):
-            if sess.scalar(select(func.count()).select_from(model)):
-                found.append("inventory " + model.__name__)
+    for model, count in inventory_counts(ctl).items():
+        if count:
+            found.append("inventory " + model)
     if name in subprocess.run(["lxc-ls", "-P", node["lxc_path"]], capture_output=True, text=True).stdout.split():
         found.append("container")
-    if "dnat" in subprocess.run(["nft", "list", "table", "ip", "corpus"], capture_output=True, text=True).stdout:
-        found.append("NAT rule")
+    if "elements" in subprocess.run(["nft", "list", "map", "ip", "corpus", "tcp_ports"],
+                                    capture_output=True, text=True).stdout:
+        found.append("NAT mapping")
     answer = requests.get("http://{}:{}/".format(node["address"], node["http_port"]),
                           headers={"Host": "{}.corpus.test".format(name)}, timeout=5)
     if answer.status_code != 503:
