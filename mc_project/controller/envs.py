@@ -653,6 +653,15 @@ def remove_env(ctl, ctx):
     ctx.log("environment {} removed; its address, slot and ports are free".format(ctx.clipboard["env_name"]))
 
 
+def _pillar_domains(sess, env):
+    """Keep the environment's pillar in step with its domains."""
+    row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
+    if row is not None:
+        data = dict(row.data)
+        data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
+        row.data = data
+
+
 def add_domain(ctl, ctx):
     """Record a linked domain on the environment and in its pillar."""
     clip = ctx.clipboard
@@ -661,11 +670,7 @@ def add_domain(ctl, ctx):
         if clip["new_domain"] not in env.domains:
             env.domains = list(env.domains) + [clip["new_domain"]]
         clip["extra_domains"] = list(env.domains)[1:]
-        row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
-        if row is not None:
-            data = dict(row.data)
-            data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
-            row.data = data
+        _pillar_domains(sess, env)
     ctx.log("domain {} linked to {}".format(clip["new_domain"], clip["env_name"]))
 
 
@@ -676,11 +681,7 @@ def remove_domain(ctl, ctx):
         if env is None:
             return
         env.domains = [domain for domain in env.domains if domain != clip["new_domain"]]
-        row = sess.scalar(select(Pillar).where(Pillar.minion_id == env.minion_id))
-        if row is not None:
-            data = dict(row.data)
-            data["corpus"] = dict(data["corpus"], env=dict(data["corpus"]["env"], domains=list(env.domains)))
-            row.data = data
+        _pillar_domains(sess, env)
 
 
 def _project_pillar(sess, env, project, present):
