@@ -850,6 +850,9 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
         "dns_name": dns_name or (None if _is_address(host) else host), "bridge": bridge,
         "nft_table": nft_table,
     }
+    if not settings.get("master_address"):
+        raise CorpusError("The controller setting corpus:master_address is empty: nodes could not "
+                          "reach the master.")
     url = settings["db_url"]
     db.init(url)
     if clipboard["subnet"]:

@@ -64,10 +64,10 @@ def wheels(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def netns_host(tmp_path_factory):
-    host = NetnsHost("corpus-ln{}".format(uuid.uuid4().hex[:4]), HOST_SIDE, NS_SIDE,
-                     tmp_path_factory.mktemp("netns"))
-    yield host
-    host.close()
+    namespace = NetnsHost("corpus-ln{}".format(uuid.uuid4().hex[:4]), HOST_SIDE, NS_SIDE,
+                          tmp_path_factory.mktemp("netns"))
+    yield namespace
+    namespace.close()
 
 
 @pytest.fixture(scope="module")
