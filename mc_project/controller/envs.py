@@ -568,7 +568,16 @@ def install_minion(ctl, ctx):
 
 
 def remove_minion(ctl, ctx):
-    ctl.delete_key(ctx.clipboard["minion_id"])
+    """Stop the container's minion, then forget its key (a running minion would offer it again)."""
+    clip = ctx.clipboard
+    node = clip.get("node")
+    if node:
+        try:
+            ctl.call(node["minion_id"], "mc_lxc.attach", name=clip["env_name"],
+                     cmd="systemctl stop corpus-minion.service", lxc_path=node["lxc_path"])
+        except CorpusError as exc:  # no container, or not running: no minion to stop
+            ctx.log("minion not stopped: {}".format(exc))
+    ctl.delete_key(clip["minion_id"])
 
 
 def highstate(ctl, ctx):
