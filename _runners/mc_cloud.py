@@ -42,7 +42,8 @@ def _answer(func, *args, **kwargs):
 
 
 def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
-              prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None):
+              prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None, bridge="corpusbr0",
+              nft_table="corpus"):
     """
     Link a compute node over SSH: install corpus and a salt-minion there from
     this controller, accept its key, set up LXC, its bridge, NAT and proxy, and
@@ -57,7 +58,8 @@ def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=
     ctl = _controller()
     return _answer(nodes.link_node, ctl.settings, ctl.opts, host, user=user, key=key, port=int(port),
                    name=name, slots=int(slots), subnet=subnet, http_port=int(http_port), prefix=prefix,
-                   lxc_path=lxc_path, dns_name=dns_name)
+                   lxc_path=lxc_path, dns_name=dns_name, bridge=bridge, nft_table=nft_table,
+                   fire=ctl.fire)
 
 
 def unlink_node(name, force=False):

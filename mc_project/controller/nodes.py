@@ -37,6 +37,7 @@ import yaml
 from sqlalchemy import delete, func, select
 
 from mc_project import jobs
+from mc_project.bundle import sha256_of
 from mc_project.controller.envs import LIVE
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
@@ -424,14 +425,6 @@ def _corpus_wheel(wheelhouse):
     return found[-1]
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _free_subnet(taken, routes):
     """The first 10.<N>.0.0/24 that neither another node nor the node's own routes use."""
     used = [ipaddress.ip_network(cidr) for cidr in taken] + [ipaddress.ip_network(cidr) for cidr in routes]
@@ -608,7 +601,7 @@ class NodeLinker:
         sent = 0
         for filename in local:
             source = os.path.join(wheelhouse, filename)
-            if there.get(filename) == _sha256(source):
+            if there.get(filename) == sha256_of(source):
                 continue
             target = posixpath.join(paths["wheelhouse"], filename)
             try:

@@ -117,10 +117,11 @@ class Controller:
         return jobs.Jobs(self.url, registry=registry, fire=self.fire)
 
     def registry(self):
-        from mc_project.controller import envs  # the steps need this module's Controller
+        from mc_project.controller import envs, nodes  # their steps need this module's Controller
 
         registry = {}
         envs.register_steps(self, registry)
+        nodes.register_steps(self, registry)
         return registry
 
 

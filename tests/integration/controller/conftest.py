@@ -151,6 +151,7 @@ def _remove_stale_namespaces(prefix):
             except ProcessLookupError:
                 pass
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
 
 
 def _cleanup(salt_run, name, lxc_path, host=None):
