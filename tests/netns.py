@@ -25,6 +25,22 @@ SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
+# `ip netns exec` gives its command a fresh /sys, without the cgroup hierarchies
+# LXC needs to start containers: mount the ones the host has (PID 1's mounts)
+# again before starting sshd, so a node minion started over SSH can run LXC.
+MIRROR_CGROUPS = r"""
+mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+while read -r src dst type opts _; do
+  case "$dst" in /sys/fs/cgroup/*) ;; *) continue ;; esac
+  [ "$type" = cgroup ] || continue
+  mkdir -p "$dst"
+  keep=$(echo "$opts" | tr , '\n' | grep -vE '^(rw|ro|relatime|nosuid|nodev|noexec)$' | paste -sd, -)
+  mount -t cgroup -o "${keep:-none}" "$src" "$dst"
+done < /proc/1/mounts
+exec "$@"
+"""
+
+
 def _run(*command, check=True):
     return subprocess.run(command, capture_output=True, text=True, check=check, timeout=60)
 
@@ -96,7 +112,8 @@ class NetnsHost:
             ]))
         # sshd refuses to start without its privilege separation directory.
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        _run("ip", "netns", "exec", self.name, SSHD, "-f", self.sshd_config, "-E", self.sshd_log)
+        _run("ip", "netns", "exec", self.name, "sh", "-c", MIRROR_CGROUPS, "sh",
+             SSHD, "-f", self.sshd_config, "-E", self.sshd_log)
         deadline = time.monotonic() + 30
         while True:
             try:

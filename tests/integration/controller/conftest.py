@@ -125,7 +125,7 @@ def node1(salt_run, sshd, tmp_path_factory):
     address = config.local_ipv4()
     ret = link(salt_run, "node1", address, sshd["port"], sshd["key"],
                str(tmp_path_factory.mktemp("node1")), NODE1_SUBNET, 2, http_port)
-    yield {"name": "node1", "address": address, "http_port": http_port,
+    yield {"name": "node1", "address": address, "http_port": http_port, "subnet": NODE1_SUBNET,
            "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}
     _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT))
 

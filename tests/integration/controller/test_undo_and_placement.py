@@ -41,8 +41,9 @@ def leftovers(ctl, node, pdns, name):
             found.append("inventory " + model)
     if name in subprocess.run(["lxc-ls", "-P", node["lxc_path"]], capture_output=True, text=True).stdout.split():
         found.append("container")
-    if "elements" in subprocess.run(["nft", "list", "map", "ip", "corpus", "tcp_ports"],
-                                    capture_output=True, text=True).stdout:
+    mappings = subprocess.run(["nft", "list", "map", "ip", "corpus", "tcp_ports"], capture_output=True,
+                              text=True).stdout
+    if ": {}".format(node["subnet"].rsplit(".", 1)[0]) in mappings:  # one to a container of this node
         found.append("NAT mapping")
     answer = requests.get("http://{}:{}/".format(node["address"], node["http_port"]),
                           headers={"Host": "{}.corpus.test".format(name)}, timeout=5)
