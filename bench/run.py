@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 
+import controller
 import harness
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
@@ -34,6 +35,8 @@ HEADERS = {
     "b": "(b) rollback time: small release vs large release",
     "c": "(c) disk used by 10 releases changing 1% per release",
     "d": "(d) container from the golden image (clone) vs a full template create",
+    "e": "(e) controller: init_env end to end, the time of each step, then destroy_env",
+    "f": "(f) controller: 1, 4 and 8 environments created in parallel vs one after another",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -503,7 +506,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcd", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdef", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -529,6 +532,8 @@ def main(argv=None):
             bench_disk(corpus, sizes, "bench-disk")
         if "d" in args.only and not args.quick:
             bench_containers()
+        if not args.quick:
+            controller.bench_controller(args.only, section, out, notes)
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
         failed = True
         out()

@@ -1,0 +1,462 @@
+"""Controller benchmarks: a real controller, this machine linked as a compute node.
+
+(e) ``mc_cloud.init_env`` end to end, with the time of each of its steps, and its
+    ``destroy_env``;
+(f) 1, 4 and 8 environments created in parallel (one ``salt-run`` each) vs the
+    same number one after another.
+
+The set-up is the operator's: ``corpus-controller init`` (its master on free
+ports, a real ``pdns_server`` for the DNS step, no mail relay), a private sshd on
+this machine's non-loopback address, then ``salt-run mc_cloud.link_node`` over
+it. Containers live under their own LXC path; everything is torn down at the
+end, also after a failure.
+"""
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from harness import REPO_ROOT, BenchError, fmt_ratio, fmt_seconds, free_port, ratio, table
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+
+from mc_project.controller import cli, config, wheelhouse  # noqa: E402
+from mc_project.controller.nodes import node_paths  # noqa: E402
+from mc_project.inventory import db  # noqa: E402
+from mc_project.inventory.models import ComputeNode  # noqa: E402
+
+WORKDIR = "/var/tmp/corpus-bench-ctl"  # fixed, so that a run killed earlier is cleaned up
+LXC_PATH = "/var/lib/corpus-bench/lxc"
+GOLDEN = "corpus-golden"
+NODE = "bench1"
+SUBNET = "10.97.0.0/24"
+SLOTS = 12
+# Node ports NATed to containers' SSH. The nftables table is shared by every
+# controller linking this machine (integration tests use the default 40000-):
+# a range of its own keeps this node's mappings apart.
+NAT_PORTS = (41900, 41999)
+ENV_TYPE = "staging"
+COUNTS = (1, 4, 8)
+SALT_RUN_TIMEOUT = 1800
+SSHD = "/usr/sbin/sshd"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+REQUIRED = ("lxc-start", "lxc-destroy", "nft", "haproxy", "ssh-keygen")
+
+
+def missing_requirements():
+    """What this machine lacks to run (e) and (f); empty when it can."""
+    missing = [] if os.geteuid() == 0 else ["root"]
+    missing += [tool for tool in REQUIRED if not shutil.which(tool)]
+    missing += [path for path in (SSHD, SFTP_SERVER) if not os.access(path, os.X_OK)]
+    return missing
+
+
+def _venv_script(name):
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    return here if os.access(here, os.X_OK) else (shutil.which(name) or name)
+
+
+def _json_documents(text):
+    """Every JSON document in ``text`` (salt-run prints progress events before its return)."""
+    decoder, found, index = json.JSONDecoder(), [], 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            return found
+        try:
+            document, index = decoder.raw_decode(text, index)
+        except ValueError:
+            index = text.find("\n", index)
+            if index < 0:
+                return found
+            continue
+        found.append(document)
+
+
+def _kill_pidfile(path, needle, group=False):
+    """Stop the process whose pid ``path`` holds, if its command line has ``needle``."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            pid = int(fh.read().split()[0])
+        with open("/proc/{}/cmdline".format(pid), "rb") as fh:
+            if needle.encode() not in fh.read():
+                return
+        if group:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+class SaltRun:
+    """A finished ``salt-run``: exit code, its return (last JSON document), wall time."""
+
+    def __init__(self, args, proc, started):
+        stdout, stderr = proc.communicate(timeout=SALT_RUN_TIMEOUT)
+        self.seconds = time.monotonic() - started
+        self.args = args
+        self.returncode = proc.returncode
+        documents = _json_documents(stdout)
+        self.data = documents[-1] if documents else None
+        self.stderr = stderr
+
+    @property
+    def ok(self):
+        return self.returncode == 0 and not (isinstance(self.data, dict) and self.data.get("result") is False)
+
+    def reason(self):
+        if isinstance(self.data, dict) and self.data.get("comment"):
+            return self.data["comment"]
+        lines = [line for line in (self.stderr or "").splitlines() if line.strip()]
+        return "exit status {}{}".format(self.returncode, ": " + lines[-1] if lines else "")
+
+
+class BenchController:
+    """The controller, the sshd and the linked node the controller benchmarks run on."""
+
+    def __init__(self, workdir=WORKDIR):
+        self.workdir = workdir
+        self.root = os.path.join(workdir, "ctl")
+        self.prefix = os.path.join(workdir, "node")
+        self.sshd_dir = os.path.join(workdir, "sshd")
+        self.address = config.local_ipv4()
+        self.http_port = None
+        self.db_url = None
+        self.sshd = None
+        self.pdns = None
+        self.pdns_error = None
+        self.linked = False
+        self.env = dict(os.environ, PATH="{}:{}".format(os.path.dirname(sys.executable),
+                                                        os.environ.get("PATH", "")))
+        self.env.pop(cli.DNS_KEY_ENV, None)
+
+    # -- salt-run
+
+    def start(self, fun, *args):
+        cmd = [_venv_script("salt-run"), "-c", os.path.dirname(cli.config_path(self.root)), "--out=json",
+               "--no-color", fun] + [str(a) for a in args]
+        return [fun] + list(args), subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    text=True), time.monotonic()
+
+    @staticmethod
+    def finish(started):
+        return SaltRun(*started)
+
+    def run(self, fun, *args, check=True):
+        done = self.finish(self.start(fun, *args))
+        if check and not done.ok:
+            raise BenchError("salt-run {} failed: {}".format(" ".join(map(str, done.args)), done.reason()))
+        return done
+
+    def list_envs(self):
+        data = self.run("mc_cloud.list_envs").data
+        return [env for env in data or [] if isinstance(env, dict)]
+
+    # -- set-up
+
+    def setup(self):
+        self.clean_previous()
+        for path in (self.root, self.prefix, self.sshd_dir):
+            os.makedirs(path)
+        self._start_pdns()
+        self._init_controller()
+        self._start_sshd()
+        self._link_node()
+
+    def _start_pdns(self):
+        from services import PDNS_SERVER, PdnsServer  # tests/services.py: a real pdns_server on 127.0.0.1
+
+        if not os.access(PDNS_SERVER, os.X_OK):
+            self.pdns_error = "pdns_server is not installed"
+            return
+        try:
+            self.pdns = PdnsServer(os.path.join(self.workdir, "pdns"))
+        except Exception as exc:  # pdns_server missing or not answering: the step logs "no DNS"
+            self.pdns = None
+            self.pdns_error = "{}: {}".format(type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+
+    def _init_controller(self):
+        wheels = wheelhouse.ensure_wheelhouse(wheelhouse.shared_cache())
+        publish_port, ret_port = free_port(), free_port()
+        while ret_port == publish_port:
+            ret_port = free_port()
+        cmd = [_venv_script("corpus-controller"), "init", "--root", self.root, "--wheelhouse", wheels,
+               "--publish-port", str(publish_port), "--ret-port", str(ret_port),
+               "--master-address", self.address]
+        env = dict(self.env)
+        if self.pdns is not None:
+            cmd += ["--dns-api", self.pdns.api_url]
+            env[cli.DNS_KEY_ENV] = self.pdns.api_key  # not on the command line, where ps shows it
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode:
+            raise BenchError("corpus-controller init exited {}: {}".format(
+                proc.returncode, (proc.stderr or proc.stdout).strip()[-1000:]))
+        self.db_url = cli.read_master_config(self.root)["corpus"]["db_url"]
+
+    def _start_sshd(self):
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        host_key, client_key = os.path.join(self.sshd_dir, "host_key"), os.path.join(self.sshd_dir, "client_key")
+        for path in (host_key, client_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "corpus-bench", "-f", path],
+                           check=True, capture_output=True)
+        shutil.copy(client_key + ".pub", os.path.join(self.sshd_dir, "authorized_keys"))
+        self.ssh_key = client_key
+        self.ssh_port = free_port()
+        conf = os.path.join(self.sshd_dir, "sshd_config")
+        with open(conf, "w", encoding="utf-8") as fh:
+            fh.write("\n".join([
+                "ListenAddress {}:{}".format(self.address, self.ssh_port),
+                "HostKey " + host_key,
+                "PidFile " + os.path.join(self.sshd_dir, "sshd.pid"),
+                "AuthorizedKeysFile " + os.path.join(self.sshd_dir, "authorized_keys"),
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "Subsystem sftp " + SFTP_SERVER,
+            ]) + "\n")
+        self.sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.sshd_dir, "sshd.log"), "wb"))
+        deadline = time.monotonic() + 10
+        while not _answers(self.address, self.ssh_port):
+            if self.sshd.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("sshd did not listen on {}:{}; see {}".format(
+                    self.address, self.ssh_port, os.path.join(self.sshd_dir, "sshd.log")))
+            time.sleep(0.1)
+
+    def _link_node(self):
+        self.http_port = free_port()
+        self.linked = True  # from here on, teardown unlinks whatever came of it
+        self.run("mc_cloud.link_node", self.address, "user=root", "key=" + self.ssh_key,
+                 "port={}".format(self.ssh_port), "name=" + NODE, "slots={}".format(SLOTS),
+                 "subnet=" + SUBNET, "http_port={}".format(self.http_port), "prefix=" + self.prefix,
+                 "lxc_path=" + LXC_PATH)
+        with db.session(self.db_url) as sess:
+            node = sess.query(ComputeNode).filter_by(name=NODE).one()
+            node.nat_port_min, node.nat_port_max = NAT_PORTS
+
+    # -- teardown
+
+    def teardown(self):
+        """Take down everything set up; returns what could not be (one line each)."""
+        problems = []
+        if self.linked and self.db_url:
+            try:
+                for env in self.list_envs():
+                    done = self.run("mc_cloud.destroy_env", env["name"], check=False)
+                    if not done.ok:
+                        problems.append("destroy_env {}: {}".format(env["name"], done.reason()))
+                done = self.run("mc_cloud.unlink_node", NODE, "force=True", check=False)
+                if not done.ok and "No compute node" not in done.reason():
+                    problems.append("unlink_node {}: {}".format(NODE, done.reason()))
+            except BenchError as exc:
+                problems.append(str(exc))
+        if os.path.isdir(self.root):
+            proc = subprocess.run([_venv_script("corpus-controller"), "stop", "--root", self.root],
+                                  env=self.env, capture_output=True, text=True)
+            if proc.returncode:
+                problems.append("corpus-controller stop: " + (proc.stderr or proc.stdout).strip()[-300:])
+        if self.sshd is not None:
+            self.sshd.terminate()
+            self.sshd.wait(timeout=10)
+            self.sshd = None
+        if self.pdns is not None:
+            self.pdns.stop()
+            self.pdns = None
+        problems += self._remove_node_leftovers()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
+
+    def _remove_node_leftovers(self):
+        """What unlinking leaves on this machine: the node's proxy, minion (if unlink could
+        not stop it), containers, and its subnet on the shared bridge and NAT table."""
+        paths = node_paths(self.prefix)
+        _kill_pidfile(paths["pidfile"], "salt-minion", group=True)
+        _kill_pidfile(os.path.join(paths["state_dir"], "haproxy.pid"), "haproxy")
+        problems = []
+        listed = subprocess.run(["lxc-ls", "-P", LXC_PATH], capture_output=True, text=True)
+        for container in listed.stdout.split():
+            if container != GOLDEN:
+                gone = subprocess.run(["lxc-destroy", "-f", "-P", LXC_PATH, "-n", container],
+                                      capture_output=True, text=True)
+                if gone.returncode:
+                    problems.append("lxc-destroy {}: {}".format(container, gone.stderr.strip()[-200:]))
+        network = ipaddress.ip_network(SUBNET)
+        gateway = "{}/{}".format(next(network.hosts()), network.prefixlen)
+        subprocess.run(["ip", "addr", "del", gateway, "dev", "corpusbr0"], capture_output=True)
+        subprocess.run(["nft", "delete", "element", "ip", "corpus", "subnets", "{{ {} }}".format(SUBNET)],
+                       capture_output=True)
+        return problems
+
+    def clean_previous(self):
+        """A run killed earlier may have left its master, sshd, node and containers."""
+        if os.path.isdir(self.workdir):
+            if os.path.exists(cli.config_path(self.root)):
+                subprocess.run([_venv_script("corpus-controller"), "stop", "--root", self.root],
+                               env=self.env, capture_output=True)
+            _kill_pidfile(os.path.join(self.sshd_dir, "sshd.pid"), "sshd")
+            self._remove_node_leftovers()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _answers(address, port, banner=None, timeout=3):
+    """Whether ``address:port`` accepts a connection (and its first bytes start with ``banner``)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            return banner is None or sock.recv(64).startswith(banner)
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- (e)
+
+def init_env_steps(ctl, name):
+    """The steps of ``name``'s newest init_env job: [(step name, seconds)]."""
+    jobs = ctl.run("mc_jobs.status", name).data
+    for job in jobs if isinstance(jobs, list) else []:
+        if job.get("kind") == "init_env":
+            return [(step["name"], step["seconds"]) for step in job["steps"]]
+    raise BenchError("mc_jobs.status {} shows no init_env job: {}".format(name, str(jobs)[:300]))
+
+
+def bench_init_env(ctl, out):
+    name = "bench-e"
+    created = ctl.run("mc_cloud.init_env", name, ENV_TYPE, check=False)
+    if not created.ok:
+        raise BenchError("init_env {} failed: {}".format(name, created.reason()))
+    steps = init_env_steps(ctl, name)
+    destroyed = ctl.run("mc_cloud.destroy_env", name, check=False)
+    if not destroyed.ok:
+        raise BenchError("destroy_env {} failed: {}".format(name, destroyed.reason()))
+    in_steps = sum(seconds or 0 for _, seconds in steps)
+    out("one environment ({}) on node {}: salt-run mc_cloud.init_env, then mc_cloud.destroy_env".format(
+        ENV_TYPE, NODE))
+    out("step times from salt-run mc_jobs.status {}".format(name))
+    out()
+    rows = [["{:>2}. {}".format(i, step), fmt_seconds(seconds), "{:.0f}%".format(100 * (seconds or 0) / in_steps)
+             if in_steps else "-"] for i, (step, seconds) in enumerate(steps, 1)]
+    rows += [
+        ["sum of the {} steps".format(len(steps)), fmt_seconds(in_steps), "100%"],
+        ["salt-run start-up, checks, job records (wall - steps)", fmt_seconds(created.seconds - in_steps), ""],
+        ["init_env wall time (salt-run)", fmt_seconds(created.seconds), ""],
+        ["destroy_env wall time (salt-run)", fmt_seconds(destroyed.seconds), ""],
+    ]
+    table(["init_env step", "seconds", "share"], rows, out=out)
+    return {"wall": created.seconds, "steps": steps, "destroy": destroyed.seconds}
+
+
+# --------------------------------------------------------------------------- (f)
+
+def create_round(ctl, names, parallel):
+    """Create ``names`` (all at once or one after another), check them, destroy them.
+
+    Returns (wall seconds of the creation, destroy seconds, failures).
+    """
+    started = time.monotonic()
+    if parallel:
+        runs = [ctl.finish(run) for run in [ctl.start("mc_cloud.init_env", name, ENV_TYPE) for name in names]]
+    else:
+        runs = [ctl.run("mc_cloud.init_env", name, ENV_TYPE, check=False) for name in names]
+    wall = time.monotonic() - started
+    failures = ["init_env {}: {}".format(name, run.reason()) for name, run in zip(names, runs) if not run.ok]
+    made = [name for name, run in zip(names, runs) if run.ok]
+    failures += check_environments(ctl, made)
+    started = time.monotonic()
+    destroys = [ctl.finish(run) for run in [ctl.start("mc_cloud.destroy_env", env["name"])
+                                            for env in ctl.list_envs()]]
+    destroy_wall = time.monotonic() - started
+    failures += ["destroy_env {}: {}".format(run.args[1], run.reason()) for run in destroys if not run.ok]
+    return wall, destroy_wall, failures
+
+
+def check_environments(ctl, names):
+    """Each environment has its own address and NATed port, and its container's sshd answers there."""
+    envs = {env["name"]: env for env in ctl.list_envs() if env["name"] in names}
+    problems = ["{} is not listed".format(name) for name in names if name not in envs]
+    for what in ("ip", "ssh"):
+        values = [env[what] for env in envs.values()]
+        if len(set(values)) != len(values) or None in values:
+            problems.append("environments share or lack an {}: {}".format(
+                what, ", ".join("{}={}".format(n, e[what]) for n, e in sorted(envs.items()))))
+    for name, env in sorted(envs.items()):
+        if env.get("status") != "active":
+            problems.append("{} is {}, not active".format(name, env.get("status")))
+        if env.get("ssh"):
+            host, port = env["ssh"].rsplit(":", 1)
+            if not _answers(host, int(port), banner=b"SSH-"):
+                problems.append("{}: no SSH banner on {}".format(name, env["ssh"]))
+    return problems
+
+
+def bench_parallel(ctl, out, counts=COUNTS):
+    rows, failures = [], []
+    for count in counts:
+        measured = {}
+        for mode in ("parallel", "sequential"):
+            names = ["bench-{}{}-{}".format(mode[0], count, i) for i in range(1, count + 1)]
+            wall, destroy_wall, failed = create_round(ctl, names, parallel=(mode == "parallel"))
+            measured[mode] = wall
+            failures += failed
+            out("  {} x {}: {} (destroyed in {}){}".format(
+                count, mode, fmt_seconds(wall), fmt_seconds(destroy_wall),
+                "; FAILED: " + "; ".join(failed) if failed else ""))
+        par, seq = measured["parallel"], measured["sequential"]
+        rows.append([str(count), fmt_seconds(par), fmt_seconds(par / count), fmt_seconds(seq),
+                     fmt_seconds(seq / count), fmt_ratio(ratio(seq, par))])
+    out()
+    out("wall time to create N environments (every one checked: own address, own NATed port whose")
+    out("SSH answers; all destroyed after each round); {} CPU(s)".format(os.cpu_count()))
+    out()
+    table(["N", "parallel", "per env", "sequential", "per env", "sequential / parallel"], rows, out=out)
+    if failures:
+        raise BenchError("{} environment(s) failed: {}".format(len(failures), "; ".join(failures)))
+    return rows
+
+
+# --------------------------------------------------------------------------- entry point
+
+def bench_controller(only, section, out, notes, counts=COUNTS):
+    """Run sections (e) and (f) that are in ``only``, on one controller set up for both."""
+    keys = [key for key in "ef" if key in only]
+    if not keys:
+        return
+    missing = missing_requirements()
+    if missing:
+        for key in keys:
+            section(key)
+            out("skipped: needs root, LXC, nftables, haproxy and OpenSSH's sshd (missing: {})".format(
+                ", ".join(missing)))
+        return
+    ctl = BenchController()
+    problems = []
+    try:
+        started = time.monotonic()
+        ctl.setup()
+        setup_seconds = time.monotonic() - started
+        dns = "pdns_server on {}".format(ctl.pdns.api_url) if ctl.pdns else "none ({})".format(ctl.pdns_error)
+        notes.append("(e/f) controller set up in {} (corpus-controller init, sshd {}:{}, link_node {}); "
+                     "DNS: {}".format(fmt_seconds(setup_seconds), ctl.address, ctl.ssh_port, NODE, dns))
+        if "e" in keys:
+            section("e")
+            bench_init_env(ctl, out)
+        if "f" in keys:
+            section("f")
+            bench_parallel(ctl, out, counts)
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+        raise BenchError("controller bench: {}: {}".format(type(exc).__name__, exc)) from exc
+    finally:
+        problems = ctl.teardown()
+        notes.extend("cleanup (e/f): " + problem for problem in problems)
+    if problems:
+        raise BenchError("the controller bench did not clean up everything (see the notes)")
