@@ -129,6 +129,8 @@ class BenchController:
         self.sshd_dir = os.path.join(workdir, "sshd")
         self.address = config.local_ipv4()
         self.http_port = None
+        self.ssh_port = None
+        self.ssh_key = None
         self.db_url = None
         self.sshd = None
         self.pdns = None
@@ -148,8 +150,9 @@ class BenchController:
                                                     text=True), time.monotonic()
 
     @staticmethod
-    def finish(started):
-        return SaltRun(*started)
+    def finish(launched):
+        """Wait for a ``salt-run`` that ``start`` launched."""
+        return SaltRun(*launched)
 
     def run(self, fun, *args, check=True):
         done = self.finish(self.start(fun, *args))
