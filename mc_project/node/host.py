@@ -3,6 +3,7 @@
 import ipaddress
 import os
 import re
+import shutil
 
 from mc_project.errors import CorpusError
 from mc_project.node import nat, proxy
@@ -11,6 +12,18 @@ from mc_project.node.shell import run
 DEFAULT_BRIDGE = "corpusbr0"
 DEFAULT_SUBNET = "10.77.0.0/24"
 BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# What a node runs, and the Debian packages that bring it (from the node's own mirror).
+NODE_TOOLS = {
+    "lxc-start": "lxc",
+    "lxc-create": "lxc",
+    "/usr/share/lxc/templates/lxc-debian": "lxc-templates",
+    "debootstrap": "debootstrap",
+    "nft": "nftables",
+    "haproxy": "haproxy",
+    "resize2fs": "e2fsprogs",
+    "openssl": "openssl",
+}
+APT_TIMEOUT = 1800
 
 
 def check_bridge(bridge):
@@ -51,6 +64,23 @@ def remove_bridge(bridge):
         run(["ip", "link", "del", bridge], "Removing bridge {}".format(bridge))
 
 
+def _present(tool):
+    if tool.startswith("/"):
+        return os.path.exists(tool)
+    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is not None
+
+
+def ensure_packages():
+    """Install, with the node's apt, the packages whose tools are missing. Idempotent."""
+    missing = sorted({package for tool, package in NODE_TOOLS.items() if not _present(tool)})
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update"], "Updating the package lists", env=env, timeout=APT_TIMEOUT)
+        run(["apt-get", "install", "-y"] + missing, "Installing {}".format(" ".join(missing)), env=env,
+            timeout=APT_TIMEOUT)
+    return missing
+
+
 def setup_node(
     bridge=DEFAULT_BRIDGE,
     subnet=DEFAULT_SUBNET,
@@ -61,7 +91,7 @@ def setup_node(
     http_bind="",
 ):
     """Everything a node needs before its first container. Idempotent."""
-    result = {"bridge": ensure_bridge(bridge, subnet)}
+    result = {"installed": ensure_packages(), "bridge": ensure_bridge(bridge, subnet)}
     nat.write_sysctl("net/ipv4/ip_forward", "1")
     result["nat"] = nat.setup(subnet, bridge, table, state_dir)
     result["proxy"] = proxy.setup(http_port, state_dir, http_bind)
