@@ -582,7 +582,15 @@ def remove_minion(ctl, ctx):
 
 def highstate(ctl, ctx):
     clip = ctx.clipboard
-    ret = ctl.call(clip["minion_id"], "state.apply", timeout=900)
+    try:
+        ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
+    except CorpusError as exc:
+        # A fresh minion may miss a publication while it reconnects; a highstate is
+        # safe to apply again.
+        if "did not answer" not in str(exc):
+            raise
+        ctx.log("{}; applying it again".format(exc))
+        ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
     ctx.log("highstate: {} states applied".format(len(ret) if isinstance(ret, dict) else "no"))
 
 

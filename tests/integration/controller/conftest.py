@@ -11,6 +11,7 @@
 Containers live under their own LXC path and are all destroyed at the end.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,6 +122,7 @@ def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
 
 @pytest.fixture(scope="package")
 def node1(salt_run, sshd, tmp_path_factory):
+    _remove_stale_containers("{}/node1/lxc".format(LXC_ROOT), NODE1_SUBNET)
     http_port = free_port()
     address = config.local_ipv4()
     ret = link(salt_run, "node1", address, sshd["port"], sshd["key"],
@@ -152,6 +154,22 @@ def _remove_stale_namespaces(prefix):
                 pass
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
         shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+
+
+def _remove_stale_containers(lxc_path, subnet):
+    """Containers and NAT mappings a killed test run left on this machine."""
+    listed = subprocess.run(["lxc-ls", "-P", lxc_path], capture_output=True, text=True).stdout.split()
+    for container in listed:
+        if container != "corpus-golden":
+            subprocess.run(["lxc-destroy", "-f", "-P", lxc_path, "-n", container], capture_output=True)
+    shown = subprocess.run(["nft", "-j", "list", "map", "ip", "corpus", "tcp_ports"], capture_output=True,
+                           text=True).stdout
+    prefix = subnet.rsplit(".", 1)[0] + "."
+    for item in (json.loads(shown)["nftables"] if shown else []):
+        for port, target in (item.get("map") or {}).get("elem", []) if isinstance(item, dict) else []:
+            if target["concat"][0].startswith(prefix):
+                subprocess.run(["nft", "delete", "element", "ip", "corpus", "tcp_ports", "{{ {} }}".format(port)],
+                               capture_output=True)
 
 
 def _cleanup(salt_run, name, lxc_path, host=None):
