@@ -364,7 +364,7 @@ def bench_init_env(ctl, out):
 def create_round(ctl, names, parallel):
     """Create ``names`` (all at once or one after another), check them, destroy them.
 
-    Returns (wall seconds of the creation, destroy seconds, failures).
+    Returns (wall seconds of the creation, how many were made, destroy seconds, failures).
     """
     started = time.monotonic()
     if parallel:
@@ -380,7 +380,7 @@ def create_round(ctl, names, parallel):
                                             for env in ctl.list_envs()]]
     destroy_wall = time.monotonic() - started
     failures += ["destroy_env {}: {}".format(run.args[1], run.reason()) for run in destroys if not run.ok]
-    return wall, destroy_wall, failures
+    return wall, len(made), destroy_wall, failures
 
 
 def check_environments(ctl, names):
@@ -408,15 +408,16 @@ def bench_parallel(ctl, out, counts=COUNTS):
         measured = {}
         for mode in ("parallel", "sequential"):
             names = ["bench-{}{}-{}".format(mode[0], count, i) for i in range(1, count + 1)]
-            wall, destroy_wall, failed = create_round(ctl, names, parallel=(mode == "parallel"))
-            measured[mode] = wall
+            wall, made, destroy_wall, failed = create_round(ctl, names, parallel=(mode == "parallel"))
+            # A round where some failed is shown, marked: its time is not that of N environments.
+            measured[mode] = (wall, "" if made == count else " ({}/{} made)".format(made, count))
             failures += failed
             out("  {} x {}: {} (destroyed in {}){}".format(
                 count, mode, fmt_seconds(wall), fmt_seconds(destroy_wall),
                 "; FAILED: " + "; ".join(failed) if failed else ""))
-        par, seq = measured["parallel"], measured["sequential"]
-        rows.append([str(count), fmt_seconds(par), fmt_seconds(par / count), fmt_seconds(seq),
-                     fmt_seconds(seq / count), fmt_ratio(ratio(seq, par))])
+        (par, par_note), (seq, seq_note) = measured["parallel"], measured["sequential"]
+        rows.append([str(count), fmt_seconds(par) + par_note, fmt_seconds(par / count),
+                     fmt_seconds(seq) + seq_note, fmt_seconds(seq / count), fmt_ratio(ratio(seq, par))])
     out()
     out("wall time to create N environments (every one checked: own address, own NATed port whose")
     out("SSH answers; all destroyed after each round); {} CPU(s)".format(os.cpu_count()))
