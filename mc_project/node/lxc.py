@@ -39,6 +39,9 @@ COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
 MIB = 1024 * 1024
 # Trimming must leave this much free space above what the filesystem already uses.
 TRIM_MARGIN_MB = 128
+# Attaching loop devices races between processes ("Failed to set loop fd"):
+# every attach on this machine (lxc-start of a loop rootfs, mount -o loop) takes it.
+LOOP_LOCK = "/run/lock/corpus-loop.lock"
 SSH_PORT = 22
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -240,7 +243,8 @@ def mounted_image(image):
     """Mount a stopped container's image on a temporary directory for the time of the block."""
     mountpoint = tempfile.mkdtemp(prefix="corpus-rootfs-")
     try:
-        run(["mount", "-o", "loop", image, mountpoint], "Mounting {}".format(image))
+        with file_lock(LOOP_LOCK):
+            run(["mount", "-o", "loop", image, mountpoint], "Mounting {}".format(image))
         try:
             yield mountpoint
         finally:
@@ -542,11 +546,12 @@ def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
         log_path = os.path.join(container_dir(name, lxc_path), "start.log")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log_path)
-        proc = run(
-            ["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
-            "Starting container {}".format(name),
-            check=False,
-        )
+        with file_lock(LOOP_LOCK):
+            proc = run(
+                ["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
+                "Starting container {}".format(name),
+                check=False,
+            )
         if proc.returncode:
             raise CorpusError(
                 "Starting container {} failed: {}.".format(name, last_log_error(log_path) or last_line(proc))

@@ -44,7 +44,8 @@ WantedBy=multi-user.target
 
 def minion_config(master, minion_id, publish_port=None, master_port=None):
     """The minion.d file: JSON is YAML, and quoting every value keeps YAML from guessing types."""
-    config = {"master": master, "id": minion_id}
+    # The controller accepts the key as soon as it is offered: retry within a second, not ten.
+    config = {"master": master, "id": minion_id, "acceptance_wait_time": 1}
     if publish_port:
         config["publish_port"] = int(publish_port)
     if master_port:

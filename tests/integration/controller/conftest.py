@@ -21,8 +21,9 @@ import pytest
 import salt.config
 
 from mc_project import resources
-from mc_project.controller import config, wheelhouse
+from mc_project.controller import config, nodes, wheelhouse
 from mc_project.controller.runtime import Controller
+from mc_project.node import proxy
 from netns import NetnsHost
 from services import PdnsServer, SmtpSink, free_port
 
@@ -125,21 +126,22 @@ def node1(salt_run, sshd, tmp_path_factory):
     _remove_stale_containers("{}/node1/lxc".format(LXC_ROOT), NODE1_SUBNET)
     http_port = free_port()
     address = config.local_ipv4()
-    ret = link(salt_run, "node1", address, sshd["port"], sshd["key"],
-               str(tmp_path_factory.mktemp("node1")), NODE1_SUBNET, 2, http_port)
+    prefix = str(tmp_path_factory.mktemp("node1"))
+    ret = link(salt_run, "node1", address, sshd["port"], sshd["key"], prefix, NODE1_SUBNET, 2, http_port)
     yield {"name": "node1", "address": address, "http_port": http_port, "subnet": NODE1_SUBNET,
            "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}
-    _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT))
+    _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT), prefix)
 
 
 @pytest.fixture(scope="package")
 def node2(salt_run, node2_host, node1, tmp_path_factory):
     http_port = 8080
-    ret = link(salt_run, "node2", node2_host.address, node2_host.ssh_port, node2_host.key_path,
-               str(tmp_path_factory.mktemp("node2")), NODE2_SUBNET, 2, http_port)
+    prefix = str(tmp_path_factory.mktemp("node2"))
+    ret = link(salt_run, "node2", node2_host.address, node2_host.ssh_port, node2_host.key_path, prefix,
+               NODE2_SUBNET, 2, http_port)
     yield {"name": "node2", "address": node2_host.address, "http_port": http_port, "host": node2_host,
            "lxc_path": "{}/node2/lxc".format(LXC_ROOT), "link": ret.data}
-    _cleanup(salt_run, "node2", "{}/node2/lxc".format(LXC_ROOT), node2_host)
+    _cleanup(salt_run, "node2", "{}/node2/lxc".format(LXC_ROOT), prefix, node2_host)
 
 
 def _remove_stale_namespaces(prefix):
@@ -172,12 +174,13 @@ def _remove_stale_containers(lxc_path, subnet):
                                capture_output=True)
 
 
-def _cleanup(salt_run, name, lxc_path, host=None):
-    """Destroy what the tests left on a node, then unlink it."""
+def _cleanup(salt_run, name, lxc_path, prefix, host=None):
+    """Destroy what the tests left on a node, unlink it, stop its proxy."""
     for env in (salt_run.run("mc_cloud.list_envs").data or []):
         if isinstance(env, dict) and env.get("node") == name:
             salt_run.run("mc_cloud.destroy_env", env["name"])
     salt_run.run("mc_cloud.unlink_node", name, "force=True")
+    proxy.stop(nodes.node_paths(prefix)["state_dir"])
     prefix = ["ip", "netns", "exec", host.name] if host else []
     listed = subprocess.run(prefix + ["lxc-ls", "-P", lxc_path], capture_output=True, text=True)
     for container in listed.stdout.split():
