@@ -43,7 +43,7 @@ def _answer(func, *args, **kwargs):
 
 def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
               prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None, bridge="corpusbr0",
-              nft_table="corpus"):
+              nft_table="corpus", nat_ports="40000-40999"):
     """
     Link a compute node over SSH: install corpus and a salt-minion there from
     this controller, accept its key, set up LXC, its bridge, NAT and proxy, and
@@ -53,13 +53,13 @@ def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=
 
     .. code-block:: bash
 
-        salt-run mc_cloud.link_node 192.0.2.10 user=root key=/root/.ssh/id_ed25519 slots=20
+        salt-run mc_cloud.link_node 192.0.2.10 user=root key=/root/.ssh/id_ed25519 slots=20 nat_ports=40000-40999
     """
     ctl = _controller()
     return _answer(nodes.link_node, ctl.settings, ctl.opts, host, user=user, key=key, port=int(port),
                    name=name, slots=int(slots), subnet=subnet, http_port=int(http_port), prefix=prefix,
                    lxc_path=lxc_path, dns_name=dns_name, bridge=bridge, nft_table=nft_table,
-                   fire=ctl.fire)
+                   nat_ports=nat_ports, fire=ctl.fire)
 
 
 def unlink_node(name, force=False):

@@ -28,8 +28,6 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
 from mc_project.controller import cli, config, wheelhouse  # noqa: E402
 from mc_project.controller.nodes import node_paths  # noqa: E402
-from mc_project.inventory import db  # noqa: E402
-from mc_project.inventory.models import ComputeNode  # noqa: E402
 
 WORKDIR = "/var/tmp/corpus-bench-ctl"  # fixed, so that a run killed earlier is cleaned up
 LXC_PATH = "/var/lib/corpus-bench/lxc"
@@ -244,10 +242,7 @@ class BenchController:
         self.run("mc_cloud.link_node", self.address, "user=root", "key=" + self.ssh_key,
                  "port={}".format(self.ssh_port), "name=" + NODE, "slots={}".format(SLOTS),
                  "subnet=" + SUBNET, "http_port={}".format(self.http_port), "prefix=" + self.prefix,
-                 "lxc_path=" + LXC_PATH)
-        with db.session(self.db_url) as sess:
-            node = sess.query(ComputeNode).filter_by(name=NODE).one()
-            node.nat_port_min, node.nat_port_max = NAT_PORTS
+                 "lxc_path=" + LXC_PATH, "nat_ports={}-{}".format(*NAT_PORTS))
 
     # -- teardown
 

@@ -262,6 +262,17 @@ def _check_int(value, what, low, high):
     return number
 
 
+def _check_port_range(value):
+    low, _, high = str(value).partition("-")
+    try:
+        low, high = int(low), int(high)
+    except ValueError:
+        raise CorpusError("NAT ports are a range MIN-MAX, not {!r}.".format(value)) from None
+    if not 1024 <= low <= high <= 65535:
+        raise CorpusError("NAT ports {!r} must be a range within 1024-65535.".format(value))
+    return [low, high]
+
+
 def _check_path(value, what):
     if not isinstance(value, str) or not PATH_RE.match(value) or "/../" in value + "/" or value == "/":
         raise CorpusError("{} must be an absolute path of plain characters, not {!r}.".format(what, value))
@@ -754,14 +765,15 @@ class NodeLinker:
     # -- inventory:add_node
 
     COLUMNS = ("address", "dns_name", "ssh_port", "ssh_user", "slots", "subnet", "http_port", "bridge",
-               "prefix", "lxc_path", "minion_id", "status")
+               "prefix", "lxc_path", "minion_id", "status", "nat_port_min", "nat_port_max")
 
     def add_node(self, ctx):
         board = ctx.clipboard
         values = {"address": board["host"], "dns_name": board["dns_name"], "ssh_port": board["port"],
                   "ssh_user": board["user"], "slots": board["slots"], "subnet": board["subnet"],
                   "http_port": board["http_port"], "bridge": board["bridge"], "prefix": board["prefix"],
-                  "lxc_path": board["lxc_path"], "minion_id": board["minion_id"], "status": "active"}
+                  "lxc_path": board["lxc_path"], "minion_id": board["minion_id"], "status": "active",
+                  "nat_port_min": board["nat_ports"][0], "nat_port_max": board["nat_ports"][1]}
         with db.session(self.url) as sess:
             clash = sess.scalar(select(ComputeNode.name).where(ComputeNode.subnet == board["subnet"],
                                                                ComputeNode.name != board["name"]))
@@ -810,7 +822,8 @@ def register_steps(ctl, registry):
 
 def link_node(settings, master_opts, host, user="root", key=None, port=22, name=None, slots=10,
               subnet=None, http_port=80, prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None,
-              ssh_client_factory=None, bridge="corpusbr0", nft_table="corpus", fire=None):
+              ssh_client_factory=None, bridge="corpusbr0", nft_table="corpus", nat_ports="40000-40999",
+              fire=None):
     """Install corpus and a minion on ``host`` over SSH and record it as a compute node.
 
     Runs the ``link_node`` job (see the module docstring); returns the node's
@@ -819,6 +832,7 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
 
     ``bridge`` and ``nft_table`` name the node's containers' bridge and its
     nftables table; the node keeps its proxy and NAT state under ``prefix``.
+    ``nat_ports`` ("MIN-MAX") are the node ports NATed to its containers' SSH.
     """
     if not isinstance(host, str) or not host.strip() or any(char.isspace() for char in host):
         raise CorpusError("A node's host is an address or a DNS name, not {!r}.".format(host))
@@ -841,7 +855,7 @@ def link_node(settings, master_opts, host, user="root", key=None, port=22, name=
         "prefix": _check_path(prefix, "The install prefix"),
         "lxc_path": _check_path(lxc_path, "The LXC path"),
         "dns_name": dns_name or (None if _is_address(host) else host), "bridge": bridge,
-        "nft_table": nft_table,
+        "nft_table": nft_table, "nat_ports": _check_port_range(nat_ports),
     }
     if not settings.get("master_address"):
         raise CorpusError("The controller setting corpus:master_address is empty: nodes could not "

@@ -113,7 +113,9 @@ def sshd(salt_factories, tmp_path_factory):
 
 
 def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
+    # NAT ports of their own: another node on this machine (a benchmark) shares the nft table
     ret = salt_run.run("mc_cloud.link_node", address, "user=root", "key={}".format(key), "port={}".format(port),
+                       "nat_ports=42000-42099",
                        "name={}".format(name), "slots={}".format(slots), "subnet={}".format(subnet),
                        "http_port={}".format(http_port), "prefix={}".format(prefix),
                        "lxc_path={}/{}/lxc".format(LXC_ROOT, name))
