@@ -312,6 +312,7 @@ def test_install_minion_returns_the_fingerprint_of_the_key_it_starts_with(node, 
     assert result == {
         "minion_id": "web.corpus.test",
         "fingerprint": salt.utils.crypt.pem_finger(str(tmp_path / "minion.pub"), sum_type="sha256"),
+        "public_key": public,
     }
     assert lxc.attach(web, "systemctl is-active corpus-minion", node.lxc_path)["stdout"].strip() == "active"
     config = lxc.attach(web, "cat /etc/salt/minion.d/corpus.conf", node.lxc_path)["stdout"]
