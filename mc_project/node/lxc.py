@@ -729,9 +729,10 @@ def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
 # --------------------------------------------------------------------------- inside a container
 
 
-def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900):
+def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900, text=True):
     """Run ``cmd`` (a list, or a string run by ``sh -c``) in a running container.
-    Returns ``{retcode, stdout, stderr}``; ``input`` goes to its stdin."""
+    Returns ``{retcode, stdout, stderr}``; ``input`` goes to its stdin (bytes, and
+    bytes out, with ``text=False``)."""
     require(name, lxc_path)
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(part) for part in cmd]
     proc = run(
@@ -755,6 +756,7 @@ def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900):
         input=input,
         check=False,
         timeout=timeout,
+        text=text,
     )
     return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
 

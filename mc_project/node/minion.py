@@ -14,7 +14,6 @@ import tarfile
 
 from mc_project.errors import CorpusError
 from mc_project.node import lxc
-from mc_project.node.shell import run
 
 PREFIX = "/opt/corpus"
 VENV = PREFIX + "/venv"
@@ -69,11 +68,14 @@ def wheelhouse_tar(wheelhouse):
     return buffer.getvalue()
 
 
-def inside(name, lxc_path, cmd, what, input=None):
+def inside(name, lxc_path, cmd, what, input=None, text=True):
     """Run a shell command in the running container; stdout, or one sentence on failure."""
-    out = lxc.attach(name, cmd, lxc_path, input=input)
+    out = lxc.attach(name, cmd, lxc_path, input=input, text=text)
     if out["retcode"]:
-        lines = [line.strip() for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
+        said = out["stderr"] or out["stdout"]
+        if not text:
+            said = said.decode(errors="replace")
+        lines = [line.strip() for line in said.splitlines() if line.strip()]
         raise CorpusError(
             "{} in container {} failed: {}.".format(
                 what, name, lines[-1].rstrip(".") if lines else "exit status {}".format(out["retcode"])
@@ -100,25 +102,8 @@ def install_minion(
         if port is not None and not str(port).isdigit():
             raise CorpusError("{!r} is not a port.".format(port))
     archive = wheelhouse_tar(wheelhouse)
-    run(
-        [
-            "lxc-attach",
-            "-n",
-            name,
-            "-P",
-            lxc_path,
-            "--clear-env",
-            "--set-var",
-            "PATH=" + lxc.CONTAINER_PATH,
-            "--",
-            "sh",
-            "-c",
-            "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
-        ],
-        "Copying the wheelhouse into {}".format(name),
-        input=archive,
-        text=False,
-    )
+    inside(name, lxc_path, "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
+           "Copying the wheelhouse", input=archive, text=False)
     inside(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV), "Making the venv")
     inside(
         name,
