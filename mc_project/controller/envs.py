@@ -91,7 +91,7 @@ def check_init_request(ctl, name, env_type, project=None, host=None, requester=N
     if isinstance(size, bool) or not isinstance(size, int) or size < 512:
         raise CorpusError("Disk size must be a whole number of MiB, at least 512, not {!r}.".format(size))
     with db.session(ctl.url) as sess:
-        if sess.scalar(select(Environment).where(Environment.name == name)) is not None:
+        if find_environment(sess, name) is not None:
             raise CorpusError("An environment named {} already exists.".format(name))
         if host is not None:
             _node_with_room(sess, host)
@@ -102,8 +102,13 @@ def check_init_request(ctl, name, env_type, project=None, host=None, requester=N
             "domain": "{}.{}".format(name, ctl.settings["domain"])}
 
 
+def find_environment(sess, name):
+    """Environment ``name``, or None: for undo steps, which must cope with it being gone."""
+    return sess.scalar(select(Environment).where(Environment.name == name))
+
+
 def environment(sess, name):
-    env = sess.scalar(select(Environment).where(Environment.name == name))
+    env = find_environment(sess, name)
     if env is None:
         raise CorpusError("No environment named {}.".format(name))
     return env
@@ -216,7 +221,7 @@ def _bound(ctl, step, undo=None):
 def register_env(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is not None and env.uuid != clip.get("env_uuid"):
             raise CorpusError("An environment named {} already exists.".format(clip["env_name"]))
         if env is None:
@@ -269,7 +274,7 @@ def pick_node(ctl, ctx):
 
 def release_node(ctl, ctx):
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        env = find_environment(sess, ctx.clipboard["env_name"])
         if env is not None:
             env.node_id = None
 
@@ -301,7 +306,7 @@ def allocate_ip(ctl, ctx):
 
 def release_ip(ctl, ctx):
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        env = find_environment(sess, ctx.clipboard["env_name"])
         if env is not None:
             env.ip = None
 
@@ -365,7 +370,7 @@ def remove_credentials(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
         sess.execute(delete(Secret).where(Secret.owner == _secret_owner(clip)))
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is not None:
             sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
 
@@ -403,7 +408,7 @@ def map_ssh_port(ctl, ctx):
 def unmap_ports(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is None:
             return
         ports = list(sess.scalars(select(PortMapping.external_port).where(
@@ -417,7 +422,7 @@ def unmap_ports(ctl, ctx):
                                                    PortMapping.node_id == _node_id(sess, node)))
         ctx.log("node port {} released".format(port))
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is not None:
             env.ssh_nat_port = None
 
@@ -498,7 +503,7 @@ def _dns_row(sess, zone, name, rtype, content, ttl, env_id):
 def remove_dns_records(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         rows = [] if env is None else list(sess.scalars(select(DnsRecord).where(
             DnsRecord.environment_id == env.id)))
         if clip.get("new_domain"):
@@ -609,7 +614,7 @@ def activate_env(ctl, ctx):
 
 def deactivate_env(ctl, ctx):
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == ctx.clipboard["env_name"]))
+        env = find_environment(sess, ctx.clipboard["env_name"])
         if env is not None:
             env.status = "creating"
 
@@ -694,7 +699,7 @@ def add_domain(ctl, ctx):
 def remove_domain(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is None:
             return
         env.domains = [domain for domain in env.domains if domain != clip["new_domain"]]
@@ -728,7 +733,7 @@ def register_project(ctl, ctx):
 def forget_project(ctl, ctx):
     clip = ctx.clipboard
     with db.session(ctl.url) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == clip["env_name"]))
+        env = find_environment(sess, clip["env_name"])
         if env is None:
             return
         sess.execute(delete(Project).where(Project.environment_id == env.id, Project.name == clip["project"]))
