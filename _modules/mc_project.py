@@ -13,8 +13,8 @@ import salt.utils.args
 from salt.exceptions import CommandExecutionError
 
 try:
-    from mc_project import bundle, engine, layout
-    from mc_project import settings as _settings
+    from mc_project.project import bundle, engine, layout
+    from mc_project.project import settings as _settings
     from mc_project.errors import CorpusError
 
     HAS_CORPUS = True

@@ -33,7 +33,7 @@ def present(name, projects_root=None, branch="main"):
 
         salt-call --local state.single mc_project.present myapp
     """
-    from mc_project import layout  # pylint: disable=import-outside-toplevel
+    from mc_project.project import layout  # pylint: disable=import-outside-toplevel
     from mc_project.errors import CorpusError  # pylint: disable=import-outside-toplevel
 
     ret = _ret(name)

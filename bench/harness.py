@@ -17,8 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 
-from mc_project import localsalt, supervisor  # noqa: E402
-from mc_project import settings as mc_settings  # noqa: E402
+from mc_project import localsalt  # noqa: E402
+from mc_project.project import supervisor  # noqa: E402
+from mc_project.project import settings as mc_settings  # noqa: E402
 
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

@@ -32,7 +32,7 @@ import harness
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
 
-from mc_project import engine, releases  # noqa: E402  (harness put the repo on sys.path)
+from mc_project.project import engine, releases  # noqa: E402  (harness put the repo on sys.path)
 
 HEADERS = {
     "a": "(a) push-to-live: examples/wsgi-app, cooking mode, env staging",

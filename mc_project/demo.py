@@ -13,7 +13,8 @@ import subprocess
 import sys
 import urllib.request
 
-from mc_project import localsalt, settings
+from mc_project import localsalt
+from mc_project.project import settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "demo"

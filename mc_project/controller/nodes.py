@@ -37,7 +37,7 @@ import yaml
 from sqlalchemy import delete, func, select
 
 from mc_project import jobs
-from mc_project.bundle import sha256_of
+from mc_project.project.bundle import sha256_of
 from mc_project.controller.envs import LIVE
 from mc_project.errors import CorpusError
 from mc_project.inventory import db

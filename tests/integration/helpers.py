@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 
 from mc_project import localsalt
-from mc_project import settings as mc_settings
-from mc_project import supervisor
+from mc_project.project import settings as mc_settings
+from mc_project.project import supervisor
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(REPO_ROOT, "examples")

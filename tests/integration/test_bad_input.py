@@ -16,7 +16,7 @@ import pytest
 
 from helpers import (EXAMPLES, REPO_ROOT, Corpus, git, http_get, local_salt, ls_remote,
                      project_state, tree_digest)
-from mc_project import settings as mc_settings
+from mc_project.project import settings as mc_settings
 
 PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
 NAME = "badin"

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from helpers import EXAMPLES, GIT_ENV, git, head, http_get
-from mc_project import phases as mc_phases
-from mc_project import settings as mc_settings
-from mc_project import supervisor
+from mc_project.project import phases as mc_phases
+from mc_project.project import settings as mc_settings
+from mc_project.project import supervisor
 
 APP = "mastapp"
 

@@ -17,8 +17,8 @@ import pytest
 
 from helpers import (EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, ls_remote, project_state,
                      tree_digest)
-from mc_project import bundle as mc_bundle
-from mc_project import settings as mc_settings
+from mc_project.project import bundle as mc_bundle
+from mc_project.project import settings as mc_settings
 
 PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
 ALL_PHASES = ["backup", "gather_variables", "pre_install", "configure", "build", "post_build",

@@ -20,8 +20,8 @@ import os
 import pytest
 
 from helpers import (EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, ls_remote, tree_digest)
-from mc_project import phases
-from mc_project import settings as mc_settings
+from mc_project.project import phases
+from mc_project.project import settings as mc_settings
 
 PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
 MODE_OF = {"dev": "editable", "staging": "cooking", "prod": "final"}

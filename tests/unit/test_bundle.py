@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mc_project import bundle, settings
+from mc_project.project import bundle, settings
 from mc_project.errors import CorpusError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from mc_project import bundle, engine, history, layout, lock, phases, releases, settings, supervisor
+from mc_project.project import bundle, engine, history, layout, lock, phases, releases, settings, supervisor
 from mc_project.errors import CorpusError
 
 NAME = "app"

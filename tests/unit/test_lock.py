@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from mc_project import lock
+from mc_project.project import lock
 from mc_project.errors import CorpusError
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from mc_project import lock
+    from mc_project.project import lock
     with lock.deploy_lock(sys.argv[1], sys.argv[2], 0):
         print("locked", flush=True)
         time.sleep(float(sys.argv[3]))

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from mc_project import phases, resources, settings
+from mc_project import resources
+from mc_project.project import phases, settings
 from mc_project.errors import CorpusError
 
 SALT_GLOBALS = {"salt": {"file.file_exists": os.path.isfile}, "grains": {"id": "unit"},

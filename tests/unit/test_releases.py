@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mc_project import releases
+from mc_project.project import releases
 from mc_project.errors import CorpusError
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from mc_project import settings
+from mc_project.project import settings
 from mc_project.errors import CorpusError
 
 

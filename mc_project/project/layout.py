@@ -6,7 +6,8 @@ import shutil
 
 import git
 
-from mc_project import resources, settings
+from mc_project import resources
+from mc_project.project import settings
 
 DIRS = ("project", "pillar", "build", "releases", "data", "snapshots", "archives", "bundles",
         "failed", "logs", "supervisor")

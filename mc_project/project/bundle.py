@@ -16,9 +16,9 @@ import tempfile
 import urllib.parse
 import urllib.request
 
-from mc_project import releases
+from mc_project.project import releases
 from mc_project.errors import CorpusError
-from mc_project.history import now
+from mc_project.project.history import now
 
 
 def sha256_of(path):

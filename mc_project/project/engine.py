@@ -19,7 +19,7 @@ import uuid
 
 import git
 
-from mc_project import bundle, history, lock, phases, releases, settings, supervisor
+from mc_project.project import bundle, history, lock, phases, releases, settings, supervisor
 from mc_project.errors import CorpusError
 
 ZERO = "0" * 40

@@ -1,0 +1,1 @@
+"""The project engine: everything that happens for one project on one host."""
