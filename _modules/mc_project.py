@@ -93,7 +93,8 @@ def init_project(name, projects_root=None, branch="main"):
 
         salt-call --local mc_project.init_project myapp
     """
-    return _call(layout.init_project, name, _root(projects_root), hook_salt_call(), branch)
+    return _call(layout.init_project, name, _root(projects_root), hook_salt_call(), branch,
+                 pillar=_pillar(name))
 
 
 def settings(name, projects_root=None, **kwargs):
@@ -245,3 +246,19 @@ def stop(name, projects_root=None):
         salt-call --local mc_project.stop myapp
     """
     return _call(engine.stop, name, _root(projects_root), pillar=_pillar(name))
+
+
+def recover(name, projects_root=None, **kwargs):
+    """
+    Put back what an interrupted deploy or rollback of ``name`` left (the next push
+    does the same first): traffic back on the release that was live, the new one
+    stopped and set aside, ``data/`` kept when the live app may have written to it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.recover myapp
+    """
+    return _call(engine.recover, name, _root(projects_root), _bindings(), pillar=_pillar(name),
+                 job_id=_job_id(kwargs))

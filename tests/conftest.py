@@ -51,6 +51,24 @@ class SaltCallResult(NamedTuple):
         return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def traversable_tmp(tmp_path_factory):
+    """As root, projects' apps run as users of their own: they must be able to reach
+    the projects under pytest's temporary directories (created 0700), as they reach
+    /srv/projects. Search permission only: nobody can list them."""
+    if os.geteuid() == 0:
+        base = tmp_path_factory.getbasetemp()
+        for path in (base, base.parent):
+            os.chmod(path, 0o711)
+
+
+@pytest.fixture(autouse=True)
+def traversable_test_tmp(request):
+    """The same for each test's own temporary directory, when it has one."""
+    if os.geteuid() == 0 and "tmp_path" in request.fixturenames:
+        os.chmod(request.getfixturevalue("tmp_path"), 0o711)
+
+
 @pytest.fixture
 def salt_local(tmp_path):
     """Factory for masterless salt-call runners.

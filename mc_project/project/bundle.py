@@ -36,9 +36,13 @@ def pack(cfg, release_dir):
     commit = cfg["commit"]
     archive = os.path.join(bundles, "{}.tar.gz".format(commit))
     tmp = archive + ".partial"
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        tar.add(release_dir, arcname=".")
-    os.replace(tmp, archive)
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+            tar.add(release_dir, arcname=".")
+        os.replace(tmp, archive)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
     manifest = {
         "project": cfg["name"],
         "commit": commit,
@@ -56,9 +60,26 @@ def pack(cfg, release_dir):
 
 
 def _write_json(path, data):
-    with open(path + ".partial", "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(path + ".partial", path)
+    try:
+        with open(path + ".partial", "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(path + ".partial", path)
+    except BaseException:
+        remove_quietly(path + ".partial")
+        raise
+
+
+def remove_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove(bundles_dir, commit):
+    """Remove the bundle of ``commit`` (archive, manifest and any partial file)."""
+    for ext in (".tar.gz", ".json", ".tar.gz.partial", ".json.partial"):
+        remove_quietly(os.path.join(bundles_dir, (commit or "-") + ext))
 
 
 def manifest_location(source, commit):

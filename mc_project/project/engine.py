@@ -1,10 +1,13 @@
-"""The project engine: deploy a commit through the phases, switch, check, roll back.
+"""The project engine: deploy a commit through the phases with no downtime, roll back.
 
-``deploy`` is what a ``git push`` (through ``hooks/pre-receive``), the runner and
-the ``mc_project.deployed`` state all end up calling. It holds the project's deploy
-lock, stages the commit's tree in ``build/<id>``, runs the phases in order with
-the mode's built-in work (snapshot, sync, release, bundle, switch, restart, health
-check), and on the first failure rolls back everything the deploy changed.
+``deploy`` is what a ``git push`` (through ``hooks/pre-receive``), the runner and the
+``mc_project.deployed`` state all end up calling. Under the project's deploy lock it
+first recovers what a killed deploy left, stages the commit's tree in ``build/<id>``,
+then walks the mode's recipe (``recipe.py``): the project's phase states with corpus's
+own steps around them (``steps.py``). The new release starts beside the live one, its
+migrations run, it passes its health check, and only then does traffic move to it;
+the old one then drains and stops. On the first failure the one undo (``undo.py``)
+puts back what the progress record says was done.
 
 Salt is reached only through ``SaltBindings`` (apply a highstate, template globals),
 so the engine runs under ``salt-call``, inside a minion, or with a fake in unit tests.
@@ -13,50 +16,17 @@ so the engine runs under ``salt-call``, inside a minion, or with a fake in unit 
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
 
-import git
-
-from mc_project.project import bundle, history, lock, phases, releases, settings, supervisor
 from mc_project.errors import CorpusError
+from mc_project.project import (bundle, diskfull, failpoints, gitrepo, history, lock, recipe,
+                                releases, settings, supervisor, undo)
+from mc_project.project.run import Log, Run, SaltBindings, describe_error  # noqa: F401
 
-ZERO = "0" * 40
+ZERO = gitrepo.ZERO
+branch_head = gitrepo.branch_head
 
-
-class SaltBindings:
-    """How the engine reaches Salt: ``apply(highstate) -> state returns`` and the
-    globals (``salt``, ``grains``, ``pillar``, ``opts``) phase templates may use."""
-
-    def __init__(self, apply, template_globals=None):
-        self.apply = apply
-        self.template_globals = template_globals or {}
-
-
-def echo(line):
-    # stderr: the pusher sees it all the same (git relays both streams of a hook), and
-    # stdout stays what salt-call prints (`--out=json` of a rollback stays JSON).
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-class Log:
-    """Lines shown to the pusher as they happen and kept for the deploy's log file."""
-
-    def __init__(self, out=None):
-        self.out = out or echo
-        self.lines = []
-
-    def __call__(self, line):
-        self.lines.append(line)
-        self.out(line)
-
-    def text(self):
-        return "\n".join(self.lines) + "\n"
-
-
-# --------------------------------------------------------------------------- layout
 
 def check_layout(paths):
     missing = [key for key in ("project_git", "pillar_git", "releases", "data")
@@ -64,236 +34,6 @@ def check_layout(paths):
     if missing:
         raise CorpusError("Project layout under {} is missing ({}): run mc_project.init_project "
                           "first.".format(paths["root"], ", ".join(missing)))
-
-
-def branch_head(git_dir, branch):
-    """Commit the branch points to in a bare repo, or None."""
-    try:
-        return git.Repo(git_dir).git.rev_parse("--verify", "-q", "refs/heads/" + branch)
-    except git.GitCommandError:
-        return None
-
-
-def export_tree(git_dir, commit, dest):
-    """Write the tree of ``commit`` into ``dest`` (``git archive``)."""
-    os.makedirs(dest, exist_ok=True)
-    repo = git.Repo(git_dir)
-    try:
-        sha = repo.git.rev_parse("--verify", "-q", commit + "^{commit}")
-    except git.GitCommandError:
-        raise CorpusError("Commit {} is not in {}.".format(commit, git_dir)) from None
-    tar_path = os.path.join(dest, ".corpus-src.tar")
-    with open(tar_path, "wb") as fh:
-        repo.archive(fh, sha, format="tar")
-    releases.extract_tar(tar_path, dest)
-    os.unlink(tar_path)
-    return sha
-
-
-# --------------------------------------------------------------------------- deploy
-
-class Deploy:
-    """One deploy run: its mapping, its progress (for rollback) and its record."""
-
-    def __init__(self, cfg, bindings, log, record, src):
-        self.cfg = cfg
-        self.bindings = bindings
-        self.log = log
-        self.record = record
-        self.src = src  # the staged tree whose .salt/ the phases come from
-        paths = cfg["paths"]
-        self.previous_target = releases.live_target(paths["current"])
-        self.previous_release = releases.live_release_id(paths["current"], paths["releases"])
-        self.release_made = False
-        self.bundle_packed = False
-        self.project_synced = False
-        self.switched = False
-        self.data_signature = None
-
-    # -- built-in work of each phase ------------------------------------------------
-
-    def before_backup(self):
-        releases.snapshot_data(self.cfg["paths"]["data"], self.cfg["paths"]["snapshot"])
-
-    def before_build(self):
-        if self.cfg["mode"] == "editable":
-            self.project_synced = True
-            self._save(project_synced=True)
-            releases.sync_tree(self.src, self.cfg["paths"]["project"], keep=self.cfg["editable_keep"])
-
-    def before_bundle(self):
-        paths = self.cfg["paths"]
-        previous = os.path.join(paths["releases"], self.previous_release) if self.previous_release else None
-        releases.make_release(paths["build_dir"], paths["release"], previous_release=previous)
-        self.release_made = True
-        self.cfg["app_root"] = paths["release"]
-        if self.cfg["mode"] == "cooking":
-            manifest = bundle.pack(self.cfg, paths["release"])
-            self.bundle_packed = True
-            self.record["bundle"] = manifest
-            self.log("       bundle {} ({} bytes, sha256 {})".format(
-                manifest["archive"], manifest["size"], manifest["sha256"][:16]))
-
-    def after_deploy(self):
-        paths = self.cfg["paths"]
-        target = paths["project"] if self.cfg["mode"] == "editable" else paths["release"]
-        self.data_signature = releases.tree_signature(paths["data"])
-        supervisor.save_previous(self.cfg)
-        self._save(switched=True)
-        releases.switch_current(paths["current"], target)
-        self.switched = True
-        self.log("       current -> {}".format(os.path.relpath(target, paths["root"])))
-        supervisor.restart(self.cfg, target)
-
-    def after_post_deploy(self):
-        # Checked once post_deploy (migrations) has run: the new release must answer.
-        url = supervisor.check_health(self.cfg)
-        self.log("       health check {} answered".format(url))
-
-    BUILTIN_BEFORE = {"backup": before_backup, "build": before_build, "bundle": before_bundle}
-    BUILTIN_AFTER = {"deploy": after_deploy, "post_deploy": after_post_deploy}
-
-    # -- running -----------------------------------------------------------------------
-
-    def _save(self, **fields):
-        self.record.update(fields)
-        history.upsert(self.cfg["paths"]["history"], self.record)
-
-    def run_sls(self, phase):
-        high = phases.render(phase, self.cfg, self.src, self.bindings.template_globals)
-        if not high:
-            return
-        results = self.bindings.apply(high)
-        for line in phases.describe(results):
-            self.log(line)
-        bad = phases.failures(results)
-        if bad:
-            raise CorpusError("phase {} failed: {}".format(phase, "; ".join(bad)))
-
-    def run_phase(self, phase):
-        started = time.monotonic()
-        entry = {"phase": phase, "result": None, "seconds": 0.0}
-        self.record["phases"].append(entry)
-        if not phases.runs_in(phase, self.cfg["mode"]):
-            entry["result"] = "skipped"
-            return
-        self.log("-----> {}".format(phase))
-        try:
-            builtin = self.BUILTIN_BEFORE.get(phase)
-            if builtin:
-                builtin(self)
-            self.run_sls(phase)
-            builtin = self.BUILTIN_AFTER.get(phase)
-            if builtin:
-                builtin(self)
-        except CorpusError as exc:
-            entry["result"] = False
-            entry["error"] = str(exc)
-            raise
-        except Exception as exc:  # a bug or an OS error: still roll back, still say why
-            entry["result"] = False
-            entry["error"] = "{}: {}".format(type(exc).__name__, exc)
-            raise CorpusError("phase {} failed: {}".format(phase, entry["error"])) from exc
-        finally:
-            entry["seconds"] = round(time.monotonic() - started, 3)
-        entry["result"] = True
-
-    def rollback(self, failed_phase, error):
-        """Undo what this deploy changed, then run the project's rollback phase."""
-        cfg, paths, log = self.cfg, self.cfg["paths"], self.log
-        log("-----> rollback (after {} failed)".format(failed_phase))
-        notes = []
-        if self.switched:
-            releases.switch_current(paths["current"], self.previous_target)
-            notes.append("current back to {}".format(
-                os.path.relpath(self.previous_target, paths["root"]) if self.previous_target else "nothing"))
-            if releases.tree_signature(paths["data"]) != self.data_signature:
-                releases.restore_data(paths["snapshot"], paths["data"])
-                notes.append("data/ restored from its snapshot")
-        if self.project_synced:
-            restore_checkout(cfg, self.record.get("previous_commit"))
-            notes.append("project/ back to {}".format((self.record.get("previous_commit") or "empty")[:12]))
-        if self.switched:
-            try:
-                if supervisor.restore_previous(cfg):
-                    notes.append("previous app restarted and healthy")
-            except CorpusError as exc:
-                notes.append("previous app restarted but {}".format(exc))
-        if self.bundle_packed:
-            for ext in (".tar.gz", ".json"):
-                path = os.path.join(paths["bundles"], cfg["commit"] + ext)
-                if os.path.exists(path):
-                    os.unlink(path)
-        cfg["failed_phase"] = failed_phase
-        cfg["error"] = error
-        try:
-            self.run_sls("rollback")
-        except CorpusError as exc:
-            notes.append("rollback phase failed too: {}".format(exc))
-        for note in notes:
-            log("       " + note)
-        return notes
-
-    def set_aside(self):
-        paths = self.cfg["paths"]
-        tree = paths["release"] if self.release_made else paths["build_dir"]
-        dest = releases.set_aside(tree, paths["failed"], self.cfg["release_id"], self.log.text())
-        for leftover in (paths["build_dir"], paths["snapshot"]):
-            if leftover and os.path.exists(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
-        return dest
-
-
-def restore_checkout(cfg, commit):
-    """Editable mode: put the checkout back to ``commit`` (the last good one)."""
-    if not commit:
-        return
-    tmp = os.path.join(cfg["paths"]["build"], "restore-{}".format(os.getpid()))
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        export_tree(cfg["paths"]["project_git"], commit, tmp)
-        releases.sync_tree(tmp, cfg["paths"]["project"], keep=cfg["editable_keep"])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def recover_interrupted(paths, log):
-    """Finish the deploys whose owner died (the caller holds the lock, so any record
-    still 'running' is orphaned): put back what they changed and set them aside."""
-    records = history.load(paths["history"])
-    for record in records:
-        if record.get("status") != "running":
-            continue
-        rid = record["id"]
-        log("-----> recovering interrupted deploy {} (job {})".format(rid, record.get("job_id")))
-        release_dir = os.path.join(paths["releases"], rid)
-        live = releases.live_target(paths["current"])
-        if record.get("switched") and live != record.get("previous"):
-            releases.switch_current(paths["current"], record.get("previous"))
-            snapshot = os.path.join(paths["snapshots"], rid)
-            if os.path.isdir(os.path.join(snapshot, "data")):
-                releases.restore_data(snapshot, paths["data"])
-            log("       current back to {}".format(record.get("previous") or "nothing"))
-        if record.get("project_synced"):
-            restore_checkout({"paths": paths, "editable_keep": record.get("editable_keep", [])},
-                             record.get("previous_commit"))
-        if record.get("switched"):
-            try:
-                supervisor.restore_previous({"paths": paths})
-            except CorpusError as exc:
-                log("       previous app restarted but {}".format(exc))
-        tree = release_dir if os.path.isdir(release_dir) else os.path.join(paths["build"], rid)
-        releases.set_aside(tree, paths["failed"], rid, "deploy interrupted; recovered by a later deploy\n")
-        for leftover in (os.path.join(paths["build"], rid), os.path.join(paths["snapshots"], rid),
-                         release_dir + ".partial"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for ext in (".tar.gz", ".json"):
-            path = os.path.join(paths["bundles"], (record.get("commit") or "-") + ext)
-            if record.get("bundle") and os.path.exists(path):
-                os.unlink(path)
-        record["status"] = "interrupted"
-        record["ended"] = history.now()
-    history.save(paths["history"], records) if records else None
 
 
 def _check_branch_not_moved(paths, branch, old, records, log):
@@ -331,7 +71,8 @@ def prune(cfg):
         keep.add(live)
     releases.prune_dir(paths["releases"], keep)
     # A snapshot holds the data as it was before its release went live; keep those of
-    # the kept releases and the newest few (editable deploys and manual rollbacks).
+    # the kept releases and the newest few (editable deploys, manual rollbacks, and
+    # those an undo kept because the live app wrote after them).
     snapshots = sorted(os.listdir(paths["snapshots"])) if os.path.isdir(paths["snapshots"]) else []
     releases.prune_dir(paths["snapshots"], keep | set(snapshots[-int(cfg["keep_releases"]):]))
     commits = {r.get("commit") for r in records if r.get("id") in keep}
@@ -340,6 +81,50 @@ def prune(cfg):
     failed = sorted(os.listdir(paths["failed"])) if os.path.isdir(paths["failed"]) else []
     keep_failed = int(cfg["keep_failed"])
     releases.prune_dir(paths["failed"], set(failed[len(failed) - keep_failed:]) if keep_failed else set())
+
+
+def _housekeeping(run, log):
+    """After the commit: the old release drains and stops, the log is kept, old
+    releases are pruned. The deploy stands whatever happens here: failures only warn."""
+    cfg, paths = run.cfg, run.paths
+    tasks = [
+        ("stopping the old release", lambda: run.step("retire_old")),
+        ("writing the deploy log", lambda: _write_log(paths, run.record["id"], log.text())),
+        ("removing the build dir", lambda: shutil.rmtree(paths["build_dir"], ignore_errors=True)
+         if paths.get("build_dir") else None),
+        ("pruning old releases", lambda: prune(cfg)),
+        ("keeping space in reserve", lambda: diskfull.ensure_reserve(paths["root"])),
+    ]
+    for what, task in tasks:
+        try:
+            task()
+        except Exception as exc:
+            log("       warning: {} failed: {}".format(what, describe_error(exc)))
+
+
+def _write_log(paths, rid, text):
+    os.makedirs(paths["logs"], exist_ok=True)
+    supervisor.write_private(os.path.join(paths["logs"], "deploy-{}.log".format(rid)), text)
+
+
+def _fail(run, log, phase, exc, what):
+    """Undo a failed deploy or rollback and record it; returns the sentence to raise."""
+    full = diskfull.is_full(exc)
+    if full:
+        diskfull.release_reserve(run.paths["root"])
+    error = diskfull.sentence(run.paths["root"], what) if full else (str(exc) or type(exc).__name__)
+    log("-----> FAILED: {}".format(error))
+    log("-----> rollback (after {} failed)".format(phase))
+    notes = undo.undo(run, phase, error)
+    run.record.update(status="failed", failed_phase=phase, error=error, rollback=notes,
+                      ended=history.now())
+    if run.record["kind"] == "deploy":
+        run.record["failed_dir"] = undo.set_aside(run)
+    try:
+        run.save()
+    except OSError as save_exc:  # the record stays 'running'; the next deploy recovers it
+        log("       warning: the record could not be saved: {}".format(save_exc))
+    return error
 
 
 def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=None,
@@ -364,7 +149,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         raise CorpusError("Deleting the deploy branch {} is refused.".format(branch))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        recover_interrupted(paths, log)
+        undo.recover(name, projects_root, bindings, log, pillar=pillar)
         records = history.load(paths["history"])
         _check_branch_not_moved(paths, branch, old, records, log)
         if rev is None:
@@ -379,55 +164,50 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
                 releases.extract_tar(archive, build_dir)
                 commit = rev
             else:
-                commit = export_tree(paths["project_git"], rev, build_dir)
+                commit = gitrepo.export_tree(paths["project_git"], rev, build_dir)
             cfg = settings.build(name, projects_root, pillar=pillar, overrides=overrides,
                                  source_dir=build_dir, private_pillar_dir=private_pillar_dir,
                                  release_id=release_id, commit=commit)
             if cfg["mode"] == "final":
                 _stage_bundle(cfg, build_dir, log)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(build_dir, ignore_errors=True)
+            if diskfull.is_full(exc):
+                raise CorpusError(diskfull.sentence(paths["root"], "staging the pushed tree")) from None
             raise
         record = {
             "id": release_id, "kind": "deploy", "name": name, "status": "running",
             "commit": commit, "mode": cfg["mode"], "env": cfg["env"],
-            "pillar_hash": cfg["pillar_hash"], "job_id": job_id,
+            "pillar_hash": cfg["pillar_hash"], "job_id": job_id, "ref": ref,
             "who": who or "{}@{}".format(cfg["user"], socket.gethostname()),
-            "started": history.now(), "ended": None, "phases": [],
+            "started": history.now(), "ended": None, "phases": [], "steps": [],
             "release": cfg["mode"] != "editable",
             "previous": releases.live_target(paths["current"]),
+            "previous_release": releases.live_release_id(paths["current"], paths["releases"]),
             "previous_commit": history.last_deployed_commit(records),
             "editable_keep": cfg["editable_keep"],
-            "switched": False, "project_synced": False,
         }
+        target = paths["project"] if cfg["mode"] == "editable" else paths["release"]
+        run = Run(cfg, bindings, log, record, src=build_dir, target=target)
         log("-----> deploying {} {} ({} mode, env {}) as {}".format(
             name, commit[:12], cfg["mode"], cfg["env"], release_id))
-        run = Deploy(cfg, bindings, log, record, build_dir)
-        history.upsert(paths["history"], record)
         started = time.monotonic()
-        phase = None
+        phase = "record"
         try:
-            for phase in phases.ORDER:
+            run.save()
+            for phase in recipe.PHASES:
                 run.run_phase(phase)
-        except (CorpusError, KeyboardInterrupt) as exc:
-            error = str(exc) or type(exc).__name__
-            log("-----> FAILED: {}".format(error))
-            notes = run.rollback(phase, error)
-            record.update(status="failed", failed_phase=phase, error=error, rollback=notes,
-                          ended=history.now(), seconds=round(time.monotonic() - started, 3))
-            record["failed_dir"] = run.set_aside()
-            history.upsert(paths["history"], record)
+            phase = "commit"
+            record.update(status="success", ended=history.now(),
+                          seconds=round(time.monotonic() - started, 3), url=supervisor.app_url(cfg))
+            run.save()
+        except (Exception, KeyboardInterrupt) as exc:
+            error = _fail(run, log, phase, exc, "the deploy of {}".format(commit[:12]))
             raise CorpusError("Deploy of {} {} failed in phase {} and was rolled back: {}".format(
                 name, commit[:12], phase, error)) from None
-        record.update(status="success", ended=history.now(),
-                      seconds=round(time.monotonic() - started, 3), url=supervisor.app_url(cfg))
-        history.upsert(paths["history"], record)
-        os.makedirs(paths["logs"], exist_ok=True)
-        with open(os.path.join(paths["logs"], "deploy-{}.log".format(release_id)), "w") as fh:
-            fh.write(log.text())
-        shutil.rmtree(build_dir, ignore_errors=True)
-        prune(cfg)
+        failpoints.reach("commit")
         log("-----> {} is live: {} ({:.1f}s)".format(name, record["url"], record["seconds"]))
+        _housekeeping(run, log)
         record["result"] = True
         return record
 
@@ -443,6 +223,17 @@ def _stage_bundle(cfg, build_dir, log):
     bundle.unpack(bundles_dir, manifest, build_dir)
     log("       bundle verified: sha256 {} built on {} at {}".format(
         manifest["sha256"][:16], manifest.get("build_host"), manifest.get("built_at")))
+
+
+def live_commit(paths, records=None):
+    """The commit the live release serves (None when nothing is live)."""
+    records = history.load(paths["history"]) if records is None else records
+    live_id = releases.live_release_id(paths["current"], paths["releases"])
+    if live_id:
+        return (history.find(records, live_id) or {}).get("commit")
+    if releases.live_target(paths["current"]):  # editable: the checkout of the last deploy
+        return history.last_deployed_commit(records)
+    return None
 
 
 def deploy_pillar(name, projects_root, bindings, archive, rev=None, ref=None, pillar=None,
@@ -461,21 +252,22 @@ def deploy_pillar(name, projects_root, bindings, archive, rev=None, ref=None, pi
     try:
         releases.extract_tar(archive, staged)
         settings.load_yaml_mapping(os.path.join(staged, "init.sls"), "Private pillar")
-        commit = history.last_deployed_commit(history.load(paths["history"]))
+        commit = live_commit(paths)
         if commit is None:
-            log("-----> pillar stored; {} has no deploy yet, it applies to the first one".format(name))
+            log("-----> pillar stored; {} has nothing live yet, it applies to the first deploy".format(name))
             record = {"id": None, "status": "stored", "result": True}
         else:
-            log("-----> pillar changed: redeploying {} {}".format(name, commit[:12]))
+            log("-----> pillar changed: redeploying the live commit {} of {}".format(commit[:12], name))
             record = deploy(name, projects_root, bindings, rev=commit, pillar=pillar,
                             private_pillar_dir=staged, job_id=job_id, who=who, out=log)
         releases.sync_tree(staged, paths["pillar"])
+        os.chmod(paths["pillar"], 0o700)
         return record
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- queries, rollback
+# --------------------------------------------------------------------------- queries
 
 def list_releases(name, projects_root):
     """Kept releases, oldest first: id, commit, mode, status, time, live."""
@@ -495,7 +287,8 @@ def list_releases(name, projects_root):
 
 
 def status(name, projects_root, pillar=None):
-    """What is live, since when, and whether a deploy is running (and whose)."""
+    """What is live (only ever a release that passed its health check), since when,
+    and whether a deploy is running (and whose) or was interrupted."""
     paths = settings.project_paths(projects_root, name)
     check_layout(paths)
     cfg = settings.build(name, projects_root, pillar=pillar)
@@ -525,13 +318,18 @@ def status(name, projects_root, pillar=None):
         "deploying": bool(holder),
         "deploy_holder": holder,
         "interrupted": orphaned,
+        "note": "interrupted deploys are put back by the next push or by mc_project.recover "
+                "{}".format(name) if orphaned else None,
         "last": records[-1] if records else None,
     }
 
 
+# --------------------------------------------------------------------------- rollback, recover, stop
+
 def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=None,
              job_id=None, out=None):
-    """Make a kept release live again (the one before the live one by default).
+    """Make a kept release live again (the one before the live one by default), with
+    no downtime: it starts beside the live one, passes its health check, takes traffic.
 
     With ``data=True`` also restore ``data/`` as it was while that release was live
     (the snapshot taken when its successor deployed) and run the ``rollback`` phase."""
@@ -544,7 +342,7 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                           "you want live instead.".format(name))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        recover_interrupted(paths, log)
+        undo.recover(name, projects_root, bindings, log, pillar=pillar)
         records = history.load(paths["history"])
         kept = [r for r in history.good_release_ids(records)
                 if os.path.isdir(os.path.join(paths["releases"], r))]
@@ -558,6 +356,8 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
         if release_id not in kept:
             raise CorpusError("Release {} is not a kept good release of {}; kept: {}.".format(
                 release_id, name, ", ".join(kept) or "none"))
+        if release_id == live:
+            raise CorpusError("Release {} is already live.".format(release_id))
         target = os.path.join(paths["releases"], release_id)
         snapshot = None
         if data:
@@ -572,37 +372,50 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                   "commit": (history.find(records, release_id) or {}).get("commit")}
         cfg = settings.build(name, projects_root, pillar=pillar, source_dir=target, commit=record["commit"])
         cfg["app_root"] = target
-        previous_target = releases.live_target(paths["current"])
+        cfg["paths"]["snapshot"] = os.path.join(paths["snapshots"], rid)
+        run = Run(cfg, bindings, log, record, src=target, target=target)
+        run.data_source = snapshot
         log("-----> rolling {} back to {}".format(name, release_id))
-        releases.switch_current(paths["current"], target)
+        step = "record"
         try:
-            supervisor.restart(cfg, target)
-            supervisor.check_health(cfg)
-        except CorpusError as exc:
-            releases.switch_current(paths["current"], previous_target)
-            if previous_target:
-                supervisor.restart(cfg, previous_target)
+            run.save()
+            for step in (["snapshot_data"] if data else []) + ["start_new", "move_traffic"] + \
+                    (["restore_data"] if data else []):
+                run.step(step)
+            if data:
+                cfg["failed_phase"], cfg["error"] = None, None
+                run.run_sls("rollback")
+                supervisor.restart_slot(cfg, supervisor.load_state(cfg)["live"]["slot"])
+            step = "commit"
+            record.update(status="success", ended=history.now())
+            run.save()
+        except (Exception, KeyboardInterrupt) as exc:
+            error = _fail(run, log, step, exc, "the rollback to {}".format(release_id))
             raise CorpusError("Rollback to {} refused: {} The live release is unchanged.".format(
-                release_id, exc)) from None
-        if snapshot:
-            safety = os.path.join(paths["snapshots"], rid)
-            releases.snapshot_data(paths["data"], safety)
-            releases.restore_data(snapshot, paths["data"])
-            log("       data/ restored from {} (previous data kept in {})".format(
-                os.path.relpath(snapshot, paths["root"]), os.path.relpath(safety, paths["root"])))
-            cfg["failed_phase"], cfg["error"] = None, None
-            run = Deploy(cfg, bindings, log, record, target)
-            run.run_sls("rollback")
-            supervisor.restart(cfg, target)
-        record.update(status="success", ended=history.now())
-        history.upsert(paths["history"], record)
+                release_id, error)) from None
+        failpoints.reach("commit")
         log("-----> {} is live again".format(release_id))
+        _housekeeping(run, log)
         record["result"] = True
         return record
 
 
+def recover(name, projects_root, bindings, pillar=None, job_id=None, out=None):
+    """Put back what interrupted deploys left (what the next push does first)."""
+    log = Log(out)
+    paths = settings.project_paths(projects_root, name)
+    check_layout(paths)
+    prelim = settings.build(name, projects_root, pillar=pillar)
+    with lock.deploy_lock(paths["lock"], job_id or uuid.uuid4().hex[:12], prelim["lock_timeout"],
+                          on_wait=log):
+        recovered = undo.recover(name, projects_root, bindings, log, pillar=pillar)
+    if not recovered:
+        log("-----> nothing to recover: no deploy of {} was interrupted".format(name))
+    return {"name": name, "recovered": recovered, "live": live_commit(paths)}
+
+
 def stop(name, projects_root, pillar=None):
-    """Stop the app and its supervisor."""
+    """Stop the app, its front and its supervisor."""
     cfg = settings.build(name, projects_root, pillar=pillar)
     supervisor.shutdown(cfg)
     return {"name": name, "app": supervisor.status(cfg)}

@@ -22,11 +22,16 @@ def load(path):
 
 def save(path, records):
     tmp = "{}.tmp-{}".format(path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(records, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(records, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def upsert(path, record):

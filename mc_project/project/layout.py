@@ -7,7 +7,7 @@ import shutil
 import git
 
 from mc_project import resources
-from mc_project.project import settings
+from mc_project.project import diskfull, settings, users
 
 DIRS = ("project", "pillar", "build", "releases", "data", "snapshots", "archives", "bundles",
         "failed", "logs", "supervisor")
@@ -15,9 +15,15 @@ HOOKS = ("pre-receive",)
 
 
 def hook_config(name, kind, salt_call):
-    """The shell settings the hooks read (``corpus.conf`` in each bare repo)."""
+    """The shell settings the hooks read (``corpus.conf`` in each bare repo).
+
+    ``CORPUS_PYTHON`` (this Python, the one Salt and corpus run in) runs the deploy
+    agent's client; ``CORPUS_SALT_CALL`` is its fallback and names the configuration."""
+    import sys  # here, not at the top: the rest of this module does not need it
+
     return "".join("{}={}\n".format(k, shlex.quote(v)) for k, v in (
-        ("CORPUS_PROJECT", name), ("CORPUS_KIND", kind), ("CORPUS_SALT_CALL", salt_call)))
+        ("CORPUS_PROJECT", name), ("CORPUS_KIND", kind), ("CORPUS_SALT_CALL", salt_call),
+        ("CORPUS_PYTHON", sys.executable or "python3")))
 
 
 def planned_changes(name, projects_root, salt_call):
@@ -41,8 +47,11 @@ def planned_changes(name, projects_root, salt_call):
     return changes
 
 
-def init_project(name, projects_root, salt_call, branch="main"):
-    """Create (or repair) the layout of ``name``; returns what changed. Idempotent."""
+def init_project(name, projects_root, salt_call, branch="main", pillar=None):
+    """Create (or repair) the layout of ``name``; returns what changed. Idempotent.
+
+    As root it also creates the project's user (see ``users.py``); either way it sets
+    the layout's modes and keeps a little disk space in reserve (``diskfull.py``)."""
     changes = planned_changes(name, projects_root, salt_call)
     paths = settings.project_paths(projects_root, name)
     for key in DIRS:
@@ -59,6 +68,8 @@ def init_project(name, projects_root, salt_call, branch="main"):
             os.chmod(dest, 0o755)
         with open(os.path.join(repo_dir, "corpus.conf"), "w", encoding="utf-8") as fh:
             fh.write(hook_config(name, kind, salt_call))
+    users.secure_layout(settings.build(name, projects_root, pillar=pillar))
+    diskfull.ensure_reserve(paths["root"])
     return changes
 
 

@@ -18,22 +18,6 @@ import yaml
 from mc_project import resources
 from mc_project.errors import CorpusError
 
-ORDER = ("backup", "gather_variables", "pre_install", "configure", "build", "post_build",
-         "bundle", "deploy", "post_deploy", "post_install")
-ALL = ORDER + ("rollback",)
-
-# Which phases each mode runs (the engine's own work per phase is in engine.py).
-SKIPPED = {
-    "editable": {"bundle"},
-    "cooking": set(),
-    "final": {"build", "post_build"},
-}
-
-
-def runs_in(phase, mode):
-    return phase not in SKIPPED[mode]
-
-
 def sls_path(phase, source_dir):
     """The SLS that implements ``phase``: the project's own, else corpus's default."""
     own = os.path.join(source_dir, ".salt", "{}.sls".format(phase))

@@ -30,7 +30,8 @@ def new_release_id(releases_dir, commit):
 def _run(cmd, what):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode:
-        raise CorpusError("{} failed: {}".format(what, proc.stdout.strip().splitlines()[-1:]))
+        last = proc.stdout.strip().splitlines()[-1:] or ["exit {}".format(proc.returncode)]
+        raise CorpusError("{} failed: {}".format(what, last[0]))
     return proc.stdout
 
 
@@ -53,15 +54,19 @@ def extract_tar(tar_path, dest):
         raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
-def sync_tree(src, dest, link_dest=None, delete=True, keep=()):
+def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
-    ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare."""
+    ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare.
+    ``read_only`` makes every file read-only (a release's files are shared, as hard
+    links, with the releases before it: nobody may write them in place)."""
     os.makedirs(dest, exist_ok=True)
     # Compare by content: size + mtime misses a same-size change made in the same second
     # (git archive stamps every file with the commit time).
     cmd = ["rsync", "-a", "--no-inc-recursive", "--checksum"]
     if delete:
         cmd.append("--delete")
+    if read_only:
+        cmd.append("--chmod=Fa-w,Dgo-w")
     for pattern in keep:
         cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
     if link_dest and os.path.isdir(link_dest):
@@ -77,8 +82,12 @@ def make_release(build_dir, release_dir, previous_release=None):
     tmp = release_dir + ".partial"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
-    sync_tree(build_dir, tmp, link_dest=previous_release)
-    os.rename(tmp, release_dir)
+    try:
+        sync_tree(build_dir, tmp, link_dest=previous_release, read_only=True)
+        os.rename(tmp, release_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return release_dir
 
 
@@ -151,7 +160,11 @@ def snapshot_data(data_dir, snapshot_dir):
     if os.path.exists(dest):
         shutil.rmtree(dest)
     os.makedirs(data_dir, exist_ok=True)
-    _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest], "Snapshotting {}".format(data_dir))
+    try:
+        _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest], "Snapshotting {}".format(data_dir))
+    except BaseException:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+        raise
     return dest
 
 
@@ -165,7 +178,11 @@ def restore_data(snapshot_dir, data_dir):
     for path in (incoming, outgoing):
         if os.path.exists(path):
             shutil.rmtree(path)
-    _run(["cp", "-a", "--reflink=auto", source, incoming], "Restoring {}".format(data_dir))
+    try:
+        _run(["cp", "-a", "--reflink=auto", source, incoming], "Restoring {}".format(data_dir))
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
     if os.path.exists(data_dir):
         os.rename(data_dir, outgoing)
     os.rename(incoming, data_dir)

@@ -1,28 +1,45 @@
-"""The app's process supervisor: one supervisord per project, one ``web`` program.
+"""The project's processes: one supervisord per project running the front and the slots.
 
-The program runs from the ``current`` link, so restarting it after a switch starts
-the new release. Its command comes from the mapping's ``web``, else the release's
-``Procfile`` ``web:`` line, else a static file server for the tree.
+Programs: ``front`` (haproxy, see ``front.py``) and ``web-a`` / ``web-b``, one per
+slot. Outside a deploy only the live slot runs; a deploy adds the idle slot beside it
+and, once traffic has moved, removes the old one. ``state.json`` says which slot is
+live (slot, port, tree) and which one stands by (being brought up, or draining); supervisord.conf and
+haproxy.cfg are written from it, so a supervisord started at boot runs the front and
+the live slot only.
+
+supervisord.conf is written with ``configparser`` and holds only corpus's own values
+(paths, ports). The app's command and environment (its secrets) are in one JSON file
+per slot (0600, owner root or the deploying user) that ``launch.py`` reads before it
+drops to the project user and execs the command: no pillar value can add a section
+or an option to a config file. supervisord is driven over its XML-RPC socket, which
+lives in a private directory (0700).
 """
 
-import hashlib
-import ipaddress
+import configparser
+import io
+import json
 import os
-import shutil
+import shlex
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
+
+from supervisor.xmlrpc import SupervisorTransport
 
 from mc_project.errors import CorpusError
+from mc_project.project import front, rundir, users
 
-PROGRAM = "web"
-HEALTH_MARK = "; health="
+STATE = "state.json"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FATAL_STATES = ("FATAL", "EXITED", "BACKOFF", "STOPPED")
 
 
 def _bin(name):
-    """supervisord / supervisorctl next to the running Python (the corpus venv)."""
+    """supervisord next to the running Python (the corpus venv)."""
     here = os.path.join(os.path.dirname(sys.executable), name)
     return here if os.path.exists(here) else name
 
@@ -32,15 +49,57 @@ def conf_path(cfg):
 
 
 def socket_path(cfg):
-    path = os.path.join(cfg["paths"]["supervisor"], "supervisor.sock")
-    if len(path) > 100:  # AF_UNIX paths are limited to 108 bytes
-        digest = hashlib.sha1(path.encode()).hexdigest()[:12]
-        # A fixed short directory, not $TMPDIR: every caller (the hook under the
-        # pusher's environment, a later salt-call) must find the same socket, and
-        # $TMPDIR may itself be too long.
-        path = os.path.join("/tmp", "corpus-{}.sock".format(digest))
-    return path
+    return os.path.join(rundir.socket_dir(os.path.join(cfg["paths"]["supervisor"], "run"),
+                                          cfg["paths"]["root"]), "supervisor.sock")
 
+
+def program(slot):
+    return "web-{}".format(slot)
+
+
+def web_log(cfg):
+    return os.path.join(cfg["paths"]["logs"], "web.log")
+
+
+def spec_path(cfg, slot):
+    return os.path.join(cfg["paths"]["supervisor"], "{}.json".format(program(slot)))
+
+
+# --------------------------------------------------------------------------- state
+
+def load_state(cfg):
+    path = os.path.join(cfg["paths"]["supervisor"], STATE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        state = {}
+    return {"live": state.get("live"), "standby": state.get("standby")}
+
+
+def save_state(cfg, state):
+    write_private(os.path.join(cfg["paths"]["supervisor"], STATE), json.dumps(state, indent=1))
+
+
+def write_private(path, text, owner=None):
+    """Write ``text`` to ``path`` atomically, mode 0600 (owned by ``owner`` uid when given)."""
+    tmp = "{}.tmp-{}".format(path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if owner is not None:
+            os.chown(tmp, owner, -1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- the app's command
 
 def web_command(cfg, tree):
     """The shell command that serves the app in ``tree`` (a release or the checkout)."""
@@ -48,214 +107,271 @@ def web_command(cfg, tree):
         return cfg["web"]
     procfile = os.path.join(tree, "Procfile")
     if os.path.exists(procfile):
-        with open(procfile, encoding="utf-8") as fh:
+        with open(procfile, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 key, _, command = line.partition(":")
                 if key.strip() == "web" and command.strip():
                     return command.strip()
     static = cfg.get("static_dir") or ("public" if os.path.isdir(os.path.join(tree, "public")) else ".")
-    return "exec {} -m http.server $PORT --bind $HOST --directory {}".format(sys.executable, static)
+    return "exec python3 -m http.server $PORT --bind $HOST --directory {}".format(shlex.quote(static))
 
 
-def _quote_env(value):
-    return '"{}"'.format(str(value).replace("%", "%%").replace('"', '\\"'))
-
-
-def write_conf(cfg, tree):
-    """Write supervisord.conf for the app in ``tree``; True when it changed."""
-    sup = cfg["paths"]["supervisor"]
-    os.makedirs(sup, exist_ok=True)
-    os.makedirs(cfg["paths"]["logs"], exist_ok=True)
-    env = {str(k): v for k, v in (cfg.get("environment") or {}).items()}
+def app_environment(cfg, tree, port):
+    """The variables the app gets: the settings' ``environment`` and the platform's own."""
+    env = {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+           for k, v in (cfg.get("environment") or {}).items()}
+    # The system's PATH, not corpus's own environment (the app may run as a user who
+    # cannot enter it); the app's virtualenv first when it has one.
+    path = [SYSTEM_PATH]
+    venv_bin = os.path.join(tree, ".venv", "bin")
+    if os.path.isdir(venv_bin):
+        path.insert(0, venv_bin)
     env.update({
-        "PORT": cfg["port"],
-        "HOST": cfg["bind"],
+        "PORT": str(port),
+        "HOST": "127.0.0.1",  # the slot answers the front only; the front binds ``bind``
         "CORPUS_PROJECT": cfg["name"],
         "CORPUS_ENV": cfg["env"],
         "CORPUS_DATA": cfg["paths"]["data"],
-        "PATH": "{}:{}".format(os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")),
+        "PATH": ":".join(path),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
     })
-    command = web_command(cfg, tree).replace("%", "%%")
-    text = "\n".join([
-        "; written by corpus for project {}".format(cfg["name"]),
-        "{}{} {} {}".format(HEALTH_MARK, health_url(cfg), int(cfg["health"].get("status", 200)),
-                            float(cfg["health"].get("timeout", 30))),
-        "[unix_http_server]",
-        "file={}".format(socket_path(cfg)),
-        "chmod=0700",
-        "[supervisord]",
-        "logfile={}".format(os.path.join(cfg["paths"]["logs"], "supervisord.log")),
-        "pidfile={}".format(os.path.join(sup, "supervisord.pid")),
-        "directory={}".format(cfg["paths"]["root"]),
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "[supervisorctl]",
-        "serverurl=unix://{}".format(socket_path(cfg)),
-        "[program:{}]".format(PROGRAM),
-        "command=/bin/sh -c {}".format(_shell_quote(command)),
-        "directory={}".format(cfg["paths"]["current"]),
-        "environment={}".format(",".join("{}={}".format(k, _quote_env(v)) for k, v in env.items())),
-        "autostart=true",
-        "autorestart=true",
-        "startsecs=1",
-        "stopasgroup=true",
-        "killasgroup=true",
-        "stopwaitsecs=10",
-        "redirect_stderr=true",
-        "stdout_logfile={}".format(web_log(cfg)),
-        "",
-    ])
-    path = conf_path(cfg)
-    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-    if old != text:
-        with open(path + ".tmp", "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(path + ".tmp", path)
-    return old != text
+    return env
 
 
-def web_log(cfg):
-    return os.path.join(cfg["paths"]["logs"], "web.log")
+def write_spec(cfg, slot, tree, port):
+    user = users.run_as(cfg)
+    spec = {"command": web_command(cfg, tree), "cwd": tree, "user": user,
+            "home": cfg["paths"]["data"], "env": app_environment(cfg, tree, port)}
+    write_private(spec_path(cfg, slot), json.dumps(spec, indent=1))
+
+
+# --------------------------------------------------------------------------- supervisord.conf
+
+def render_conf(cfg, slots):
+    """supervisord.conf running the front and the programs of ``slots``."""
+    def q(value):  # supervisord expands %(name)s in values
+        return str(value).replace("%", "%%")
+
+    sock = socket_path(cfg)
+    parser = configparser.RawConfigParser()
+    parser["unix_http_server"] = {"file": q(sock), "chmod": "0700"}
+    parser["supervisord"] = {
+        "logfile": q(os.path.join(cfg["paths"]["logs"], "supervisord.log")),
+        "pidfile": q(os.path.join(os.path.dirname(sock), "supervisord.pid")),
+        "directory": q(cfg["paths"]["root"]),
+        "umask": "077",
+    }
+    parser["rpcinterface:supervisor"] = {
+        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}
+    parser["supervisorctl"] = {"serverurl": q("unix://" + sock)}
+    parser["program:front"] = {
+        "command": q(" ".join(front.command(cfg))),
+        "autostart": "true", "autorestart": "true", "startsecs": "0",
+        # SIGUSR1: haproxy's soft stop finishes the requests in flight.
+        "stopsignal": "USR1", "stopwaitsecs": "30",
+        "redirect_stderr": "true",
+        "stdout_logfile": q(os.path.join(cfg["paths"]["logs"], "front.log")),
+    }
+    for slot in sorted(slots):
+        parser["program:{}".format(program(slot))] = {
+            "command": q("{} -m mc_project.project.launch {}".format(sys.executable, spec_path(cfg, slot))),
+            "directory": q(cfg["paths"]["root"]),
+            "autostart": "true", "autorestart": "true", "startsecs": "0",
+            "stopasgroup": "true", "killasgroup": "true", "stopwaitsecs": "10",
+            "redirect_stderr": "true",
+            "stdout_logfile": q(web_log(cfg)),
+            "stdout_logfile_maxbytes": "0",
+        }
+    out = io.StringIO()
+    out.write("; written by corpus for project {}\n".format(cfg["name"].replace("\n", " ")))
+    parser.write(out)
+    return out.getvalue()
+
+
+def write_conf(cfg, state):
+    for key in ("supervisor", "logs"):
+        os.makedirs(cfg["paths"][key], exist_ok=True)
+    slots = {entry["slot"] for entry in (state["live"], state["standby"]) if entry}
+    front.write_conf(cfg, state["live"], user=users.front_user(cfg))
+    write_private(conf_path(cfg), render_conf(cfg, slots))
+
+
+# --------------------------------------------------------------------------- supervisord
+
+def rpc(cfg):
+    transport = SupervisorTransport(None, None, "unix://" + socket_path(cfg))
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def is_running(cfg):
+    try:
+        return rpc(cfg).getState()["statename"] == "RUNNING"
+    except (OSError, xmlrpc.client.Error, CorpusError):
+        return False
+
+
+def _names(cfg):
+    return {info["name"] for info in rpc(cfg).getAllProcessInfo()}
+
+
+def ensure_running(cfg):
+    """Start the project's supervisord unless it runs (one started by an older corpus,
+    which ran the app on the public port itself, is replaced)."""
+    if is_running(cfg):
+        if "front" in _names(cfg):
+            return
+        shutdown(cfg)
+    proc = subprocess.run([_bin("supervisord"), "-c", conf_path(cfg)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode:
+        raise CorpusError("supervisord did not start: {}".format(proc.stdout.strip()))
+    deadline = time.monotonic() + 10
+    while not is_running(cfg):
+        if time.monotonic() > deadline:
+            raise CorpusError("supervisord did not answer on {}.".format(socket_path(cfg)))
+        time.sleep(0.05)
+
+
+def apply(cfg, state):
+    """Write the configs for ``state`` and make supervisord run exactly those programs:
+    a program whose section is unchanged (the live slot, the front) is not touched."""
+    write_conf(cfg, state)
+    if not is_running(cfg):
+        ensure_running(cfg)
+        return
+    server = rpc(cfg)
+    added, changed, removed = server.reloadConfig()[0]
+    for name in removed + changed:
+        _stop(server, name)
+        server.removeProcessGroup(name)
+    for name in changed + added:
+        server.addProcessGroup(name)
+        _start(server, name)  # now, not at supervisord's next tick
+    if "front" not in _names(cfg):
+        ensure_running(cfg)
+
+
+def _stop(server, name):
+    try:
+        server.stopProcessGroup(name)
+    except xmlrpc.client.Fault as fault:
+        if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
+            raise
+
+
+def _start(server, name):
+    try:
+        server.startProcess(name, False)
+    except xmlrpc.client.Fault as fault:
+        if "ALREADY_STARTED" not in fault.faultString:
+            raise
+
+
+def process_state(cfg, slot):
+    try:
+        return rpc(cfg).getProcessInfo(program(slot))["statename"]
+    except (OSError, xmlrpc.client.Error):
+        return "ABSENT"
+
+
+def restart_slot(cfg, slot):
+    """Restart one slot's process in place (used after its data was put back)."""
+    server = rpc(cfg)
+    _stop(server, program(slot))
+    _start(server, program(slot))
+
+
+def shutdown(cfg):
+    """Stop every process of the project and its supervisord."""
+    if not is_running(cfg):
+        return
+    try:
+        rpc(cfg).shutdown()
+    except (OSError, xmlrpc.client.Error):
+        return
+    deadline = time.monotonic() + 30
+    while is_running(cfg) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while os.path.exists(socket_path(cfg)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def status(cfg):
+    """'RUNNING', 'STARTING', … of the live slot, or 'not running'."""
+    live = load_state(cfg)["live"]
+    if not is_running(cfg) or not live:
+        return "not running"
+    return process_state(cfg, live["slot"])
+
+
+# --------------------------------------------------------------------------- ports and checks
+
+def free_port():
+    """A loopback port nothing listens on now (the slot binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tail(path, lines):
     """The last ``lines`` non-empty lines of a log file."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return [line.rstrip() for line in fh.readlines()[-50:] if line.strip()][-lines:]
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode(errors="replace")
     except OSError:
         return []
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
 
 
-def save_previous(cfg):
-    """Keep the running app's config beside the new one, so a rollback (or the
-    recovery of a killed deploy) can bring back exactly what ran before."""
-    path = conf_path(cfg)
-    if os.path.exists(path):
-        shutil.copyfile(path, path + ".previous")
-    elif os.path.exists(path + ".previous"):
-        os.unlink(path + ".previous")
+def public_address(cfg):
+    """The address this host reaches the front at (a wildcard bind answers on loopback)."""
+    import ipaddress
 
-
-def restore_previous(cfg):
-    """Run the app saved by ``save_previous`` again and check it answers.
-
-    Returns the health URL that answered; None when nothing ran before (the app
-    is then stopped). Raises CorpusError when the restored app does not answer."""
-    path = conf_path(cfg)
-    if not os.path.exists(path + ".previous"):
-        shutdown(cfg)
-        return None
-    os.replace(path + ".previous", path)
-    _start(cfg)
-    ctl(cfg, "update")
-    ctl(cfg, "restart", PROGRAM)
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith(HEALTH_MARK):
-                url, status, timeout = line[len(HEALTH_MARK):].split()
-                return check_url(url, int(status), float(timeout))
-    return None
-
-
-def _shell_quote(command):
-    return "'{}'".format(command.replace("'", "'\"'\"'"))
-
-
-def ctl(cfg, *args):
-    """Run supervisorctl; returns (exit code, output)."""
-    proc = subprocess.run([_bin("supervisorctl"), "-c", conf_path(cfg)] + list(args),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc.returncode, proc.stdout.strip()
-
-
-def is_running(cfg):
-    return os.path.exists(conf_path(cfg)) and ctl(cfg, "pid")[0] == 0
-
-
-def restart(cfg, tree):
-    """(Re)start the web program for ``tree``, starting supervisord if needed."""
-    write_conf(cfg, tree)
-    _start(cfg)
-    ctl(cfg, "update")  # applies the new command, if it changed
-    code, out = ctl(cfg, "restart", PROGRAM)
-    if code and "ERROR" in out:
-        raise CorpusError("The web process did not start ({}); the end of {} says: {}".format(
-            " ".join(out.split()), web_log(cfg), " | ".join(tail(web_log(cfg), 3))))
-    return out
-
-
-def _start(cfg):
-    """Start supervisord for the project unless it runs."""
-    if not is_running(cfg):
-        proc = subprocess.run([_bin("supervisord"), "-c", conf_path(cfg)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              stdin=subprocess.DEVNULL)
-        if proc.returncode:
-            raise CorpusError("supervisord did not start: {}".format(proc.stdout.strip()))
-        for _ in range(50):
-            if is_running(cfg):
-                break
-            time.sleep(0.1)
-        else:
-            raise CorpusError("supervisord did not answer on {}.".format(socket_path(cfg)))
-
-
-def status(cfg):
-    """'RUNNING', 'STOPPED', … or 'not running' when supervisord is down."""
-    if not is_running(cfg):
-        return "not running"
-    out = ctl(cfg, "status", PROGRAM)[1]
-    parts = out.split()
-    return parts[1] if len(parts) > 1 else out
-
-
-def shutdown(cfg):
-    """Stop the app and its supervisord."""
-    if is_running(cfg):
-        ctl(cfg, "shutdown")
-        for _ in range(100):
-            if not is_running(cfg):
-                break
-            time.sleep(0.1)
-
-
-def local_address(cfg):
-    """The address this host reaches the app at (a wildcard bind answers on loopback)."""
     return "127.0.0.1" if ipaddress.ip_address(cfg["bind"]).is_unspecified else cfg["bind"]
 
 
 def app_url(cfg):
-    return "http://{}:{}/".format(local_address(cfg), cfg["port"])
+    return "http://{}:{}/".format(public_address(cfg), cfg["port"])
 
 
-def health_url(cfg):
-    return "http://{}:{}{}".format(local_address(cfg), cfg["port"], cfg["health"].get("path", "/"))
+def slot_health_url(cfg, port):
+    return "http://127.0.0.1:{}{}".format(port, cfg["health"].get("path", "/"))
 
 
-def check_health(cfg):
-    """Poll the app's health URL until it answers the expected status."""
-    return check_url(health_url(cfg), int(cfg["health"].get("status", 200)),
-                     float(cfg["health"].get("timeout", 30)))
-
-
-def check_url(url, want, timeout):
-    """Poll ``url`` until it answers HTTP ``want``; raise CorpusError after ``timeout`` s."""
-    deadline = time.monotonic() + float(timeout)
-    last = "no answer"
+def check_slot(cfg, slot, port):
+    """Poll the slot's health URL until it answers the expected status; fail early,
+    with the end of its log, when its process gave up."""
+    url = slot_health_url(cfg, port)
+    want = int(cfg["health"].get("status", 200))
+    timeout = float(cfg["health"].get("timeout", 30))
+    deadline = time.monotonic() + timeout
+    last, delay = "no answer", 0.02
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                got = resp.status
-        except urllib.error.HTTPError as exc:
-            got = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            got, last = None, str(getattr(exc, "reason", exc))
+        got = probe(url)
         if got == want:
             return url
-        if got is not None:
+        if isinstance(got, int):
             last = "HTTP {}".format(got)
-        if time.monotonic() >= deadline:
-            raise CorpusError("Health check {} failed after {}s: {} (wanted HTTP {}).".format(
-                url, timeout, last, want))
-        time.sleep(0.2)
+        elif got:
+            last = got
+        state = process_state(cfg, slot)
+        if state in FATAL_STATES or time.monotonic() >= deadline:
+            why = "its process is {}".format(state) if state in FATAL_STATES else \
+                "{} after {}s".format(last, timeout)
+            raise CorpusError("Health check {} failed: {} (wanted HTTP {}); the end of {} says: {}".format(
+                url, why, want, web_log(cfg), " | ".join(tail(web_log(cfg), 3)) or "nothing"))
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def probe(url):
+    """The HTTP status ``url`` answers, or a string saying why there is none."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))

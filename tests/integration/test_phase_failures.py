@@ -20,13 +20,13 @@ import os
 import pytest
 
 from helpers import (EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, ls_remote, tree_digest)
-from mc_project.project import phases
+from mc_project.project import recipe
 from mc_project.project import settings as mc_settings
 
 PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
 MODE_OF = {"dev": "editable", "staging": "cooking", "prod": "final"}
-CASES = [(env, phase) for env in ("dev", "staging", "prod") for phase in phases.ORDER
-         if phases.runs_in(phase, MODE_OF[env])]
+CASES = [(env, phase) for env in ("dev", "staging", "prod") for phase in recipe.PHASES
+         if recipe.runs(MODE_OF[env], phase)]
 
 
 class Target:

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from mc_project.project import bundle, engine, history, layout, lock, phases, releases, settings, supervisor
+from mc_project.project import bundle, engine, history, layout, lock, phases, recipe, releases, settings, supervisor
 from mc_project.errors import CorpusError
 
 NAME = "app"
@@ -108,7 +108,7 @@ class Project:
         self.lines = []
         os.makedirs(self.src)
         git(self.src, "init", "-q", "-b", "main")
-        files = {".salt/{}.sls".format(p): PHASE_SLS for p in phases.ORDER}
+        files = {".salt/{}.sls".format(p): PHASE_SLS for p in recipe.PHASES}
         files[".salt/rollback.sls"] = ROLLBACK_SLS
         files["public/index.html"] = "v1\n"
         files["unchanged.txt"] = "the same in every commit\n" * 100
@@ -344,8 +344,8 @@ def test_cooking_failure_before_the_switch(project, phase):
         "Deploy of app {} failed in phase {} and was rolled back: phase {} failed: app-{} exited 1".format(
             p.first[:12], phase, phase, phase))
     record, failed_dir = assert_failed_deploy(p, phase, rid_live)
-    assert p.salt.phases_run() == list(phases.ORDER[:phases.ORDER.index(phase) + 1]) + ["rollback"]
-    assert [e["phase"] for e in record["phases"]] == list(phases.ORDER[:phases.ORDER.index(phase) + 1])
+    assert p.salt.phases_run() == list(recipe.PHASES[:recipe.PHASES.index(phase) + 1]) + ["rollback"]
+    assert [e["phase"] for e in record["phases"]] == list(recipe.PHASES[:recipe.PHASES.index(phase) + 1])
     assert record["mode"] == "cooking" and record["commit"] == p.first
     assert read(os.path.join(p.paths["data"], "db.json")) == '{"count": 7}'
     # the failed tree (the release once made, else the build) is kept with its log
@@ -481,8 +481,8 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     first = p.deploy(overrides=web)
     rid1 = first["id"]
     assert first["status"] == "success" and first["result"] is True
-    assert p.salt.phases_run() == list(phases.ORDER)
-    assert [(e["phase"], e["result"]) for e in p.records()[-1]["phases"]] == [(ph, True) for ph in phases.ORDER]
+    assert p.salt.phases_run() == list(recipe.PHASES)
+    assert [(e["phase"], e["result"]) for e in p.records()[-1]["phases"]] == [(ph, True) for ph in recipe.PHASES]
     assert p.live() == os.path.join(p.paths["releases"], rid1)
     assert p.ls("releases") == [rid1] and p.ls("build") == []
     assert p.ls("bundles") == [p.first + ".json", p.first + ".tar.gz"]

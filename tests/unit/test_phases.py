@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mc_project import resources
-from mc_project.project import phases, settings
+from mc_project.project import phases, recipe, settings
 from mc_project.errors import CorpusError
 
 SALT_GLOBALS = {"salt": {"file.file_exists": os.path.isfile}, "grains": {"id": "unit"},
@@ -38,14 +38,14 @@ def sls(src, phase, text):
 
 
 def test_every_phase_has_a_default(src):
-    for phase in phases.ALL:
+    for phase in recipe.ALL_PHASES:
         path = phases.sls_path(phase, src)
         assert path == os.path.join(resources.salt_tree(), "makina-projects", "phases", phase + ".sls")
         assert os.path.isfile(path)
 
 
 def test_defaults_render_nothing_for_an_empty_project(src, cfg):
-    for phase in phases.ALL:
+    for phase in recipe.ALL_PHASES:
         assert phases.render(phase, cfg, src, SALT_GLOBALS) == {}
 
 
@@ -169,11 +169,11 @@ def test_ordered_shapes_high_data():
 
 
 def test_runs_in_per_mode():
-    assert [p for p in phases.ORDER if not phases.runs_in(p, "editable")] == ["bundle"]
-    assert [p for p in phases.ORDER if not phases.runs_in(p, "final")] == ["build", "post_build"]
-    assert all(phases.runs_in(p, "cooking") for p in phases.ORDER)
-    assert phases.ORDER[0] == "backup" and phases.ORDER[-1] == "post_install"
-    assert phases.ALL[-1] == "rollback"
+    assert [p for p in recipe.PHASES if not recipe.runs("editable", p)] == ["bundle"]
+    assert [p for p in recipe.PHASES if not recipe.runs("final", p)] == ["build", "post_build"]
+    assert all(recipe.runs("cooking", p) for p in recipe.PHASES)
+    assert recipe.PHASES[0] == "backup" and recipe.PHASES[-1] == "post_install"
+    assert recipe.ALL_PHASES[-1] == "rollback"
 
 
 def ret(state_id, result, run_num, comment="", changes=None, duration=1.5):
