@@ -118,6 +118,7 @@ setup(
         "paramiko",
         "cryptography",
         "dnspython",
+        "pydantic>=2,<3",
         # PostgreSQL inventories; the binary wheel needs no libpq headers.
         "psycopg2-binary",
     ],

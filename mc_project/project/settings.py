@@ -19,7 +19,6 @@ import copy
 import getpass
 import hashlib
 import json
-import ipaddress
 import os
 import re
 import zlib
@@ -27,49 +26,30 @@ import zlib
 import yaml
 
 from mc_project.errors import CorpusError
+from mc_project.project import schema
 
-ENVS = ("dev", "staging", "prod")
-MODES = ("editable", "cooking", "final")
+ENVS = schema.ENVS
+MODES = schema.MODES
 MODE_OF_ENV = {"dev": "editable", "staging": "cooking", "prod": "final"}
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-BRANCH_RE = re.compile(r"^(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
+BRANCH_RE = schema.BRANCH_RE
 
-DEFAULTS = {
-    "env": "dev",
-    "mode": "",  # empty: derived from env
-    "deploy_branch": "main",
-    "keep_releases": 5,
-    "keep_failed": 5,
-    "lock_timeout": 60,
-    "port": 0,  # 0: a stable port derived from the name
-    # Where the web process listens; a container's proxy on its node needs 0.0.0.0.
-    "bind": "127.0.0.1",
-    "environment": {},  # variables given to the app's processes (like config vars)
-    "web": "",  # command of the web process; empty: Procfile "web:" or a static server
-    "static_dir": "",  # for static sites; empty: public/ when present, else the tree root
-    "health": {"path": "/", "timeout": 30, "status": 200},
-    "bundle": {"source": ""},  # final mode: where bundles come from
-    "editable_keep": [".venv", "node_modules", "__pycache__"],
-    "data": {},
-}
-
-ENV_DEFAULTS = {
-    "dev": {"health": {"timeout": 20}},
-    "staging": {},
-    "prod": {"health": {"timeout": 60}},
-}
+# The defaults live with the schema (mc_project.project.schema), which documents each key.
+DEFAULTS = schema.defaults()
+ENV_DEFAULTS = schema.ENV_DEFAULTS
 
 # Keys the engine computes; a pillar or argument cannot set them.
-COMPUTED = ("name", "projects_root", "paths", "release_id", "commit", "app_root", "user")
+COMPUTED = ("name", "projects_root", "paths", "release_id", "commit", "app_root", "user",
+            "pillar_hash")
 
 
 def validate_name(name):
     """Refuse a project name that is not a safe directory name."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise CorpusError(
-            "Project name {!r} is invalid: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit.".format(name)
+            f"Project name {name!r} is invalid: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
         )
     return name
 
@@ -118,18 +98,28 @@ def load_yaml_mapping(path, what):
     """Read a YAML mapping from ``path``; a missing file is an empty mapping."""
     if not path or not os.path.exists(path):
         return {}
+    if os.path.isdir(path):
+        raise CorpusError(f"{what} {path} is a directory, not a YAML file.")
     try:
-        with open(path, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise CorpusError(f"{what} {path} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise CorpusError(f"{what} {path} is not UTF-8 text (line {line}).") from None
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = " at line {}".format(mark.line + 1) if mark else ""
-        raise CorpusError("{} {} is not valid YAML{}.".format(what, path, where)) from None
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise CorpusError(f"{what} {path} is not valid YAML{where}.") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise CorpusError("{} {} must be a YAML mapping, not a {}.".format(
-            what, path, type(loaded).__name__))
+        raise CorpusError(f"{what} {path} must be a YAML mapping, not a {type(loaded).__name__}.")
     return loaded
 
 
@@ -179,24 +169,24 @@ def resolve_references(mapping):
                 return "}"
             value = resolve_key(match.group(1).strip(), where)
             if isinstance(value, (dict, list)):
-                raise CorpusError("Reference {{{}}} in {} points to a {}, which cannot be "
-                                  "put inside a string.".format(match.group(1), where,
-                                                                type(value).__name__))
+                kind = type(value).__name__
+                raise CorpusError(f"Reference {{{match.group(1)}}} in {where} points to a {kind}, "
+                                  "which cannot be put inside a string.")
             return str(value)
 
         return _REF_RE.sub(substitute, text)
 
     def resolve_key(dotted, where):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", dotted):
-            raise CorpusError("Reference {{{}}} in {} is not a dotted key name.".format(dotted, where))
+            raise CorpusError(f"Reference {{{dotted}}} in {where} is not a dotted key name.")
         if dotted in resolving:
             chain = " -> ".join(resolving[resolving.index(dotted):] + [dotted])
-            raise CorpusError("Settings reference a value through a cycle: {}.".format(chain))
+            raise CorpusError(f"Settings reference a value through a cycle: {chain}.")
         try:
             value = _lookup(mapping, dotted)
         except KeyError:
-            raise CorpusError("Reference {{{}}} in {} names no known setting.".format(
-                dotted, where)) from None
+            raise CorpusError(
+                f"Reference {{{dotted}}} in {where} names no known setting.") from None
         resolving.append(dotted)
         try:
             return resolve_node(value, dotted)
@@ -208,11 +198,11 @@ def resolve_references(mapping):
             return resolve_string(node, where)
         if isinstance(node, dict):
             for key in list(node):
-                node[key] = resolve_node(node[key], "{}.{}".format(where, key) if where else key)
+                node[key] = resolve_node(node[key], f"{where}.{key}" if where else key)
             return node
         if isinstance(node, list):
             for i, item in enumerate(node):
-                node[i] = resolve_node(item, "{}[{}]".format(where, i))
+                node[i] = resolve_node(item, f"{where}[{i}]")
             return node
         return node
 
@@ -221,37 +211,25 @@ def resolve_references(mapping):
 
 
 def _validate(cfg):
-    if cfg["env"] not in ENVS:
-        raise CorpusError("Unknown env {!r}: use one of {}.".format(cfg["env"], ", ".join(ENVS)))
-    if cfg["mode"] not in MODES:
-        raise CorpusError("Unknown mode {!r}: use one of {}.".format(cfg["mode"], ", ".join(MODES)))
-    for key, low in (("keep_releases", 1), ("keep_failed", 0), ("lock_timeout", 0)):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise CorpusError("Setting {} must be a number of at least {}, not {!r}.".format(
-                key, low, value))
+    """Check every setting a user may write against the schema; one sentence if one is bad."""
+    schema.validate(cfg, ignore=COMPUTED)
+
+
+def _derive(cfg):
+    """Fill the settings whose empty value means "derived": mode from env, port from name."""
+    if cfg["mode"] == "":
+        cfg["mode"] = MODE_OF_ENV.get(cfg["env"], "")
     port = cfg["port"]
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise CorpusError("Setting port must be an integer between 1 and 65535, not {!r}.".format(port))
-    try:
-        ipaddress.ip_address(cfg["bind"])
-    except (TypeError, ValueError):
-        raise CorpusError("Setting bind must be an IP address, not {!r}.".format(cfg["bind"])) from None
-    if not isinstance(cfg["deploy_branch"], str) or not BRANCH_RE.fullmatch(cfg["deploy_branch"]):
-        raise CorpusError("Setting deploy_branch {!r} is not a valid branch name.".format(
-            cfg["deploy_branch"]))
-    if not isinstance(cfg["data"], dict):
-        raise CorpusError("Setting data must be a mapping, not {!r}.".format(cfg["data"]))
-    if not isinstance(cfg["health"], dict) or not str(cfg["health"].get("path", "")).startswith("/"):
-        raise CorpusError("Setting health.path must be a URL path starting with '/'.")
+    if isinstance(port, int) and not isinstance(port, bool) and port == 0:
+        cfg["port"] = default_port(cfg["name"])
 
 
 def _check_layer(layer, what):
     if not isinstance(layer, dict):
-        raise CorpusError("{} must be a mapping, not {!r}.".format(what, layer))
+        raise CorpusError(f"{what} must be a mapping, not {layer!r}.")
     for key in COMPUTED:
         if key in layer:
-            raise CorpusError("{} sets {!r}, which corpus computes itself.".format(what, key))
+            raise CorpusError(f"{what} sets {key!r}, which corpus computes itself.")
     return layer
 
 
@@ -274,15 +252,14 @@ def build(name, projects_root, pillar=None, overrides=None, source_dir=None,
         os.path.join(source_dir, ".salt", "PILLAR.sample"), "PILLAR.sample"), "PILLAR.sample")
     private = _check_layer(load_yaml_mapping(
         os.path.join(private_pillar_dir, "init.sls"), "Private pillar"), "Private pillar")
-    salt_pillar = _check_layer(pillar or {}, "Pillar makina-projects:{}".format(name))
+    salt_pillar = _check_layer(pillar or {}, f"Pillar makina-projects:{name}")
     args = _check_layer(overrides or {}, "Call arguments")
 
     layers = [sample, private, salt_pillar, args]
     env = DEFAULTS["env"]
     for layer in layers:
         env = layer.get("env", env)
-    if env not in ENVS:
-        raise CorpusError("Unknown env {!r}: use one of {}.".format(env, ", ".join(ENVS)))
+    schema.validate({"env": env})  # the env picks the env defaults: check it first
 
     cfg = merge(DEFAULTS, ENV_DEFAULTS[env])
     for layer in layers:
@@ -296,15 +273,13 @@ def build(name, projects_root, pillar=None, overrides=None, source_dir=None,
         "user": getpass.getuser(),
         "pillar_hash": pillar_hash(private, salt_pillar),
     })
-    if not cfg["mode"]:
-        cfg["mode"] = MODE_OF_ENV.get(cfg["env"], "")
-    if not cfg["port"]:
-        cfg["port"] = default_port(name)
+    _derive(cfg)
     cfg["paths"]["release"] = os.path.join(paths["releases"], release_id) if release_id else ""
     cfg["paths"]["build_dir"] = os.path.join(paths["build"], release_id) if release_id else ""
     cfg["paths"]["snapshot"] = os.path.join(paths["snapshots"], release_id) if release_id else ""
     resolve_references(cfg)
     _validate(cfg)
+    _derive(cfg)  # again: a reference may have resolved to an empty mode or port 0
     cfg["app_root"] = app_root(cfg)
     return cfg
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from mc_project.project import settings
 from mc_project.errors import CorpusError
+from mc_project.project import settings
 
 
 def write(path, text):
@@ -209,7 +209,7 @@ BAD_NAMES = ["", "/", "a/b", "..", "a..b", "../etc", "my app", " app", "app;rm",
 def test_bad_project_names(dirs, name):
     with pytest.raises(CorpusError) as err:
         settings.build(name, dirs[0])
-    assert str(err.value).startswith("Project name {!r} is invalid".format(name))
+    assert str(err.value).startswith(f"Project name {name!r} is invalid")
     with pytest.raises(CorpusError):
         settings.project_paths(dirs[0], name)
     assert os.listdir(dirs[0]) == []
@@ -237,7 +237,7 @@ def test_unknown_mode(dirs):
 
 @pytest.mark.parametrize("port", [70000, 65536, -1, "80", "abc", True, 1.5, [80]], ids=repr)
 def test_bad_port(dirs, port):
-    with pytest.raises(CorpusError, match="Setting port must be an integer between 1 and 65535"):
+    with pytest.raises(CorpusError, match=r"Setting port must be a whole number from 0 to 65535 "):
         build(dirs, pillar={"port": port})
 
 
@@ -250,14 +250,14 @@ def test_port_bounds_accepted(dirs):
                                        ("keep_failed", -1), ("lock_timeout", -2),
                                        ("lock_timeout", True)])
 def test_bad_numbers(dirs, key, value):
-    with pytest.raises(CorpusError, match="Setting {} must be a number".format(key)):
+    with pytest.raises(CorpusError, match=f"Setting {key} must be a (whole )?number"):
         build(dirs, pillar={key: value})
 
 
 @pytest.mark.parametrize("branch", ["", "a..b", "/main", "main/", "a//b", "main.", "ma in",
                                     "main;x", "main\n", 5])
 def test_bad_deploy_branch(dirs, branch):
-    with pytest.raises(CorpusError, match="Setting deploy_branch .* is not a valid branch name"):
+    with pytest.raises(CorpusError, match="Setting deploy_branch must be a git branch name"):
         build(dirs, pillar={"deploy_branch": branch})
 
 
@@ -276,21 +276,21 @@ def test_bad_health_path_and_data(dirs):
 @pytest.mark.parametrize("layer", ["sample", "private", "pillar", "overrides"])
 def test_computed_keys_cannot_be_set(dirs, key, layer):
     if layer in ("sample", "private"):
-        kwargs = {layer: "{}: x\n".format(key)}
+        kwargs = {layer: f"{key}: x\n"}
         what = "PILLAR.sample" if layer == "sample" else "Private pillar"
     else:
         kwargs = {layer: {key: "x"}}
         what = "Pillar makina-projects:app" if layer == "pillar" else "Call arguments"
     with pytest.raises(CorpusError) as err:
         build(dirs, **kwargs)
-    assert str(err.value) == "{} sets {!r}, which corpus computes itself.".format(what, key)
+    assert str(err.value) == f"{what} sets {key!r}, which corpus computes itself."
 
 
 def test_malformed_sample_yaml(dirs):
     with pytest.raises(CorpusError) as err:
         build(dirs, sample="data:\n  a: [1, 2\n  b: 3\n")
     path = os.path.join(dirs[1], ".salt", "PILLAR.sample")
-    assert str(err.value).startswith("PILLAR.sample {} is not valid YAML at line ".format(path))
+    assert str(err.value).startswith(f"PILLAR.sample {path} is not valid YAML at line ")
     assert str(err.value).endswith(".")
 
 
@@ -326,3 +326,102 @@ def test_settings_default_source_is_the_live_release(tmp_path):
     os.makedirs(paths["pillar"])
     os.symlink(os.path.relpath(release, paths["root"]), paths["current"])
     assert settings.build("app", root)["data"] == {"live": True}
+
+
+# --------------------------------------------------------------------------- the schema at work
+
+@pytest.mark.parametrize("where", ["sample", "private"])
+def test_a_settings_file_that_is_not_utf8_is_one_sentence(dirs, where):
+    path = os.path.join(dirs[1], ".salt", "PILLAR.sample") if where == "sample" else \
+        os.path.join(dirs[2], "init.sls")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(b"data:\n  greeting: caf\xe9\n")
+    with pytest.raises(CorpusError) as err:
+        build(dirs)
+    what = "PILLAR.sample" if where == "sample" else "Private pillar"
+    assert str(err.value) == f"{what} {path} is not UTF-8 text (line 2)."
+
+
+@pytest.mark.parametrize("where", ["sample", "private"])
+def test_a_settings_file_that_is_a_directory_is_one_sentence(dirs, where):
+    path = os.path.join(dirs[1], ".salt", "PILLAR.sample") if where == "sample" else \
+        os.path.join(dirs[2], "init.sls")
+    os.makedirs(path)
+    with pytest.raises(CorpusError) as err:
+        build(dirs)
+    what = "PILLAR.sample" if where == "sample" else "Private pillar"
+    assert str(err.value) == f"{what} {path} is a directory, not a YAML file."
+
+
+def test_a_utf8_file_with_a_byte_order_mark_is_read(dirs):
+    path = os.path.join(dirs[1], ".salt", "PILLAR.sample")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as fh:
+        fh.write("\ufeffdata: {greeting: café}\n".encode())
+    assert build(dirs)["data"] == {"greeting": "café"}
+
+
+@pytest.mark.parametrize("layer", ["sample", "private", "pillar", "overrides"])
+def test_unknown_keys_are_refused_from_every_layer(dirs, layer):
+    kwargs = {layer: "keep_release: 3\n"} if layer in ("sample", "private") else \
+        {layer: {"keep_release": 3}}
+    with pytest.raises(CorpusError) as err:
+        build(dirs, **kwargs)
+    assert str(err.value).startswith("Setting keep_release is unknown; known settings are env, ")
+    assert str(err.value).endswith("; put your own values under data.")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("environment: [1, 2]\n", ("Setting environment must be a mapping of environment variable "
+     "names to strings, numbers or true/false, not [1, 2].")),
+    ("health: {timeout: abc}\n", ("Setting health.timeout must be a number of seconds greater "
+     "than 0 and at most 3600, not 'abc'.")),
+    ("keep_releases: .inf\n", ("Setting keep_releases must be a whole number from 1 to 1000, "
+     "not inf.")),
+])
+def test_bad_values_in_a_sample_are_one_sentence(dirs, text, message):
+    with pytest.raises(CorpusError) as err:
+        build(dirs, sample=text)
+    assert str(err.value) == message
+
+
+def test_values_are_checked_after_references_resolve(dirs):
+    with pytest.raises(CorpusError) as err:
+        build(dirs, pillar={"data": {"t": "abc"}, "health": {"timeout": "{data.t}"}})
+    assert str(err.value).startswith("Setting health.timeout must be a number of seconds")
+    cfg = build(dirs, pillar={"data": {"t": 12}, "health": {"timeout": "{data.t}"}})
+    assert cfg["health"]["timeout"] == 12
+
+
+def test_a_port_reference_to_zero_still_derives_the_port(dirs):
+    cfg = build(dirs, pillar={"data": {"port": 0}, "port": "{data.port}"})
+    assert cfg["port"] == settings.default_port("app")
+
+
+def test_the_mapping_stays_a_plain_dict_with_values_as_given(dirs):
+    cfg = build(dirs, pillar={"environment": {"WORKERS": 4, "DEBUG": True, "RATIO": 0.5},
+                              "lock_timeout": 7, "drain_timeout": 2.5})
+    assert type(cfg) is dict and type(cfg["health"]) is dict
+    assert cfg["environment"] == {"WORKERS": 4, "DEBUG": True, "RATIO": 0.5}
+    assert type(cfg["lock_timeout"]) is int and cfg["drain_timeout"] == 2.5
+    cfg["added_by_a_phase"] = 1  # phases may add keys after the build
+
+
+def test_new_settings_have_their_defaults(dirs):
+    cfg = build(dirs)
+    assert cfg["run_as"] == "" and cfg["drain_timeout"] == 30
+    assert cfg["keep_failed"] == 5 and cfg["bind"] == "127.0.0.1"
+    assert cfg["bundle"] == {"source": ""} and cfg["environment"] == {}
+    assert cfg["editable_keep"] == [".venv", "node_modules", "__pycache__"]
+    assert cfg["web"] == "" and cfg["static_dir"] == ""
+    assert build(dirs, pillar={"run_as": "app_1"})["run_as"] == "app_1"
+
+
+def test_defaults_are_not_shared_between_builds(dirs):
+    cfg = build(dirs)
+    cfg["editable_keep"].append("x")
+    cfg["health"]["path"] = "/changed"
+    again = build(dirs)
+    assert again["editable_keep"] == [".venv", "node_modules", "__pycache__"]
+    assert again["health"]["path"] == "/"
