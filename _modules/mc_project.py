@@ -5,6 +5,8 @@ The projects root is the minion option or pillar key ``mc_project:projects_root`
 ``makina-projects:NAME`` among others (see ``mc_project.settings``).
 """
 
+import inspect
+import logging
 import os
 import shlex
 import sys
@@ -20,6 +22,8 @@ try:
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
     HAS_CORPUS = False
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "mc_project"
 
@@ -37,8 +41,74 @@ def _root(projects_root=None):
 def _pillar(name):
     _call(_settings.validate_name, name)  # a bad name: one sentence, not a traceback
     # __pillar__ holds plain values; pillar.get would hand back Salt 3008's masks.
-    value = (__pillar__.get("makina-projects") or {}).get(name)
+    projects = __pillar__.get("makina-projects") or {}
+    value = projects.get(name)
+    if value is None:
+        # The pillar's YAML types its keys too: "123:" is the int 123, "true:" True.
+        typed = salt.utils.args.yamlify_arg(name)
+        value = next((mapping for key, mapping in projects.items()
+                      if not isinstance(key, str) and _same(key, typed)), None)
     return value if value not in ("", None) else {}
+
+
+def _same(one, other):
+    """Equal and of the same type (``1 == True`` and ``1 == 1.0`` are not the same)."""
+    return type(one) is type(other) and (one == other or repr(one) == repr(other))  # nan
+
+
+def _typed_args(kwargs):
+    """The function and the arguments as the user typed them, when Salt kept them.
+
+    ``salt-call`` keeps its command line in ``__opts__["fun"]``/``["arg"]``; a job
+    from a master brings its published ``fun``/``arg`` as ``__pub_fun``/``__pub_arg``
+    (to functions taking ``**kwargs``). Returns ``(fun, args)`` or ``(None, [])``.
+    """
+    if kwargs and kwargs.get("__pub_fun") and isinstance(kwargs.get("__pub_arg"), (list, tuple)):
+        return kwargs["__pub_fun"], list(kwargs["__pub_arg"])
+    arg = __opts__.get("arg")
+    if __opts__.get("fun") and isinstance(arg, (list, tuple)):
+        return __opts__["fun"], list(arg)
+    return None, []
+
+
+def _text(value, key, kwargs=None):
+    """
+    The text the user typed for argument ``key`` of the running function.
+
+    Salt reads command line arguments as YAML: ``123`` reaches the function as the int
+    123, ``true`` as True, ``null`` as None, ``0123`` as 123. Names, commits and
+    release ids are text: take the typed text back from the command line when Salt
+    kept it (and it reads as ``value``), else ``str(value)`` (``true``/``false`` for
+    bools). None stays None unless the user typed it.
+    """
+    if isinstance(value, str):
+        return value
+    fun, args = _typed_args(kwargs)
+    prefix = __virtualname__ + "."
+    func = globals().get(fun[len(prefix):]) if fun and fun.startswith(prefix) else None
+    if func is not None:
+        positional, named = [], {}
+        for arg in args:
+            if isinstance(arg, dict) and arg.get("__kwarg__") is True:
+                named.update((k, v) for k, v in arg.items() if k != "__kwarg__")
+                continue
+            arg_name, arg_value = (salt.utils.args.parse_kwarg(arg) if isinstance(arg, str)
+                                   else (None, None))
+            if arg_name:
+                named[arg_name] = arg_value
+            else:
+                positional.append(arg)
+        try:
+            typed = inspect.signature(func).bind_partial(*positional, **named).arguments.get(key)
+        except TypeError:
+            typed = None
+        if isinstance(typed, str) and _same(salt.utils.args.yamlify_arg(typed), value):
+            return typed
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _bindings():
@@ -73,9 +143,11 @@ def _call(func, *args, **kwargs):
     except CorpusError as exc:
         __context__["retcode"] = 1
         raise CommandExecutionError(str(exc)) from None
-    except TypeError as exc:  # Salt would report a bug here as "invalid arguments"
+    except Exception as exc:  # a bug: one sentence for the user, the traceback in Salt's log
+        log.exception("corpus failed unexpectedly")
         __context__["retcode"] = 1
-        raise CommandExecutionError("corpus failed unexpectedly: {}".format(exc)) from exc
+        raise CommandExecutionError("corpus failed unexpectedly: {}: {} (the traceback is in "
+                                    "Salt's log).".format(type(exc).__name__, exc)) from None
 
 
 def _job_id(kwargs):
@@ -93,6 +165,7 @@ def init_project(name, projects_root=None, branch="main"):
 
         salt-call --local mc_project.init_project myapp
     """
+    name = _text(name, "name")
     return _call(layout.init_project, name, _root(projects_root), hook_salt_call(), branch,
                  pillar=_pillar(name))
 
@@ -107,6 +180,7 @@ def settings(name, projects_root=None, **kwargs):
 
         salt-call --local mc_project.settings myapp env=staging
     """
+    name = _text(name, "name", kwargs)
     overrides = salt.utils.args.clean_kwargs(**kwargs)
     return _call(_settings.build, name, _root(projects_root), pillar=_pillar(name), overrides=overrides)
 
@@ -123,19 +197,19 @@ def deploy(name, rev=None, archive=None, old=None, ref=None, who=None, projects_
 
         salt-call --local mc_project.deploy myapp
     """
+    name = _text(name, "name", kwargs)
     job = _job_id(kwargs)
     overrides = salt.utils.args.clean_kwargs(**kwargs)
-    return _call(engine.deploy, name, _root(projects_root), _bindings(), rev=_sha(rev),
-                 archive=archive, old=_sha(old), ref=ref, pillar=_pillar(name),
+    return _call(engine.deploy, name, _root(projects_root), _bindings(),
+                 rev=_sha(rev, "rev", kwargs), archive=archive, old=_sha(old, "old", kwargs),
+                 ref=ref, pillar=_pillar(name),
                  overrides=overrides or None, job_id=job, who=who)
 
 
-def _sha(value):
-    # Salt's YAML parsing turns an all-digit sha into an int, and an exponent-like one
-    # into a float: give git what was typed.
-    if value is None or isinstance(value, str):
-        return value
-    return str(value).zfill(40) if isinstance(value, int) else str(value)
+def _sha(value, key, kwargs=None):
+    # Salt's YAML parsing turns an all-digit sha into an int (1234567, or 0123 into 123):
+    # give git what was typed, short or long, and let git resolve it.
+    return _text(value, key, kwargs)
 
 
 def deploy_pillar(name, archive, rev=None, ref=None, old=None, who=None, projects_root=None, **kwargs):
@@ -148,8 +222,10 @@ def deploy_pillar(name, archive, rev=None, ref=None, old=None, who=None, project
 
         salt-call --local mc_project.deploy_pillar myapp archive=/tmp/pillar.tar
     """
+    name = _text(name, "name", kwargs)
     return _call(engine.deploy_pillar, name, _root(projects_root), _bindings(), archive,
-                 rev=_sha(rev), ref=ref, pillar=_pillar(name), job_id=_job_id(kwargs), who=who)
+                 rev=_sha(rev, "rev", kwargs), ref=ref, pillar=_pillar(name),
+                 job_id=_job_id(kwargs), who=who)
 
 
 def releases(name, projects_root=None):
@@ -162,6 +238,7 @@ def releases(name, projects_root=None):
 
         salt-call --local mc_project.releases myapp
     """
+    name = _text(name, "name")
     return _call(engine.list_releases, name, _root(projects_root))
 
 
@@ -177,8 +254,9 @@ def rollback(name, release_id=None, data=False, projects_root=None, **kwargs):
         salt-call --local mc_project.rollback myapp
         salt-call --local mc_project.rollback myapp 20261122T101500-ab12cd34 data=True
     """
+    name = _text(name, "name", kwargs)
     return _call(engine.rollback, name, _root(projects_root), _bindings(),
-                 release_id=str(release_id) if release_id is not None else None, data=bool(data),
+                 release_id=_text(release_id, "release_id", kwargs), data=bool(data),
                  pillar=_pillar(name), job_id=_job_id(kwargs))
 
 
@@ -192,6 +270,7 @@ def status(name, projects_root=None):
 
         salt-call --local mc_project.status myapp
     """
+    name = _text(name, "name")
     return _call(engine.status, name, _root(projects_root), pillar=_pillar(name))
 
 
@@ -207,9 +286,10 @@ def fetch_bundle(name, source, commit=None, projects_root=None):
 
         salt-call --local mc_project.fetch_bundle myapp http://staging:8080/bundles/
     """
+    name = _text(name, "name")
     def fetch():
         cfg = _settings.build(name, _root(projects_root), pillar=_pillar(name))
-        wanted = _sha(commit) or engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
+        wanted = _sha(commit, "commit") or engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
         if not wanted and not str(source).endswith((".json", ".tar.gz")):
             raise CorpusError("Say which commit to fetch: the deploy branch has no commit yet.")
         return bundle.fetch(source, wanted, cfg["paths"]["bundles"])
@@ -228,6 +308,7 @@ def branch_head(name, projects_root=None):
 
         salt-call --local mc_project.branch_head myapp
     """
+    name = _text(name, "name")
     def head():
         cfg = _settings.build(name, _root(projects_root), pillar=_pillar(name))
         return engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
@@ -245,6 +326,7 @@ def stop(name, projects_root=None):
 
         salt-call --local mc_project.stop myapp
     """
+    name = _text(name, "name")
     return _call(engine.stop, name, _root(projects_root), pillar=_pillar(name))
 
 
@@ -260,5 +342,6 @@ def recover(name, projects_root=None, **kwargs):
 
         salt-call --local mc_project.recover myapp
     """
+    name = _text(name, "name", kwargs)
     return _call(engine.recover, name, _root(projects_root), _bindings(), pillar=_pillar(name),
                  job_id=_job_id(kwargs))

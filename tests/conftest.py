@@ -51,22 +51,23 @@ class SaltCallResult(NamedTuple):
         return None
 
 
-@pytest.fixture(scope="session", autouse=True)
-def traversable_tmp(tmp_path_factory):
+def _traversable_mktemp(mktemp):
     """As root, projects' apps run as users of their own: they must be able to reach
-    the projects under pytest's temporary directories (created 0700), as they reach
-    /srv/projects. Search permission only: nobody can list them."""
-    if os.geteuid() == 0:
-        base = tmp_path_factory.getbasetemp()
-        for path in (base, base.parent):
-            os.chmod(path, 0o711)
+    projects under pytest's temporary directories (made 0700) as they reach
+    /srv/projects. Search permission only: nobody else can list them."""
+
+    def wrapper(self, *args, **kwargs):
+        path = mktemp(self, *args, **kwargs)
+        for each in (path, path.parent, path.parent.parent):
+            if each.name.startswith(("pytest-", "pytest-of-")) or each == path:
+                os.chmod(each, 0o711)
+        return path
+
+    return wrapper
 
 
-@pytest.fixture(autouse=True)
-def traversable_test_tmp(request):
-    """The same for each test's own temporary directory, when it has one."""
-    if os.geteuid() == 0 and "tmp_path" in request.fixturenames:
-        os.chmod(request.getfixturevalue("tmp_path"), 0o711)
+if os.geteuid() == 0:
+    pytest.TempPathFactory.mktemp = _traversable_mktemp(pytest.TempPathFactory.mktemp)
 
 
 @pytest.fixture

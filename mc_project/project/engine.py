@@ -187,7 +187,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
             "previous_commit": history.last_deployed_commit(records),
             "editable_keep": cfg["editable_keep"],
         }
-        target = paths["project"] if cfg["mode"] == "editable" else paths["release"]
+        target = paths["project"] if cfg["mode"] == "editable" else cfg["paths"]["release"]
         run = Run(cfg, bindings, log, record, src=build_dir, target=target)
         log("-----> deploying {} {} ({} mode, env {}) as {}".format(
             name, commit[:12], cfg["mode"], cfg["env"], release_id))
