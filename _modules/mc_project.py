@@ -6,6 +6,7 @@ The projects root is the minion option or pillar key ``mc_project:projects_root`
 """
 
 import inspect
+import logging
 import os
 import shlex
 import sys
@@ -21,6 +22,8 @@ try:
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
     HAS_CORPUS = False
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "mc_project"
 
@@ -140,9 +143,11 @@ def _call(func, *args, **kwargs):
     except CorpusError as exc:
         __context__["retcode"] = 1
         raise CommandExecutionError(str(exc)) from None
-    except TypeError as exc:  # Salt would report a bug here as "invalid arguments"
+    except Exception as exc:  # a bug: one sentence for the user, the traceback in Salt's log
+        log.exception("corpus failed unexpectedly")
         __context__["retcode"] = 1
-        raise CommandExecutionError("corpus failed unexpectedly: {}".format(exc)) from exc
+        raise CommandExecutionError("corpus failed unexpectedly: {}: {} (the traceback is in "
+                                    "Salt's log).".format(type(exc).__name__, exc)) from None
 
 
 def _job_id(kwargs):
