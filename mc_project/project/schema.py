@@ -171,9 +171,6 @@ class ProjectSettings(_Strict):
         default_factory=lambda: [".venv", "node_modules", "__pycache__"])
     """Names an editable deploy keeps in the checkout when it cleans it (built environments)."""
 
-    data: dict[Any, Any] = _rule("a mapping", default_factory=dict)
-    """The project's own values, anything inside; ``{data.key}`` references reach them."""
-
     run_as: UserName = _rule(
         "empty or a Linux user name (a lowercase letter or '_', then up to 31 lowercase letters, "
         "digits, '_' or '-')", "")
@@ -181,6 +178,9 @@ class ProjectSettings(_Strict):
 
     drain_timeout: _seconds(0, 3600) = _rule("a number of seconds from 0 to 3600", 30)
     """Seconds the old release may finish in-flight requests after traffic moved to the new one."""
+
+    data: dict[Any, Any] = _rule("a mapping", default_factory=dict)
+    """The project's own values, anything inside; ``{data.key}`` references reach them."""
 
 
 # Env defaults sit between the built-in defaults and PILLAR.sample.
@@ -254,8 +254,6 @@ def sentence(error, model=ProjectSettings):
     elif key == "editable_keep" and loc:
         key = f"editable_keep[{loc[0]}]"
         allowed = "a file or directory name (a string)"
-    elif key == "data" and loc:
-        key = "data"  # only a non-mapping reaches here; keys inside are free
     return f"Setting {key} must be {allowed}, not {_show(value)}."
 
 

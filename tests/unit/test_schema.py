@@ -226,7 +226,7 @@ def test_unknown_top_level_key():
     assert refused({"foo": 1}) == (
         "Setting foo is unknown; known settings are env, mode, deploy_branch, keep_releases, "
         "keep_failed, lock_timeout, port, bind, environment, web, static_dir, health, bundle, "
-        "editable_keep, data, run_as and drain_timeout; put your own values under data.")
+        "editable_keep, run_as, drain_timeout and data; put your own values under data.")
 
 
 @pytest.mark.parametrize("section,known", [("health", "path, timeout and status"),
