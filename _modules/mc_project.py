@@ -208,7 +208,10 @@ def deploy(name, rev=None, archive=None, old=None, ref=None, who=None, projects_
 
 def _sha(value, key, kwargs=None):
     # Salt's YAML parsing turns an all-digit sha into an int (1234567, or 0123 into 123):
-    # give git what was typed, short or long, and let git resolve it.
+    # give git what was typed, short or long, and let git resolve it. Without the typed
+    # text, 0 can only be git's null sha (a new or deleted branch): no sha is that short.
+    if type(value) is int and value == 0 and _text(value, key, kwargs) == "0":
+        return "0" * 40
     return _text(value, key, kwargs)
 
 

@@ -127,6 +127,15 @@ def test_a_short_all_digit_sha_is_not_padded(mod):
     assert mod._sha(None, "rev") is None
 
 
+def test_the_null_sha_of_a_new_branch(mod):
+    zero = "0" * 40
+    salt_call(mod, "mc_project.deploy", "app", "old=" + zero, "rev=0000")
+    assert mod._sha(0, "old") == zero
+    assert mod._sha(0, "rev") == "0000"  # as typed: a 4-digit abbreviation
+    mod.__opts__ = {}
+    assert mod._sha(0, "old") == zero  # nothing typed to go by: 0 is no abbreviation
+
+
 # --------------------------------------------------------------------------- the functions
 
 def test_status_of_a_project_named_123(mod, engine):
