@@ -149,7 +149,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         raise CorpusError("Deleting the deploy branch {} is refused.".format(branch))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        undo.recover(name, projects_root, bindings, log, pillar=pillar)
+        _recover(name, projects_root, bindings, log, pillar)
         records = history.load(paths["history"])
         _check_branch_not_moved(paths, branch, old, records, log)
         if rev is None:
@@ -342,7 +342,7 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                           "you want live instead.".format(name))
     job_id = job_id or uuid.uuid4().hex[:12]
     with lock.deploy_lock(paths["lock"], job_id, prelim["lock_timeout"], on_wait=log):
-        undo.recover(name, projects_root, bindings, log, pillar=pillar)
+        _recover(name, projects_root, bindings, log, pillar)
         records = history.load(paths["history"])
         kept = [r for r in history.good_release_ids(records)
                 if os.path.isdir(os.path.join(paths["releases"], r))]
@@ -408,10 +408,63 @@ def recover(name, projects_root, bindings, pillar=None, job_id=None, out=None):
     prelim = settings.build(name, projects_root, pillar=pillar)
     with lock.deploy_lock(paths["lock"], job_id or uuid.uuid4().hex[:12], prelim["lock_timeout"],
                           on_wait=log):
-        recovered = undo.recover(name, projects_root, bindings, log, pillar=pillar)
+        recovered = _recover(name, projects_root, bindings, log, pillar)
     if not recovered:
         log("-----> nothing to recover: no deploy of {} was interrupted".format(name))
     return {"name": name, "recovered": recovered, "live": live_commit(paths)}
+
+
+def _recover(name, projects_root, bindings, log, pillar):
+    """Everything a killed deploy, rollback or push can leave: see ``undo.recover``
+    and ``_put_back_unlanded_push``. Returns the ids of the records put back."""
+    recovered = undo.recover(name, projects_root, bindings, log, pillar=pillar)
+    unlanded = _put_back_unlanded_push(name, projects_root, bindings, log, pillar)
+    return recovered + ([unlanded] if unlanded else [])
+
+
+def _put_back_unlanded_push(name, projects_root, bindings, log, pillar):
+    """A push killed after its deploy was recorded never moved its branch, and git
+    dropped its objects: what is live is then a commit the repository does not hold.
+    Make the release that was live before it live again, so the branch says what is
+    live. Returns the id of the deploy put back, or None."""
+    paths = settings.project_paths(projects_root, name)
+    records = history.load(paths["history"])
+    last = next((r for r in reversed(records) if r.get("status") == "success"), None)
+    if not last or last.get("kind") != "deploy" or not last.get("ref") or \
+            gitrepo.has_commit(paths["project_git"], last["commit"]):
+        return None
+    log("-----> deploy {} went live but its push never landed: {} is not in the "
+        "repository".format(last["id"], last["commit"][:12]))
+    cfg = settings.build(name, projects_root, pillar=pillar)
+    previous_release = last.get("previous_release")
+    if last["mode"] == "editable" and last.get("previous_commit"):
+        target = paths["project"]
+    elif previous_release and os.path.isdir(os.path.join(paths["releases"], previous_release)):
+        target = os.path.join(paths["releases"], previous_release)
+        cfg = settings.build(name, projects_root, pillar=pillar, source_dir=target)
+    else:
+        target = None
+    record = {"id": "putback-{}".format(last["id"]), "kind": "rollback", "name": name,
+              "from": last["id"], "to": previous_release, "status": "running",
+              "started": history.now(), "commit": last.get("previous_commit"), "steps": []}
+    run = Run(cfg, bindings, log, record, src=target, target=target)
+    run.save()
+    if target is None:  # it was the first deploy: nothing was live before it
+        supervisor.shutdown(cfg)
+        supervisor.save_state(cfg, {"live": None, "standby": None})
+        releases.switch_current(paths["current"], None)
+    else:
+        if last["mode"] == "editable":
+            run.restore_checkout(last["previous_commit"])
+        run.step("start_new")
+        run.step("move_traffic")
+    last.update(status="not landed", note="its push never landed; {} put it back".format(record["id"]))
+    history.upsert(paths["history"], last)
+    record.update(status="success", ended=history.now())
+    run.save()
+    if target is not None:
+        _housekeeping(run, log)
+    return last["id"]
 
 
 def stop(name, projects_root, pillar=None):

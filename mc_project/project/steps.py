@@ -129,6 +129,9 @@ def prepare_start_new(run):
 def do_start_new(run, entry):
     users.give_data(run.cfg)
     state = supervisor.load_state(run.cfg)
+    if state["standby"]:  # a slot left by an interrupted run: it takes no traffic
+        state["standby"] = None
+        supervisor.apply(run.cfg, state)
     supervisor.write_spec(run.cfg, entry["slot"], entry["tree"], entry["port"])
     state["standby"] = {k: entry[k] for k in ("slot", "port", "tree")}
     supervisor.save_state(run.cfg, state)

@@ -77,6 +77,10 @@ def recover(name, projects_root, bindings, log, pillar=None):
             record["failed_dir"] = set_aside(run)
         run.save()
         recovered.append(rid)
+    for record in history.load(paths["history"]):  # a build dir a finished deploy left behind
+        leftover = os.path.join(paths["build"], str(record.get("id")))
+        if record.get("status") != "running" and os.path.isdir(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
     _retire_standby(name, projects_root, pillar, log)
     return recovered
 

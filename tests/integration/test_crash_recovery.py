@@ -179,7 +179,10 @@ def test_kill_during_build_then_next_push_succeeds(corpus, tmp_path, env):
         assert not os.path.exists(os.path.join(paths["project"], "PAUSE"))
 
 
-def test_kill_right_after_switch_then_next_push_succeeds(corpus, tmp_path):
+def test_kill_while_the_new_release_runs_beside_then_next_push_succeeds(corpus, tmp_path):
+    """Killed in post_deploy: the new release runs in its own slot, its migration wrote
+    data/, the old release still takes the traffic (and writes). The next push stops the
+    new one and keeps data/ as it is, since the live app answered requests meanwhile."""
     name = "crash-switch"
     paths = corpus.init(name, env="staging")
     src = slow_source(corpus, name)
@@ -192,10 +195,10 @@ def test_kill_right_after_switch_then_next_push_succeeds(corpus, tmp_path):
     push, gate, _ = hold_and_push(corpus, src, name, "post_deploy", 2, tmp_path)
     try:
         running = corpus.history(name)[-1]
-        assert running["switched"] is True
+        assert [(s["step"], s["state"]) for s in running["steps"]][-1] == ("start_new", "done")
         new_release = os.path.join(paths["releases"], running["id"])
-        assert os.path.realpath(paths["current"]) == new_release
-        assert json.loads(corpus.get(name)[1])["version"] == "2"  # the new app already runs
+        assert os.path.realpath(paths["current"]) == good_release
+        assert json.loads(corpus.get(name)[1])["version"] == "1"  # the old one still serves
         with open(os.path.join(paths["data"], "state.txt"), "w") as fh:  # a migration wrote data
             fh.write("written by v2\n")
         kill_deploy(name)
@@ -205,18 +208,22 @@ def test_kill_right_after_switch_then_next_push_succeeds(corpus, tmp_path):
         push.kill()
     assert "-----> post_deploy" in push.output
     assert head(paths["project_git"], "refs/heads/main") == good["commit"]
+    assert json.loads(corpus.get(name)[1])["version"] == "1"
+    status = corpus.salt("mc_project.status", name, check=True).local
+    assert status["commit"] == good["commit"] and status["interrupted"] == [running["id"]]
 
     corpus.commit(src, {"VERSION": "3\n", "PAUSE": None}, "v3")
     nxt = corpus.push(src, name)
     assert nxt.returncode == 0, nxt.stderr
     assert "recovering interrupted deploy {}".format(running["id"]) in nxt.stderr
-    assert "current back to {}".format(good_release) in nxt.stderr
+    assert "new release stopped" in nxt.stderr
+    assert "no acknowledged write is discarded" in nxt.stderr
 
     record = [r for r in corpus.history(name) if r["id"] == running["id"]][0]
     assert record["status"] == "interrupted"
     assert not os.path.exists(new_release)
     assert os.path.isdir(os.path.join(paths["failed"], running["id"], "tree"))
-    # data/ was put back to its state before the interrupted deploy
-    assert open(os.path.join(paths["data"], "state.txt")).read() == "before v2\n"
+    # data/ is kept: the live app answered requests after the snapshot
+    assert open(os.path.join(paths["data"], "state.txt")).read() == "written by v2\n"
     assert os.path.isdir(good_release)
     assert_consistent(corpus, name, src, 3)

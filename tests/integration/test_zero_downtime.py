@@ -13,7 +13,7 @@ ROLLBACKS = 5
 
 
 def test_deploys_and_rollbacks_drop_no_request(corpus):
-    corpus.init("zdt", env="staging")
+    corpus.init("zdt", env="staging", keep_releases=10)
     src = corpus.source("wsgi-app", name="zdt")
     assert corpus.push(src, "zdt").returncode == 0
     url = "http://127.0.0.1:{}/".format(corpus.port("zdt"))
