@@ -379,13 +379,30 @@ def test_a_crashing_phase_is_rolled_back_too(project):
     rid_live = fake_live_release(p)
 
     def crash():
-        raise OSError(28, "No space left on device")
+        raise OSError(13, "Permission denied")
 
     p.salt.actions["configure"] = crash
     with pytest.raises(CorpusError, match=r"failed in phase configure and was rolled back: phase configure "
-                                          r"failed: OSError: \[Errno 28\] No space left on device"):
+                                          r"failed: PermissionError: \[Errno 13\] Permission denied"):
         p.deploy(overrides={"env": "staging"})
     assert_failed_deploy(p, "configure", rid_live)
+
+
+def test_a_full_disk_is_named_in_one_sentence_and_rolled_back(project):
+    p = project()
+    rid_live = fake_live_release(p)
+
+    def full():
+        raise OSError(28, "No space left on device")
+
+    p.salt.actions["configure"] = full
+    with pytest.raises(CorpusError, match=r"failed in phase configure and was rolled back: The "
+                                          r"filesystem /\S* holding \S+/app is full, so the deploy"):
+        p.deploy(overrides={"env": "staging"})
+    record = p.records()[-1]
+    assert record["status"] == "failed" and record["failed_phase"] == "configure"
+    assert "is full" in record["error"] and "Traceback" not in record["error"]
+    assert p.live() == os.path.join(p.paths["releases"], rid_live)
 
 
 def test_phase_that_does_not_render_fails_the_deploy(project):
@@ -414,8 +431,8 @@ def test_an_interrupted_deploy_is_recovered_by_the_next(project):
     recovered = history.find(p.records(), dead)
     assert recovered["status"] == "interrupted" and recovered["ended"]
     assert read(os.path.join(p.paths["failed"], dead, "tree", "half.txt")) == "half built"
-    assert read(os.path.join(p.paths["failed"], dead, "deploy.log")) == \
-        "deploy interrupted; recovered by a later deploy\n"
+    assert read(os.path.join(p.paths["failed"], dead, "deploy.log")).startswith(
+        "-----> recovering interrupted deploy {}".format(dead))
     assert dead not in p.ls("snapshots")
     assert "-----> recovering interrupted deploy {} (job job-dead)".format(dead) in p.lines
     assert p.live() == os.path.join(p.paths["releases"], rid_live)
@@ -514,9 +531,10 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
         p.deploy(overrides=web)
     assert "failed in phase post_deploy and was rolled back" in str(err.value)
     record, failed_dir = assert_failed_deploy(p, "post_deploy", rid1, notes=(
-        "current back to releases/{}".format(rid1), "data/ restored from its snapshot",
-        "previous app restarted and healthy"))
-    assert record["commit"] == second and record["switched"] is True
+        "new release stopped", "data/ restored from its snapshot"))
+    assert record["commit"] == second
+    assert [e["step"] for e in record["steps"]] == ["snapshot_data", "make_release", "pack_bundle",
+                                                     "start_new"]
     assert read(os.path.join(p.paths["data"], "db.json")) == '{"schema": 1}'
     assert not os.path.exists(os.path.join(p.paths["data"], "new.txt"))
     assert http_get(p.port, "/index.html") == "v1\n"
@@ -532,9 +550,9 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     del p.salt.actions["post_deploy"], p.salt.fail["post_deploy"]
     p.salt.calls.clear()
     with pytest.raises(CorpusError, match=r"failed in phase post_deploy .*Health check "
-                                          r"http://127\.0\.0\.1:\d+/missing failed after 1"):
+                                          r"http://127\.0\.0\.1:\d+/missing failed: HTTP 404 after 1"):
         p.deploy(overrides=dict(web, health={"path": "/missing", "timeout": 1}))
-    assert_failed_deploy(p, "post_deploy", rid1, notes=("previous app restarted and healthy",))
+    assert_failed_deploy(p, "post_deploy", rid1, notes=("new release stopped",))
     assert http_get(p.port, "/index.html") == "v1\n"
 
     # 4. the next good deploy goes live; its unchanged files are links to the earlier
