@@ -22,9 +22,11 @@ def app(environ, start_response):
         return [b"ok\n" if ok else b"data not migrated\n"]
     db = load()
     db["visits"] = db.get("visits", 0) + 1
-    with open(DB + ".tmp", "w", encoding="utf-8") as fh:
+    # Two releases run side by side while a deploy switches: each writes its own temp file.
+    tmp = "{}.tmp-{}".format(DB, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(db, fh)
-    os.replace(DB + ".tmp", DB)
+    os.replace(tmp, DB)
     body = json.dumps({"app": "wsgi-app", "version": VERSION, "visits": db["visits"],
                        "greeting": os.environ.get("GREETING", "hello")}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])

@@ -15,7 +15,8 @@ ROLLBACKS = 5
 def test_deploys_and_rollbacks_drop_no_request(corpus):
     corpus.init("zdt", env="staging", keep_releases=10)
     src = corpus.source("wsgi-app", name="zdt")
-    assert corpus.push(src, "zdt").returncode == 0
+    first = corpus.push(src, "zdt")
+    assert first.returncode == 0, first.stderr
     url = "http://127.0.0.1:{}/".format(corpus.port("zdt"))
     load = LoadLoop(url, clients=2).start()
     try:
@@ -29,7 +30,7 @@ def test_deploys_and_rollbacks_drop_no_request(corpus):
     finally:
         seen = load.stop()
     assert seen["requests"] > 200, seen
-    assert seen["failed"] == 0 and seen["non_2xx"] == 0, seen
+    assert seen["failed"] == 0 and seen["non_2xx"] == 0, seen["errors"]
     assert "1" in seen["versions"] and str(DEPLOYS + 1) in seen["versions"], seen
     # Only the live slot runs once the deploys are over.
     status = corpus.salt("mc_project.status", "zdt").local

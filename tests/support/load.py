@@ -61,7 +61,7 @@ class LoadLoop:
             self.counts["requests"] += 1
             if not 200 <= status < 300:
                 self.counts["non_2xx"] += 1
-                self.errors.append("HTTP {}".format(status))
+                self.errors.append("HTTP {}: {!r}".format(status, body[:200]))
                 return
             try:
                 self.versions.add(json.loads(body).get("version"))
