@@ -32,7 +32,8 @@ GOLDEN_NAME = "corpus-golden"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_DISK_SIZE_MB = 2048
-GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates")
+# haproxy: each project's front (mc_project/project/front.py).
+GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates", "haproxy")
 DEFAULT_GOLDEN_CACHE = "/var/cache/corpus/golden"
 COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
 

@@ -30,8 +30,10 @@ def new_release_id(releases_dir, commit):
 def _run(cmd, what):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode:
-        last = proc.stdout.strip().splitlines()[-1:] or ["exit {}".format(proc.returncode)]
-        raise CorpusError("{} failed: {}".format(what, last[0]))
+        lines = proc.stdout.strip().splitlines() or ["exit {}".format(proc.returncode)]
+        # rsync and cp end with a summary line; the cause (a full disk) comes before it.
+        cause = next((line for line in lines if "No space left" in line or "quota" in line), lines[-1])
+        raise CorpusError("{} failed: {}".format(what, cause))
     return proc.stdout
 
 
