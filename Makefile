@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.installed
 TEST_TMPDIR ?= /var/tmp/corpus-tests
 PYTEST_ARGS ?= --timeout=900
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench lint clean
 
 venv: $(VENV_STAMP)
 
@@ -24,6 +24,9 @@ test: venv
 
 demo: venv
 	$(VENV)/bin/python -m mc_project.demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 bench: venv
 	$(VENV)/bin/python bench/run.py

@@ -127,6 +127,7 @@ setup(
             "pytest",
             "pytest-salt-factories==1.0.5",
             "pytest-timeout",
+            "ruff",
             "aiosmtpd",
         ],
     },

@@ -623,7 +623,8 @@ def access_details(ctl, clip):
     node = clip["node"]
     port = "" if node["http_port"] == 80 else ":{}".format(node["http_port"])
     return {"name": clip["env_name"], "uuid": clip["env_uuid"], "env_type": clip["env_type"],
-            "urls": ["http://{}{}/".format(domain, port) for domain in [clip["domain"]] + clip.get("extra_domains", [])],
+            "urls": ["http://{}{}/".format(domain, port)
+                     for domain in [clip["domain"]] + clip.get("extra_domains", [])],
             "ssh_host": clip["domain"], "ssh_port": clip.get("ssh_port"), "node": node["name"],
             "node_address": node["address"], "git_remote": clip.get("git_remote"),
             "project": clip["project"]}

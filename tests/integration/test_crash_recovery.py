@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from helpers import EXAMPLES, GIT_ENV, REPO_ROOT, git, head
+from helpers import EXAMPLES, GIT_ENV, REPO_ROOT, head
 
 SLOW = os.path.join(REPO_ROOT, "tests", "projects", "slow")
 WAIT = 90  # seconds: a generous bound on one deploy reaching its pause point

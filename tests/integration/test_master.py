@@ -136,7 +136,7 @@ def test_runner_deploys_on_the_minion_with_per_phase_results(app, minion, salt_r
     assert result["result"] is True and result["status"] == "success", result
     assert result["commit"] == head(app["src"])
     names = [p["phase"] for p in result["phases"]]
-    assert names == list(mc_recipe.PHASES)
+    assert names == list(recipe.PHASES)
     for phase in result["phases"]:
         assert phase["result"] in (True, "skipped"), phase
         assert isinstance(phase["seconds"], (int, float)) and phase["seconds"] >= 0
@@ -189,7 +189,7 @@ def test_state_apply_deployed_from_the_top_file(app, master, minion, salt_cli):
         (state,) = state_results(ret)
         assert state["result"] is True, state
         assert state["changes"]["commit"] == {"old": live_before["commit"], "new": new}
-        assert [p["phase"] for p in state["changes"]["phases"]] == list(mc_recipe.PHASES)
+        assert [p["phase"] for p in state["changes"]["phases"]] == list(recipe.PHASES)
         status, body = get(APP)
         assert status == 200 and '"version": "2"' in body
         assert history(paths)[-1]["commit"] == new and history(paths)[-1]["status"] == "success"

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from mc_project.project import bundle, engine, history, layout, lock, phases, recipe, releases, settings, supervisor
+from mc_project.project import bundle, engine, history, layout, lock, recipe, releases, settings, supervisor
 from mc_project.errors import CorpusError
 
 NAME = "app"
