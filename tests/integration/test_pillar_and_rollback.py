@@ -184,3 +184,24 @@ def test_manual_rollback_with_and_without_data(corpus):
     assert proc.returncode == 0, proc.stderr
     assert answer(name)["version"] == "4"
     assert corpus.salt("mc_project.status", name, check=True).local["commit"] == commits[4]
+
+
+def test_pillar_push_after_a_rollback_keeps_the_rolled_back_commit_live(corpus):
+    name = "pillar-after-rollback"
+    corpus.init(name, env="staging")
+    src = corpus.source("wsgi-app", name=name)
+    assert corpus.push(src, name).returncode == 0
+    v1 = head(src)
+    corpus.commit(src, {"VERSION": "2\n"}, "v2")
+    assert corpus.push(src, name).returncode == 0
+    assert answer(name)["version"] == "2"
+    assert corpus.salt("mc_project.rollback", name).returncode == 0
+    assert answer(name)["version"] == "1"
+
+    psrc = pillar_source(corpus, name, "environment:\n  GREETING: hallo\n")
+    proc = corpus.push(psrc, name, kind="pillar")
+    assert proc.returncode == 0, proc.stderr
+    assert "redeploying the live commit {}".format(v1[:12]) in proc.stderr
+    seen = answer(name)
+    assert seen["version"] == "1" and seen["greeting"] == "hallo"
+    assert corpus.history(name)[-1]["commit"] == v1
