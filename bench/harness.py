@@ -18,7 +18,7 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, REPO_ROOT)
 
 from mc_project import localsalt  # noqa: E402
-from mc_project.project import supervisor  # noqa: E402
+from mc_project.project import agent, supervisor  # noqa: E402
 from mc_project.project import settings as mc_settings  # noqa: E402
 
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
@@ -128,7 +128,9 @@ class Corpus:
     # -- setup / teardown -----------------------------------------------------------
 
     def clean_previous(self):
-        """A run interrupted by kill -9 may have left apps running: stop them, then wipe."""
+        """A run interrupted by kill -9 may have left apps and a deploy agent running:
+        stop them, then wipe."""
+        self.stop_agent(os.path.join(self.salt_base, "etc", "salt"))
         if os.path.isdir(self.projects_root):
             for name in os.listdir(self.projects_root):
                 try:
@@ -170,9 +172,16 @@ class Corpus:
             paths = self.paths(name)
             if os.path.exists(supervisor.conf_path({"paths": paths})):
                 supervisor.shutdown({"paths": paths})
+        if self.conf_dir:
+            self.stop_agent(self.conf_dir)
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
         return errors
+
+    def stop_agent(self, conf_dir):
+        """Stop the deploy agent the pushes started (it would stop by itself, later)."""
+        if os.path.isfile(os.path.join(conf_dir, "minion")) and os.path.isdir(self.projects_root):
+            agent.stop(conf_dir, self.projects_root)
 
     # -- salt, git ------------------------------------------------------------------
 
