@@ -177,7 +177,33 @@ def _stripped(text):
     return text
 
 
-def analyse_corpus_push(push, t_http, record):
+def agent_overhead(timings):
+    """The hand-off to the deploy agent, from the client's ``CORPUS_AGENT_TIMINGS`` line
+    (wall-clock stamps of the hook, the client, the agent and its child; seconds)."""
+    hook = timings.get("hook") or timings["client"]
+    started = timings.get("agent_start", 0.0)  # a cold agent: its start-up, apart
+    return {
+        "hook start -> client running (git archive, python start-up)": timings["client"] - hook,
+        "client -> agent (connect, request)": timings["received"] - timings["client"] - started,
+        "agent: fork + pillar refresh": timings["function_started"] - timings["received"],
+        "pillar refresh": timings["pillar"],
+        "hook start -> deploy function running": timings["function_started"] - hook - started,
+        "function return -> client exit": timings["client_done"] - timings["function_ended"],
+        "agent cold start": started or None,
+    }
+
+
+def last_agent_timings(path):
+    """The client's record of the last push (None when the push did not use the agent)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    return json.loads(lines[-1])["timings"] if lines else None
+
+
+def analyse_corpus_push(push, t_http, record, timings=None):
     """Split one corpus push into where its time went (seconds)."""
     def at(pred):
         for stamp, text in push.lines:
@@ -189,26 +215,35 @@ def analyse_corpus_push(push, t_http, record):
     t_transfer = at(lambda s: s.startswith("Total ")) or t0
     t_deploying = at(lambda s: s.startswith("-----> deploying"))
     t_live = at(lambda s: s.startswith("-----> ") and " is live: " in s)
-    t_current = at(lambda s: s.startswith("current -> "))
-    t_post_deploy = at(lambda s: s == "-----> post_deploy")
+    t_deploy = at(lambda s: s == "-----> deploy")
+    t_started = at(lambda s: "started beside the live one" in s)
     t_health = at(lambda s: s.startswith("health check ") and s.endswith("answered"))
-    if None in (t_deploying, t_live, t_current, t_post_deploy, t_health):
+    t_moved = at(lambda s: s.startswith(("traffic moved: ", "current -> ")))
+    if None in (t_deploying, t_live):
         raise BenchError("Could not find the progress lines in the push output:\n" + push.text())
+
+    def between(start, end):
+        return end - start if start is not None and end is not None else None
+
     phases = [(p["phase"], p["seconds"]) for p in record["phases"] if p.get("result") is True]
     split = {
         "git transfer": t_transfer - t0,
-        "receive, hook, salt-call start-up, lock, unpack": t_deploying - t_transfer,
+        "receive, hook, agent hand-off, lock, unpack": t_deploying - t_transfer,
         "phases": sum(s for _, s in phases),
         "engine between phases (history, records)": (t_live - t_deploying) - sum(s for _, s in phases),
-        "after phases (prune, salt-call exit, ref update)": push.ended - t_live,
+        "after phases (prune, result back, ref update)": push.ended - t_live,
         "first HTTP answer after the push returned": t_http - push.ended,
+        "push wall time": push.ended - t0,
         "total": t_http - t0,
-        # sub-parts, from the arrival time of the progress lines
-        "restart under supervisord (after the switch)": t_post_deploy - t_current,
-        "health check": t_health - push.line_before(t_health),
+        # sub-parts, from the arrival time of the progress lines (None when not printed)
+        "new release started (beside the live one)": between(t_deploy, t_started),
+        "health check": between(push.line_before(t_health) if t_health else None, t_health),
+        "traffic moved (after the health check)": between(t_health, t_moved),
     }
     for phase, seconds in phases:
         split["phase " + phase] = seconds
+    if timings:
+        split.update(agent_overhead(timings))
     return split
 
 
@@ -225,34 +260,44 @@ def measure_switch(current, targets, rounds=200):
 
 
 def bench_push(corpus, sizes, name, base_port):
+    from mc_project.project import agent
+
     section("a")
     port = corpus.pillar[name]["port"]
     src = corpus.source(name, example="wsgi-app")
     baseline = Baseline(corpus, os.path.join(corpus.root, "baseline"), base_port)
     baseline.init()
+    # The hook's client appends its timings here; the first push finds no agent running.
+    timings_file = os.path.join(corpus.root, "agent-timings.jsonl")
+    corpus.env["CORPUS_AGENT_TIMINGS"] = timings_file
+    agent.stop(corpus.conf_dir, corpus.projects_root)
     try:
-        if not sizes.quick:
-            # Not measured: the first deploy of both sides (starts supervisord or the
-            # app, migrates the data); --quick measures that first deploy instead.
-            corpus.push_project(src, name)
-            wait_http(port, '"version": "1"')
-            baseline.deploy(src, "1")
+        # The first deploy of both sides is reported apart: corpus starts its deploy agent,
+        # supervisord and the app, and migrates the data; the baseline starts its app.
+        first = corpus.push_project(src, name)
+        first_http = wait_http(port, '"version": "1"')
+        first_split = analyse_corpus_push(first, first_http, corpus.history(name)[-1],
+                                          last_agent_timings(timings_file))
+        baseline.deploy(src, "1")
         salt_start, runs_c, runs_b = [], [], []
         for i in range(sizes.runs):
-            version = str(i + 1 if sizes.quick else i + 2)
-            if version != "1":
-                corpus.commit(src, {"VERSION": version + "\n"}, "version " + version)
+            version = str(i + 2)
+            corpus.commit(src, {"VERSION": version + "\n"}, "version " + version)
             runs_b.append(baseline.deploy(src, version))
             push = corpus.push_project(src, name)
-            t_http = wait_http(port, '"version": "{}"'.format(version))
+            t_http = wait_http(port, f'"version": "{version}"')
             record = corpus.history(name)[-1]
             if record.get("status") != "success" or record.get("mode") != "cooking":
-                raise BenchError("unexpected deploy record: {}".format(record))
-            runs_c.append(analyse_corpus_push(push, t_http, record))
+                raise BenchError(f"unexpected deploy record: {record}")
+            timings = last_agent_timings(timings_file)
+            if not timings or timings.get("agent_start"):
+                raise BenchError(f"push {version} did not go to a warm deploy agent: {timings}")
+            runs_c.append(analyse_corpus_push(push, t_http, record, timings))
             salt_start.append(corpus.timed_salt("test.true"))  # alone, same conditions
     finally:
         baseline.stop()
-    live = [r["id"] for r in good_deploys(corpus, name)][-2:]  # one only with --quick
+        corpus.env.pop("CORPUS_AGENT_TIMINGS", None)
+    live = [r["id"] for r in good_deploys(corpus, name)][-2:]
     switch = measure_switch(corpus.paths(name)["current"],
                             [os.path.join(corpus.paths(name)["releases"], r) for r in live])
 
@@ -260,48 +305,68 @@ def bench_push(corpus, sizes, name, base_port):
         return median([r.get(key) for r in runs])
 
     c_total, b_plain, b_full = med(runs_c, "total"), med(runs_b, "plain total"), med(runs_b, "total with restart")
-    out("median of {} run(s); each run commits a new VERSION and pushes it to both sides".format(sizes.runs))
+    c_push = med(runs_c, "push wall time")
+    out(f"median of {sizes.runs} run(s) with the deploy agent warm; each run commits a new VERSION "
+        "and pushes it to both sides")
     out()
     table(["push-to-live", "seconds", "ratio"], [
         ["baseline: git push + git archive + symlink rename", fmt_seconds(b_plain), "1.00x"],
         ["baseline + app restart (plain process) + first HTTP", fmt_seconds(b_full), fmt_ratio(ratio(b_full, b_plain))],
+        ["corpus: git push wall time", fmt_seconds(c_push), fmt_ratio(ratio(c_push, b_plain))],
         ["corpus: git push until the new version answers", fmt_seconds(c_total), fmt_ratio(ratio(c_total, b_plain))],
     ], out=out)
     out()
-    out("corpus / baseline (no restart):   {}".format(fmt_ratio(ratio(c_total, b_plain))))
-    out("corpus / baseline (with restart): {}".format(fmt_ratio(ratio(c_total, b_full))))
+    out(f"corpus / baseline (no restart):   {fmt_ratio(ratio(c_total, b_plain))}")
+    out(f"corpus / baseline (with restart): {fmt_ratio(ratio(c_total, b_full))}")
+    out()
+    out("first push (not in the medians): {} wall time, new version answering after {}; "
+        "of which the deploy agent's cold start {}".format(
+            fmt_seconds(first_split["push wall time"]), fmt_seconds(first_split["total"]),
+            fmt_seconds(first_split.get("agent cold start"))))
     out()
     rows = []
     for key, label in (("git transfer", "git transfer (client side, until 'Total')"),
-                       ("receive, hook, salt-call start-up, lock, unpack", None)):
+                       ("receive, hook, agent hand-off, lock, unpack", None)):
         rows.append([label or key, fmt_seconds(med(runs_c, key)), fmt_seconds(med(runs_b, key))
                      if key in runs_b[0] else ""])
-    rows.append(["  compare: a whole salt-call test.true run, alone", fmt_seconds(median(salt_start)), ""])
+    for key in ("hook start -> client running (git archive, python start-up)",
+                "client -> agent (connect, request)", "agent: fork + pillar refresh", "pillar refresh",
+                "hook start -> deploy function running"):
+        rows.append(["  " + ("of which " if key != "pillar refresh" else "  of which ") + key,
+                     fmt_seconds(med(runs_c, key)), ""])
+    rows.append(["  compare: a whole salt-call test.true run, alone (what the agent saves)",
+                 fmt_seconds(median(salt_start)), ""])
     phase_keys = [k for k in runs_c[0] if k.startswith("phase ")]
     for key in phase_keys:
         rows.append([key, fmt_seconds(med(runs_c, key)), ""])
         if key == "phase deploy":
-            rows.append(["  of which restart under supervisord", fmt_seconds(
-                med(runs_c, "restart under supervisord (after the switch)")), ""])
-            rows.append(["  of which switch (atomic rename, in-process)", fmt_seconds(switch), ""])
+            rows.append(["  of which the new release started beside the live one", fmt_seconds(
+                med(runs_c, "new release started (beside the live one)")), ""])
         if key == "phase post_deploy":
             rows.append(["  of which health check", fmt_seconds(med(runs_c, "health check")), ""])
+            rows.append(["  then traffic moved", fmt_seconds(
+                med(runs_c, "traffic moved (after the health check)")), ""])
+            rows.append(["  compare: a symlink switch (atomic rename, in-process)", fmt_seconds(switch), ""])
     rows += [
         ["engine between phases (history, records)",
          fmt_seconds(med(runs_c, "engine between phases (history, records)")), ""],
-        ["after phases (prune, salt-call exit, ref update)",
-         fmt_seconds(med(runs_c, "after phases (prune, salt-call exit, ref update)")), ""],
+        ["after phases (prune, result back, ref update)",
+         fmt_seconds(med(runs_c, "after phases (prune, result back, ref update)")), ""],
+        ["  of which function return -> client exit", fmt_seconds(med(runs_c, "function return -> client exit")), ""],
         ["baseline: git archive | tar -x", "", fmt_seconds(med(runs_b, "git archive | tar -x"))],
         ["baseline: symlink rename", "", fmt_seconds(med(runs_b, "symlink rename"))],
         ["first HTTP answer after the switch / push", fmt_seconds(
             med(runs_c, "first HTTP answer after the push returned")),
          fmt_seconds(med(runs_b, "app restart + first HTTP"))],
-        ["total", fmt_seconds(c_total), "{} / {}".format(fmt_seconds(b_plain), fmt_seconds(b_full))],
+        ["push wall time", fmt_seconds(c_push), fmt_seconds(med(runs_b, "git push"))],
+        ["total", fmt_seconds(c_total), f"{fmt_seconds(b_plain)} / {fmt_seconds(b_full)}"],
     ]
     out("where the time goes (medians; rows need not add up exactly to the total median)")
     out()
     table(["step", "corpus", "baseline"], rows, out=out)
-    return {"corpus": c_total, "baseline": b_plain, "baseline_restart": b_full}
+    return {"corpus": c_total, "corpus_push": c_push, "baseline": b_plain, "baseline_restart": b_full,
+            "first_push": first_split["total"], "agent_cold_start": first_split.get("agent cold start"),
+            "hand_off": med(runs_c, "hook start -> deploy function running")}
 
 
 # --------------------------------------------------------------------------- (b) rollback
