@@ -9,7 +9,11 @@ measured in the same run, on this machine.
     release, against the bytes that actually differ;
 (d) a container cloned from the golden image against a full ``lxc-create -t debian``;
 (e) ``init_env`` end to end on a real controller and node, with each step's time;
-(f) 1, 4 and 8 environments created in parallel against one after another.
+(f) 1, 4 and 8 environments created in parallel against one after another;
+(g) zero downtime under load: a request loop through 20 back-to-back pushes and 5
+    rollbacks of examples/wsgi-app (requests, failed, non-2xx), each phase's median
+    time and the time from a push starting to the new version answering, against the
+    plain git push + restart of (a) under the same loop (``--only g``, ~2 minutes).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import controller
@@ -41,6 +46,7 @@ HEADERS = {
     "d": "(d) container from the golden image (clone) vs a full template create",
     "e": "(e) controller: init_env end to end, the time of each step, then destroy_env",
     "f": "(f) controller: 1, 4 and 8 environments created in parallel vs one after another",
+    "g": "(g) zero downtime under load: examples/wsgi-app deploys and rollbacks, cooking, env staging",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -538,6 +544,244 @@ def bench_disk(corpus, sizes, name):
     return {"on_disk": on_disk, "ideal": ideal}
 
 
+# --------------------------------------------------------------------------- (g) zero downtime under load
+
+ZDT_ROUNDS = {False: (20, 5), True: (3, 1)}  # --quick: (deploys, rollbacks)
+
+
+class AnswerWatch:
+    """Polls the public port in a thread, from before a push, until GET / answers 200 with
+    ``version`` in the body: ``seen`` is when (monotonic time), None if it never did."""
+
+    def __init__(self, port, version):
+        self.needle = f'"version": "{version}"'
+        self.port = port
+        self.seen = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while not self.stopping.is_set():
+            status, body = harness.http_get(self.port)
+            if status == 200 and self.needle in body:
+                self.seen = time.monotonic()
+                return
+            time.sleep(0.005)
+
+    def since_push(self, push):
+        return self.seen - push.started
+
+    def wait(self, timeout=60):
+        """After a successful push: until the version answers (at most ``timeout`` s)."""
+        self.thread.join(timeout)
+        if self.seen is None:
+            raise BenchError(f"127.0.0.1:{self.port} did not answer {self.needle} within {timeout}s")
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join()
+
+
+def step_seconds(push, record):
+    """Seconds of each of corpus's steps in one deploy: the record's own ``seconds`` when
+    its step entries carry them, else the arrival times of the progress lines around it."""
+    recorded = {e["step"]: e["seconds"] for e in record.get("steps", []) if e.get("seconds") is not None}
+
+    def at(pred, after=None):
+        for stamp, text in push.lines:
+            if (after is None or stamp >= after) and pred(_stripped(text)):
+                return stamp
+        return None
+
+    def between(start, end):
+        return end - start if start is not None and end is not None else None
+
+    t_bundle = at(lambda s: s == "-----> bundle")
+    t_packed = at(lambda s: s.startswith("bundle ") and "sha256" in s)
+    t_deploy = at(lambda s: s == "-----> deploy")
+    t_started = at(lambda s: "started beside the live one" in s)
+    t_health = at(lambda s: s.startswith("health check ") and s.endswith("answered"))
+    t_moved = at(lambda s: s.startswith("traffic moved: "))
+    t_live = at(lambda s: s.startswith("-----> ") and " is live: " in s)
+    from_lines = {
+        "make_release + pack_bundle": between(t_bundle, t_packed),
+        "start_new": between(t_deploy, t_started),
+        "move_traffic: health check": between(push.line_before(t_health) if t_health else None, t_health),
+        "move_traffic: switch": between(t_health, t_moved),
+        "retire_old (drain, stop) + prune + exit": between(t_live, push.ended),
+    }
+    if recorded:
+        return dict(recorded, source="record")
+    return dict(from_lines, source="progress lines")
+
+
+def zdt_baseline(corpus, src, commits, port):
+    """Section (a)'s plain git push + restart of the same commits, under the same load."""
+    from tests.support.load import LoadLoop  # the repo root is on sys.path (harness)
+
+    baseline = Baseline(corpus, os.path.join(corpus.root, "baseline-zdt"), port)
+    baseline.init()
+    runs = []
+    try:
+        # A branch of its own, so that section (a)'s ``git push HEAD:main`` names a ref.
+        git(src, "checkout", "-q", "-B", "zdt-baseline", f"main~{len(commits)}")
+        baseline.deploy(src, "1")  # the first one starts the app: not under load
+        load = LoadLoop(f"http://127.0.0.1:{port}/", clients=2).start()
+        try:
+            for version, commit in commits.items():
+                git(src, "checkout", "-q", "-B", "zdt-baseline", commit)
+                runs.append(baseline.deploy(src, version))
+        finally:
+            seen = load.stop()
+            git(src, "checkout", "-q", "main")
+    finally:
+        baseline.stop()
+    return runs, seen
+
+
+def bench_zero_downtime(corpus, sizes, name, base_port):
+    from tests.support.load import LoadLoop  # the repo root is on sys.path (harness)
+
+    section("g")
+    deploys, rollbacks = ZDT_ROUNDS[sizes.quick]
+    port = corpus.pillar[name]["port"]
+    src = corpus.source(name, example="wsgi-app")
+    corpus.push_project(src, name)  # the first deploy (supervisord, front, migration): apart
+    wait_http(port, '"version": "1"')
+    commits = {}
+    for n in range(2, deploys + 2):  # committed up front: the loop below only pushes
+        commits[str(n)] = corpus.commit(src, {"VERSION": f"{n}\n"}, f"version {n}")
+
+    # A deploy or rollback that fails is counted and the loop goes on: the question
+    # here is what the clients saw meanwhile.
+    load = LoadLoop(f"http://127.0.0.1:{port}/", clients=2).start()
+    runs, rollback_runs, refused, live = [], [], [], ["1"]
+    try:
+        for version, commit in commits.items():
+            with AnswerWatch(port, version) as watch:
+                push = corpus.push_project(src, name, refspec=f"{commit}:refs/heads/main", check=False)
+                if push.returncode == 0:
+                    watch.wait()
+            record = corpus.history(name)[-1]
+            if push.returncode or record.get("status") != "success":
+                refused.append(f"deploy of version {version}: {_refusal(push, record)}")
+                continue
+            live.append(version)
+            runs.append({"push": push.seconds, "answer": watch.since_push(push), "record": record,
+                         "steps": step_seconds(push, record)})
+        for _ in range(rollbacks):
+            if len(live) < 2:
+                refused.append("rollback: not tried, no older release went live")
+                continue
+            started = time.monotonic()
+            with AnswerWatch(port, live[-2]) as watch:
+                proc = corpus.salt("mc_project.rollback", name, check=False)
+                ended = time.monotonic()
+                if proc.returncode == 0:
+                    watch.wait()
+            if proc.returncode:
+                refused.append(f"rollback to version {live[-2]}: "
+                               f"{(proc.stdout + proc.stderr).strip()[-300:]}")
+                continue
+            live.pop()
+            rollback_runs.append({"call": ended - started, "answer": watch.seen - started})
+    finally:
+        seen = load.stop()
+
+    baseline_runs, baseline_seen = zdt_baseline(corpus, src, commits, base_port)
+    report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen, baseline_runs,
+                         baseline_seen)
+    return {"requests": seen["requests"], "failed": seen["failed"], "non_2xx": seen["non_2xx"],
+            "refused": len(refused)}
+
+
+def _refusal(push, record):
+    """Why a deploy did not go live, in one line."""
+    if record.get("status") == "failed":
+        return f"failed in {record.get('failed_phase')}: {record.get('error')}"[:300]
+    lines = [_stripped(t) for _, t in push.lines if "FAILED" in t or "rror" in t]
+    return (lines[-1] if lines else f"git push exited {push.returncode}")[:300]
+
+
+def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen, baseline_runs,
+                         baseline_seen):
+    from mc_project.project import recipe
+
+    def med(values):
+        return median(values)
+
+    def spread(values):
+        values = [v for v in values if v is not None]
+        return f"{fmt_seconds(min(values))} .. {fmt_seconds(max(values))}" if values else "-"
+
+    versions = sorted(int(v) for v in seen["versions"] if str(v).isdigit())
+    out(f"{deploys} back-to-back git pushes, then {rollbacks} mc_project.rollback, while 2 clients "
+        "(one new connection per request, one keep-alive) request the public port")
+    out()
+    table(["request loop", "requests", "failed", "non-2xx", "versions served"], [
+        ["corpus: deploys + rollbacks", seen["requests"], seen["failed"], seen["non_2xx"],
+         f"{len(versions)} ({versions[0]} .. {versions[-1]})" if versions else "none"],
+        [f"baseline: plain git push + restart, {len(baseline_runs)} deploys", baseline_seen["requests"],
+         baseline_seen["failed"], baseline_seen["non_2xx"], len(baseline_seen["versions"])],
+    ], out=out)
+    if seen["errors"]:
+        out("corpus: first errors seen: " + "; ".join(seen["errors"][:3]))
+    out()
+    out(f"deploys live: {len(runs)} of {deploys}; rollbacks done: {len(rollback_runs)} of {rollbacks}")
+    for line in refused:
+        out("  REFUSED " + line)
+    out()
+    if not runs:
+        return
+
+    phase_names = [p["phase"] for p in runs[0]["record"]["phases"]]
+    rows = []
+    for phase in phase_names:
+        values = [p["seconds"] for r in runs for p in r["record"]["phases"]
+                  if p["phase"] == phase and p.get("result") is True]
+        ran = recipe.steps("cooking", phase, "before") + recipe.steps("cooking", phase, "after") \
+            if recipe.runs("cooking", phase) else ()
+        rows.append([f"phase {phase}" + (f" ({', '.join(ran)})" if ran else ""),
+                     fmt_seconds(med(values)) if values else "skipped", spread(values)])
+    source = runs[0]["steps"]["source"]
+    for key in [k for k in runs[0]["steps"] if k != "source"]:
+        values = [r["steps"].get(key) for r in runs]
+        rows.append([f"  step {key}", fmt_seconds(med(values)), spread(values)])
+    push_times = [r["push"] for r in runs]
+    answer_times = [r["answer"] for r in runs]
+    engine_times = [r["record"].get("seconds") for r in runs]
+    baseline_full = [b["total with restart"] for b in baseline_runs]
+    baseline_push = [b["plain total"] for b in baseline_runs]
+    rows += [
+        ["engine: the deploy as recorded (history.json seconds)", fmt_seconds(med(engine_times)),
+         spread(engine_times)],
+        ["git push wall time", fmt_seconds(med(push_times)), spread(push_times)],
+        ["push start -> new version answers on the public port", fmt_seconds(med(answer_times)),
+         spread(answer_times)],
+        ["baseline: git push + git archive + symlink rename", fmt_seconds(med(baseline_push)),
+         spread(baseline_push)],
+        ["baseline: ... + app restart until the new version answers", fmt_seconds(med(baseline_full)),
+         spread(baseline_full)],
+        ["rollback: salt-call mc_project.rollback wall time",
+         fmt_seconds(med([r["call"] for r in rollback_runs])), spread([r["call"] for r in rollback_runs])],
+        ["rollback start -> the older version answers",
+         fmt_seconds(med([r["answer"] for r in rollback_runs])), spread([r["answer"] for r in rollback_runs])],
+    ]
+    out(f"per deploy (median of {len(runs)}, min .. max); steps timed from the {source}")
+    out()
+    table(["", "median", "min .. max"], rows, out=out)
+    out()
+    answer_ratio = fmt_ratio(ratio(med(answer_times), med(baseline_full)))
+    out(f"push start -> new version answering, corpus / baseline with restart: {answer_ratio}")
+    out(f"requests failed under load: corpus {seen['failed']} (non-2xx {seen['non_2xx']}), "
+        f"baseline {baseline_seen['failed']} (non-2xx {baseline_seen['non_2xx']}); "
+        f"deploys and rollbacks refused: {len(refused)}")
+
+
 # --------------------------------------------------------------------------- main
 
 def versions():
@@ -575,7 +819,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdef", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefg", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -587,6 +831,8 @@ def main(argv=None):
         "bench-rb-small": {"env": "staging", "port": free_port()},
         "bench-rb-large": {"env": "staging", "port": free_port()},
         "bench-disk": {"env": "staging", "port": free_port(), "keep_releases": sizes.disk_releases},
+        # (g) rolls back one release at a time: keep enough of them.
+        "bench-zdt": {"env": "staging", "port": free_port(), "keep_releases": ZDT_ROUNDS[sizes.quick][1] + 2},
     }
     corpus = Corpus(args.root)
     notes = []
@@ -599,6 +845,8 @@ def main(argv=None):
             bench_rollback(corpus, sizes, "bench-rb-small", "bench-rb-large", notes)
         if "c" in args.only:
             bench_disk(corpus, sizes, "bench-disk")
+        if "g" in args.only:
+            bench_zero_downtime(corpus, sizes, "bench-zdt", free_port())
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:
