@@ -34,7 +34,8 @@ from helpers import EXAMPLES, REPO_ROOT, Corpus, git, http_get, local_salt
 
 from mc_project.project import supervisor
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="apps run as users of their own only when corpus runs as root")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="apps run as users of their own only when corpus runs as root")
 
 ENVECHO = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "envecho"), EXAMPLES)
 SECRET = "lp-secret-" + secrets.token_hex(12)
