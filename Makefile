@@ -18,9 +18,10 @@ $(VENV_STAMP): setup.py
 	$(VENV)/bin/pip install -e '.[test]'
 	touch $@
 
+# Each test's Salt configuration gets its own deploy agent: idle ones go after 2 minutes.
 test: venv
 	mkdir -p $(TEST_TMPDIR)
-	TMPDIR=$(TEST_TMPDIR) $(VENV)/bin/pytest tests -v -p no:cacheprovider $(PYTEST_ARGS)
+	TMPDIR=$(TEST_TMPDIR) CORPUS_AGENT_IDLE_TIMEOUT=120 $(VENV)/bin/pytest tests -v -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv
 	$(VENV)/bin/python -m mc_project.demo
