@@ -49,6 +49,7 @@ IDLE_TIMEOUT = 15 * 60
 CHECK_EVERY = 10
 REQUEST_TIMEOUT = 5
 LOG_MAX = 1024 * 1024
+RELAY_MAX_LINE = 64 * 1024
 # Loaded in the agent before it listens, so children do not load them per deploy.
 # (Only functions that exist: looking up a missing one makes Salt load every module.)
 WARM_FUNCTIONS = ("mc_project.deploy", "state.high", "config.get", "cmd.run", "file.file_exists",
@@ -274,6 +275,9 @@ def _relay(fd, sender):
         if not data:
             break
         *lines, pending = (pending + data).split(b"\n")
+        if len(pending) > RELAY_MAX_LINE:  # no newline for that long (a progress bar): pass it on
+            lines.append(pending)
+            pending = b""
         for line in lines:
             sender.send({"out": line.decode("utf-8", "replace")})
     if pending:

@@ -36,7 +36,6 @@ messages and, for a call, ends with ``ret``:
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 
@@ -241,6 +240,8 @@ def agent_command(opts):
 
 def start_agent(opts):
     """Start the agent (it returns once it listens); None, or why it could not start."""
+    import subprocess  # only when no agent runs: not on the path of every push
+
     try:
         proc = subprocess.run(agent_command(opts), check=False, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
