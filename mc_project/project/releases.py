@@ -15,6 +15,8 @@ import time
 
 from mc_project.errors import CorpusError
 
+SNAPSHOT_ATTEMPTS = 5
+
 
 def new_release_id(releases_dir, commit):
     """A sortable, unique id: UTC time plus the short commit."""
@@ -156,17 +158,28 @@ def prune_dir(parent, keep_names):
 
 
 def snapshot_data(data_dir, snapshot_dir):
-    """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible)."""
+    """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible).
+
+    The live app keeps writing meanwhile: a file that vanishes during the copy (an app's
+    temporary file renamed away) makes ``cp`` fail, and the copy is simply made again."""
     os.makedirs(snapshot_dir, exist_ok=True)
     dest = os.path.join(snapshot_dir, "data")
-    if os.path.exists(dest):
-        shutil.rmtree(dest)
     os.makedirs(data_dir, exist_ok=True)
-    try:
-        _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest], "Snapshotting {}".format(data_dir))
-    except BaseException:
-        shutil.rmtree(snapshot_dir, ignore_errors=True)
-        raise
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        try:
+            _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest],
+                 "Snapshotting {}".format(data_dir))
+            return dest
+        except CorpusError as exc:
+            if attempt < SNAPSHOT_ATTEMPTS and "No such file or directory" in str(exc):
+                continue
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
+            raise
+        except BaseException:
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
+            raise
     return dest
 
 

@@ -251,12 +251,24 @@ def apply(cfg, state):
         ensure_running(cfg)
 
 
-def _stop(server, name):
+def _stop(server, name, timeout=15.0):
+    """Stop ``name`` and return once it is down. supervisord's own wait answers at its
+    next one-second tick; polling the process state answers as soon as it exited."""
     try:
-        server.stopProcessGroup(name)
+        server.stopProcessGroup(name, False)
     except xmlrpc.client.Fault as fault:
         if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
             raise
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            states = {info["statename"] for info in server.getAllProcessInfo() if info["group"] == name}
+        except xmlrpc.client.Fault:
+            return
+        if not states & {"STOPPING", "RUNNING", "STARTING", "BACKOFF"}:
+            return
+        time.sleep(0.02)
 
 
 def _start(server, name):

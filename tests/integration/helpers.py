@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 from mc_project import localsalt
+from mc_project.project import agent
 from mc_project.project import settings as mc_settings
 from mc_project.project import supervisor
 
@@ -107,6 +108,7 @@ class Corpus:
         return json.load(open(path)) if os.path.exists(path) else []
 
     def stop_all(self):
+        agent.stop(self.run.config_dir, self.root)
         for name in self.projects:
             sup = {"paths": self.paths(name)}
             if os.path.exists(supervisor.conf_path(sup)):

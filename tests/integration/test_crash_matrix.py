@@ -22,6 +22,8 @@ DEPLOY_POINTS = (
     + ["{}:{}".format(when, step) for step in STEPS_COOKING for when in ("before", "after")]
     + ["commit", "before:retire_old", "after:retire_old"]
 )
+EDITABLE_POINTS = ["before:sync_checkout", "after:sync_checkout", "after:start_new",
+                   "after:move_traffic", "commit"]
 ROLLBACK_POINTS = ["before:start_new", "after:start_new", "before:move_traffic",
                    "after:move_traffic", "commit", "before:retire_old"]
 
@@ -48,16 +50,17 @@ def check_consistent(corpus, name, src_commit):
     assert os.listdir(paths["build"]) == []
 
 
-@pytest.fixture
-def live_project(corpus):
+@pytest.fixture(params=["staging"])
+def live_project(corpus, request):
     name = "matrix"
-    corpus.init(name, env="staging")
+    corpus.init(name, env=request.param)
     src = corpus.source("wsgi-app", name=name)
     assert corpus.push(src, name).returncode == 0
     return name, src
 
 
-@pytest.mark.parametrize("point", DEPLOY_POINTS)
+@pytest.mark.parametrize("live_project,point", [("staging", p) for p in DEPLOY_POINTS]
+                         + [("dev", p) for p in EDITABLE_POINTS], indirect=["live_project"])
 def test_deploy_killed_at(corpus, live_project, point):
     name, src = live_project
     good = head(src)

@@ -74,8 +74,10 @@ def deploy_processes(name):
     """The salt-call processes deploying ``name`` (the outermost ones)."""
     found = {}
     for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if "mc_project.deploy" in cmdline and name in cmdline:
+        # salt-call's own arguments, or the deploy agent's child ("corpus-agent: FUN NAME ...")
+        words = " ".join(proc.info["cmdline"] or []).split()
+        if "mc_project.deploy" in words and name in words and \
+                "mc_project.project.agent_client" not in words:
             found[proc.info["pid"]] = proc
     return [p for p in found.values() if p.info["ppid"] not in found]
 

@@ -48,6 +48,8 @@ def minion(master, projects_root):
     with factory.started():
         yield factory
     for name in os.listdir(projects_root):
+        if name.startswith("."):  # the deploy agent's directory, not a project
+            continue
         cfg = {"paths": mc_settings.project_paths(projects_root, name)}
         if os.path.exists(supervisor.conf_path(cfg)):
             supervisor.shutdown(cfg)

@@ -598,3 +598,23 @@ def test_editable_failure_after_the_build_puts_the_checkout_back(project):
     assert read(os.path.join(p.paths["project"], ".venv", "marker")) == "kept across syncs"
     assert p.live() == p.paths["project"]
     assert http_get(p.port, "/index.html") == "v1\n"
+
+
+def test_housekeeping_after_the_commit_only_warns(project, monkeypatch):
+    """Once the deploy is recorded and traffic has moved, a failing prune or log write
+    cannot fail the push: what the push says is what is live."""
+    p = project()
+    web = p.web_settings(env="staging")
+
+    def broken(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "prune", broken)
+    monkeypatch.setattr(engine, "_write_log", broken)
+    record = p.deploy(overrides=web)
+    assert record["status"] == "success" and record["result"] is True
+    assert p.records()[-1]["status"] == "success"
+    assert http_get(p.port, "/index.html") == "v1\n"
+    warnings = [line for line in p.lines if "warning:" in line]
+    assert any("pruning old releases failed" in line for line in warnings), p.lines
+    assert any("writing the deploy log failed" in line for line in warnings), p.lines
