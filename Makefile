@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.installed
 TEST_TMPDIR ?= /var/tmp/corpus-tests
 PYTEST_ARGS ?= --timeout=900
 
-.PHONY: venv test demo bench lint clean
+.PHONY: deps venv test demo bench lint clean
 
 venv: $(VENV_STAMP)
 
@@ -19,12 +19,16 @@ $(VENV_STAMP): setup.py
 	touch $@
 
 # Each test's Salt configuration gets its own deploy agent: idle ones go after 2 minutes.
-test: venv
+test: deps venv
 	mkdir -p $(TEST_TMPDIR)
 	TMPDIR=$(TEST_TMPDIR) CORPUS_AGENT_IDLE_TIMEOUT=120 $(VENV)/bin/pytest tests -v -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv
 	$(VENV)/bin/python -m mc_project.demo
+
+# As root, the Debian packages the tests need; as a normal user, a note of what is missing.
+deps:
+	scripts/install-deps
 
 lint: venv
 	$(VENV)/bin/ruff check .
