@@ -75,6 +75,21 @@ DESTROY_STEPS = (
 
 # --------------------------------------------------------------------------- requests
 
+# A mail address corpus will write to: a plain local part and a dotted domain, nothing a
+# mail header or a shell could read as more.
+MAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+DISK_MIN_MB = 512
+DISK_MAX_MB = 1024 * 1024  # 1 TiB
+
+
+def check_disk_size(size):
+    """A container's disk size in MiB, within bounds, or one sentence."""
+    if isinstance(size, bool) or not isinstance(size, int) or not DISK_MIN_MB <= size <= DISK_MAX_MB:
+        raise CorpusError("Disk size must be a whole number of MiB from {} to {}, not {!r}.".format(
+            DISK_MIN_MB, DISK_MAX_MB, size))
+    return size
+
+
 def check_init_request(ctl, name, env_type, project=None, host=None, requester=None, disk_size_mb=None):
     """Refuse a bad ``init_env`` in one sentence before any job exists; return its clipboard."""
     if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
@@ -85,11 +100,9 @@ def check_init_request(ctl, name, env_type, project=None, host=None, requester=N
     project = project or name
     if not PROJECT_NAME_RE.fullmatch(str(project)):
         raise CorpusError("Project name {!r} is not valid.".format(project))
-    if requester is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", str(requester)):
-        raise CorpusError("Requester {!r} is not an e-mail address.".format(requester))
-    size = disk_size_mb or ctl.settings["lxc"]["disk_size_mb"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 512:
-        raise CorpusError("Disk size must be a whole number of MiB, at least 512, not {!r}.".format(size))
+    if requester is not None and not MAIL_RE.fullmatch(str(requester)):
+        raise CorpusError("Requester {!r} is not an e-mail address (user@domain.tld).".format(requester))
+    size = check_disk_size(disk_size_mb or ctl.settings["lxc"]["disk_size_mb"])
     with db.session(ctl.url) as sess:
         if find_environment(sess, name) is not None:
             raise CorpusError("An environment named {} already exists.".format(name))

@@ -59,9 +59,10 @@ def destroy_env(ctl, name, progress=None):
 
 def resize_env(ctl, name, size_mb, grow, progress=None):
     try:
-        size_mb = int(size_mb)
+        size_mb = int(size_mb) if not isinstance(size_mb, (bool, float)) else size_mb
     except (TypeError, ValueError):
         raise CorpusError("Size must be a whole number of MiB, not {!r}.".format(size_mb)) from None
+    envs.check_disk_size(size_mb)
     clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
         current = envs.environment(sess, name).disk_size_mb

@@ -195,7 +195,12 @@ def test_bad_requests_are_refused_before_any_job(ctl):
     for args, message in [(("shop", "dev"), "already exists"),
                           (("Bad_Name", "dev"), "is not valid"),
                           (("ok", "qa"), "Unknown environment type"),
-                          (("ok", "dev", None, "nowhere"), "No compute node named nowhere")]:
+                          (("ok", "dev", None, "nowhere"), "No compute node named nowhere"),
+                          (("ok", "dev", None, None, "a@b;id"), "is not an e-mail address"),
+                          (("ok", "dev", None, None, "a@localhost"), "is not an e-mail address"),
+                          (("ok", "dev", None, None, "x@y.z\nBcc: all@y.z"), "is not an e-mail address"),
+                          (("ok", "dev", None, None, None, 999999999), "from 512 to 1048576"),
+                          (("ok", "dev", None, None, None, 1), "from 512 to 1048576")]:
         with pytest.raises(CorpusError, match=message):
             operations.init_env(ctl, *args)
     with db.session(ctl.url) as sess:
@@ -226,6 +231,11 @@ def test_resize_checks_direction(ctl):
     assert node.containers["shop"]["size"] == 2048
     with pytest.raises(CorpusError, match="No environment named nope"):
         operations.resize_env(ctl, "nope", 2048, grow=True)
+    for size in (999999999, 1, 0, True, 2048.5, "big"):
+        with pytest.raises(CorpusError, match="whole number of MiB"):
+            operations.resize_env(ctl, "shop", size, grow=size != 1)
+    with db.session(ctl.url) as sess:  # refused at once: no job was made for them
+        assert sess.scalar(select(func.count()).select_from(Job)) == 2
 
 
 @pytest.mark.parametrize("fun", ["mc_lxc.map_port", "mc_lxc.set_root_password", "mc_lxc.add_route",
