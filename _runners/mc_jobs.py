@@ -2,9 +2,11 @@
 
 The jobs live in the inventory database named by the master option
 ``corpus:db_url`` (default: an SQLite file under the master's cachedir).
-Progress is published on the master's event bus as ``corpus/job/<id>/...``.
+Progress is published on the master's event bus as ``corpus/job/<id>/...``, signed by
+the controller: ``watch`` shows only those, whatever a minion fires under the same tags.
 """
 
+from mc_project.controller import events
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 
@@ -89,3 +91,32 @@ def undo(job_id):
         return _report(_jobs().undo(job_id))
     except CorpusError as exc:
         return _refused(exc)
+
+
+def watch(job_id, timeout=600):
+    """
+    Show a job's progress as it happens (only events the controller signed), until it
+    ends; returns its status then.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_jobs.watch 12
+    """
+    try:
+        manager = _jobs()
+        state = manager.status(int(job_id))
+    except (CorpusError, ValueError) as exc:
+        return _refused(exc if isinstance(exc, CorpusError) else CorpusError(
+            "Job id {!r} is not a number.".format(job_id)))
+    if state["status"] not in events.FINAL:
+        def show(tag, data):
+            print("{} {}".format(tag, data.get("name") or data.get("error") or ""), flush=True)
+
+        def forged(tag, data):
+            print("ignored: {} was not fired by the controller".format(tag), flush=True)
+
+        events.watch(__opts__, int(job_id), float(timeout), show, forged)
+        state = manager.status(int(job_id))
+    return _report(state)

@@ -14,8 +14,8 @@ import salt.client
 import salt.utils.event
 import salt.wheel
 
-from mc_project import jobs
-from mc_project.controller import config
+from mc_project import jobs, sealed
+from mc_project.controller import config, events
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 
@@ -27,6 +27,7 @@ class Controller:
         self.url = self.settings["db_url"]
         self._client = client
         self._wheel = None
+        self._events_key = None
         db.init(self.url)
 
     # -- Salt
@@ -101,12 +102,20 @@ class Controller:
                     raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
                 time.sleep(1)
 
+    def seal(self, minion, text):
+        """``text`` sealed to ``minion``'s accepted key: the job's load (kept in the job cache) holds
+        only what that minion can open."""
+        return sealed.seal_to_minion(self.opts["pki_dir"], minion, text)
+
     def delete_key(self, minion):
         self.wheel.cmd("key.delete", [minion], print_event=False)
 
     def fire(self, tag, data):
+        """Fire an event on the master's bus, signed (see ``events.py``)."""
+        if self._events_key is None:
+            self._events_key = events.key(self.opts)
         with salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=False) as event:
-            event.fire_event(data, tag)
+            event.fire_event(events.sign(self._events_key, tag, data), tag)
 
     # -- jobs
 

@@ -1,12 +1,14 @@
 """``salt-run mc_jobs.*`` on a real salt-master: the inventory named by
 ``corpus:db_url``, answers as one sentence, progress on the master's event bus."""
 
+import os
 import subprocess
 import time
 import uuid
 
 import psutil
 import pytest
+import salt.config
 from sqlalchemy import update
 
 from mc_project import jobs
@@ -97,3 +99,46 @@ def test_unknown_job_or_target_is_one_sentence(salt_run_cli, db_url):
         assert ret.returncode == 1, ret
         assert ret.data == {"result": False, "comment": sentence, "retcode": 1}
         assert "Traceback" not in ret.stdout + ret.stderr
+
+
+@pytest.fixture(scope="module")
+def minion(master):
+    factory = master.salt_minion_daemon("corpus-jobs-minion-{}".format(uuid.uuid4().hex[:6]))
+    with factory.started():
+        yield factory
+
+
+def test_a_job_event_a_minion_forges_is_not_shown_and_changes_nothing(master, minion, db_url):
+    """Any minion may fire ``corpus/job/<id>/...`` on the master's bus: ``mc_jobs.watch``
+    shows only what the controller signed, and the job's state stays the inventory's."""
+    db.init(db_url)
+    registry = {}
+    jobs.register("test:only", lambda ctx: None, None, registry)
+    manager = jobs.Jobs(db_url, registry)
+    job_id = manager.create("init_env", "watched-" + uuid.uuid4().hex[:6], ["test:only"])
+    with db.session(db_url) as sess:  # running, owned by this live process
+        sess.execute(update(Job).where(Job.id == job_id).values(
+            status="running", owner_pid=os.getpid(), owner_host=jobs.this_owner()["owner_host"],
+            owner_started=psutil.Process(os.getpid()).create_time()))
+    watch = subprocess.Popen(master.salt_run_cli().cmdline("mc_jobs.watch", str(job_id), "timeout=60"),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)  # the watcher is listening
+    forged = minion.salt_call_cli().run(
+        "event.fire_master", '{"job": %d, "status": "success"}' % job_id, "corpus/job/{}/success".format(job_id))
+    assert forged.returncode == 0, forged
+    time.sleep(2)
+    assert watch.poll() is None, watch.communicate()[0]  # the forged "success" did not end it
+    assert manager.status(job_id)["status"] == "running"
+
+    from mc_project.controller.runtime import Controller
+
+    with db.session(db_url) as sess:
+        sess.execute(update(Job).where(Job.id == job_id).values(status="success"))
+    Controller(salt.config.master_config(master.config_file)).fire("corpus/job/{}/success".format(job_id),
+                                         {"job": job_id, "status": "success", "error": None})
+    out = watch.communicate(timeout=60)[0]
+    assert watch.returncode == 0, out
+    assert "ignored: corpus/job/{}/success was not fired by the controller".format(job_id) in out
+    assert "corpus/job/{}/success".format(job_id) in out.replace("ignored: corpus/job/{}/success".format(job_id), "")
+    key_file = os.path.join(master.config["cachedir"], "corpus-events.key")
+    assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
