@@ -557,13 +557,15 @@ ZDT_ROUNDS = {False: (20, 5), True: (3, 1)}  # --quick: (deploys, rollbacks)
 
 
 class AnswerWatch:
-    """Polls the public port in a thread, from before a push, until GET / answers 200 with
-    ``version`` in the body: ``seen`` is when (monotonic time), None if it never did."""
+    """Polls the public port in a thread, from before a push or a rollback, until GET /
+    answers 200 with one of ``versions``: ``seen`` is when (monotonic time) and
+    ``version`` which one, both None if it never did."""
 
-    def __init__(self, port, version):
-        self.needle = f'"version": "{version}"'
+    def __init__(self, port, versions):
+        self.needles = {f'"version": "{v}"': v for v in versions}
         self.port = port
-        self.seen = None
+        self.seen = self.version = None
+        self.last = "no answer yet"
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -574,19 +576,20 @@ class AnswerWatch:
     def _poll(self):
         while not self.stopping.is_set():
             status, body = harness.http_get(self.port)
-            if status == 200 and self.needle in body:
-                self.seen = time.monotonic()
+            found = [v for needle, v in self.needles.items() if needle in body] if status == 200 else []
+            if found:
+                self.seen, self.version = time.monotonic(), found[0]
                 return
+            self.last = f"{status} {body[:120]!r}"
             time.sleep(0.005)
 
-    def since_push(self, push):
-        return self.seen - push.started
-
-    def wait(self, timeout=60):
-        """After a successful push: until the version answers (at most ``timeout`` s)."""
+    def wait(self, timeout=20):
+        """Until an awaited version answers (at most ``timeout`` s): None, or why not."""
         self.thread.join(timeout)
         if self.seen is None:
-            raise BenchError(f"127.0.0.1:{self.port} did not answer {self.needle} within {timeout}s")
+            wanted = " or ".join(self.needles.values())
+            return f"the public port did not answer version {wanted} within {timeout}s (last: {self.last})"
+        return None
 
     def __exit__(self, *exc):
         self.stopping.set()
@@ -657,53 +660,81 @@ def bench_zero_downtime(corpus, sizes, name, base_port):
     deploys, rollbacks = ZDT_ROUNDS[sizes.quick]
     port = corpus.pillar[name]["port"]
     src = corpus.source(name, example="wsgi-app")
+    version_of = {git(src, "rev-parse", "HEAD"): "1"}
     corpus.push_project(src, name)  # the first deploy (supervisord, front, migration): apart
     wait_http(port, '"version": "1"')
     commits = {}
     for n in range(2, deploys + 2):  # committed up front: the loop below only pushes
         commits[str(n)] = corpus.commit(src, {"VERSION": f"{n}\n"}, f"version {n}")
+        version_of[commits[str(n)]] = str(n)
 
-    # A deploy or rollback that fails is counted and the loop goes on: the question
-    # here is what the clients saw meanwhile.
+    # A deploy or rollback that fails, or whose version never answers, is reported and
+    # the loop goes on: the question here is what the clients saw meanwhile.
     load = LoadLoop(f"http://127.0.0.1:{port}/", clients=2).start()
-    runs, rollback_runs, refused, live = [], [], [], ["1"]
+    runs, rollback_runs, problems = [], [], []
+    good, current = ["1"], "1"  # versions that went live, in push order; the live one
     try:
         for version, commit in commits.items():
-            with AnswerWatch(port, version) as watch:
+            with AnswerWatch(port, [version]) as watch:
                 push = corpus.push_project(src, name, refspec=f"{commit}:refs/heads/main", check=False)
-                if push.returncode == 0:
-                    watch.wait()
+                missing = watch.wait() if push.returncode == 0 else None
             record = corpus.history(name)[-1]
             if push.returncode or record.get("status") != "success":
-                refused.append(f"deploy of version {version}: {_refusal(push, record)}")
+                problems.append(f"deploy of version {version}: {_refusal(push, record)}")
                 continue
-            live.append(version)
-            runs.append({"push": push.seconds, "answer": watch.since_push(push), "record": record,
+            good.append(version)
+            current = version
+            if missing:
+                problems.append(f"deploy of version {version} succeeded ({record['id']}), but {missing}; "
+                                f"{_live_state(corpus, name)}")
+                continue
+            runs.append({"push": push.seconds, "answer": watch.seen - push.started, "record": record,
                          "steps": step_seconds(push, record)})
         for _ in range(rollbacks):
-            if len(live) < 2:
-                refused.append("rollback: not tried, no older release went live")
+            earlier = good[:good.index(current)]
+            if not earlier:
+                problems.append(f"rollback: not tried, nothing went live before version {current}")
                 continue
             started = time.monotonic()
-            with AnswerWatch(port, live[-2]) as watch:
+            with AnswerWatch(port, [v for v in good if v != current]) as watch:
                 proc = corpus.salt("mc_project.rollback", name, check=False)
                 ended = time.monotonic()
-                if proc.returncode == 0:
-                    watch.wait()
+                missing = watch.wait() if proc.returncode == 0 else None
+            record = corpus.history(name)[-1]
             if proc.returncode:
-                refused.append(f"rollback to version {live[-2]}: "
-                               f"{(proc.stdout + proc.stderr).strip()[-300:]}")
+                why = (f"failed in {record.get('failed_phase')}: {record.get('error')}"
+                       if record.get("kind") == "rollback" and record.get("status") == "failed"
+                       else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+                problems.append(f"rollback from version {current}: {why[:300]}")
                 continue
-            live.pop()
+            before, current = current, version_of.get(record.get("commit"), "?")
+            if current != earlier[-1]:
+                problems.append(f"rollback from version {before} went to version {current} "
+                                f"({record.get('to')}), not to version {earlier[-1]}, the one that went "
+                                f"live before it (from release {record.get('from')})")
+            if missing or watch.version != current:
+                problems.append(f"rollback to version {current}: {missing or 'version ' + str(watch.version)}"
+                                f" answered; {_live_state(corpus, name)}")
+                continue
             rollback_runs.append({"call": ended - started, "answer": watch.seen - started})
     finally:
         seen = load.stop()
 
     baseline_runs, baseline_seen = zdt_baseline(corpus, src, commits, base_port)
-    report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen, baseline_runs,
+    report_zero_downtime(deploys, rollbacks, runs, rollback_runs, problems, seen, baseline_runs,
                          baseline_seen)
     return {"requests": seen["requests"], "failed": seen["failed"], "non_2xx": seen["non_2xx"],
-            "refused": len(refused)}
+            "problems": len(problems)}
+
+
+def _live_state(corpus, name):
+    """What the project's state.json says is live, for a problem report."""
+    path = os.path.join(corpus.paths(name)["supervisor"], "state.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return "state.json: " + json.dumps(json.load(fh), sort_keys=True)
+    except (OSError, ValueError) as exc:
+        return f"state.json unreadable: {exc}"
 
 
 def _refusal(push, record):
@@ -714,7 +745,7 @@ def _refusal(push, record):
     return (lines[-1] if lines else f"git push exited {push.returncode}")[:300]
 
 
-def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen, baseline_runs,
+def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, problems, seen, baseline_runs,
                          baseline_seen):
     from mc_project.project import recipe
 
@@ -738,9 +769,10 @@ def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen,
     if seen["errors"]:
         out("corpus: first errors seen: " + "; ".join(seen["errors"][:3]))
     out()
-    out(f"deploys live: {len(runs)} of {deploys}; rollbacks done: {len(rollback_runs)} of {rollbacks}")
-    for line in refused:
-        out("  REFUSED " + line)
+    out(f"deploys live and answering: {len(runs)} of {deploys}; rollbacks done: {len(rollback_runs)} "
+        f"of {rollbacks}")
+    for line in problems:
+        out("  PROBLEM " + line)
     out()
     if not runs:
         return
@@ -786,7 +818,7 @@ def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, refused, seen,
     out(f"push start -> new version answering, corpus / baseline with restart: {answer_ratio}")
     out(f"requests failed under load: corpus {seen['failed']} (non-2xx {seen['non_2xx']}), "
         f"baseline {baseline_seen['failed']} (non-2xx {baseline_seen['non_2xx']}); "
-        f"deploys and rollbacks refused: {len(refused)}")
+        f"deploys or rollbacks that went wrong: {len(problems)}")
 
 
 # --------------------------------------------------------------------------- main
