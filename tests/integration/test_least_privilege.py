@@ -32,7 +32,7 @@ import psutil
 import pytest
 from helpers import EXAMPLES, REPO_ROOT, Corpus, git, http_get, local_salt
 
-from mc_project.project import supervisor
+from mc_project.project import agent, supervisor
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="apps run as users of their own only when corpus runs as root")
@@ -173,6 +173,7 @@ def projects(tmp_path_factory):
         }
     finally:
         corpus.stop_all()
+        agent.stop(corpus.run.config_dir, corpus.root)
         if os.path.exists(PWNED):
             os.unlink(PWNED)
 
@@ -375,6 +376,22 @@ def test_sockets_and_pid_file_are_in_private_dirs(projects, env):
     assert_private_socket_dir(pidfile)
 
 
+def test_the_deploy_agent_keeps_its_socket_pid_file_and_log_private(projects):
+    corpus = projects["corpus"]
+    paths = agent.agent_paths(corpus.run.config_dir, corpus.root)
+    if not os.path.exists(paths["pid"]):
+        pytest.skip("the pushes fell back to salt-call: no deploy agent ran")
+    pid = int(read(paths["pid"]))
+    listeners = unix_listeners([pid])
+    assert listeners, "the deploy agent (pid {}) listens on no unix socket".format(pid)
+    for path in list(listeners) + [paths["pid"], paths["log"]]:
+        assert_private_socket_dir(path)
+    for path in (paths["socket"], paths["pid"], paths["log"]):
+        st = os.lstat(path)
+        assert st.st_uid == 0 and not st.st_mode & 0o077, f"{path} is {stat.S_IMODE(st.st_mode):o}"
+    assert SECRET not in read(paths["log"])
+
+
 def test_a_long_projects_root_keeps_its_sockets_private(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("long"))
     base = os.path.join(base, "a-projects-root-whose-path-is-too-long-for-a-unix-socket-" * 2)
@@ -397,6 +414,7 @@ def test_a_long_projects_root_keeps_its_sockets_private(tmp_path_factory):
             assert not path.startswith(paths["root"]) and len(path) < 108, path
     finally:
         corpus.stop_all()
+        agent.stop(corpus.run.config_dir, corpus.root)
 
 
 # --------------------------------------------------------------------------- injection
