@@ -260,8 +260,7 @@ def deploy_pillar(name, projects_root, bindings, archive, rev=None, ref=None, pi
             log("-----> pillar changed: redeploying the live commit {} of {}".format(commit[:12], name))
             record = deploy(name, projects_root, bindings, rev=commit, pillar=pillar,
                             private_pillar_dir=staged, job_id=job_id, who=who, out=log)
-        releases.sync_tree(staged, paths["pillar"])
-        os.chmod(paths["pillar"], 0o700)
+        releases.sync_tree(staged, paths["pillar"], private=True)
         return record
     finally:
         shutil.rmtree(staged, ignore_errors=True)
@@ -275,8 +274,9 @@ def list_releases(name, projects_root):
     check_layout(paths)
     records = history.load(paths["history"])
     live = releases.live_release_id(paths["current"], paths["releases"])
+    order = {r.get("id"): n for n, r in enumerate(records)}
     out = []
-    for rid in sorted(os.listdir(paths["releases"])):
+    for rid in sorted(os.listdir(paths["releases"]), key=lambda rid: (order.get(rid, -1), rid)):
         if rid.endswith(".partial"):
             continue
         rec = history.find(records, rid) or {}
@@ -348,7 +348,8 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                 if os.path.isdir(os.path.join(paths["releases"], r))]
         live = releases.live_release_id(paths["current"], paths["releases"])
         if release_id is None:
-            older = [r for r in kept if live is None or r < live]
+            # History order, not id order: two deploys within one second sort by commit.
+            older = kept[:kept.index(live)] if live in kept else kept
             if not older:
                 raise CorpusError("No kept release older than the live one ({}) to roll back "
                                   "to.".format(live))
@@ -361,7 +362,8 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
         target = os.path.join(paths["releases"], release_id)
         snapshot = None
         if data:
-            later = [r for r in records if r.get("kind") == "deploy" and r["id"] > release_id
+            position = next(i for i, r in enumerate(records) if r.get("id") == release_id)
+            later = [r for r in records[position + 1:] if r.get("kind") == "deploy"
                      and os.path.isdir(os.path.join(paths["snapshots"], r["id"], "data"))]
             if not later:
                 raise CorpusError("No data snapshot holds the data of release {}.".format(release_id))

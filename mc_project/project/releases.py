@@ -58,11 +58,12 @@ def extract_tar(tar_path, dest):
         raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
-def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False):
+def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
     ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare.
     ``read_only`` makes every file read-only (a release's files are shared, as hard
-    links, with the releases before it: nobody may write them in place)."""
+    links, with the releases before it: nobody may write them in place). ``private``
+    gives every directory 0700 and every file 0600, as they land (secrets)."""
     os.makedirs(dest, exist_ok=True)
     # Compare by content: size + mtime misses a same-size change made in the same second
     # (git archive stamps every file with the commit time).
@@ -71,6 +72,8 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False):
         cmd.append("--delete")
     if read_only:
         cmd.append("--chmod=Fa-w,Dgo-w")
+    if private:
+        cmd.append("--chmod=D700,F600")
     for pattern in keep:
         cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
     if link_dest and os.path.isdir(link_dest):

@@ -221,8 +221,10 @@ def ensure_running(cfg):
         if "front" in _names(cfg):
             return
         shutdown(cfg)
+    # umask 077 from the start: its own log and the programs' logs may echo secrets.
     proc = subprocess.run([_bin("supervisord"), "-c", conf_path(cfg)], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: os.umask(0o077))
     if proc.returncode:
         raise CorpusError("supervisord did not start: {}".format(proc.stdout.strip()))
     deadline = time.monotonic() + 10

@@ -89,6 +89,9 @@ def give_data(cfg):
     uid, gid = ensure_user(cfg)
     for dirpath, dirnames, filenames in os.walk(cfg["paths"]["data"]):
         for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-            st = os.lstat(entry)
-            if st.st_uid != uid or st.st_gid != gid:
-                os.lchown(entry, uid, gid)
+            try:
+                st = os.lstat(entry)
+                if st.st_uid != uid or st.st_gid != gid:
+                    os.lchown(entry, uid, gid)
+            except FileNotFoundError:  # the live app renamed or removed it meanwhile
+                continue

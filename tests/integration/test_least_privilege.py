@@ -243,9 +243,6 @@ def test_secrets_and_configs_are_roots_and_closed_to_others(projects, env):
         assert_root_private(os.path.join(paths["logs"], name), 0o600)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: pillar/init.sls (holding the private pillar's "
-                   "secrets) is written 0644 and logs/supervisord.log is 0644; only their 0700 "
-                   "directories keep others out")
 def test_private_files_are_0600_even_inside_private_dirs(projects):
     paths = projects["staging"]["paths"]
     files = [p for key in ("pillar", "logs", "supervisor") for p in files_under(paths[key])
@@ -322,10 +319,6 @@ def test_the_app_gets_the_secret(projects):
     assert status == 200 and json.loads(body)["value"] == SECRET, body
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a pillar push syncs the staged pillar onto "
-                   "pillar/ with rsync -a (staged dir 0755, init.sls 0644), then chmods pillar/ "
-                   "0700: in between the secret is readable by every local user "
-                   "(engine.deploy_pillar)")
 def test_a_pillar_push_never_opens_the_pillar_to_others(projects):
     """Watch pillar/ and pillar/init.sls while pillar pushes land."""
     corpus, project = projects["corpus"], projects["staging"]

@@ -618,3 +618,22 @@ def test_housekeeping_after_the_commit_only_warns(project, monkeypatch):
     warnings = [line for line in p.lines if "warning:" in line]
     assert any("pruning old releases failed" in line for line in warnings), p.lines
     assert any("writing the deploy log failed" in line for line in warnings), p.lines
+
+
+def test_rollback_goes_to_the_release_before_in_deploy_order(project, monkeypatch):
+    """Two deploys within one second get ids that sort by commit, not by time: the
+    release before the live one is the one deployed before it."""
+    p = project()
+    web = p.web_settings(env="staging", keep_releases=5)
+    ids = iter(["20990101T000000-99999999", "20990101T000001-bbbbbbbb", "20990101T000001-aaaaaaaa"])
+    monkeypatch.setattr(releases, "new_release_id", lambda _dir, _commit: next(ids))
+    first = p.deploy(overrides=web)["id"]
+    p.commit({"public/index.html": "v2\n"})
+    second = p.deploy(overrides=web)["id"]
+    p.commit({"public/index.html": "v3\n"})
+    third = p.deploy(overrides=web)["id"]
+    assert third < second  # the id order is not the deploy order
+    assert [r["id"] for r in engine.list_releases(NAME, p.root)] == [first, second, third]
+    record = engine.rollback(NAME, p.root, p.salt.bindings(), pillar=web, out=p.lines.append)
+    assert record["to"] == second
+    assert http_get(p.port, "/index.html") == "v2\n"
