@@ -9,6 +9,7 @@ where the proxy routes and saved port mappings live) and ``mc_lxc:nft_table`` (`
 from salt.exceptions import CommandExecutionError
 
 try:
+    from mc_project import sealed
     from mc_project.errors import CorpusError
     from mc_project.node import host, lxc, minion, nat, proxy
 
@@ -195,9 +196,11 @@ def resize(name, size_mb, lxc_path=None):
     return _call(lxc.resize, name, size_mb, _lxc_path(lxc_path))
 
 
-def set_root_password(name, password_hash, lxc_path=None):
+def set_root_password(name, password_hash=None, lxc_path=None, sealed_hash=None):
     """
     Set root's password from its SHA-512 crypt hash (never the password itself).
+    The controller sends ``sealed_hash`` instead: the hash sealed to this minion's
+    key, so the job's load in the master's job cache does not hold it.
 
     CLI Example:
 
@@ -205,6 +208,8 @@ def set_root_password(name, password_hash, lxc_path=None):
 
         salt node1 mc_lxc.set_root_password ct-myapp '$6$salt$hash...'
     """
+    if sealed_hash is not None:
+        password_hash = _call(sealed.open_with_minion_key, __opts__["pki_dir"], sealed_hash)
     return _call(lxc.set_root_password, name, password_hash, _lxc_path(lxc_path))
 
 

@@ -28,9 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mc_project import resources
 from mc_project.controller import wheelhouse
-from mc_project.controller.config import controller_settings
+from mc_project.controller.config import ROOT_DB, controller_settings
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
+from mc_project.inventory import db, secrets_crypto
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -79,6 +79,9 @@ def master_config(root, corpus, interface=DEFAULT_INTERFACE, publish_port=DEFAUL
         "ext_pillar": [{"corpus_inventory": {}}],
         # Never the master's options (the DNS API key among them) in a minion's pillar.
         "pillar_opts": False,
+        # Runner returns (mc_cloud.credentials answers a password and a private key)
+        # stay out of the job cache (salt.client.mixins reads <class>_returns).
+        "runner_returns": False,
         "corpus": dict(corpus, root=root),
     }
 
@@ -311,6 +314,28 @@ def stop_master(root):
     return True
 
 
+# --------------------------------------------------------------------------- file modes
+
+def _private_directory(path):
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_directories(root, settings):
+    """0700 for what holds secrets: the master's cache (its job cache: every job's load and
+    return) and the inventory's own directory; 0600 for the SQLite file."""
+    cachedir = os.path.join(root, CACHEDIR)
+    _private_directory(cachedir)
+    _private_directory(os.path.join(cachedir, "jobs"))
+    url = make_url(settings["db_url"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = os.path.abspath(url.database)
+        db.private_sqlite_file(database)
+        # Only a directory corpus chose: a --db path may sit in a shared one.
+        if database in (os.path.join(root, ROOT_DB), db.default_url(cachedir)[len("sqlite:///"):]):
+            _private_directory(os.path.dirname(database))
+
+
 # --------------------------------------------------------------------------- commands
 
 def init(args, out):
@@ -322,7 +347,12 @@ def init(args, out):
             if _port_in_use(options["interface"], port):
                 raise BadInput("Port {} on {} is already in use.".format(port, options["interface"]))
     try:
-        revision = db.init(settings["db_url"])
+        key_created = secrets_crypto.ensure_key(settings["secrets_key"])
+        revision = db.init(settings["db_url"], secrets_key=settings["secrets_key"])
+        encrypted = secrets_crypto.encrypt_leftovers(settings["db_url"], settings["secrets_key"])
+    except OSError as exc:
+        raise CorpusError("Cannot write the secrets key {}: {}.".format(
+            settings["secrets_key"], exc.strerror or type(exc).__name__)) from exc
     except SQLAlchemyError as exc:
         raise CorpusError("Cannot reach the inventory database {}: {}.".format(
             _safe_url(settings["db_url"]), _first_line(exc))) from exc
@@ -331,6 +361,7 @@ def init(args, out):
             _safe_url(settings["db_url"]), _first_line(exc))) from exc
     for directory in ("srv/salt", "srv/pillar"):
         os.makedirs(os.path.join(root, directory), exist_ok=True)
+    private_directories(root, settings)
     changed = write_if_changed(config_path(root), render(options))
     started = time.monotonic()
     wheels = wheelhouse.ensure_wheelhouse(settings["wheelhouse"])
@@ -347,6 +378,8 @@ def init(args, out):
         pid, action = running.pid, "already running"
     out("config: {} ({})".format(config_path(root), "written" if changed else "unchanged"))
     out("inventory: {} (revision {})".format(_safe_url(settings["db_url"]), revision))
+    out("secrets key: {} ({}{})".format(settings["secrets_key"], "created" if key_created else "kept",
+                                        ", {} secret(s) encrypted".format(encrypted) if encrypted else ""))
     out("wheelhouse: {} ({:.1f}s)".format(wheels, wheel_seconds))
     out("salt-master: {} (pid {}, {} ports {} and {})".format(
         action, pid, options["interface"], options["publish_port"], options["ret_port"]))
@@ -386,6 +419,20 @@ def status(args, out):
     return 0
 
 
+def rotate_key(args, out):
+    root, options = _existing_root(args)
+    settings = controller_settings({"corpus": options.get("corpus"),
+                                    "cachedir": os.path.join(root, CACHEDIR)})
+    try:
+        count = secrets_crypto.rotate(settings["db_url"], settings["secrets_key"])
+    except SQLAlchemyError as exc:
+        raise CorpusError("Cannot reach the inventory database {}: {}.".format(
+            _safe_url(settings["db_url"]), _first_line(exc))) from exc
+    out("secrets key: {} (new key; {} secret(s) re-encrypted, the old key dropped)".format(
+        settings["secrets_key"], count))
+    return 0
+
+
 def stop(args, out):
     root, _ = _existing_root(args)
     out("salt-master: {}".format("stopped" if stop_master(root) else "not running"))
@@ -417,12 +464,13 @@ def parser():
     init_parser.add_argument("--master-address", help="address minions reach the master at")
     init_parser.add_argument("--wheelhouse", help="directory of the wheels shipped to nodes")
     for name, text in (("status", "say whether the master runs and what it uses"),
-                       ("stop", "stop the master")):
+                       ("stop", "stop the master"),
+                       ("rotate-key", "encrypt every secret with a new key and drop the old one")):
         commands.add_parser(name, help=text).add_argument("--root", required=True)
     return main_parser
 
 
-COMMANDS = {"init": init, "status": status, "stop": stop}
+COMMANDS = {"init": init, "status": status, "stop": stop, "rotate-key": rotate_key}
 
 
 def main(argv=None):

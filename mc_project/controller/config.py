@@ -21,6 +21,10 @@ DEFAULT_CACHEDIR = "/var/cache/salt/master"
 
 # Where the inventory and the wheelhouse go under a controller root.
 ROOT_DB = os.path.join("var", "lib", "corpus", "inventory.sqlite")
+# The key the inventory's secrets are encrypted with: beside the master's configuration
+# (<root>/etc/corpus, /etc/corpus), never in the database.
+ROOT_SECRETS_KEY = os.path.join("etc", "corpus", "secrets.key")
+SECRETS_KEY_NAME = os.path.join("corpus", "secrets.key")
 WHEELHOUSE = "wheelhouse"
 
 # Nested sections and their keys: (allowed types, default). A default of
@@ -50,6 +54,7 @@ TOP_LEVEL = {
     "db_url": (str, type(None)),
     "master_address": (str, type(None)),
     "wheelhouse": (str, type(None)),
+    "secrets_key": (str, type(None)),
     "domain": (str,),
 }
 POSITIVE = {"dns:ttl", "smtp:timeout", "lxc:disk_size_mb"}
@@ -120,6 +125,15 @@ def _default_db_url(opts, root):
     return db.default_url(opts.get("cachedir") or DEFAULT_CACHEDIR)
 
 
+def _default_secrets_key(opts, root):
+    if root:
+        return os.path.join(root, ROOT_SECRETS_KEY)
+    if opts.get("conf_file"):  # /etc/salt/master -> /etc/corpus/secrets.key
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(opts["conf_file"]))),
+                            SECRETS_KEY_NAME)
+    return os.path.join(opts.get("cachedir") or DEFAULT_CACHEDIR, SECRETS_KEY_NAME)
+
+
 def inventory_url(opts):
     """Just the inventory's URL: what the ext_pillar needs on every pillar compile."""
     given = _given(opts)
@@ -178,7 +192,7 @@ def controller_settings(opts):
     if settings["master_address"] is not None:
         _check_host("master_address", settings["master_address"])
     root = settings["root"]
-    for key in ("root", "wheelhouse"):
+    for key in ("root", "wheelhouse", "secrets_key"):
         if settings[key] is not None and not os.path.isabs(settings[key]):
             raise CorpusError("The controller setting corpus:{} must be an absolute path.".format(key))
     if settings["db_url"] == "":
@@ -188,6 +202,8 @@ def controller_settings(opts):
     if settings["wheelhouse"] is None:
         settings["wheelhouse"] = os.path.join(root or opts.get("cachedir") or DEFAULT_CACHEDIR,
                                               WHEELHOUSE)
+    if settings["secrets_key"] is None:
+        settings["secrets_key"] = _default_secrets_key(opts, root)
     if settings["master_address"] is None:
         settings["master_address"] = local_ipv4()
     if settings["dns"]["zone"] is None:

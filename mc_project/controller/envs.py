@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mc_project.controller import credentials, mail, pdns
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
+from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.models import (
     ENV_TYPES,
     ComputeNode,
@@ -361,16 +361,18 @@ def generate_credentials(ctl, ctx):
     owner = _secret_owner(clip)
     password = credentials.generate_password()
     private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
-    with db.session(ctl.url) as sess:
+    with secrets_crypto.writing(ctl.settings["secrets_key"]) as keyring, db.session(ctl.url) as sess:
         env = environment(sess, clip["env_name"])
         sess.execute(delete(Secret).where(Secret.owner == owner))
         sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
-        sess.add_all([Secret(owner=owner, name="root_password", value=password),
-                      Secret(owner=owner, name="ssh_private_key", value=private),
-                      SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
-                             environment_id=env.id)])
+        secrets_crypto.put(sess, keyring, owner, "root_password", password)
+        secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private)
+        sess.add(SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
+                        environment_id=env.id))
+    # Sealed to the node's key: the job's load, kept in the master's job cache, holds no hash.
     ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
-             password_hash=credentials.password_hash(password), lxc_path=node["lxc_path"])
+             sealed_hash=ctl.seal(node["minion_id"], credentials.password_hash(password)),
+             lxc_path=node["lxc_path"])
     ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=public,
              lxc_path=node["lxc_path"])
     clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from mc_project.controller import envs
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
-from mc_project.inventory.models import ComputeNode, Environment, Secret
+from mc_project.inventory import db, secrets_crypto
+from mc_project.inventory.models import ComputeNode, Environment
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -140,8 +140,8 @@ def list_envs(ctl):
 def credentials(ctl, name):
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, name)
-        secrets = {row.name: row.value for row in sess.scalars(
-            select(Secret).where(Secret.owner == "env:{}".format(env.uuid)))}
+        secrets = secrets_crypto.values(sess, secrets_crypto.load(ctl.settings["secrets_key"]),
+                                        "env:{}".format(env.uuid))
         node = sess.get(ComputeNode, env.node_id) if env.node_id else None
         return {"name": env.name, "root_password": secrets.get("root_password"),
                 "ssh_private_key": secrets.get("ssh_private_key"),

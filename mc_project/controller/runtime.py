@@ -14,7 +14,7 @@ import salt.client
 import salt.utils.event
 import salt.wheel
 
-from mc_project import jobs
+from mc_project import jobs, sealed
 from mc_project.controller import config, events
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
@@ -28,7 +28,7 @@ class Controller:
         self._client = client
         self._wheel = None
         self._events_key = None
-        db.init(self.url)
+        db.init(self.url, secrets_key=self.settings["secrets_key"])
 
     # -- Salt
 
@@ -101,6 +101,11 @@ class Controller:
                 if time.monotonic() > deadline:
                     raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
                 time.sleep(1)
+
+    def seal(self, minion, text):
+        """``text`` sealed to ``minion``'s accepted key: the job's load (kept in the job cache) holds
+        only what that minion can open."""
+        return sealed.seal_to_minion(self.opts["pki_dir"], minion, text)
 
     def delete_key(self, minion):
         self.wheel.cmd("key.delete", [minion], print_event=False)

@@ -50,6 +50,21 @@ def _on_sqlite_connect(dbapi_connection, _record):
     cursor.close()
 
 
+def private_sqlite_file(database):
+    """Make the SQLite file 0600 (it holds secrets, encrypted or not) in a new 0700 directory.
+
+    Its journals take its mode. A directory that already exists is left as it is:
+    it may be shared (``/var/tmp``); ``corpus-controller init`` tightens its own.
+    """
+    database = os.path.abspath(database)
+    os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if os.stat(database).st_mode & 0o077:
+            os.chmod(database, 0o600)
+
+
 def engine(url):
     """The process's engine for ``url``.
 
@@ -64,7 +79,7 @@ def engine(url):
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+                private_sqlite_file(database)
             # Wait for another process's write instead of failing at once.
             kwargs["connect_args"] = {"timeout": 30}
         try:
@@ -97,13 +112,16 @@ def current_revision(url):
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def init(url, script_location=None):
+def init(url, script_location=None, secrets_key=None):
     """Create or migrate the inventory at ``url`` to the newest schema; return its revision.
 
     ``script_location`` points at another migrations directory (tests use it to
-    play a newer corpus).
+    play a newer corpus). ``secrets_key`` is the key file the migration that
+    encrypts secrets uses (see ``secrets_crypto``); without it, that migration
+    leaves plain-text secrets for ``corpus-controller init`` to encrypt.
     """
     config = alembic_config(url, script_location)
+    config.attributes["secrets_key"] = secrets_key
     with engine(url).begin() as connection:
         config.attributes["connection"] = connection
         alembic.command.upgrade(config, "head")

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -15,15 +16,15 @@ import time
 import psutil
 import pytest
 import yaml
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
 from pg import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
 from mc_project import __version__, resources
 from mc_project.controller import cli, wheelhouse
-from mc_project.inventory import db
-from mc_project.inventory.models import Pillar
+from mc_project.inventory import db, secrets_crypto
+from mc_project.inventory.models import Pillar, Secret
 
 BIN = os.path.dirname(sys.executable)
 LOOPBACK = "127.0.0.1"
@@ -185,6 +186,56 @@ def test_a_second_init_changes_nothing_and_starts_no_second_master(controller):
     assert [process.pid for process in processes_of(controller) if process.ppid() == 1] == [before[1]]
 
 
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def raw_secrets(url):
+    with db.engine(url).connect() as connection:
+        return dict(connection.execute(text("SELECT name, value FROM secrets WHERE owner = 'env:t'")).all())
+
+
+def test_init_keeps_secrets_private(controller):
+    options = controller.options()
+    # runner returns (mc_cloud.credentials) are not stored in the job cache
+    assert options["runner_returns"] is False
+    cachedir = os.path.join(controller.root, "var", "cache", "salt", "master")
+    assert mode(cachedir) == 0o700 and mode(os.path.join(cachedir, "jobs")) == 0o700
+    database = make_url(options["corpus"]["db_url"]).database
+    assert mode(database) == 0o600 and mode(os.path.dirname(database)) == 0o700
+    key = os.path.join(controller.root, "etc", "corpus", "secrets.key")
+    assert mode(key) == 0o600 and mode(os.path.dirname(key)) == 0o700
+    assert len(secrets_crypto.read_keys(key)) == 1
+
+
+def test_init_encrypts_leftovers_and_rotate_key_reencrypts_every_secret(controller):
+    url = controller.options()["corpus"]["db_url"]
+    key = os.path.join(controller.root, "etc", "corpus", "secrets.key")
+    with secrets_crypto.writing(key) as keyring, db.session(url) as sess:
+        secrets_crypto.put(sess, keyring, "env:t", "root_password", "Passw0rdOfT")
+    with db.engine(url).begin() as connection:  # as an older corpus left it
+        connection.execute(text("INSERT INTO secrets (owner, name, value) VALUES ('env:t', 'old', 'Pl41nOld')"))
+    result = controller.init()
+    assert result.returncode == 0, result.stderr
+    assert "secrets key: {} (kept, 1 secret(s) encrypted)".format(key) in result.stdout
+    before = raw_secrets(url)
+    assert all(value.startswith("fernet:") for value in before.values())
+    keys = secrets_crypto.read_keys(key)
+    result = run("corpus-controller", "rotate-key", "--root", controller.root)
+    assert result.returncode == 0, result.stderr
+    assert "2 secret(s) re-encrypted" in result.stdout
+    after = raw_secrets(url)
+    assert all(after[name] != before[name] for name in before)
+    assert len(secrets_crypto.read_keys(key)) == 1 and secrets_crypto.read_keys(key) != keys
+    assert mode(key) == 0o600
+    with db.session(url) as sess:
+        assert secrets_crypto.values(sess, secrets_crypto.load(key), "env:t") == {
+            "root_password": "Passw0rdOfT", "old": "Pl41nOld"}
+        sess.execute(delete(Secret).where(Secret.owner == "env:t"))
+    result = run("corpus-controller", "rotate-key", "--root", os.path.join(controller.root, "nothing"))
+    assert result.returncode == 2 and "No controller in" in result.stderr
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--ret-port", "0"], "Argument --ret-port: 0 is not a port (1-65535)."),
     (["--smtp", ":25"], "Argument --smtp: :25 is not HOST:PORT."),
@@ -243,6 +294,22 @@ def test_init_with_a_postgresql_inventory_migrates_it_and_serves_its_pillar(
     assert "No job 1 in the inventory." in result.stdout
     result = run("corpus-controller", "status", "--root", controller.root)
     assert "revision {}".format(db.head_revision()) in result.stdout and password not in result.stdout
+
+
+def test_secrets_in_a_postgresql_inventory_are_encrypted_and_rotated(controller):
+    url = controller.options()["corpus"]["db_url"]
+    assert make_url(url).get_backend_name() == "postgresql"
+    key = os.path.join(controller.root, "etc", "corpus", "secrets.key")
+    with secrets_crypto.writing(key) as keyring, db.session(url) as sess:
+        secrets_crypto.put(sess, keyring, "env:t", "root_password", "PgPassw0rd")
+    before = raw_secrets(url)
+    assert before["root_password"].startswith("fernet:") and "PgPassw0rd" not in before["root_password"]
+    result = run("corpus-controller", "rotate-key", "--root", controller.root)
+    assert result.returncode == 0, result.stderr
+    after = raw_secrets(url)
+    assert after["root_password"] != before["root_password"]
+    with db.session(url) as sess:
+        assert secrets_crypto.values(sess, secrets_crypto.load(key), "env:t") == {"root_password": "PgPassw0rd"}
 
 
 def test_status_and_stop(controller):

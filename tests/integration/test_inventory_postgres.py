@@ -11,7 +11,7 @@ from pg import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
 from mc_project import jobs
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
+from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.models import Base, ComputeNode, Environment, Pillar, Project, Secret
 
 
@@ -134,3 +134,29 @@ def test_a_job_runs_fails_undoes_and_reports_on_postgresql(url):
     assert made == []
     with pytest.raises(CorpusError, match="No job 999 in the inventory."):
         manager.status(999)
+
+
+def test_secrets_are_encrypted_migrated_and_rotated_on_postgresql(url, tmp_path):
+    key = str(tmp_path / "corpus" / "secrets.key")
+    config = db.alembic_config(url)
+    with db.engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.upgrade(config, "0002")
+        connection.execute(text("INSERT INTO secrets (owner, name, value) VALUES ('env:web', 'old', 'Pl41nOld')"))
+    assert db.init(url, secrets_key=key) == db.head_revision()  # migration 0003 encrypts what was plain
+    with secrets_crypto.writing(key) as keyring, db.session(url) as sess:
+        secrets_crypto.put(sess, keyring, "env:web", "root_password", "PgPassw0rd")
+
+    def raw():
+        with db.engine(url).connect() as connection:
+            return dict(connection.execute(text("SELECT name, value FROM secrets")).all())
+
+    before = raw()
+    assert all(value.startswith("fernet:") for value in before.values())
+    assert "Pl41nOld" not in before["old"] and "PgPassw0rd" not in before["root_password"]
+    assert secrets_crypto.rotate(url, key) == 2
+    after = raw()
+    assert all(after[name] != before[name] for name in before)
+    with db.session(url) as sess:
+        assert secrets_crypto.values(sess, secrets_crypto.load(key), "env:web") == {
+            "old": "Pl41nOld", "root_password": "PgPassw0rd"}

@@ -89,6 +89,9 @@ class FakeController(Controller):
     def wait_for_minion(self, minion, timeout=120):
         pass
 
+    def seal(self, minion, text):
+        return "sealed to " + minion  # sealing itself: tests/unit/test_secrets_crypto.py
+
     def fire(self, tag, data):
         pass
 
@@ -112,7 +115,7 @@ SETTINGS = {"db_url": None, "master_address": "10.0.0.1", "domain": "corpus.test
 @pytest.fixture
 def ctl(tmp_path):
     url = "sqlite:///{}".format(tmp_path / "inventory.sqlite")
-    controller = FakeController(url, dict(SETTINGS, db_url=url))
+    controller = FakeController(url, dict(SETTINGS, db_url=url, secrets_key=str(tmp_path / "secrets.key")))
     yield controller
     db.dispose()
 

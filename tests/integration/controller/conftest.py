@@ -81,6 +81,7 @@ def controller(salt_factories, tmp_path_factory, pdns, smtp, node2_host):
         "ext_pillar": [{"corpus_inventory": {}}],
         "corpus": corpus,
         "timeout": 60,
+        "runner_returns": False,  # as corpus-controller init writes it
     }
     factory = salt_factories.salt_master_daemon("corpus-ctl-{}".format(uuid.uuid4().hex[:6]),
                                                 overrides=overrides)

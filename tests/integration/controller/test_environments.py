@@ -8,18 +8,22 @@ name. Then another domain, a bigger and a smaller disk, and destruction, after w
 nothing of it is left anywhere.
 """
 
+import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 
 import pytest
 import requests
-from sqlalchemy import func, select
+import salt.payload
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from helpers import EXAMPLES, git
-from mc_project.inventory import db
+from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.models import DnsRecord, Environment, Pillar, PortMapping, Secret, SshKey
 from services import dns_query
 
@@ -188,6 +192,90 @@ def test_bad_requests_are_refused_in_one_sentence(salt_run, shop):
         ret = salt_run.run(*args)
         assert ret.returncode == 1, ret
         assert message in ret.stdout and "Traceback" not in ret.stdout + ret.stderr
+
+
+def secret_texts(creds):
+    """The root password and every line of the private key's body."""
+    with open(creds["key"], encoding="ascii") as fh:
+        body = [line for line in fh.read().splitlines() if line and not line.startswith("-----")]
+    return [creds["password"]] + body
+
+
+@contextlib.contextmanager
+def traversable(*paths):
+    """Let any user walk down to ``paths`` (pytest's tmp dirs are 0700), as to /srv/<controller>."""
+    changed = []
+    for path in paths:
+        path = os.path.abspath(path)
+        while path != "/":
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if not mode & stat.S_IXOTH:
+                os.chmod(path, mode | stat.S_IXOTH)
+                changed.append((path, mode))
+            path = os.path.dirname(path)
+    try:
+        yield
+    finally:
+        for path, mode in reversed(changed):
+            os.chmod(path, mode)
+
+
+def test_another_local_user_reads_no_secret_anywhere_under_the_controller(salt_run, shop, creds, controller, ctl):
+    # The credentials were asked for (creds) and answered: neither the answer nor the inventory shows.
+    roots = [controller.config["root_dir"], os.path.dirname(make_url(ctl.url).database)]
+    secrets = secret_texts(creds)
+    key_file = ctl.settings["secrets_key"]
+    assert key_file.startswith(roots[0]) and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(make_url(ctl.url).database).st_mode) == 0o600
+    with traversable(*roots):
+        seen = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c",
+                               'find "$@" -type f -exec cat {} + 2>/dev/null', "sh", *roots],
+                              capture_output=True, timeout=120).stdout.decode("utf-8", "replace")
+        assert "file_roots" in seen  # the walk did reach files (the master's own config)
+        databases = [os.path.join(top, name) for root in roots for top, _, names in os.walk(root)
+                     for name in names if name.endswith((".sqlite", ".db"))]
+        assert make_url(ctl.url).database in databases
+        for database in databases:
+            seen += subprocess.run(["runuser", "-u", "nobody", "--", "sqlite3", "-readonly", database, ".dump"],
+                                   capture_output=True, text=True, timeout=60).stdout
+    for secret in secrets:
+        assert secret not in seen
+
+
+def test_the_job_cache_holds_no_secret_and_no_password_hash(shop, creds, controller):
+    cachedir = controller.config["cachedir"]
+    found = subprocess.run(["grep", "-r", "-l", "-F", *sum((["-e", s] for s in secret_texts(creds)), []),
+                            "-e", "$6$", cachedir], capture_output=True, text=True)
+    assert found.returncode == 1, found.stdout  # 1: nothing found
+    loads = []
+    for top, _, names in os.walk(os.path.join(cachedir, "jobs")):
+        if ".load.p" in names:
+            with open(os.path.join(top, ".load.p"), "rb") as fh:
+                load = salt.payload.load(fh)
+            if load.get("fun") == "mc_lxc.set_root_password":
+                loads.append(repr(load))
+    assert loads and all("sealed_hash" in load and "sealed1:" in load for load in loads)
+
+
+def test_secrets_are_stored_encrypted_and_a_key_rotation_keeps_them_readable(salt_run, shop, creds, ctl):
+    def stored():
+        with db.engine(ctl.url).connect() as connection:
+            return dict(connection.execute(text("SELECT name, value FROM secrets WHERE owner = :owner"),
+                                           {"owner": "env:{}".format(shop["uuid"])}).all())
+
+    before = stored()
+    assert set(before) == {"root_password", "ssh_private_key"}
+    assert all(value.startswith("fernet:") and value not in secret_texts(creds) for value in before.values())
+    keys = secrets_crypto.read_keys(ctl.settings["secrets_key"])
+    assert secrets_crypto.rotate(ctl.url, ctl.settings["secrets_key"]) >= 2
+    after = stored()
+    assert all(after[name] != before[name] for name in before)
+    assert secrets_crypto.read_keys(ctl.settings["secrets_key"]) != keys
+    ret = salt_run.run("mc_cloud.credentials", ENV)
+    assert ret.returncode == 0, ret
+    assert ret.data["root_password"] == creds["password"]
+    with open(creds["key"], encoding="ascii") as fh:
+        assert ret.data["ssh_private_key"] == fh.read()
 
 
 def test_destroy_leaves_nothing(salt_run, shop, node1, pdns, ctl, controller):

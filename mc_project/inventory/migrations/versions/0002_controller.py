@@ -26,12 +26,16 @@ def without_sqlite_foreign_keys():
     SQLite would run the drop as a DELETE and cascade it to the projects, keys,
     DNS records and ports of every environment. The pragma only takes effect
     outside a transaction, which is where an existing database stands when
-    this revision starts (a new one is still empty). The connection is then
-    recycled so the next one is opened with foreign keys on again.
+    this revision starts (a new one is still empty); going down from a later
+    revision, the step already done (and recorded) is committed first. The
+    connection is then recycled so the next one is opened with foreign keys on again.
     """
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
+    raw = bind.connection.dbapi_connection
+    if raw.in_transaction:
+        raw.commit()
     bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
     bind.connection.invalidate(soft=True)
 
