@@ -23,6 +23,12 @@ corpus:
   # Empty: <root>/wheelhouse, or <cachedir>/wheelhouse.
   wheelhouse: /srv/controller/wheelhouse
 
+  # Key file the inventory's secrets (root passwords, SSH private keys) are
+  # encrypted with (0600, outside the database; corpus-controller init makes it,
+  # corpus-controller rotate-key replaces it). Empty:
+  # <root>/etc/corpus/secrets.key.
+  secrets_key: /srv/controller/etc/corpus/secrets.key
+
   # DNS domain environments are named under: <environment name>.<domain>.
   domain: corpus.example.com
 
