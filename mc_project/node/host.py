@@ -19,6 +19,8 @@ NODE_TOOLS = {
     "/usr/share/lxc/templates/lxc-debian": "lxc-templates",
     "debootstrap": "debootstrap",
     "nft": "nftables",
+    # Unprivileged containers: LXC maps their ids with newuidmap and newgidmap.
+    "newuidmap": "uidmap",
     "haproxy": "haproxy",
     "resize2fs": "e2fsprogs",
     "openssl": "openssl",

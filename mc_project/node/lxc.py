@@ -14,6 +14,7 @@ through ``lxc-attach``. Names are LXC names: lower-case letters, digits and dash
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -21,6 +22,8 @@ import random
 import re
 import shutil
 import socket
+import stat
+import struct
 import tempfile
 import time
 
@@ -45,6 +48,38 @@ TRIM_MARGIN_MB = 128
 LOOP_LOCK = "/run/lock/corpus-loop.lock"
 SSH_PORT = 22
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Containers are unprivileged: each one's ids 0..65535 are the node's BASE..BASE+65535, BASE
+# its own (``allocate_id_base``), from a pool root reserves in /etc/subuid and /etc/subgid
+# (LXC insists on it where newuidmap is installed). The pool ends below 2**31.
+ID_RANGE = 65536
+ID_POOL_START = 1 << 30
+ID_POOL_SLOTS = 16384
+SUBORDINATE_ID_FILES = ("/etc/subuid", "/etc/subgid")
+# Beside a container's config, included by it: its id map, dropped capabilities and mounts.
+UNPRIVILEGED_CONF = "unprivileged.conf"
+USERNS_CONF = "/usr/share/lxc/config/debian.userns.conf"
+# Capabilities no container gets. Besides the kernel-wide ones (modules, raw I/O, the clock,
+# the kernel log, MAC policy, audit, BPF, perf events, accounting, wake alarms) sys_admin
+# goes too: root in the container cannot mount anything (a tmpfs or a FUSE filesystem), so
+# systemd runs services without mount namespaces of their own (it does so in containers).
+DROPPED_CAPS = (
+    "audit_control", "audit_read", "block_suspend", "bpf", "mac_admin", "mac_override", "perfmon",
+    "sys_admin", "sys_module", "sys_pacct", "sys_rawio", "sys_time", "syslog", "wake_alarm",
+)
+# Without sys_admin systemd cannot mount /run, /run/lock and /dev/shm: LXC mounts them first.
+UNPRIVILEGED_MOUNTS = (
+    "tmpfs run tmpfs rw,nosuid,nodev,mode=755,create=dir 0 0",
+    "tmpfs run/lock tmpfs rw,nosuid,nodev,noexec,size=5120k,create=dir 0 0",
+    "tmpfs dev/shm tmpfs rw,nosuid,nodev,mode=1777,create=dir 0 0",
+)
+# Debian's haproxy.service binds /dev/log into haproxy's chroot, which needs a mount namespace
+# systemd then insists on; corpus's fronts run their own haproxy, this one only must not fail.
+CONTAINER_DROP_INS = {
+    "etc/systemd/system/haproxy.service.d/corpus-unprivileged.conf": "[Service]\nBindReadOnlyPaths=\n",
+}
+ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
+CAPABILITY_XATTR = "security.capability"
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_RE = re.compile(
@@ -108,6 +143,10 @@ def render_config(name, rootdev, hostname=None, network=None, autostart=True):
         "lxc.uts.name = {}".format(hostname or name),
         "lxc.start.auto = {}".format(1 if autostart else 0),
     ]
+    # An unprivileged container (every one but the golden) has its id map beside its config.
+    unprivileged = os.path.join(os.path.dirname(rootdev), UNPRIVILEGED_CONF)
+    if os.path.isfile(unprivileged):
+        lines.append("lxc.include = {}".format(unprivileged))
     if network:
         lines += [
             "lxc.net.0.type = veth",
@@ -399,6 +438,207 @@ def golden(
     }
 
 
+# --------------------------------------------------------------------------- unprivileged containers
+
+
+def unprivileged_conf_path(name, lxc_path=DEFAULT_LXC_PATH):
+    return os.path.join(container_dir(name, lxc_path), UNPRIVILEGED_CONF)
+
+
+def unprivileged_text(base):
+    """The LXC configuration (included by the container's) that makes it unprivileged."""
+    lines = [
+        "# Written by corpus: container ids 0-{} are the node's ids {}-{}.".format(
+            ID_RANGE - 1, base, base + ID_RANGE - 1
+        ),
+        "lxc.include = {}".format(USERNS_CONF),
+        "lxc.idmap = u 0 {} {}".format(base, ID_RANGE),
+        "lxc.idmap = g 0 {} {}".format(base, ID_RANGE),
+        "lxc.cap.drop = {}".format(" ".join(DROPPED_CAPS)),
+    ]
+    lines += ["lxc.mount.entry = {}".format(entry) for entry in UNPRIVILEGED_MOUNTS]
+    return "\n".join(lines) + "\n"
+
+
+def id_base(name, lxc_path=DEFAULT_LXC_PATH):
+    """The node id that is root in the container (its ``lxc.idmap``), or None when it has none."""
+    try:
+        with open(unprivileged_conf_path(name, lxc_path), encoding="utf-8") as fh:
+            found = re.search(r"^lxc\.idmap\s*=\s*u\s+0\s+(\d+)\s+\d+\s*$", fh.read(), re.M)
+    except FileNotFoundError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def allocate_id_base(name, lxc_path=DEFAULT_LXC_PATH):
+    """The first node id of a container's range: the one it has, else one derived from its name
+    (so a container made again gets its range back) that no other container of ``lxc_path`` has."""
+    own = id_base(name, lxc_path)
+    if own is not None:
+        return own
+    taken = set()
+    for other in os.listdir(lxc_path) if os.path.isdir(lxc_path) else ():
+        if other != name and NAME_RE.match(other):
+            taken.add(id_base(other, lxc_path))
+    digest = hashlib.sha256("{}/{}".format(lxc_path.rstrip("/"), name).encode()).digest()
+    first = int.from_bytes(digest[:8], "big")
+    for attempt in range(ID_POOL_SLOTS):
+        base = ID_POOL_START + (first + attempt) % ID_POOL_SLOTS * ID_RANGE
+        if base not in taken:
+            return base
+    raise CorpusError("No id range is left for container {} in {}.".format(name, lxc_path))
+
+
+def reserve_id_base(name, lxc_path=DEFAULT_LXC_PATH):
+    """Allocate a container's id range and record it beside its config (``unprivileged.conf``);
+    a container that has one keeps it. Returns its base."""
+    with file_lock(os.path.join(lxc_path, ".corpus-ids.lock")):
+        base = allocate_id_base(name, lxc_path)
+        path = unprivileged_conf_path(name, lxc_path)
+        if not os.path.isfile(path):
+            with open(path + ".part", "w", encoding="utf-8") as fh:
+                fh.write(unprivileged_text(base))
+            os.replace(path + ".part", path)
+    return base
+
+
+def subordinate_ids_reserved(text):
+    """Whether an /etc/subuid (or subgid) text gives root the whole id pool."""
+    end = ID_POOL_START + ID_POOL_SLOTS * ID_RANGE
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in ("root", "0") and fields[1].isdigit() and fields[2].isdigit():
+            if int(fields[1]) <= ID_POOL_START and int(fields[1]) + int(fields[2]) >= end:
+                return True
+    return False
+
+
+def ensure_subordinate_ids(files=SUBORDINATE_ID_FILES):
+    """Give root the id pool in /etc/subuid and /etc/subgid (LXC and newuidmap check there).
+    Idempotent; returns the files changed."""
+    changed = []
+    with file_lock("/run/lock/corpus-subid.lock"):
+        for path in files:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except FileNotFoundError:
+                text = ""
+            if subordinate_ids_reserved(text):
+                continue
+            if text and not text.endswith("\n"):
+                text += "\n"
+            with open(path + ".corpus-part", "w", encoding="utf-8") as fh:
+                fh.write(text + "root:{}:{}\n".format(ID_POOL_START, ID_POOL_SLOTS * ID_RANGE))
+            os.chmod(path + ".corpus-part", 0o644)
+            os.replace(path + ".corpus-part", path)
+            changed.append(path)
+    return changed
+
+
+def shifted_id(value, base):
+    """A container id (0-65535) as the node sees it; one already shifted to ``base`` stays."""
+    if value < ID_RANGE:
+        return value + base
+    if base <= value < base + ID_RANGE:
+        return value
+    raise CorpusError("Id {} is outside the container's range ({}-{}).".format(value, base, base + ID_RANGE - 1))
+
+
+def shift_acl(value, base):
+    """A POSIX ACL xattr (version, then 8-byte entries: tag, permissions, id) with the ids of its
+    named user (2) and group (8) entries shifted."""
+    shifted = bytearray(value)
+    for offset in range(4, len(value) - 7, 8):
+        tag, _, ident = struct.unpack_from("<HHI", value, offset)
+        if tag in (2, 8):
+            struct.pack_into("<I", shifted, offset + 4, shifted_id(ident, base))
+    return bytes(shifted)
+
+
+def shift_path(path, base, st=None):
+    """Move one inode's owner and group into the range starting at ``base``, keeping what chown
+    would clear (setuid and setgid bits, file capabilities) and shifting its ACLs. Returns
+    whether it changed."""
+    st = st or os.lstat(path)
+    link = stat.S_ISLNK(st.st_mode)
+    uid, gid = shifted_id(st.st_uid, base), shifted_id(st.st_gid, base)
+    kept = {}
+    if not link:
+        for attr in os.listxattr(path, follow_symlinks=False):
+            if attr == CAPABILITY_XATTR or attr in ACL_XATTRS:
+                kept[attr] = os.getxattr(path, attr, follow_symlinks=False)
+    if (uid, gid) == (st.st_uid, st.st_gid) and not any(attr in ACL_XATTRS for attr in kept):
+        return False
+    os.chown(path, uid, gid, follow_symlinks=False)
+    if not link and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+    for attr, value in kept.items():
+        os.setxattr(path, attr, shift_acl(value, base) if attr in ACL_XATTRS else value, follow_symlinks=False)
+    return True
+
+
+def shift_tree(root, base):
+    """Shift every inode under ``root`` (on its filesystem; hard links once) into the id range
+    starting at ``base``. Idempotent: ids already in the range stay. Returns how many changed."""
+    device = os.lstat(root).st_dev
+    seen = set()
+    changed = int(shift_path(root, base))
+    for directory, dirs, files in os.walk(root):
+        # Never into another filesystem mounted below (there is none in a fresh image).
+        dirs[:] = [d for d in dirs if os.lstat(os.path.join(directory, d)).st_dev == device]
+        for entry in dirs + files:
+            path = os.path.join(directory, entry)
+            st = os.lstat(path)
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                if st.st_ino in seen:
+                    continue
+                seen.add(st.st_ino)
+            changed += shift_path(path, base, st)
+    return changed
+
+
+def shift_rootfs(rootfs, base):
+    """Make a mounted container image its root's: the files every unprivileged container has
+    (``CONTAINER_DROP_INS``), then every inode shifted. Returns how many inodes changed."""
+    for relative, text in CONTAINER_DROP_INS.items():
+        path = os.path.join(rootfs, relative)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o644)
+    return shift_tree(rootfs, base)
+
+
+def make_unprivileged(name, lxc_path=DEFAULT_LXC_PATH):
+    """Give a stopped container made before containers were unprivileged an id range of its own:
+    its files shifted into it and its config including it. Idempotent; returns its base."""
+    include = "lxc.include = {}".format(unprivileged_conf_path(name, lxc_path))
+    config_path = os.path.join(container_dir(name, lxc_path), "config")
+    with open(config_path, encoding="utf-8") as fh:
+        text = fh.read()
+    if include in text.splitlines():
+        return id_base(name, lxc_path)
+    base = reserve_id_base(name, lxc_path)
+    wait_image_released(rootdev_path(name, lxc_path))
+    with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
+        shift_rootfs(rootfs, base)
+    with open(config_path, "a", encoding="utf-8") as fh:
+        fh.write(("" if text.endswith("\n") else "\n") + include + "\n")
+    return base
+
+
+def chroot_argv(rootfs, base):
+    """The command that runs what follows in a mounted container image as the container's root:
+    in its id range when it has one, so whatever it writes belongs to the container."""
+    if base is None:
+        return ["chroot", rootfs]
+    ensure_subordinate_ids()
+    ids = "{},0,{}".format(base, ID_RANGE)
+    return ["unshare", "--user", "--map-users=" + ids, "--map-groups=" + ids,
+            "--setuid", "0", "--setgid", "0", "chroot", rootfs]
+
+
 # --------------------------------------------------------------------------- life cycle
 
 
@@ -440,6 +680,12 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
                     "A {} MB disk is too small for the golden image ({} MB used).".format(disk_size_mb, used)
                 )
             resize_image(rootdev + ".part", disk_size_mb)
+        # Unprivileged: the copy's files become those of the container's own id range.
+        base = reserve_id_base(name, lxc_path)
+        shift_started = time.monotonic()
+        with mounted_image(rootdev + ".part") as rootfs:
+            shift_rootfs(rootfs, base)
+        shift_seconds = time.monotonic() - shift_started
         os.replace(rootdev + ".part", rootdev)
         with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
             fh.write(render_config(name, rootdev))
@@ -449,7 +695,9 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
     return {
         "name": name,
         "disk_size_mb": image_size_mb(rootdev),
+        "id_base": base,
         "seconds": round(time.monotonic() - started, 2),
+        "shift_seconds": round(shift_seconds, 2),
         "changed": True,
     }
 
@@ -497,11 +745,14 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
             "etc/hosts": hosts_text(hostname),
             "etc/network/interfaces": interfaces_text(interface, gateway),
         }
+        base = id_base(name, lxc_path)
         for relative, text in files.items():
             with open(os.path.join(rootfs, relative), "w", encoding="utf-8") as fh:
                 fh.write(text)
+            if base is not None:
+                shift_path(os.path.join(rootfs, relative), base)
         # -A makes only the missing key types: new ones for a fresh clone, none on a rerun.
-        run(["chroot", rootfs, "ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
+        run(chroot_argv(rootfs, base) + ["ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
     with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
         fh.write(render_config(name, rootdev, hostname=short, network=network))
     return dict(result, changed=True)
@@ -547,6 +798,9 @@ def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
         log_path = os.path.join(container_dir(name, lxc_path), "start.log")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log_path)
+        # A container made before containers were unprivileged gets its id range first.
+        make_unprivileged(name, lxc_path)
+        ensure_subordinate_ids()
         with file_lock(LOOP_LOCK):
             proc = run(
                 ["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
@@ -778,7 +1032,7 @@ def run_inside(name, lxc_path, argv, what, input=None):
         return out["stdout"]
     with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
         env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
-        return run(["chroot", rootfs] + list(argv), what, input=input, env=env).stdout
+        return run(chroot_argv(rootfs, id_base(name, lxc_path)) + list(argv), what, input=input, env=env).stdout
 
 
 def set_root_password(name, password_hash, lxc_path=DEFAULT_LXC_PATH):

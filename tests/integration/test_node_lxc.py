@@ -179,6 +179,8 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
     other = node.name("other")
     result = lxc.clone(other, node.lxc_path)
     assert result["disk_size_mb"] == lxc.DEFAULT_DISK_SIZE_MB
+    # Two containers, two id ranges.
+    assert result["id_base"] == lxc.id_base(other, node.lxc_path) != lxc.id_base(web, node.lxc_path)
     assert lxc.info(other, node.lxc_path)["state"] == "STOPPED"
     lxc.configure(other, "other.corpus.test", node.address(11), None, node.bridge, node.lxc_path)
     web_keys, other_keys = lxc.host_keys(web, node.lxc_path), lxc.host_keys(other, node.lxc_path)
@@ -202,6 +204,9 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
     assert lxc.host_keys(other, node.lxc_path) == other_keys
     lxc.destroy(other, node.lxc_path)
     assert not os.path.exists(os.path.join(node.lxc_path, other))
+    # Made again, it gets its id range back.
+    assert lxc.clone(other, node.lxc_path)["id_base"] == result["id_base"]
+    lxc.destroy(other, node.lxc_path)
 
 
 def test_ssh_reaches_the_container_through_the_nated_port(node, web):
@@ -230,6 +235,62 @@ def test_the_container_boots_clean_with_its_route_through_the_node(node, web):
     # No failed unit: the static address does not trip networking.service.
     running = lxc.attach(web, "timeout 60 systemctl is-system-running --wait", node.lxc_path)
     assert running["stdout"].strip() == "running", running
+
+
+def test_the_container_is_unprivileged_in_an_id_range_of_its_own(node, web):
+    base = lxc.id_base(web, node.lxc_path)
+    assert base is not None and base >= lxc.ID_POOL_START
+    for id_map in ("uid_map", "gid_map"):
+        mapped = lxc.attach(web, "cat /proc/self/" + id_map, node.lxc_path)["stdout"].split()
+        assert mapped == ["0", str(base), "65536"]
+    mounted = lxc.attach(web, "mount -t tmpfs none /mnt", node.lxc_path)
+    assert mounted["retcode"] != 0 and "permission denied" in mounted["stderr"].lower()
+    assert lxc.attach(web, "dmesg", node.lxc_path)["retcode"] != 0
+    # Root's file in the container is the container's base on the node.
+    made = lxc.attach(web, "touch /root/made-inside && stat -c '%u %g' /root/made-inside", node.lxc_path)
+    assert made["stdout"].split() == ["0", "0"]
+    init = lxc.lxc_info(web, node.lxc_path)["pid"]
+    seen = os.stat("/proc/{}/root/root/made-inside".format(init))
+    assert (seen.st_uid, seen.st_gid) == (base, base)
+    # The shift kept setuid programs setuid; init has none of the dropped capabilities.
+    passwd = os.stat("/proc/{}/root/usr/bin/passwd".format(init))
+    assert passwd.st_uid == base and passwd.st_mode & 0o4000
+    with open("/proc/{}/status".format(init), encoding="utf-8") as fh:
+        bounding = int(next(line for line in fh if line.startswith("CapBnd:")).split()[1], 16)
+    # sys_module 16, sys_rawio 17, sys_admin 21, sys_time 25, mac_override 32, mac_admin 33, syslog 34
+    assert not bounding & sum(1 << bit for bit in (16, 17, 21, 25, 32, 33, 34))
+    assert bounding & (1 << 18)  # sys_chroot: sshd's privilege separation needs it
+
+
+def test_a_container_made_privileged_becomes_unprivileged_when_it_starts(node, web):
+    # As clone made them before: the golden's files as they are, no id range (and no network).
+    legacy = node.name("legacy")
+    directory = os.path.join(node.lxc_path, legacy)
+    os.makedirs(os.path.join(directory, "rootfs"))
+    lxc.copy_sparse(lxc.rootdev_path(lxc.GOLDEN_NAME, node.lxc_path), os.path.join(directory, "rootdev"))
+    with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
+        fh.write(lxc.render_config(legacy, os.path.join(directory, "rootdev")))
+    assert lxc.id_base(legacy, node.lxc_path) is None
+    # Host keys made by the node's root, as configure made them.
+    lxc.run_inside(legacy, node.lxc_path, ["ssh-keygen", "-A"], "Making host keys")
+    try:
+        lxc.start(legacy, node.lxc_path)
+        base = lxc.id_base(legacy, node.lxc_path)
+        assert base not in (None, lxc.id_base(web, node.lxc_path))
+        mapped = lxc.attach(legacy, "cat /proc/self/uid_map", node.lxc_path)["stdout"].split()
+        assert mapped == ["0", str(base), "65536"]
+        owner = lxc.attach(legacy, "stat -c %u /etc/ssh/ssh_host_ed25519_key", node.lxc_path)["stdout"]
+        assert owner.strip() == "0"
+        # Its sshd reads those keys: it starts (no address, so start did not wait for it).
+        deadline = time.monotonic() + 60
+        while True:
+            sshd = lxc.attach(legacy, "systemctl is-active ssh", node.lxc_path)
+            if sshd["stdout"].strip() == "active" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert sshd["stdout"].strip() == "active", sshd
+    finally:
+        lxc.destroy(legacy, node.lxc_path)
 
 
 def test_http_is_routed_by_host_header_and_reloads_keep_serving(node, web):
