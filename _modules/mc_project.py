@@ -333,6 +333,20 @@ def stop(name, projects_root=None):
     return _call(engine.stop, name, _root(projects_root), pillar=_pillar(name))
 
 
+def start(name, projects_root=None):
+    """
+    Start the project's supervisor, front and live release again (after ``stop``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.start myapp
+    """
+    name = _text(name, "name")
+    return _call(engine.start, name, _root(projects_root), pillar=_pillar(name))
+
+
 def recover(name, projects_root=None, **kwargs):
     """
     Put back what an interrupted deploy or rollback of ``name`` left (the next push

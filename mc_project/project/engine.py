@@ -387,7 +387,7 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
             if data:
                 cfg["failed_phase"], cfg["error"] = None, None
                 run.run_sls("rollback")
-                supervisor.restart_slot(cfg, supervisor.load_state(cfg)["live"]["slot"])
+                supervisor.restart_slot(cfg, supervisor.load_state(cfg)["live"])
             step = "commit"
             record.update(status="success", ended=history.now())
             run.save()
@@ -467,6 +467,17 @@ def _put_back_unlanded_push(name, projects_root, bindings, log, pillar):
     if target is not None:
         _housekeeping(run, log)
     return last["id"]
+
+
+def start(name, projects_root, pillar=None):
+    """Start the project's supervisor, front and live release again (after ``stop``)."""
+    cfg = settings.build(name, projects_root, pillar=pillar)
+    state = supervisor.load_state(cfg)
+    if not state["live"]:
+        raise CorpusError("{} has nothing live to start: push a commit first.".format(name))
+    supervisor.apply(cfg, {"live": state["live"], "standby": None})
+    url = supervisor.check_slot(cfg, state["live"]["slot"], state["live"]["port"])
+    return {"name": name, "app": supervisor.status(cfg), "health": url}
 
 
 def stop(name, projects_root, pillar=None):

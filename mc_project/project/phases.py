@@ -66,7 +66,8 @@ def _ordered(high, phase):
     """Shape the rendered SLS as ``state.high`` wants it and keep the written order.
 
     An SLS says ``cmd.run: [args]``; high data says ``cmd: [run, args]``. Each state
-    gets an explicit ``order`` (unless it sets one) so states run as written."""
+    gets an explicit ``order`` (unless it sets one) so states run as written, and
+    ``failhard`` so the first failed state stops the phase."""
     for n, (state_id, body) in enumerate(high.items(), start=1):
         if not isinstance(body, dict):
             raise CorpusError("Phase {}: state {!r} is not a mapping.".format(phase, state_id))
@@ -84,6 +85,9 @@ def _ordered(high, phase):
                 args = [fun] + args
             if not any(isinstance(a, dict) and "order" in a for a in args):
                 args.append({"order": n})
+            # A phase stops at its first failed state (unless that state says otherwise).
+            if not any(isinstance(a, dict) and "failhard" in a for a in args):
+                args.append({"failhard": True})
             body[module] = args
         body.setdefault("__sls__", "corpus.{}".format(phase))
         body.setdefault("__env__", "base")

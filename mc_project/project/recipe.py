@@ -22,8 +22,9 @@ _COMMON = {
     "gather_variables": _phase(),
     "pre_install": _phase(),
     "configure": _phase(),
-    # The new release starts beside the live one, on a port of its own...
-    "deploy": _phase(after=["start_new"]),
+    # The Procfile's release: command runs, then the new release starts beside the live
+    # one, on a port of its own...
+    "deploy": _phase(before=["run_release"], after=["start_new"]),
     # ...its migrations (post_deploy) run, it must pass its health check, and only then
     # does traffic move to it.
     "post_deploy": _phase(after=["move_traffic"]),
@@ -32,12 +33,12 @@ _COMMON = {
 
 RECIPES = {
     "editable": dict(_COMMON, **{
-        "build": _phase(before=["sync_checkout"]),
+        "build": _phase(before=["sync_checkout", "install_dependencies"]),
         "post_build": _phase(),
         "bundle": SKIP,
     }),
     "cooking": dict(_COMMON, **{
-        "build": _phase(),
+        "build": _phase(before=["install_dependencies"]),
         "post_build": _phase(),
         "bundle": _phase(before=["make_release", "pack_bundle"]),
     }),

@@ -93,6 +93,10 @@ class Run:
     def target_tree(self):
         return self.target
 
+    def build_tree(self):
+        """Where this deploy's code is built: the checkout (editable) or ``build/<id>``."""
+        return self.paths["project"] if self.cfg["mode"] == "editable" else self.src
+
     def previous_release_dir(self):
         rid = self.record.get("previous_release")
         path = os.path.join(self.paths["releases"], rid) if rid else None

@@ -10,9 +10,11 @@ deploy and the recovery of a killed one call, from the record alone.
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 from mc_project.errors import CorpusError
-from mc_project.project import bundle, front, releases, supervisor, users
+from mc_project.project import bundle, deps, front, procfile, releases, supervisor, users
 
 
 def _rel(run, path):
@@ -56,7 +58,7 @@ def undo_snapshot_data(run, entry):
         users.give_data(run.cfg)
         live = supervisor.load_state(run.cfg)["live"]
         if live:
-            supervisor.restart_slot(run.cfg, live["slot"])
+            supervisor.restart_slot(run.cfg, live)
         return "data/ restored from its snapshot"
     entry["keep_snapshot"] = True
     return ("data/ changed after its snapshot while the live app was answering requests, so it "
@@ -80,6 +82,54 @@ def undo_sync_checkout(run, entry):
         return None
     run.restore_checkout(commit)
     return "project/ back to {}".format(commit[:12])
+
+
+# --------------------------------------------------------------------------- install_dependencies
+
+def prepare_install_dependencies(run):
+    return {"tree": run.build_tree()}
+
+
+def do_install_dependencies(run, entry):
+    """The virtualenv, node_modules (reused when their files did not change) and a Django
+    project's static files, in the tree being built."""
+    tree = entry["tree"]
+    opts = (run.bindings.template_globals if run.bindings else {}).get("opts") or {}
+    deps.install_python(run.cfg, tree, run.log, opts.get("corpus_python"))
+    deps.install_node(run.cfg, tree, run.log)
+    deps.collectstatic(run.cfg, tree, supervisor.app_environment(run.cfg, tree, 0), run.log)
+
+
+def undo_install_dependencies(run, entry):
+    return None  # the cache is kept for the next push; the tree is set aside
+
+
+# --------------------------------------------------------------------------- run_release
+
+def prepare_run_release(run):
+    return {"tree": run.target_tree()}
+
+
+def do_run_release(run, entry):
+    """The Procfile's ``release:`` command (migrations...), as the app with its
+    environment, once the release exists and before it starts or takes traffic."""
+    command = procfile.release_command(entry["tree"])
+    if not command:
+        return
+    run.log("       release: {}".format(command))
+    spec = supervisor.write_spec(run.cfg, "release", entry["tree"], command, 0)
+    proc = subprocess.run([sys.executable, "-m", "mc_project.project.launch", spec],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout.splitlines():
+        run.log("      " + line)
+    if proc.returncode:
+        tail = " | ".join(line for line in proc.stdout.splitlines()[-3:] if line.strip())
+        raise CorpusError("The release command (Procfile release:) failed with exit {}: {}".format(
+            proc.returncode, tail or "no output"))
+
+
+def undo_run_release(run, entry):
+    return None  # what it changed in data/ or the database is snapshot_data's to put back
 
 
 # --------------------------------------------------------------------------- make_release
@@ -132,8 +182,8 @@ def do_start_new(run, entry):
     if state["standby"]:  # a slot left by an interrupted run: it takes no traffic
         state["standby"] = None
         supervisor.apply(run.cfg, state)
-    supervisor.write_spec(run.cfg, entry["slot"], entry["tree"], entry["port"])
-    state["standby"] = {k: entry[k] for k in ("slot", "port", "tree")}
+    entry["processes"] = supervisor.write_slot_specs(run.cfg, entry["slot"], entry["tree"], entry["port"])
+    state["standby"] = {k: entry[k] for k in ("slot", "port", "tree", "processes")}
     supervisor.save_state(run.cfg, state)
     supervisor.apply(run.cfg, state)
     front.wait_up(run.cfg)
@@ -157,7 +207,7 @@ def undo_start_new(run, entry):
 def prepare_move_traffic(run):
     started = run.entry("start_new")
     return {"slot": started["slot"], "port": started["port"], "tree": started["tree"],
-            "previous": started["previous"]}
+            "processes": started.get("processes"), "previous": started["previous"]}
 
 
 def do_move_traffic(run, entry):
@@ -167,7 +217,7 @@ def do_move_traffic(run, entry):
     run.log("       health check {} answered".format(url))
     previous = entry["previous"]
     front.move_traffic(cfg, entry["slot"], entry["port"], previous["slot"] if previous else None)
-    new = {k: entry[k] for k in ("slot", "port", "tree")}
+    new = {k: entry.get(k) for k in ("slot", "port", "tree", "processes")}
     _settle(run, live=new, standby=previous)
     run.log("       traffic moved: current -> {}".format(_rel(run, entry["tree"])))
 
@@ -182,7 +232,7 @@ def _settle(run, live, standby):
 
 def undo_move_traffic(run, entry):
     cfg, previous = run.cfg, entry["previous"]
-    new = {k: entry[k] for k in ("slot", "port", "tree")}
+    new = {k: entry.get(k) for k in ("slot", "port", "tree", "processes")}
     if previous is None:
         if supervisor.is_running(cfg):
             front.disable(cfg, entry["slot"])
@@ -243,8 +293,9 @@ def undo_restore_data(run, entry):
 
 
 STEPS = {name: (globals()["prepare_" + name], globals()["do_" + name], globals()["undo_" + name])
-         for name in ("snapshot_data", "sync_checkout", "make_release", "pack_bundle", "start_new",
-                      "move_traffic", "retire_old", "restore_data")}
+         for name in ("snapshot_data", "sync_checkout", "install_dependencies", "make_release",
+                      "pack_bundle", "run_release", "start_new", "move_traffic", "retire_old",
+                      "restore_data")}
 
 
 def get(name):

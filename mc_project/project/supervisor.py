@@ -19,7 +19,6 @@ import configparser
 import io
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import xmlrpc.client
 from supervisor.xmlrpc import SupervisorTransport
 
 from mc_project.errors import CorpusError
-from mc_project.project import front, rundir, users
+from mc_project.project import front, procfile, rundir, users
 
 STATE = "state.json"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -53,16 +52,20 @@ def socket_path(cfg):
                                           cfg["paths"]["root"]), "supervisor.sock")
 
 
-def program(slot):
-    return "web-{}".format(slot)
+def program(slot, kind="web"):
+    return "{}-{}".format(kind, slot)
+
+
+def slot_programs(entry):
+    return [program(entry["slot"], kind) for kind in entry.get("processes") or ["web"]]
 
 
 def web_log(cfg):
     return os.path.join(cfg["paths"]["logs"], "web.log")
 
 
-def spec_path(cfg, slot):
-    return os.path.join(cfg["paths"]["supervisor"], "{}.json".format(program(slot)))
+def spec_path(cfg, name):
+    return os.path.join(cfg["paths"]["supervisor"], "{}.json".format(name))
 
 
 # --------------------------------------------------------------------------- state
@@ -101,21 +104,6 @@ def write_private(path, text, owner=None):
 
 # --------------------------------------------------------------------------- the app's command
 
-def web_command(cfg, tree):
-    """The shell command that serves the app in ``tree`` (a release or the checkout)."""
-    if cfg.get("web"):
-        return cfg["web"]
-    procfile = os.path.join(tree, "Procfile")
-    if os.path.exists(procfile):
-        with open(procfile, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, command = line.partition(":")
-                if key.strip() == "web" and command.strip():
-                    return command.strip()
-    static = cfg.get("static_dir") or ("public" if os.path.isdir(os.path.join(tree, "public")) else ".")
-    return "exec python3 -m http.server $PORT --bind $HOST --directory {}".format(shlex.quote(static))
-
-
 def app_environment(cfg, tree, port):
     """The variables the app gets: the settings' ``environment`` and the platform's own."""
     env = {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
@@ -138,17 +126,28 @@ def app_environment(cfg, tree, port):
     return env
 
 
-def write_spec(cfg, slot, tree, port):
-    user = users.run_as(cfg)
-    spec = {"command": web_command(cfg, tree), "cwd": tree, "user": user,
+def write_spec(cfg, name, tree, command, port):
+    """The launch spec of program ``name``: what ``launch.py`` reads (0600)."""
+    spec = {"command": command, "cwd": tree, "user": users.run_as(cfg),
             "home": cfg["paths"]["data"], "env": app_environment(cfg, tree, port)}
-    write_private(spec_path(cfg, slot), json.dumps(spec, indent=1))
+    path = spec_path(cfg, name)
+    write_private(path, json.dumps(spec, indent=1))
+    return path
+
+
+def write_slot_specs(cfg, slot, tree, port):
+    """One spec per process of the release in ``tree`` (``web`` gets the slot's port);
+    returns the process types."""
+    kinds = procfile.processes(cfg, tree)
+    for kind, command in kinds.items():
+        write_spec(cfg, program(slot, kind), tree, command, port)
+    return list(kinds)
 
 
 # --------------------------------------------------------------------------- supervisord.conf
 
-def render_conf(cfg, slots):
-    """supervisord.conf running the front and the programs of ``slots``."""
+def render_conf(cfg, programs):
+    """supervisord.conf running the front and ``programs``."""
     def q(value):  # supervisord expands %(name)s in values
         return str(value).replace("%", "%%")
 
@@ -172,14 +171,15 @@ def render_conf(cfg, slots):
         "redirect_stderr": "true",
         "stdout_logfile": q(os.path.join(cfg["paths"]["logs"], "front.log")),
     }
-    for slot in sorted(slots):
-        parser["program:{}".format(program(slot))] = {
-            "command": q("{} -m mc_project.project.launch {}".format(sys.executable, spec_path(cfg, slot))),
+    for name in sorted(programs):
+        parser["program:{}".format(name)] = {
+            "command": q("{} -m mc_project.project.launch {}".format(sys.executable, spec_path(cfg, name))),
             "directory": q(cfg["paths"]["root"]),
             "autostart": "true", "autorestart": "true", "startsecs": "0",
             "stopasgroup": "true", "killasgroup": "true", "stopwaitsecs": "10",
             "redirect_stderr": "true",
-            "stdout_logfile": q(web_log(cfg)),
+            "stdout_logfile": q(web_log(cfg) if name.startswith("web-") else
+                                os.path.join(cfg["paths"]["logs"], "{}.log".format(name.rsplit("-", 1)[0]))),
             "stdout_logfile_maxbytes": "0",
         }
     out = io.StringIO()
@@ -191,9 +191,10 @@ def render_conf(cfg, slots):
 def write_conf(cfg, state):
     for key in ("supervisor", "logs"):
         os.makedirs(cfg["paths"][key], exist_ok=True)
-    slots = {entry["slot"] for entry in (state["live"], state["standby"]) if entry}
+    programs = [name for entry in (state["live"], state["standby"]) if entry
+                for name in slot_programs(entry)]
     front.write_conf(cfg, state["live"], user=users.front_user(cfg))
-    write_private(conf_path(cfg), render_conf(cfg, slots))
+    write_private(conf_path(cfg), render_conf(cfg, programs))
 
 
 # --------------------------------------------------------------------------- supervisord
@@ -288,11 +289,12 @@ def process_state(cfg, slot):
         return "ABSENT"
 
 
-def restart_slot(cfg, slot):
-    """Restart one slot's process in place (used after its data was put back)."""
+def restart_slot(cfg, entry):
+    """Restart one slot's processes in place (used after its data was put back)."""
     server = rpc(cfg)
-    _stop(server, program(slot))
-    _start(server, program(slot))
+    for name in slot_programs(entry):
+        _stop(server, name)
+        _start(server, name)
 
 
 def shutdown(cfg):

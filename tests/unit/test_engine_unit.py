@@ -533,8 +533,8 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     record, failed_dir = assert_failed_deploy(p, "post_deploy", rid1, notes=(
         "new release stopped", "data/ restored from its snapshot"))
     assert record["commit"] == second
-    assert [e["step"] for e in record["steps"]] == ["snapshot_data", "make_release", "pack_bundle",
-                                                     "start_new"]
+    assert [e["step"] for e in record["steps"]] == ["snapshot_data", "install_dependencies", "make_release",
+                                                     "pack_bundle", "run_release", "start_new"]
     assert read(os.path.join(p.paths["data"], "db.json")) == '{"schema": 1}'
     assert not os.path.exists(os.path.join(p.paths["data"], "new.txt"))
     assert http_get(p.port, "/index.html") == "v1\n"

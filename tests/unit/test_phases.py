@@ -49,14 +49,10 @@ def test_defaults_render_nothing_for_an_empty_project(src, cfg):
         assert phases.render(phase, cfg, src, SALT_GLOBALS) == {}
 
 
-def test_default_build_makes_a_virtualenv_when_requirements_exist(src, cfg):
+def test_default_build_leaves_dependencies_to_corpus(src, cfg):
+    """The virtualenv is corpus's install_dependencies step, not a state of the phase."""
     write(os.path.join(cfg["app_root"], "requirements.txt"), "requests\n")
-    high = phases.render("build", cfg, src, SALT_GLOBALS)
-    assert high == {"app-virtualenv": {
-        "cmd": ["run",
-                {"name": "python3.11 -m venv .venv && .venv/bin/pip install -q -r requirements.txt"},
-                {"cwd": cfg["app_root"]}, {"order": 1}],
-        "__sls__": "corpus.build", "__env__": "base"}}
+    assert phases.render("build", cfg, src, SALT_GLOBALS) == {}
 
 
 def test_project_override_wins_over_the_default(src, cfg):
@@ -65,7 +61,8 @@ def test_project_override_wins_over_the_default(src, cfg):
     assert phases.sls_path("build", src) == os.path.join(src, ".salt", "build.sls")
     high = phases.render("build", cfg, src, SALT_GLOBALS)
     assert list(high) == ["app-assets"]
-    assert high["app-assets"]["cmd"] == ["run", {"name": "make assets build"}, {"order": 1}]
+    assert high["app-assets"]["cmd"] == ["run", {"name": "make assets build"}, {"order": 1},
+                                         {"failhard": True}]
     # other phases still come from corpus
     assert phases.sls_path("configure", src).startswith(resources.salt_tree())
 
@@ -76,9 +73,8 @@ def test_project_sls_can_call_the_corpus_macro(src, cfg):
                       "{{ build(cfg) }}\n"
                       "{{ cfg.name }}-after:\n  cmd.run:\n    - name: echo after\n")
     high = phases.render("build", cfg, src, SALT_GLOBALS)
-    assert list(high) == ["app-virtualenv", "app-after"]
-    assert high["app-virtualenv"]["cmd"][-1] == {"order": 1}
-    assert high["app-after"]["cmd"][-1] == {"order": 2}
+    assert list(high) == ["app-after"]
+    assert high["app-after"]["cmd"][-2:] == [{"order": 1}, {"failhard": True}]
 
 
 def test_template_sees_cfg_salt_grains_pillar_opts(src, cfg):
@@ -87,7 +83,8 @@ def test_template_sees_cfg_salt_grains_pillar_opts(src, cfg):
                           "    - exists: {{ salt['file.file_exists'](cfg.paths.data) }}\n")
     high = phases.render("configure", cfg, src, SALT_GLOBALS)
     assert high["t"]["test"] == ["nop", {"mode": "cooking"}, {"grain": "unit"}, {"py": "python3.11"},
-                                 {"data": cfg["paths"]["data"]}, {"exists": False}, {"order": 1}]
+                                 {"data": cfg["paths"]["data"]}, {"exists": False}, {"order": 1},
+                                 {"failhard": True}]
 
 
 def test_phases_share_the_mapping_by_reference(src, cfg):
@@ -159,11 +156,13 @@ def test_ordered_shapes_high_data():
     out = phases._ordered(high, "configure")
     assert out is high
     assert out == {
-        "first": {"cmd": ["run", {"name": "echo 1"}, {"order": 1}],
+        "first": {"cmd": ["run", {"name": "echo 1"}, {"order": 1}, {"failhard": True}],
                   "__sls__": "corpus.configure", "__env__": "base"},
-        "second": {"file": ["managed", {"name": "/x"}, {"order": 99}], "__sls__": "mine", "__env__": "base"},
-        "third": {"test": ["nop", {"order": 3}], "__sls__": "corpus.configure", "__env__": "base"},
-        "fourth": {"pkg": ["installed", {"name": "curl"}, {"order": 4}],
+        "second": {"file": ["managed", {"name": "/x"}, {"order": 99}, {"failhard": True}], "__sls__": "mine",
+                   "__env__": "base"},
+        "third": {"test": ["nop", {"order": 3}, {"failhard": True}], "__sls__": "corpus.configure",
+                  "__env__": "base"},
+        "fourth": {"pkg": ["installed", {"name": "curl"}, {"order": 4}, {"failhard": True}],
                    "__sls__": "corpus.configure", "__env__": "base"},
     }
 

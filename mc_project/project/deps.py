@@ -1,0 +1,221 @@
+"""A release's dependencies, built once per content and reused: the Python virtualenv
+(``requirements.txt`` or ``pyproject.toml``), ``node_modules`` (``package.json``), and a
+Django project's static files.
+
+Each dependency set is built in ``<root>/cache/<kind>-<digest>``, where the digest covers
+the dependency files and the interpreter: a push that did not change them runs no pip or
+npm at all, and the release gets hard links of the cached tree. A virtualenv's scripts
+find their interpreter relative to themselves (``#!/bin/sh`` trampoline), so a release
+runs wherever it lands: after the build dir is gone, on a final target, after a rollback.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+
+from mc_project.errors import CorpusError
+
+# A script that re-executes itself with the python beside it: sh runs the first lines,
+# python reads them as a string.
+TRAMPOLINE = "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/python \"$0\" \"$@\"\n' '''\n"
+PIP_TRAMPOLINE = b"'''exec' "
+PYTHON_FILES = ("requirements.txt", "pyproject.toml")
+NODE_FILES = ("package.json", "package-lock.json", "npm-shrinkwrap.json")
+
+
+def _run(cmd, cwd, what, env=None, log=None):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if log:
+        for line in proc.stdout.splitlines()[-20:]:
+            log("      " + line)
+    if proc.returncode:
+        tail = " | ".join(line for line in proc.stdout.splitlines()[-3:] if line.strip())
+        raise CorpusError("{} failed (exit {}): {}".format(what, proc.returncode, tail or "no output"))
+    return proc.stdout
+
+
+def _digest(tree, names, extra):
+    digest = hashlib.sha256(extra.encode())
+    for name in names:
+        path = os.path.join(tree, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------- python
+
+def wanted_python(tree):
+    """The version ``.python-version`` or ``runtime.txt`` asks for (e.g. '3.11'), or None."""
+    for name, pattern in ((".python-version", r"\s*(?:python-?)?(\d+\.\d+)(?:\.\d+)?\s*"),
+                          ("runtime.txt", r"\s*python-(\d+\.\d+)(?:\.\d+)?\s*")):
+        path = os.path.join(tree, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            match = re.fullmatch(pattern, text)
+            if not match:
+                raise CorpusError("{} says {!r}: write a Python version such as 3.11.".format(
+                    name, text.strip()[:40]))
+            return match.group(1)
+    return None
+
+
+def available_pythons():
+    found = {}
+    for path in sorted(glob.glob("/usr/bin/python3.*") + glob.glob("/usr/local/bin/python3.*")):
+        match = re.fullmatch(r".*/python(3\.\d+)", path)
+        if match and os.access(path, os.X_OK):
+            found.setdefault(match.group(1), path)
+    return found
+
+
+def python_for(tree, configured=None):
+    """The interpreter the release's virtualenv is made with: the one ``.python-version``
+    or ``runtime.txt`` asks for, else ``configured`` (the minion option ``corpus_python``),
+    else the system's ``/usr/bin/python3``."""
+    version = wanted_python(tree)
+    found = available_pythons()
+    if version:
+        if version not in found:
+            raise CorpusError("The project asks for Python {}, which this host does not have; it has "
+                              "{}.".format(version, ", ".join(sorted(found)) or "no python3.X"))
+        return found[version]
+    if configured:
+        return configured
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+
+
+def make_relocatable(venv):
+    """Point every script of ``venv/bin`` at the python beside it, whatever its path."""
+    bindir = os.path.join(venv, "bin")
+    for name in os.listdir(bindir):
+        path = os.path.join(bindir, name)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as fh:
+            text = fh.read()
+        if not text.startswith(b"#!"):
+            continue
+        first, _, rest = text.partition(b"\n")
+        if first.strip() == b"#!/bin/sh" and rest.startswith(PIP_TRAMPOLINE):
+            # pip's own trampoline (for a long path): an absolute path on its second line
+            rest = rest.split(b"\n", 2)[2]
+        elif b"python" not in first:
+            continue
+        with open(path, "wb") as fh:
+            fh.write(TRAMPOLINE.encode() + rest)
+
+
+def _build_venv(python, tree, dest, log):
+    tmp = dest + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _run([python, "-m", "venv", tmp], tree, "Making the virtualenv")
+        pip = [os.path.join(tmp, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        if os.path.isfile(os.path.join(tree, "requirements.txt")):
+            _run(pip + ["-r", "requirements.txt"], tree, "pip install -r requirements.txt", log=log)
+        else:
+            _run(pip + ["."], tree, "pip install . (pyproject.toml)", log=log)
+        make_relocatable(tmp)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _link_copy(src, dest):
+    """``dest`` becomes a tree of hard links to ``src`` (cheap, and byte for byte the same)."""
+    if os.path.lexists(dest):
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            shutil.rmtree(dest)
+        else:
+            os.unlink(dest)
+    _run(["cp", "-al", src, dest], os.path.dirname(dest), "Linking {}".format(os.path.basename(dest)))
+
+
+def install_python(cfg, tree, log, configured_python=None):
+    if not any(os.path.isfile(os.path.join(tree, name)) for name in PYTHON_FILES):
+        return None
+    python = python_for(tree, configured_python)
+    version = _run([python, "-c", "import sys; print(sys.version)"], tree, "Asking {} its version".format(python))
+    key = _digest(tree, PYTHON_FILES, python + version)
+    cache = os.path.join(cfg["paths"]["root"], "cache", "venv-" + key)
+    if os.path.isdir(cache):
+        log("       virtualenv reused ({}, dependencies unchanged)".format(os.path.basename(cache)))
+    else:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        log("       virtualenv built with {} ({})".format(python, os.path.basename(cache)))
+        _build_venv(python, tree, cache, log)
+    os.utime(cache)  # the newest caches are the ones kept
+    _link_copy(cache, os.path.join(tree, ".venv"))
+    return cache
+
+
+# --------------------------------------------------------------------------- node
+
+def install_node(cfg, tree, log):
+    if not os.path.isfile(os.path.join(tree, "package.json")):
+        return None
+    npm = shutil.which("npm")
+    if not npm:
+        raise CorpusError("The project has a package.json but this host has no npm (apt-get install npm).")
+    key = _digest(tree, NODE_FILES, _run(["node", "--version"], tree, "node --version"))
+    cache = os.path.join(cfg["paths"]["root"], "cache", "node-" + key)
+    if os.path.isdir(cache):
+        log("       node_modules reused ({})".format(os.path.basename(cache)))
+    else:
+        tmp = cache + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            for name in NODE_FILES:
+                if os.path.isfile(os.path.join(tree, name)):
+                    shutil.copy2(os.path.join(tree, name), tmp)
+            lock = any(os.path.isfile(os.path.join(tmp, n)) for n in NODE_FILES[1:])
+            _run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], tmp, "npm install", log=log)
+            os.rename(tmp, cache)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    os.utime(cache)
+    modules = os.path.join(cache, "node_modules")
+    if os.path.isdir(modules):
+        _link_copy(modules, os.path.join(tree, "node_modules"))
+    with open(os.path.join(tree, "package.json"), encoding="utf-8") as fh:
+        scripts = (json.load(fh).get("scripts") or {})
+    if "build" in scripts:
+        _run([npm, "run", "build"], tree, "npm run build", log=log)
+    return cache
+
+
+# --------------------------------------------------------------------------- django
+
+def collectstatic(cfg, tree, env, log):
+    """A Django project gets ``manage.py collectstatic`` as Heroku's buildpack does
+    (setting ``collectstatic: false`` turns it off)."""
+    if not cfg.get("collectstatic", True) or not os.path.isfile(os.path.join(tree, "manage.py")):
+        return
+    python = os.path.join(tree, ".venv", "bin", "python")
+    if not os.path.exists(python) or not glob.glob(os.path.join(tree, ".venv", "lib", "python3*",
+                                                                 "site-packages", "django")):
+        return
+    _run([python, "manage.py", "collectstatic", "--noinput"], tree, "manage.py collectstatic", env=env, log=log)
+
+
+def prune_cache(root, keep):
+    """Keep the ``keep`` most recently used dependency trees of each kind."""
+    cache = os.path.join(root, "cache")
+    if not os.path.isdir(cache):
+        return
+    for kind in ("venv-", "node-"):
+        entries = sorted((e for e in os.listdir(cache) if e.startswith(kind) and not e.endswith(".partial")),
+                         key=lambda e: os.stat(os.path.join(cache, e)).st_mtime, reverse=True)
+        for entry in entries[keep:]:
+            shutil.rmtree(os.path.join(cache, entry), ignore_errors=True)
