@@ -245,6 +245,22 @@ def releases(name, projects_root=None):
     return _call(engine.list_releases, name, _root(projects_root))
 
 
+def snapshots(name, projects_root=None):
+    """
+    List the kept snapshots (``data/`` and the database dump taken before each deploy),
+    oldest first: id, time, data_bytes, database (sqlite, postgresql or None),
+    database_bytes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local mc_project.snapshots myapp
+    """
+    name = _text(name, "name")
+    return _call(engine.list_snapshots, name, _root(projects_root))
+
+
 def rollback(name, release_id=None, data=False, projects_root=None, **kwargs):
     """
     Make a kept release live again (default: the one before the live one); with

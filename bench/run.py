@@ -14,6 +14,8 @@ measured in the same run, on this machine.
     rollbacks of examples/wsgi-app (requests, failed, non-2xx), each phase's median
     time and the time from a push starting to the new version answering, against the
     plain git push + restart of (a) under the same loop (``--only g``, ~2 minutes).
+(h) the database snapshot (SQLite online backup API) and its restore, for a 100 MiB and
+    a 1 GiB database, against a plain ``cp`` of the file (``--only h``, ~1 minute).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -47,6 +49,7 @@ HEADERS = {
     "e": "(e) controller: init_env end to end, the time of each step, then destroy_env",
     "f": "(f) controller: 1, 4 and 8 environments created in parallel vs one after another",
     "g": "(g) zero downtime under load: examples/wsgi-app deploys and rollbacks, cooking, env staging",
+    "h": "(h) database snapshot and restore: SQLite backup API vs cp, 100 MiB and 1 GiB",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -835,6 +838,64 @@ def versions():
         first_line(["rsync", "--version"]), os.cpu_count())
 
 
+def make_sqlite(path, size):
+    """An SQLite database of about ``size`` bytes, made fast (no journal, no fsync)."""
+    import sqlite3
+
+    rows = max(1, size // 4096)
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB)")
+        conn.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ?) "
+                     "INSERT INTO t SELECT x, randomblob(4000) FROM c", (rows,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def time_database(work, label, size):
+    """Snapshot and restore times of one database, each against a plain cp of the file."""
+    from mc_project.project import database
+
+    src, dump, back = (os.path.join(work, name) for name in ("db.sqlite3", "dump.sqlite3", "back.sqlite3"))
+    made = time.monotonic()
+    make_sqlite(src, size)
+    made = time.monotonic() - made
+    subprocess.run(["sync"], check=False)
+
+    def timed(func):
+        started = time.monotonic()
+        func()
+        return time.monotonic() - started
+
+    snapshot = timed(lambda: database.backup_sqlite(src, dump))
+    copy = timed(lambda: shutil.copyfile(src, back))
+    os.unlink(back)
+    restore = timed(lambda: database.restore_sqlite(dump, back))
+    copy_back = timed(lambda: shutil.copyfile(dump, src))
+    return [label, fmt_bytes(os.path.getsize(dump)), fmt_seconds(made), fmt_seconds(snapshot),
+            fmt_seconds(copy), fmt_ratio(ratio(snapshot, copy)), fmt_seconds(restore),
+            fmt_ratio(ratio(restore, copy_back))]
+
+
+def bench_database(sizes, root):
+    """(h): what the database costs a deploy (snapshot) and an undo (restore)."""
+    section("h")
+    targets = [("10 MiB", 10 * MB)] if sizes.quick else [("100 MiB", 100 * MB), ("1 GiB", 1024 * MB)]
+    os.makedirs(root, exist_ok=True)
+    rows = []
+    for label, size in targets:
+        work = tempfile.mkdtemp(prefix="corpus-bench-db-", dir=root)
+        try:
+            rows.append(time_database(work, label, size))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    table(["database", "dump size", "generated in", "snapshot (backup API)", "cp of the file",
+           "snapshot / cp", "restore", "restore / cp"], rows, out=out)
+
+
 def bench_containers():
     """Clone vs template create, on a throwaway LXC path (root and LXC needed)."""
     from mc_project.node import lxc
@@ -858,7 +919,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefg", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefgh", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -886,6 +947,8 @@ def main(argv=None):
             bench_disk(corpus, sizes, "bench-disk")
         if "g" in args.only:
             bench_zero_downtime(corpus, sizes, "bench-zdt", free_port())
+        if "h" in args.only:
+            bench_database(sizes, os.path.join(args.root, "database"))
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:

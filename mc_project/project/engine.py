@@ -20,7 +20,7 @@ import time
 import uuid
 
 from mc_project.errors import CorpusError
-from mc_project.project import (bundle, diskfull, failpoints, gitrepo, history, lock, recipe,
+from mc_project.project import (bundle, database, diskfull, failpoints, gitrepo, history, lock, recipe,
                                 releases, settings, supervisor, undo)
 from mc_project.project.run import Log, Run, SaltBindings, describe_error  # noqa: F401
 
@@ -70,17 +70,27 @@ def prune(cfg):
     if live:
         keep.add(live)
     releases.prune_dir(paths["releases"], keep)
-    # A snapshot holds the data as it was before its release went live; keep those of
-    # the kept releases and the newest few (editable deploys, manual rollbacks, and
-    # those an undo kept because the live app wrote after them).
-    snapshots = sorted(os.listdir(paths["snapshots"])) if os.path.isdir(paths["snapshots"]) else []
-    releases.prune_dir(paths["snapshots"], keep | set(snapshots[-int(cfg["keep_releases"]):]))
+    # A snapshot holds the data (and the database dump) as they were before its release
+    # went live; keep the newest keep_snapshots (default keep_releases), taken by deploys,
+    # manual rollbacks, or kept by an undo because the live app wrote after them.
+    releases.prune_dir(paths["snapshots"], set(_newest_snapshots(
+        paths["snapshots"], int(cfg.get("keep_snapshots") or cfg["keep_releases"]))))
     commits = {r.get("commit") for r in records if r.get("id") in keep}
     if os.path.isdir(paths["bundles"]):
         releases.prune_dir(paths["bundles"], {c + ext for c in commits if c for ext in (".tar.gz", ".json")})
     failed = sorted(os.listdir(paths["failed"])) if os.path.isdir(paths["failed"]) else []
     keep_failed = int(cfg["keep_failed"])
     releases.prune_dir(paths["failed"], set(failed[len(failed) - keep_failed:]) if keep_failed else set())
+
+
+def _newest_snapshots(snapshots_dir, count):
+    """The ids of the ``count`` newest snapshots (by the time each was taken)."""
+    if not os.path.isdir(snapshots_dir):
+        return []
+    found = [database.describe(os.path.join(snapshots_dir, sid)) for sid in os.listdir(snapshots_dir)
+             if os.path.isdir(os.path.join(snapshots_dir, sid))]
+    found.sort(key=lambda snap: (snap["time"], snap["id"]))
+    return [snap["id"] for snap in found[-count:]] if count else []
 
 
 def _housekeeping(run, log):
@@ -286,6 +296,18 @@ def list_releases(name, projects_root):
     return out
 
 
+def list_snapshots(name, projects_root):
+    """Kept snapshots, oldest first: id, time, and the bytes of their data and database."""
+    paths = settings.project_paths(projects_root, name)
+    check_layout(paths)
+    if not os.path.isdir(paths["snapshots"]):
+        return []
+    found = [database.describe(os.path.join(paths["snapshots"], sid))
+             for sid in os.listdir(paths["snapshots"])
+             if os.path.isdir(os.path.join(paths["snapshots"], sid))]
+    return sorted(found, key=lambda snap: (snap["time"], snap["id"]))
+
+
 def status(name, projects_root, pillar=None):
     """What is live (only ever a release that passed its health check), since when,
     and whether a deploy is running (and whose) or was interrupted."""
@@ -367,7 +389,16 @@ def rollback(name, projects_root, bindings, release_id=None, data=False, pillar=
                      and os.path.isdir(os.path.join(paths["snapshots"], r["id"], "data"))]
             if not later:
                 raise CorpusError("No data snapshot holds the data of release {}.".format(release_id))
-            snapshot = os.path.join(paths["snapshots"], later[0]["id"])
+            # The newest data of that release: the last snapshot taken while it was live
+            # (by its successor, or by a failed deploy in between that kept its snapshot).
+            while_live = []
+            for r in records[position + 1:]:
+                if r.get("kind") == "deploy":
+                    while_live.append(r)
+                    if r.get("status") == "success":
+                        break
+            chosen = [r for r in later if r in while_live] or later[:1]
+            snapshot = os.path.join(paths["snapshots"], chosen[-1]["id"])
         rid = "rollback-{}".format(time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
         record = {"id": rid, "kind": "rollback", "name": name, "from": live, "to": release_id,
                   "data": bool(data), "job_id": job_id, "started": history.now(), "status": "running",

@@ -160,8 +160,9 @@ def prune_dir(parent, keep_names):
     return removed
 
 
-def snapshot_data(data_dir, snapshot_dir):
-    """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible).
+def snapshot_data(data_dir, snapshot_dir, exclude=()):
+    """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible),
+    leaving out the top-level names in ``exclude`` (a database dumped on its own).
 
     The live app keeps writing meanwhile: a file that vanishes during the copy (an app's
     temporary file renamed away) makes ``cp`` fail, and the copy is simply made again."""
@@ -172,8 +173,11 @@ def snapshot_data(data_dir, snapshot_dir):
         if os.path.exists(dest):
             shutil.rmtree(dest)
         try:
-            _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest],
-                 "Snapshotting {}".format(data_dir))
+            if exclude:
+                _copy_entries(data_dir, dest, exclude)
+            else:
+                _run(["cp", "-a", "--reflink=auto", data_dir.rstrip("/"), dest],
+                     "Snapshotting {}".format(data_dir))
             return dest
         except CorpusError as exc:
             if attempt < SNAPSHOT_ATTEMPTS and "No such file or directory" in str(exc):
@@ -186,8 +190,22 @@ def snapshot_data(data_dir, snapshot_dir):
     return dest
 
 
-def restore_data(snapshot_dir, data_dir):
-    """Make ``data/`` again what ``<snapshot_dir>/data`` holds, swapping by rename."""
+def _copy_entries(data_dir, dest, exclude):
+    """``cp -a`` of ``data_dir`` as ``dest`` without the top-level names in ``exclude``."""
+    os.makedirs(dest)
+    st = os.stat(data_dir)
+    shutil.copystat(data_dir, dest)
+    if os.geteuid() == 0:
+        os.chown(dest, st.st_uid, st.st_gid)
+    entries = [os.path.join(data_dir, name) for name in sorted(os.listdir(data_dir))
+               if name not in exclude]
+    if entries:
+        _run(["cp", "-a", "--reflink=auto", "-t", dest] + entries, "Snapshotting {}".format(data_dir))
+
+
+def restore_data(snapshot_dir, data_dir, before_swap=None):
+    """Make ``data/`` again what ``<snapshot_dir>/data`` holds, swapping by rename;
+    ``before_swap(incoming_dir)`` may add to it first (a database restored from its dump)."""
     source = os.path.join(snapshot_dir, "data")
     if not os.path.isdir(source):
         raise CorpusError("No data snapshot in {}.".format(snapshot_dir))
@@ -198,6 +216,8 @@ def restore_data(snapshot_dir, data_dir):
             shutil.rmtree(path)
     try:
         _run(["cp", "-a", "--reflink=auto", source, incoming], "Restoring {}".format(data_dir))
+        if before_swap:
+            before_swap(incoming)
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise
