@@ -296,8 +296,9 @@ def status(name, projects_root=None):
 def fetch_bundle(name, source, commit=None, projects_root=None):
     """
     Fetch a bundle (from a cooking target's ``archives/bundles`` path or URL) into this
-    project's bundles, verifying its checksum. ``commit`` defaults to the deploy
-    branch head.
+    project's bundles: its manifest, and the objects this host lacks, each verified.
+    Returns the manifest without its file list, with how many objects were fetched.
+    ``commit`` defaults to the deploy branch head.
 
     CLI Example:
 
@@ -311,7 +312,9 @@ def fetch_bundle(name, source, commit=None, projects_root=None):
         wanted = _sha(commit, "commit") or engine.branch_head(cfg["paths"]["project_git"], cfg["deploy_branch"])
         if not wanted and not str(source).endswith((".json", ".tar.gz")):
             raise CorpusError("Say which commit to fetch: the deploy branch has no commit yet.")
-        return bundle.fetch(source, wanted, cfg["paths"]["bundles"])
+        stats = {}
+        manifest = bundle.fetch(source, wanted, cfg["paths"]["bundles"], stats=stats)
+        return dict(bundle.summary(manifest), **stats)
 
     return _call(fetch)
 

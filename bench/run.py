@@ -6,7 +6,8 @@ measured in the same run, on this machine.
     corpus time goes;
 (b) rollback time of a small and a large project (the release size should not matter);
 (c) disk used by 10 releases of a project whose build changes 1% of its files per
-    release, against the bytes that actually differ;
+    release, bundles (archives/) included, against the bytes that actually differ; and
+    the deploy time of a 1% change of a 1 GiB project against a 10 MiB one;
 (d) a container cloned from the golden image against a full ``lxc-create -t debian``;
 (e) ``init_env`` end to end on a real controller and node, with each step's time;
 (f) 1, 4 and 8 environments created in parallel against one after another;
@@ -39,12 +40,12 @@ import harness
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
 
-from mc_project.project import engine, releases  # noqa: E402  (harness put the repo on sys.path)
+from mc_project.project import bundle, engine, releases  # noqa: E402  (harness put the repo on sys.path)
 
 HEADERS = {
     "a": "(a) push-to-live: examples/wsgi-app, cooking mode, env staging",
     "b": "(b) rollback time: small release vs large release",
-    "c": "(c) disk used by 10 releases changing 1% per release",
+    "c": "(c) disk used by 10 releases changing 1% per release, and a 1% change: 1 GiB vs 10 MiB",
     "d": "(d) container from the golden image (clone) vs a full template create",
     "e": "(e) controller: init_env end to end, the time of each step, then destroy_env",
     "f": "(f) controller: 1, 4 and 8 environments created in parallel vs one after another",
@@ -67,6 +68,9 @@ class Sizes:
         # (c): releases of files x file_kb, 1% of the files rewritten per release
         self.disk_releases = 2 if quick else 10
         self.disk = ("10 MiB", 100, 100) if quick else ("200 MiB", 200, 1024)
+        # (c): the deploy of a 1% change, small vs large project: (label, files, file_kb)
+        self.change_small = ("1 MiB", 10, 100) if quick else ("10 MiB", 100, 100)
+        self.change_large = ("20 MiB", 20, 1024) if quick else ("1 GiB", 1024, 1024)
 
 
 def out(line=""):
@@ -463,7 +467,7 @@ def bench_rollback(corpus, sizes, small_name, large_name, notes):
         ["  of which phase build (generate the tree)", fmt_seconds(small["phases"].get("build")),
          fmt_seconds(large["phases"].get("build")),
          fmt_ratio(ratio(large["phases"].get("build"), small["phases"].get("build")))],
-        ["  of which phase bundle (rsync release + tar.gz)", fmt_seconds(small["phases"].get("bundle")),
+        ["  of which phase bundle (rsync release + store objects)", fmt_seconds(small["phases"].get("bundle")),
          fmt_seconds(large["phases"].get("bundle")),
          fmt_ratio(ratio(large["phases"].get("bundle"), small["phases"].get("bundle")))],
         ["rollback: salt-call mc_project.rollback NAME ID", fmt_seconds(small["salt"]),
@@ -518,7 +522,7 @@ def differing_bytes(release_dirs):
     return total
 
 
-def bench_disk(corpus, sizes, name):
+def bench_disk(corpus, sizes, name, small_name, large_name, notes):
     section("c")
     label, files, file_kb = sizes.disk
     count = sizes.disk_releases
@@ -534,7 +538,11 @@ def bench_disk(corpus, sizes, name):
     du_blocks = du_bytes(paths["releases"], apparent=False)
     differ = differing_bytes(dirs)
     ideal = one + differ
-    bundles = du_bytes(paths["bundles"])
+    archives = [paths["bundles"], bundle.objects_dir(paths["bundles"])]
+    manifests = du_bytes(paths["bundles"])
+    objects_alone = du_bytes(archives[1])
+    with_archives = du_bytes(paths["releases"], *archives)  # one du: a shared inode counts once
+    with_archives_blocks = du_bytes(paths["releases"], *archives, apparent=False)
     out("{} releases of a {} project ({} files of {} KiB), 1% of the files rewritten by each".format(
         count, label, files, file_kb))
     out("release's build; median deploy {} per push".format(fmt_seconds(median(push_seconds[1:]))))
@@ -547,11 +555,61 @@ def bench_disk(corpus, sizes, name):
         ["on disk: releases/, each inode once (sum st_size)", fmt_bytes(on_disk), fmt_ratio(ratio(on_disk, ideal))],
         ["on disk: du -sb releases/", fmt_bytes(du_apparent), fmt_ratio(ratio(du_apparent, ideal))],
         ["on disk: du -sB1 releases/ (allocated blocks)", fmt_bytes(du_blocks), fmt_ratio(ratio(du_blocks, ideal))],
-        ["besides: bundles kept in archives/bundles/ (cooking)", fmt_bytes(bundles), fmt_ratio(ratio(bundles, ideal))],
+        ["  archives/bundles/ alone (the manifests)", fmt_bytes(manifests), fmt_ratio(ratio(manifests, ideal))],
+        ["  archives/objects/ alone (shares inodes with releases)", fmt_bytes(objects_alone),
+         fmt_ratio(ratio(objects_alone, ideal))],
+        ["on disk: du -sb releases/ + archives/ bundles, objects", fmt_bytes(with_archives),
+         fmt_ratio(ratio(with_archives, ideal))],
+        ["on disk: du -sB1 of the same (allocated blocks)", fmt_bytes(with_archives_blocks),
+         fmt_ratio(ratio(with_archives_blocks, ideal))],
     ], out=out)
     out()
-    out("on disk / (one release + bytes that differ): {}".format(fmt_ratio(ratio(on_disk, ideal))))
-    return {"on_disk": on_disk, "ideal": ideal}
+    out("on disk / (one release + bytes that differ): {} releases only, {} with bundles (goal <= 1.30x)".format(
+        fmt_ratio(ratio(on_disk, ideal)), fmt_ratio(ratio(with_archives, ideal))))
+    change = bench_change(corpus, sizes, small_name, large_name, notes)
+    return {"on_disk": on_disk, "with_archives": with_archives, "ideal": ideal, "change": change}
+
+
+def bench_change(corpus, sizes, small_name, large_name, notes):
+    """The deploy of a 1% change (cooking: build, release, bundle, switch) of a large
+    project against a small one."""
+    label_s, files_s, kb_s = sizes.change_small
+    label_l, files_l, kb_l = sizes.change_large
+    need = 4 * files_l * kb_l * KB  # build + two releases and some room
+    free = shutil.disk_usage(corpus.root).free
+    if need > free:
+        files_l = max(1, int(free / 4 / (kb_l * KB)))
+        label_l = fmt_bytes(files_l * kb_l * KB)
+        notes.append("(c) the large project does not fit in {} free; measured {}".format(fmt_bytes(free), label_l))
+    rows = {}
+    for key, name, files, kb in (("small", small_name, files_s, kb_s), ("large", large_name, files_l, kb_l)):
+        seconds = deploy_generated(corpus, name, files, kb, [0, 1])
+        record = good_deploys(corpus, name)[-1]
+        phase = {p["phase"]: p["seconds"] for p in record["phases"] if p.get("result") is True}
+        rows[key] = {"first": seconds[0], "change": seconds[1], "build": phase.get("build"),
+                     "bundle": phase.get("bundle"), "objects": (record.get("bundle") or {}).get("objects"),
+                     "corpus": seconds[1] - (phase.get("build") or 0)}
+    small, large = rows["small"], rows["large"]
+    out()
+    out("the deploy of a 1% change (cooking: build, release, bundle, switch), second push of each")
+    out()
+    table(["", label_s, label_l, "large / small"], [
+        ["first push (everything new)", fmt_seconds(small["first"]), fmt_seconds(large["first"]),
+         fmt_ratio(ratio(large["first"], small["first"]))],
+        ["push of a 1% change", fmt_seconds(small["change"]), fmt_seconds(large["change"]),
+         fmt_ratio(ratio(large["change"], small["change"]))],
+        ["  of which phase build (generate the whole tree)", fmt_seconds(small["build"]),
+         fmt_seconds(large["build"]), fmt_ratio(ratio(large["build"], small["build"]))],
+        ["  of which phase bundle (rsync release + store objects)", fmt_seconds(small["bundle"]),
+         fmt_seconds(large["bundle"]), fmt_ratio(ratio(large["bundle"], small["bundle"]))],
+        ["push of a 1% change without the project's build", fmt_seconds(small["corpus"]),
+         fmt_seconds(large["corpus"]), fmt_ratio(ratio(large["corpus"], small["corpus"]))],
+    ], out=out)
+    out()
+    out("1% change {} / {}: {} (goal <= 3.00x); without the project's own build (it writes "
+        "the whole tree anew): {}".format(label_l, label_s, fmt_ratio(ratio(large["change"], small["change"])),
+                                          fmt_ratio(ratio(large["corpus"], small["corpus"]))))
+    return rows
 
 
 # --------------------------------------------------------------------------- (g) zero downtime under load
@@ -931,6 +989,8 @@ def main(argv=None):
         "bench-rb-small": {"env": "staging", "port": free_port()},
         "bench-rb-large": {"env": "staging", "port": free_port()},
         "bench-disk": {"env": "staging", "port": free_port(), "keep_releases": sizes.disk_releases},
+        "bench-change-small": {"env": "staging", "port": free_port()},
+        "bench-change-large": {"env": "staging", "port": free_port()},
         # (g) rolls back one release at a time: keep enough of them.
         "bench-zdt": {"env": "staging", "port": free_port(), "keep_releases": ZDT_ROUNDS[sizes.quick][1] + 2},
     }
@@ -944,7 +1004,7 @@ def main(argv=None):
         if "b" in args.only:
             bench_rollback(corpus, sizes, "bench-rb-small", "bench-rb-large", notes)
         if "c" in args.only:
-            bench_disk(corpus, sizes, "bench-disk")
+            bench_disk(corpus, sizes, "bench-disk", "bench-change-small", "bench-change-large", notes)
         if "g" in args.only:
             bench_zero_downtime(corpus, sizes, "bench-zdt", free_port())
         if "h" in args.only:

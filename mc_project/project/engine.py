@@ -77,7 +77,8 @@ def prune(cfg):
         paths["snapshots"], int(cfg.get("keep_snapshots") or cfg["keep_releases"]))))
     commits = {r.get("commit") for r in records if r.get("id") in keep}
     if os.path.isdir(paths["bundles"]):
-        releases.prune_dir(paths["bundles"], {c + ext for c in commits if c for ext in (".tar.gz", ".json")})
+        releases.prune_dir(paths["bundles"], {c + ".json" for c in commits if c})
+        bundle.prune_objects(paths["bundles"])  # objects no kept manifest names
     failed = sorted(os.listdir(paths["failed"])) if os.path.isdir(paths["failed"]) else []
     keep_failed = int(cfg["keep_failed"])
     releases.prune_dir(paths["failed"], set(failed[len(failed) - keep_failed:]) if keep_failed else set())
@@ -226,9 +227,9 @@ def _stage_bundle(cfg, build_dir, log):
     """Final mode: replace the staged git tree by the verified bundle of the commit."""
     bundles_dir = cfg["paths"]["bundles"]
     manifest = bundle.local_manifest(bundles_dir, cfg["commit"])
-    if manifest is None:
+    if manifest is None or bundle.missing_objects(bundles_dir, manifest):
         log("-----> fetching bundle of {} from {}".format(cfg["commit"][:12], cfg["bundle"]["source"] or "?"))
-        manifest = bundle.fetch(cfg["bundle"]["source"], cfg["commit"], bundles_dir)
+        manifest = bundle.fetch(cfg["bundle"]["source"], cfg["commit"], bundles_dir, log=log)
     shutil.rmtree(build_dir)
     bundle.unpack(bundles_dir, manifest, build_dir)
     log("       bundle verified: sha256 {} built on {} at {}".format(

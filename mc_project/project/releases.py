@@ -60,7 +60,8 @@ def extract_tar(tar_path, dest):
 
 def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
-    ``link_dest`` when given. ``keep`` names paths that ``--delete`` must spare.
+    ``link_dest`` (a dir, or dirs tried in order) when given. ``keep`` names paths
+    that ``--delete`` must spare.
     ``read_only`` makes every file read-only (a release's files are shared, as hard
     links, with the releases before it: nobody may write them in place). ``private``
     gives every directory 0700 and every file 0600, as they land (secrets)."""
@@ -76,10 +77,13 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, 
         cmd.append("--chmod=D700,F600")
     for pattern in keep:
         cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
-    if link_dest and os.path.isdir(link_dest):
+    link_dests = [d for d in ([link_dest] if isinstance(link_dest, str) else link_dest or ())
+                  if d and os.path.isdir(d)]
+    if link_dests:
         # rsync links only files whose kept attributes match: an unchanged file of a
         # new commit has a new mtime, so times are not kept for a linked release.
-        cmd.extend(["--no-times", "--link-dest={}".format(os.path.abspath(link_dest))])
+        cmd.append("--no-times")
+        cmd.extend("--link-dest={}".format(os.path.abspath(d)) for d in link_dests)
     cmd.extend([src.rstrip("/") + "/", dest.rstrip("/") + "/"])
     _run(cmd, "Copying {} to {}".format(src, dest))
 
@@ -90,7 +94,9 @@ def make_release(build_dir, release_dir, previous_release=None):
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     try:
-        sync_tree(build_dir, tmp, link_dest=previous_release, read_only=True)
+        # The build tree comes second: a final target's is made of read-only hard
+        # links to the bundle's objects, which the release then shares too.
+        sync_tree(build_dir, tmp, link_dest=[previous_release, build_dir], read_only=True)
         os.rename(tmp, release_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from mc_project.errors import CorpusError
-from mc_project.project import bundle, database, deps, front, procfile, releases, supervisor, users
+from mc_project.project import bundle, deps, front, procfile, releases, supervisor, users
 
 
 def _rel(run, path):
@@ -33,17 +33,11 @@ def prepare_snapshot_data(run):
 
 
 def do_snapshot_data(run, entry):
-    # Requests the live app took so far (counted first: one that comes in while the copy
-    # is made counts as after it): if it takes none until an undo, no write it
+    releases.snapshot_data(run.paths["data"], entry["snapshot"])
+    entry["data_digest"] = data_digest(run.paths)
+    # Requests the live app took so far: if it takes none until an undo, no write it
     # acknowledged can be lost by putting the snapshot back.
     entry["front_requests"] = requests_served(run)
-    releases.snapshot_data(run.paths["data"], entry["snapshot"], exclude=database.data_files(run.cfg))
-    entry["database"] = database.dump(run.cfg, entry["snapshot"])
-    database.write_meta(entry["snapshot"], os.path.basename(entry["snapshot"]), entry["database"])
-    entry["data_digest"] = data_digest(run.paths)
-    if entry["database"]:
-        run.log("       database dumped: {} ({} bytes)".format(
-            _rel(run, os.path.join(entry["snapshot"], entry["database"]["file"])), entry["database"]["bytes"]))
 
 
 def requests_served(run):
@@ -55,28 +49,18 @@ def requests_served(run):
 
 
 def undo_snapshot_data(run, entry):
-    """Put ``data/`` and the database back only when no request reached the live app
-    since the snapshot. (A PostgreSQL database leaves no trace in ``data/``: it is put
-    back whenever that rule allows.)"""
-    on_server = (entry.get("database") or {}).get("kind") == "postgresql"
-    if "data_digest" not in entry or (data_digest(run.paths) == entry["data_digest"] and not on_server):
+    """Put ``data/`` back only when no request reached the live app since the snapshot."""
+    if "data_digest" not in entry or data_digest(run.paths) == entry["data_digest"]:
         return None
     served = requests_served(run)
-    with_db = bool(entry.get("database"))
     if served is not None and served == entry.get("front_requests"):
-        database.restore(run.cfg, entry["snapshot"])
+        releases.restore_data(entry["snapshot"], run.paths["data"])
         users.give_data(run.cfg)
         live = supervisor.load_state(run.cfg)["live"]
         if live:
             supervisor.restart_slot(run.cfg, live)
-        return "data/ and the database restored from their snapshot" if with_db else \
-            "data/ restored from its snapshot"
+        return "data/ restored from its snapshot"
     entry["keep_snapshot"] = True
-    if with_db:
-        return ("data/ and the database may have changed after their snapshot while the live app "
-                "was answering requests, so they are kept as they are (no acknowledged write is "
-                "discarded); the snapshot and the database dump stay in {}".format(
-                    _rel(run, entry["snapshot"])))
     return ("data/ changed after its snapshot while the live app was answering requests, so it "
             "is kept as it is (no acknowledged write is discarded); the snapshot stays in {}".format(
                 _rel(run, entry["snapshot"])))
@@ -167,18 +151,20 @@ def undo_make_release(run, entry):
 # --------------------------------------------------------------------------- pack_bundle
 
 def prepare_pack_bundle(run):
-    return {"commit": run.cfg["commit"]}
+    return {"commit": run.cfg["commit"], "release_id": run.cfg["release_id"]}
 
 
 def do_pack_bundle(run, entry):
-    manifest = bundle.pack(run.cfg, run.paths["release"])
-    run.record["bundle"] = manifest
-    run.log("       bundle {} ({} bytes, sha256 {})".format(
-        manifest["archive"], manifest["size"], manifest["sha256"][:16]))
+    manifest = bundle.pack(run.cfg, run.paths["release"], previous_release=run.previous_release_dir(),
+                           previous_commit=run.record.get("previous_commit"))
+    run.record["bundle"] = bundle.summary(manifest)
+    run.log("       bundle {}.json ({} files, {} objects, {} bytes, sha256 {})".format(
+        manifest["commit"], len(manifest["files"]), manifest["objects"], manifest["size"],
+        manifest["sha256"][:16]))
 
 
 def undo_pack_bundle(run, entry):
-    bundle.remove(run.paths["bundles"], entry.get("commit"))
+    bundle.remove(run.paths["bundles"], entry.get("commit"), entry.get("release_id"))
     return None
 
 
@@ -298,13 +284,10 @@ def prepare_restore_data(run):
 
 
 def do_restore_data(run, entry):
-    """A manual rollback with ``data=True``: the chosen snapshot becomes ``data/`` (and
-    the database, when the snapshot holds its dump)."""
-    database.restore(run.cfg, entry["snapshot"])
+    """A manual rollback with ``data=True``: the chosen snapshot becomes ``data/``."""
+    releases.restore_data(entry["snapshot"], run.paths["data"])
     users.give_data(run.cfg)
-    run.log("       {} restored from {}".format(
-        "data/ and the database" if database.has_dump(entry["snapshot"]) else "data/",
-        _rel(run, entry["snapshot"])))
+    run.log("       data/ restored from {}".format(_rel(run, entry["snapshot"])))
 
 
 def undo_restore_data(run, entry):

@@ -1,17 +1,21 @@
 """The three modes, end to end with real pushes.
 
 * dev / editable: runs from ``project/``, ``current -> project``, no release, no bundle.
-* staging / cooking: ``releases/<id>``, and a bundle (``.tar.gz`` + ``.json`` manifest with
-  commit, pillar hash, build host, time, sha256) in ``archives/bundles``.
+* staging / cooking: ``releases/<id>``, and a bundle: each distinct file once in
+  ``archives/objects``, and a manifest ``archives/bundles/<commit>.json`` (commit, pillar
+  hash, build host, time, every path with its sha256, its digest).
 * prod / final: never runs ``build`` (nor ``post_build``); takes the bundle staging built
-  (``bundle.source``, or fetched beforehand with ``mc_project.fetch_bundle``), so what runs
-  is byte for byte the staging release; a tampered bundle is refused and nothing changes.
+  (``bundle.source``, a directory or an HTTP URL, or fetched beforehand with
+  ``mc_project.fetch_bundle``), fetching only the objects it lacks, so what runs is byte
+  for byte the staging release; a tampered object is refused and nothing changes.
 """
 
+import functools
+import http.server
 import json
 import os
 import socket
-import tarfile
+import threading
 
 import pytest
 
@@ -45,15 +49,6 @@ def phases_run(paths, commit):
         return []
     return [line.split()[0] for line in open(path, encoding="utf-8")
             if line.split()[1:2] == [commit]]
-
-
-def flip_byte(path, offset=None):
-    with open(path, "r+b") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(size // 2 if offset is None else offset)
-        byte = fh.read(1)
-        fh.seek(-1, os.SEEK_CUR)
-        fh.write(bytes([byte[0] ^ 0xFF]))
 
 
 def test_editable_runs_from_the_checkout(corpus):
@@ -110,19 +105,23 @@ def test_cooking_makes_a_release_and_a_bundle(corpus, staged):
     assert phases_run(paths, commit) == ALL_PHASES
     assert os.listdir(paths["project"]) == []
 
-    archive = os.path.join(paths["bundles"], commit + ".tar.gz")
     manifest = json.load(open(os.path.join(paths["bundles"], commit + ".json")))
-    assert sorted(os.listdir(paths["bundles"])) == [commit + ".json", commit + ".tar.gz"]
+    assert os.listdir(paths["bundles"]) == [commit + ".json"]
     assert manifest["commit"] == commit
     assert manifest["pillar_hash"] == record["pillar_hash"]
     assert manifest["build_host"] == socket.gethostname()
     assert manifest["built_at"] and manifest["release_id"] == record["id"]
-    assert manifest["sha256"] == mc_bundle.sha256_of(archive)
-    assert manifest["size"] == os.path.getsize(archive)
-    # The bundle holds exactly the release.
-    with tarfile.open(archive) as tar:
-        names = {os.path.normpath(m.name) for m in tar.getmembers()} - {"."}
-    assert names == set(tree_digest(release))
+    assert manifest["sha256"] == mc_bundle.manifest_digest(manifest)
+    # The manifest lists exactly the release; each file is an object, hard-linked.
+    digest = tree_digest(release)
+    assert {e["path"] for e in manifest["files"]} == set(digest)
+    store = mc_bundle.objects_dir(paths["bundles"])
+    for entry in manifest["files"]:
+        if entry["type"] == "file":
+            assert entry["sha256"] == digest[entry["path"]]
+            assert os.stat(mc_bundle.object_path(store, entry["sha256"])).st_ino == \
+                os.stat(os.path.join(release, entry["path"])).st_ino
+    assert manifest["size"] == sum(e["size"] for e in manifest["files"] if e["type"] == "file")
 
 
 def test_final_runs_the_staging_bundle_byte_for_byte_and_never_builds(corpus, staged):
@@ -146,6 +145,24 @@ def test_final_runs_the_staging_bundle_byte_for_byte_and_never_builds(corpus, st
         os.path.join(staged["spaths"]["releases"], staging_record["id"]))
     assert os.readlink(paths["current"]) == os.path.join("releases", record["id"])
     assert version_of(name) == "1"
+    # Every object was fetched (nothing was here); the release is made of them.
+    manifest = mc_bundle.local_manifest(paths["bundles"], commit)
+    assert "       fetched {0} of {0} objects".format(manifest["objects"]) in proc.stderr
+    store = mc_bundle.objects_dir(paths["bundles"])
+    assert any(os.stat(os.path.join(release, e["path"])).st_ino ==
+               os.stat(mc_bundle.object_path(store, e["sha256"])).st_ino
+               for e in manifest["files"] if e["type"] == "file")
+
+
+def replace_object(bundles, manifest, path, content):
+    """Put other bytes where the object of ``path`` is (a new file: the cooking
+    release that shares the object's inode keeps its bytes)."""
+    sha = next(e["sha256"] for e in manifest["files"] if e["path"] == path)
+    obj = mc_bundle.object_path(mc_bundle.objects_dir(bundles), sha)
+    os.unlink(obj)
+    with open(obj, "wb") as fh:
+        fh.write(content)
+    return obj, sha
 
 
 def test_final_refuses_a_tampered_bundle(corpus, staged):
@@ -156,12 +173,16 @@ def test_final_refuses_a_tampered_bundle(corpus, staged):
     commit = corpus.commit(src, {"VERSION": "2\n"}, "v2")
     fed = corpus.push(src, sname)
     assert fed.returncode == 0, fed.stderr
-    flip_byte(os.path.join(staged["spaths"]["bundles"], commit + ".tar.gz"))
+    manifest = json.load(open(os.path.join(staged["spaths"]["bundles"], commit + ".json")))
+    obj, sha = replace_object(staged["spaths"]["bundles"], manifest, "VERSION", b"6\n")
 
     before = project_state(ppaths)
     proc = corpus.push(src, pname)
     assert proc.returncode != 0
-    assert "fails verification" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Bundle object {} fails verification: its sha256 {} does not match the manifest's {}.".format(
+        obj, mc_bundle.sha256_of(obj)[:16], sha[:16]) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [f for _d, _s, files in os.walk(ppaths["archives"]) for f in files if ".partial" in f]
     assert ls_remote(ppaths["project_git"]) == good
     assert project_state(ppaths) == before
     assert version_of(pname) == "1"
@@ -183,11 +204,13 @@ def test_fetch_bundle_then_final_deploys_without_a_source(corpus, staged):
     assert fed.returncode == 0, fed.stderr
 
     res = corpus.salt("mc_project.fetch_bundle", pname, spaths["bundles"], "commit=" + commit, check=True)
-    manifest = res.local
-    assert manifest["commit"] == commit
-    assert manifest == json.load(open(os.path.join(spaths["bundles"], commit + ".json")))
-    fetched = os.path.join(ppaths["bundles"], commit + ".tar.gz")
-    assert mc_bundle.sha256_of(fetched) == manifest["sha256"]
+    got = res.local
+    manifest = json.load(open(os.path.join(spaths["bundles"], commit + ".json")))
+    assert got["commit"] == commit and got["sha256"] == manifest["sha256"]
+    assert got["files"] == len(manifest["files"]) and got["objects"] == manifest["objects"]
+    assert got["fetched"] == 1  # only VERSION changed since the last fetch
+    assert mc_bundle.local_manifest(ppaths["bundles"], commit) == manifest
+    assert mc_bundle.missing_objects(ppaths["bundles"], manifest) == {}
 
     # No bundle source any more: the fetched bundle is the only way this can deploy.
     corpus.set_pillar(pname, {"env": "prod"})
@@ -198,6 +221,56 @@ def test_fetch_bundle_then_final_deploys_without_a_source(corpus, staged):
     assert proc.returncode == 0, proc.stderr
     assert "fetching bundle" not in proc.stderr
     assert version_of(pname) == "3"
+    record = corpus.history(pname)[-1]
+    staging_record = [r for r in corpus.history(sname) if r["commit"] == commit][-1]
+    assert tree_digest(os.path.join(ppaths["releases"], record["id"])) == tree_digest(
+        os.path.join(spaths["releases"], staging_record["id"]))
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.paths.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def served_archives(staged):
+    """The staging target's archives/ over HTTP; yields (base URL, requested paths)."""
+    handler = functools.partial(CountingHandler, directory=staged["spaths"]["archives"])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.paths = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:{}".format(server.server_address[1]), server.paths
+    server.shutdown()
+    server.server_close()
+
+
+def test_final_over_http_fetches_only_the_objects_it_lacks(corpus, staged, served_archives):
+    sname, pname, src = staged["staging"], staged["prod"], staged["src"]
+    spaths, ppaths = staged["spaths"], staged["ppaths"]
+    base, requested = served_archives
+    commit = corpus.commit(src, {"VERSION": "4\n", "public/new.txt": "new in v4\n"}, "v4")
+    fed = corpus.push(src, sname)
+    assert fed.returncode == 0, fed.stderr
+    manifest = json.load(open(os.path.join(spaths["bundles"], commit + ".json")))
+    lacking = mc_bundle.missing_objects(ppaths["bundles"], manifest)
+    assert 0 < len(lacking) < manifest["objects"]
+
+    corpus.set_pillar(pname, {"env": "prod", "bundle": {"source": base + "/bundles/"}})
+    try:
+        proc = corpus.push(src, pname)
+    finally:
+        corpus.set_pillar(pname, {"env": "prod", "bundle": {"source": spaths["bundles"]}})
+    assert proc.returncode == 0, proc.stderr
+    assert "-----> fetching bundle of {} from {}/bundles/".format(commit[:12], base) in proc.stderr
+    assert "       fetched {} of {} objects".format(len(lacking), manifest["objects"]) in proc.stderr
+    objects = sorted(p for p in requested if p.startswith("/objects/"))
+    assert objects == sorted("/objects/{}/{}".format(sha[:2], sha) for sha in lacking)
+    assert [p for p in requested if not p.startswith("/objects/")] == ["/bundles/{}.json".format(commit)]
+    assert version_of(pname) == "4"
     record = corpus.history(pname)[-1]
     staging_record = [r for r in corpus.history(sname) if r["commit"] == commit][-1]
     assert tree_digest(os.path.join(ppaths["releases"], record["id"])) == tree_digest(

@@ -476,16 +476,19 @@ def test_final_mode_refuses_a_tampered_bundle(project):
     write(os.path.join(release, "public", "index.html"), "v1\n")
     cfg = settings.build("cook", cooking.root, overrides={"env": "staging"}, release_id="r1",
                          commit=cooking.first)
-    bundle.pack(cfg, release)
-    with open(os.path.join(cooking.paths["bundles"], cooking.first + ".tar.gz"), "ab") as fh:
+    manifest = bundle.pack(cfg, release)
+    obj = bundle.object_path(bundle.objects_dir(cooking.paths["bundles"]), manifest["files"][-1]["sha256"])
+    os.chmod(obj, 0o644)
+    with open(obj, "ab") as fh:
         fh.write(b"\0evil")
     prod = project("prod")
     git(prod.paths["project_git"], "fetch", "-q", cooking.src, "+main:refs/heads/main")
     rid_live = fake_live_release(prod)
-    with pytest.raises(CorpusError, match="fails verification: sha256"):
+    with pytest.raises(CorpusError, match="^Bundle object .* fails verification: its sha256 "):
         prod.deploy(overrides={"env": "prod", "bundle": {"source": cooking.paths["bundles"]}})
     assert prod.salt.calls == [] and prod.records() == []
     assert prod.ls("bundles") == [] and prod.ls("build") == [] and prod.ls("releases") == [rid_live]
+    assert [f for _d, _s, files in os.walk(prod.paths["archives"]) for f in files] == []
 
 
 # --------------------------------------------------------------------------- through the switch (supervisord)
@@ -502,7 +505,7 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     assert [(e["phase"], e["result"]) for e in p.records()[-1]["phases"]] == [(ph, True) for ph in recipe.PHASES]
     assert p.live() == os.path.join(p.paths["releases"], rid1)
     assert p.ls("releases") == [rid1] and p.ls("build") == []
-    assert p.ls("bundles") == [p.first + ".json", p.first + ".tar.gz"]
+    assert p.ls("bundles") == [p.first + ".json"]
     assert p.ls("snapshots") == [rid1]
     assert http_get(p.port, "/index.html") == "v1\n"
     assert first["url"] == "http://127.0.0.1:{}/".format(p.port)
@@ -538,7 +541,7 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     assert read(os.path.join(p.paths["data"], "db.json")) == '{"schema": 1}'
     assert not os.path.exists(os.path.join(p.paths["data"], "new.txt"))
     assert http_get(p.port, "/index.html") == "v1\n"
-    assert p.ls("bundles") == [p.first + ".json", p.first + ".tar.gz"]
+    assert p.ls("bundles") == [p.first + ".json"]
     # the set-aside release shares the unchanged file with the live one (hard link)
     tree = os.path.join(failed_dir, "tree")
     assert read(os.path.join(tree, "public", "index.html")) == "v2\n"
@@ -563,7 +566,7 @@ def test_cooking_deploys_switch_and_roll_back_after_the_switch(project):
     rid3 = record["id"]
     assert record["commit"] == third
     assert p.ls("releases") == [rid3]
-    assert p.ls("bundles") == [third + ".json", third + ".tar.gz"]
+    assert p.ls("bundles") == [third + ".json"]
     assert http_get(p.port, "/index.html") == "v3\n"
     r3 = os.path.join(p.paths["releases"], rid3)
     assert os.stat(os.path.join(r3, "unchanged.txt")).st_ino == os.stat(os.path.join(tree, "unchanged.txt")).st_ino
