@@ -198,9 +198,10 @@ def install_node(cfg, tree, log):
 # --------------------------------------------------------------------------- django
 
 def collectstatic(cfg, tree, env, log):
-    """A Django project gets ``manage.py collectstatic`` as Heroku's buildpack does
-    (setting ``collectstatic: false`` turns it off)."""
-    if not cfg.get("collectstatic", True) or not os.path.isfile(os.path.join(tree, "manage.py")):
+    """A Django project gets ``manage.py collectstatic`` as Heroku's buildpack does;
+    ``DISABLE_COLLECTSTATIC=1`` in the settings' ``environment`` turns it off, as there."""
+    disabled = str((cfg.get("environment") or {}).get("DISABLE_COLLECTSTATIC", "")).lower()
+    if disabled in ("1", "true", "yes") or not os.path.isfile(os.path.join(tree, "manage.py")):
         return
     python = os.path.join(tree, ".venv", "bin", "python")
     if not os.path.exists(python) or not glob.glob(os.path.join(tree, ".venv", "lib", "python3*",

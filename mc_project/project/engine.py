@@ -20,11 +20,13 @@ import time
 import uuid
 
 from mc_project.errors import CorpusError
-from mc_project.project import (bundle, database, diskfull, failpoints, gitrepo, history, lock, recipe,
+from mc_project.project import (bundle, database, deps, diskfull, failpoints, gitrepo, history, lock, recipe,
                                 releases, settings, supervisor, undo)
 from mc_project.project.run import Log, Run, SaltBindings, describe_error  # noqa: F401
 
 ZERO = gitrepo.ZERO
+# Virtualenvs / node_modules kept for reuse (releases hold copies of their own).
+DEPENDENCY_CACHES = 3
 branch_head = gitrepo.branch_head
 
 
@@ -104,6 +106,7 @@ def _housekeeping(run, log):
         ("removing the build dir", lambda: shutil.rmtree(paths["build_dir"], ignore_errors=True)
          if paths.get("build_dir") else None),
         ("pruning old releases", lambda: prune(cfg)),
+        ("pruning dependency caches", lambda: deps.prune_cache(paths["root"], DEPENDENCY_CACHES)),
         ("keeping space in reserve", lambda: diskfull.ensure_reserve(paths["root"])),
     ]
     for what, task in tasks:

@@ -1,0 +1,63 @@
+"""Dependencies and the Procfile: relocatable virtualenv scripts, the Python a project
+asks for, Procfile parsing."""
+
+import os
+import subprocess
+
+import pytest
+
+from mc_project.errors import CorpusError
+from mc_project.project import deps, procfile
+
+
+def write(path, text, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    if mode:
+        os.chmod(path, mode)
+
+
+@pytest.mark.parametrize("head", ["#!/old/place/venv/bin/python\n",
+                                  "#!/bin/sh\n'''exec' \"/old/place/venv/bin/python\" \"$0\" \"$@\"\n' '''\n"])
+def test_scripts_find_the_python_beside_them_wherever_the_venv_moves(tmp_path, head):
+    venv = tmp_path / "first"
+    write(str(venv / "bin" / "tool"), head + "import sys\nprint('ran with', sys.argv[1:])\n", 0o755)
+    os.symlink("/usr/bin/python3", str(venv / "bin" / "python"))
+    write(str(venv / "bin" / "activate"), "# not a script with a shebang\n")
+    deps.make_relocatable(str(venv))
+    moved = tmp_path / "elsewhere" / "venv"
+    os.makedirs(moved.parent)
+    os.rename(venv, moved)
+    out = subprocess.run([str(moved / "bin" / "tool"), "a", "b"], capture_output=True, text=True, check=True)
+    assert out.stdout == "ran with ['a', 'b']\n"
+    assert open(moved / "bin" / "activate").read() == "# not a script with a shebang\n"
+
+
+def test_the_python_a_project_asks_for(tmp_path):
+    tree = str(tmp_path)
+    assert deps.wanted_python(tree) is None
+    write(os.path.join(tree, "runtime.txt"), "python-3.11.7\n")
+    assert deps.wanted_python(tree) == "3.11"
+    write(os.path.join(tree, ".python-version"), "3.99\n")
+    assert deps.wanted_python(tree) == "3.99"
+    with pytest.raises(CorpusError, match="asks for Python 3.99, which this host does not have; it has"):
+        deps.python_for(tree)
+    write(os.path.join(tree, ".python-version"), "latest please\n")
+    with pytest.raises(CorpusError, match=r"\.python-version says 'latest please'"):
+        deps.wanted_python(tree)
+
+
+def test_procfile_types_and_release(tmp_path):
+    tree = str(tmp_path)
+    write(os.path.join(tree, "Procfile"), "# comment\nweb: gunicorn app\nrelease: ./migrate\n\nworker: ./work\n")
+    assert procfile.processes({}, tree) == {"web": "gunicorn app", "worker": "./work"}
+    assert procfile.release_command(tree) == "./migrate"
+    assert procfile.processes({"web": "mine"}, tree)["web"] == "mine"
+    write(os.path.join(tree, "Procfile"), "web gunicorn\n")
+    with pytest.raises(CorpusError, match="Procfile line 1 is not 'type: command'"):
+        procfile.read(tree)
+
+
+def test_no_procfile_serves_the_tree(tmp_path):
+    assert procfile.processes({}, str(tmp_path))["web"].startswith("exec python3 -m http.server $PORT")
