@@ -93,6 +93,21 @@ makina-projects:
     # moved to the new one (0 to 3600).
     drain_timeout: 30
 
+    # The app's database, reached through DATABASE_URL: empty or sqlite, a
+    # file under data/ (data/db.sqlite3); postgresql, a database and role of
+    # the project's own on database_server. Dumped before each deploy into
+    # snapshots/<id>/, it rolls back with the code.
+    database: ""
+
+    # With database: postgresql, the admin connection URL of the server, such
+    # as postgresql://admin:PASSWORD@127.0.0.1:5432/postgres (keep it here,
+    # in a pillar, never in the repository).
+    database_server: ""
+
+    # How many snapshots (data/ and the database dump) stay, newest first;
+    # 0: as many as keep_releases.
+    keep_snapshots: 0
+
     # The project's own values, anything inside; reach them as {data.KEY}.
     data:
       db_name: "{name}"

@@ -179,6 +179,23 @@ class ProjectSettings(_Strict):
     drain_timeout: _seconds(0, 3600) = _rule("a number of seconds from 0 to 3600", 30)
     """Seconds the old release may finish in-flight requests after traffic moved to the new one."""
 
+    database: Literal["", "sqlite", "postgresql"] = _rule("one of sqlite, postgresql (or empty)", "")
+    """The app's database, reached through ``DATABASE_URL``: empty or ``sqlite``, an SQLite file
+    under ``data/`` (``data/db.sqlite3``, no server needed); ``postgresql``, a database and role
+    of the project's own that corpus creates on the server ``database_server`` names. Either is
+    dumped into ``snapshots/<id>/`` before each deploy and rolls back with the code."""
+
+    database_server: StrictStr = _rule("a postgresql:// URL (a string)", "")
+    """With ``database: postgresql``: the admin connection URL of the PostgreSQL server, such as
+    ``postgresql://admin:PASSWORD@127.0.0.1:5432/postgres`` (a role allowed to create roles and
+    databases); the app gets a role of its own on the same host and port. Keep it in a pillar,
+    not in the repository."""
+
+    keep_snapshots: StrictInt = _rule("a whole number from 0 to 1000 (0: keep_releases)", 0,
+                                      ge=0, le=1000)
+    """How many snapshots (``data/`` and the database dump taken before a deploy) stay on disk,
+    newest first; 0: as many as ``keep_releases``."""
+
     data: dict[Any, Any] = _rule("a mapping", default_factory=dict)
     """The project's own values, anything inside; ``{data.key}`` references reach them."""
 

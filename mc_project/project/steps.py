@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from mc_project.errors import CorpusError
-from mc_project.project import bundle, deps, front, procfile, releases, supervisor, users
+from mc_project.project import bundle, database, deps, front, procfile, releases, supervisor, users
 
 
 def _rel(run, path):
@@ -33,11 +33,17 @@ def prepare_snapshot_data(run):
 
 
 def do_snapshot_data(run, entry):
-    releases.snapshot_data(run.paths["data"], entry["snapshot"])
-    entry["data_digest"] = data_digest(run.paths)
-    # Requests the live app took so far: if it takes none until an undo, no write it
+    # Requests the live app took so far (counted first: one that comes in while the copy
+    # is made counts as after it): if it takes none until an undo, no write it
     # acknowledged can be lost by putting the snapshot back.
     entry["front_requests"] = requests_served(run)
+    releases.snapshot_data(run.paths["data"], entry["snapshot"], exclude=database.data_files(run.cfg))
+    entry["database"] = database.dump(run.cfg, entry["snapshot"])
+    database.write_meta(entry["snapshot"], os.path.basename(entry["snapshot"]), entry["database"])
+    entry["data_digest"] = data_digest(run.paths)
+    if entry["database"]:
+        run.log("       database dumped: {} ({} bytes)".format(
+            _rel(run, os.path.join(entry["snapshot"], entry["database"]["file"])), entry["database"]["bytes"]))
 
 
 def requests_served(run):
@@ -49,18 +55,28 @@ def requests_served(run):
 
 
 def undo_snapshot_data(run, entry):
-    """Put ``data/`` back only when no request reached the live app since the snapshot."""
-    if "data_digest" not in entry or data_digest(run.paths) == entry["data_digest"]:
+    """Put ``data/`` and the database back only when no request reached the live app
+    since the snapshot. (A PostgreSQL database leaves no trace in ``data/``: it is put
+    back whenever that rule allows.)"""
+    on_server = (entry.get("database") or {}).get("kind") == "postgresql"
+    if "data_digest" not in entry or (data_digest(run.paths) == entry["data_digest"] and not on_server):
         return None
     served = requests_served(run)
+    with_db = bool(entry.get("database"))
     if served is not None and served == entry.get("front_requests"):
-        releases.restore_data(entry["snapshot"], run.paths["data"])
+        database.restore(run.cfg, entry["snapshot"])
         users.give_data(run.cfg)
         live = supervisor.load_state(run.cfg)["live"]
         if live:
             supervisor.restart_slot(run.cfg, live)
-        return "data/ restored from its snapshot"
+        return "data/ and the database restored from their snapshot" if with_db else \
+            "data/ restored from its snapshot"
     entry["keep_snapshot"] = True
+    if with_db:
+        return ("data/ and the database may have changed after their snapshot while the live app "
+                "was answering requests, so they are kept as they are (no acknowledged write is "
+                "discarded); the snapshot and the database dump stay in {}".format(
+                    _rel(run, entry["snapshot"])))
     return ("data/ changed after its snapshot while the live app was answering requests, so it "
             "is kept as it is (no acknowledged write is discarded); the snapshot stays in {}".format(
                 _rel(run, entry["snapshot"])))
@@ -284,10 +300,13 @@ def prepare_restore_data(run):
 
 
 def do_restore_data(run, entry):
-    """A manual rollback with ``data=True``: the chosen snapshot becomes ``data/``."""
-    releases.restore_data(entry["snapshot"], run.paths["data"])
+    """A manual rollback with ``data=True``: the chosen snapshot becomes ``data/`` (and
+    the database, when the snapshot holds its dump)."""
+    database.restore(run.cfg, entry["snapshot"])
     users.give_data(run.cfg)
-    run.log("       data/ restored from {}".format(_rel(run, entry["snapshot"])))
+    run.log("       {} restored from {}".format(
+        "data/ and the database" if database.has_dump(entry["snapshot"]) else "data/",
+        _rel(run, entry["snapshot"])))
 
 
 def undo_restore_data(run, entry):

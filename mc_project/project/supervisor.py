@@ -30,7 +30,7 @@ import xmlrpc.client
 from supervisor.xmlrpc import SupervisorTransport
 
 from mc_project.errors import CorpusError
-from mc_project.project import front, procfile, rundir, users
+from mc_project.project import database, front, procfile, rundir, users
 
 STATE = "state.json"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -120,6 +120,9 @@ def app_environment(cfg, tree, port):
         "CORPUS_PROJECT": cfg["name"],
         "CORPUS_ENV": cfg["env"],
         "CORPUS_DATA": cfg["paths"]["data"],
+        # SQLite under data/ by default, or the project's own PostgreSQL database: it is
+        # dumped before each deploy and rolls back with the code (database.py).
+        "DATABASE_URL": database.url(cfg),
         "PATH": ":".join(path),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     })

@@ -49,6 +49,9 @@ def test_defaults():
         "data": {},
         "run_as": "",
         "drain_timeout": 30,
+        "database": "",
+        "database_server": "",
+        "keep_snapshots": 0,
     }
     assert schema.ENV_DEFAULTS == {"dev": {"health": {"timeout": 20}}, "staging": {},
                                    "prod": {"health": {"timeout": 60}}}
@@ -226,7 +229,8 @@ def test_unknown_top_level_key():
     assert refused({"foo": 1}) == (
         "Setting foo is unknown; known settings are env, mode, deploy_branch, keep_releases, "
         "keep_failed, lock_timeout, port, bind, environment, web, static_dir, health, bundle, "
-        "editable_keep, run_as, drain_timeout and data; put your own values under data.")
+        "editable_keep, run_as, drain_timeout, database, database_server, keep_snapshots and data; "
+        "put your own values under data.")
 
 
 @pytest.mark.parametrize("section,known", [("health", "path, timeout and status"),
