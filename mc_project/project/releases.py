@@ -9,6 +9,7 @@ the live ``data/``, so a later write to ``data/`` cannot change a snapshot.
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tarfile
 import time
@@ -58,7 +59,7 @@ def extract_tar(tar_path, dest):
         raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
-def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False):
+def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False, exclude=()):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
     ``link_dest`` (a dir, or dirs tried in order) when given. ``keep`` names paths
     that ``--delete`` must spare.
@@ -77,6 +78,8 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, 
         cmd.append("--chmod=D700,F600")
     for pattern in keep:
         cmd.extend(["--filter", "P /{}".format(pattern.strip("/"))])
+    for pattern in exclude:
+        cmd.append("--exclude=/{}".format(pattern.strip("/")))
     link_dests = [d for d in ([link_dest] if isinstance(link_dest, str) else link_dest or ())
                   if d and os.path.isdir(d)]
     if link_dests:
@@ -88,6 +91,23 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, 
     _run(cmd, "Copying {} to {}".format(src, dest))
 
 
+# Dependency trees (see deps.py) are hard links of a content-addressed cache already:
+# a release links them as they are instead of comparing thousands of files.
+LINKED_TREES = (".venv", "node_modules")
+
+
+def link_tree(src, dest):
+    """``dest`` becomes hard links of ``src``'s files (``cp -al``), every file read-only."""
+    _run(["cp", "-al", src, dest], "Linking {}".format(src))
+    for dirpath, dirnames, filenames in os.walk(dest):
+        os.chmod(dirpath, os.stat(dirpath).st_mode & ~0o022)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode) and mode & 0o222:
+                os.chmod(path, mode & ~0o222)
+
+
 def make_release(build_dir, release_dir, previous_release=None):
     """Create the immutable release from the build tree."""
     tmp = release_dir + ".partial"
@@ -96,7 +116,11 @@ def make_release(build_dir, release_dir, previous_release=None):
     try:
         # The build tree comes second: a final target's is made of read-only hard
         # links to the bundle's objects, which the release then shares too.
-        sync_tree(build_dir, tmp, link_dest=[previous_release, build_dir], read_only=True)
+        sync_tree(build_dir, tmp, link_dest=[previous_release, build_dir], read_only=True,
+                  exclude=LINKED_TREES)
+        for name in LINKED_TREES:
+            if os.path.isdir(os.path.join(build_dir, name)):
+                link_tree(os.path.join(build_dir, name), os.path.join(tmp, name))
         os.rename(tmp, release_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
