@@ -160,7 +160,7 @@ def install_python(cfg, tree, log, configured_python=None):
 
 # --------------------------------------------------------------------------- node
 
-def install_node(cfg, tree, log):
+def install_node(cfg, tree, log, env=None):
     if not os.path.isfile(os.path.join(tree, "package.json")):
         return None
     npm = shutil.which("npm")
@@ -191,7 +191,7 @@ def install_node(cfg, tree, log):
     with open(os.path.join(tree, "package.json"), encoding="utf-8") as fh:
         scripts = (json.load(fh).get("scripts") or {})
     if "build" in scripts:
-        _run([npm, "run", "build"], tree, "npm run build", log=log)
+        _run([npm, "run", "build"], tree, "npm run build", env=env, log=log)
     return cache
 
 

@@ -112,8 +112,10 @@ def do_install_dependencies(run, entry):
     tree = entry["tree"]
     opts = (run.bindings.template_globals if run.bindings else {}).get("opts") or {}
     deps.install_python(run.cfg, tree, run.log, opts.get("corpus_python"))
-    deps.install_node(run.cfg, tree, run.log)
-    deps.collectstatic(run.cfg, tree, supervisor.app_environment(run.cfg, tree, 0), run.log)
+    # The build sees the app's settings, as Heroku's does (npm and pip keep their caches in HOME).
+    env = dict(supervisor.app_environment(run.cfg, tree, 0), HOME=os.environ.get("HOME", "/root"))
+    deps.install_node(run.cfg, tree, run.log, env)
+    deps.collectstatic(run.cfg, tree, env, run.log)
 
 
 def undo_install_dependencies(run, entry):

@@ -111,9 +111,9 @@ def app_environment(cfg, tree, port):
     # The system's PATH, not corpus's own environment (the app may run as a user who
     # cannot enter it); the app's virtualenv first when it has one.
     path = [SYSTEM_PATH]
-    venv_bin = os.path.join(tree, ".venv", "bin")
-    if os.path.isdir(venv_bin):
-        path.insert(0, venv_bin)
+    for bindir in (os.path.join(tree, "node_modules", ".bin"), os.path.join(tree, ".venv", "bin")):
+        if os.path.isdir(bindir):
+            path.insert(0, bindir)
     env.update({
         "PORT": str(port),
         "HOST": "127.0.0.1",  # the slot answers the front only; the front binds ``bind``
