@@ -6,12 +6,15 @@ The logic is in ``mc_project.node``; this module parses arguments and turns a
 where the proxy routes and saved port mappings live) and ``mc_lxc:nft_table`` (``corpus``).
 """
 
+import ipaddress
+import socket
+
 from salt.exceptions import CommandExecutionError
 
 try:
     from mc_project import sealed
     from mc_project.errors import CorpusError
-    from mc_project.node import host, lxc, minion, nat, proxy
+    from mc_project.node import firewall, host, lxc, minion, nat, proxy
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -46,6 +49,30 @@ def _table(table):
     return table or __salt__["config.get"]("mc_lxc:nft_table", nat.DEFAULT_TABLE)
 
 
+def _master_services():
+    """The master's publish and return ports, at the address this node's minion reaches it on:
+    what containers may reach on the node when the master runs there."""
+    master = __opts__.get("master")
+    if not isinstance(master, str) or not master:
+        return []
+    try:
+        address = str(ipaddress.IPv4Address(master))
+    except ValueError:
+        try:
+            address = socket.getaddrinfo(master, None, socket.AF_INET)[0][4][0]
+        except (OSError, IndexError):
+            return []
+    ports = {int(__opts__.get("publish_port") or 4505), int(__opts__.get("master_port") or 4506)}
+    return [(address, "tcp", port) for port in sorted(ports)]
+
+
+def _guard(name, lxc_path, table, state_dir, pin=False):
+    """Pin a configured container to its port, MAC and address in the node's firewall."""
+    identity = (lxc.pin_network if pin else lxc.network_identity)(name, lxc_path)
+    if identity is not None:
+        firewall.allow_container(identity, table, state_dir)
+
+
 def setup_node(
     bridge="corpusbr0",
     subnet="10.77.0.0/24",
@@ -54,10 +81,14 @@ def setup_node(
     state_dir=None,
     table=None,
     http_bind="",
+    outbound=None,
 ):
     """
     Prepare this node: bridge up with the subnet's first host, forwarding on, the nftables
-    table (masquerade, NAT maps), haproxy on ``http_port``. Idempotent.
+    tables (masquerade, NAT maps, the firewall), haproxy on ``http_port``. Idempotent.
+
+    Containers may reach on the node only DNS on the bridge's address and the master's ports
+    (those this minion uses), beyond it the ``outbound`` networks (default: all of IPv4).
 
     CLI Example:
 
@@ -74,6 +105,8 @@ def setup_node(
         _state_dir(state_dir),
         _table(table),
         http_bind,
+        _master_services(),
+        outbound or (firewall.ALL_IPV4,),
     )
 
 
@@ -105,9 +138,11 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False):
     return _call(lxc.clone, name, _lxc_path(lxc_path), disk_size_mb, exist_ok)
 
 
-def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None):
+def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None, table=None,
+              state_dir=None):
     """
-    Set a stopped container's hostname, static address (CIDR) and fresh SSH host keys.
+    Set a stopped container's hostname, static address (CIDR), MAC, port on the bridge and
+    fresh SSH host keys, and pin it to them in the node's firewall.
 
     CLI Example:
 
@@ -115,12 +150,16 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
 
         salt node1 mc_lxc.configure ct-myapp myapp.corpus.test 10.77.0.10/24
     """
-    return _call(lxc.configure, name, hostname, address, gateway, bridge, _lxc_path(lxc_path))
+    lxc_path = _lxc_path(lxc_path)
+    result = _call(lxc.configure, name, hostname, address, gateway, bridge, lxc_path)
+    _call(_guard, name, lxc_path, _table(table), _state_dir(state_dir))
+    return result
 
 
-def start(name, lxc_path=None, wait=60):
+def start(name, lxc_path=None, wait=60, table=None, state_dir=None):
     """
-    Start a container and wait (up to ``wait`` s) until its sshd answers.
+    Start a container and wait (up to ``wait`` s) until its sshd answers. A container configured
+    before ports and MACs were fixed gets them first; it is pinned in the firewall either way.
 
     CLI Example:
 
@@ -128,7 +167,9 @@ def start(name, lxc_path=None, wait=60):
 
         salt node1 mc_lxc.start ct-myapp
     """
-    return _call(lxc.start, name, _lxc_path(lxc_path), wait)
+    lxc_path = _lxc_path(lxc_path)
+    _call(_guard, name, lxc_path, _table(table), _state_dir(state_dir), pin=True)
+    return _call(lxc.start, name, lxc_path, wait)
 
 
 def stop(name, lxc_path=None):
@@ -144,9 +185,10 @@ def stop(name, lxc_path=None):
     return _call(lxc.stop, name, _lxc_path(lxc_path))
 
 
-def destroy(name, lxc_path=None):
+def destroy(name, lxc_path=None, table=None, state_dir=None):
     """
-    Stop and delete a container and its disk; an absent container is fine.
+    Stop and delete a container and its disk, and unpin it from the node's firewall; an absent
+    container is fine.
 
     CLI Example:
 
@@ -154,7 +196,9 @@ def destroy(name, lxc_path=None):
 
         salt node1 mc_lxc.destroy ct-myapp
     """
-    return _call(lxc.destroy, name, _lxc_path(lxc_path))
+    result = _call(lxc.destroy, name, _lxc_path(lxc_path))
+    _call(firewall.forget_container, name, _table(table), _state_dir(state_dir))
+    return result
 
 
 def info(name, lxc_path=None):

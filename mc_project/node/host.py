@@ -1,4 +1,4 @@
-"""Preparing a machine to be a compute node: bridge, forwarding, NAT table, proxy."""
+"""Preparing a machine to be a compute node: bridge, forwarding, NAT table, firewall, proxy."""
 
 import ipaddress
 import os
@@ -6,7 +6,7 @@ import re
 import shutil
 
 from mc_project.errors import CorpusError
-from mc_project.node import nat, proxy
+from mc_project.node import firewall, nat, proxy
 from mc_project.node.shell import run
 
 DEFAULT_BRIDGE = "corpusbr0"
@@ -91,11 +91,17 @@ def setup_node(
     state_dir=proxy.DEFAULT_STATE_DIR,
     table=nat.DEFAULT_TABLE,
     http_bind="",
+    services=(),
+    outbound=(firewall.ALL_IPV4,),
 ):
-    """Everything a node needs before its first container. Idempotent."""
+    """Everything a node needs before its first container. Idempotent.
+
+    ``services`` (``[(address, protocol, port)]``, like the master's ports) are what containers
+    may reach on the node besides DNS; ``outbound`` the networks they may reach beyond it."""
     result = {"installed": ensure_packages(), "bridge": ensure_bridge(bridge, subnet)}
     nat.write_sysctl("net/ipv4/ip_forward", "1")
     result["nat"] = nat.setup(subnet, bridge, table, state_dir)
+    result["firewall"] = firewall.setup(bridge, subnet, table, state_dir, services, outbound)
     result["proxy"] = proxy.setup(http_port, state_dir, http_bind)
     os.makedirs(lxc_path, exist_ok=True)
     result["lxc_path"] = lxc_path

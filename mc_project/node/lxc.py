@@ -18,7 +18,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import random
 import re
 import shutil
 import socket
@@ -28,6 +27,7 @@ import tempfile
 import time
 
 from mc_project.errors import CorpusError
+from mc_project.node import firewall
 from mc_project.node.shell import file_lock, last_line, run
 
 DEFAULT_LXC_PATH = "/var/lib/lxc"
@@ -131,8 +131,9 @@ def golden_cache_dir():
 def render_config(name, rootdev, hostname=None, network=None, autostart=True):
     """The LXC configuration corpus writes for a container.
 
-    ``network`` is ``{"bridge", "address" (CIDR), "gateway", "hwaddr"}``, or None for a
-    container with no network (the golden one).
+    ``network`` is ``{"bridge", "address" (CIDR), "gateway", "hwaddr", "port"}``, or None for a
+    container with no network (the golden one). ``port`` names the host side of its veth, which
+    the node's firewall pins to its MAC and address (``firewall.port_name``).
     """
     lines = [
         "# Written by corpus for container {}.".format(name),
@@ -152,6 +153,10 @@ def render_config(name, rootdev, hostname=None, network=None, autostart=True):
             "lxc.net.0.type = veth",
             "lxc.net.0.link = {}".format(network["bridge"]),
             "lxc.net.0.flags = up",
+        ]
+        if network.get("port"):
+            lines.append("lxc.net.0.veth.pair = {}".format(network["port"]))
+        lines += [
             "lxc.net.0.hwaddr = {}".format(network["hwaddr"]),
             "lxc.net.0.ipv4.address = {}".format(network["address"]),
             "lxc.net.0.ipv4.gateway = {}".format(network["gateway"]),
@@ -198,9 +203,19 @@ def hosts_text(hostname):
     ).format(names)
 
 
-def random_hwaddr():
-    # 00:16:3e is the Xen/LXC range that LXC itself uses for generated addresses.
-    return "00:16:3e:{:02x}:{:02x}:{:02x}".format(*(random.randrange(256) for _ in range(3)))
+def derived_hwaddr(name, lxc_path):
+    """A MAC of the container's own, derived from its name: the same on every rerun, and none
+    another container of ``lxc_path`` has. 00:16:3e is the range LXC itself uses."""
+    taken = set()
+    for other in os.listdir(lxc_path) if os.path.isdir(lxc_path) else ():
+        if other != name and NAME_RE.match(other) and exists(other, lxc_path):
+            taken.add(read_config(other, lxc_path).get("lxc.net.0.hwaddr", "").lower())
+    for attempt in range(1 << 16):
+        digest = hashlib.sha256("{}/{}/{}".format(lxc_path.rstrip("/"), name, attempt).encode()).digest()
+        hwaddr = "00:16:3e:{:02x}:{:02x}:{:02x}".format(*digest[:3])
+        if hwaddr not in taken:
+            return hwaddr
+    raise CorpusError("No free MAC address is left for container {}.".format(name))
 
 
 def parse_network(address, gateway=None):
@@ -736,7 +751,8 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
         "bridge": bridge,
         "address": str(interface),
         "gateway": gateway,
-        "hwaddr": config.get("lxc.net.0.hwaddr") or random_hwaddr(),
+        "hwaddr": config.get("lxc.net.0.hwaddr") or derived_hwaddr(name, lxc_path),
+        "port": firewall.port_name(bridge, name, lxc_path),
     }
     rootdev = rootdev_path(name, lxc_path)
     with mounted_image(rootdev) as rootfs:
@@ -756,6 +772,43 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
     with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
         fh.write(render_config(name, rootdev, hostname=short, network=network))
     return dict(result, changed=True)
+
+
+def network_identity(name, lxc_path=DEFAULT_LXC_PATH):
+    """``{name, port, hwaddr, address, bridge}`` of a configured container (what the node's
+    firewall pins it to), or None for one without network."""
+    config = read_config(name, lxc_path)
+    if config.get("lxc.net.0.type") != "veth" or not config.get("lxc.net.0.ipv4.address"):
+        return None
+    return {
+        "name": name,
+        "port": config.get("lxc.net.0.veth.pair"),
+        "hwaddr": config.get("lxc.net.0.hwaddr"),
+        "address": config["lxc.net.0.ipv4.address"].split("/", 1)[0],
+        "bridge": config.get("lxc.net.0.link"),
+    }
+
+
+def pin_network(name, lxc_path=DEFAULT_LXC_PATH):
+    """Give a stopped container configured before ports and MACs were fixed its own port name
+    and MAC, so the firewall can pin it; returns ``network_identity``. Idempotent."""
+    require(name, lxc_path)
+    identity = network_identity(name, lxc_path)
+    if identity is None or (identity["port"] and identity["hwaddr"]) or state(name, lxc_path) != "STOPPED":
+        return identity
+    config = read_config(name, lxc_path)
+    network = {
+        "bridge": identity["bridge"],
+        "address": config["lxc.net.0.ipv4.address"],
+        "gateway": config.get("lxc.net.0.ipv4.gateway"),
+        "hwaddr": identity["hwaddr"] or derived_hwaddr(name, lxc_path),
+        "port": identity["port"] or firewall.port_name(identity["bridge"], name, lxc_path),
+    }
+    text = render_config(name, rootdev_path(name, lxc_path), hostname=config.get("lxc.uts.name"),
+                         network=network, autostart=config.get("lxc.start.auto", "1") == "1")
+    with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return network_identity(name, lxc_path)
 
 
 def state(name, lxc_path=DEFAULT_LXC_PATH):

@@ -3,9 +3,11 @@
 One mapping is one element of a map (``tcp_ports`` / ``udp_ports``: node port -> container
 address . port), so adding or removing one never touches another, and the rules never change
 after ``setup``. DNAT happens in prerouting (connections from outside) and in output
-(connections from the node itself), only for packets addressed to the node; with
-``route_localnet`` on the bridge, ``127.0.0.1:<port>`` works too. The containers' subnet is
-masqueraded going out.
+(connections from the node itself), only for packets addressed to the node's own addresses
+(``127.0.0.1`` is not one of them: the bridge has no ``route_localnet``, so nothing reaches a
+container from the node's loopback, nor the node's loopback from a container; the node reaches
+a NATed port on its bridge address). The containers' subnet is masqueraded going out. What a
+container may reach is ``firewall``'s concern.
 
 The maps are copied to ``<state_dir>/ports.json`` after each change, so ``setup`` puts them
 back after a reboot empties the kernel's tables.
@@ -54,7 +56,6 @@ def table_definition(table=DEFAULT_TABLE):
         type nat hook postrouting priority srcnat; policy accept;
         ip saddr @subnets ip daddr != @subnets masquerade
         ct status dnat ip saddr @subnets ip daddr @subnets masquerade
-        ct status dnat ip saddr 127.0.0.0/8 masquerade
     }}
 }}
 """.format(table=table, maps=maps, dnat=dnat)
@@ -95,8 +96,8 @@ def check_protocol(protocol):
 
 
 def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
-    """Create the table (once), masquerade ``subnet``, let the node's 127.0.0.1 reach mapped
-    ports through ``bridge``, and restore saved mappings. Idempotent."""
+    """Create the table (once), masquerade ``subnet``, keep the node's loopback off ``bridge``
+    and restore saved mappings. Idempotent."""
     check_table(table)
     try:
         network = ipaddress.IPv4Network(subnet)
@@ -108,8 +109,8 @@ def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
             nft(["-f", "-"], "Creating nftables table " + table, input=table_definition(table))
         subnet_element = "{{ {} }}".format(network)
         nft(["add", "element", "ip", table, "subnets", subnet_element], "Adding subnet {}".format(network))
-    # Without it the kernel drops packets from 127.0.0.1 routed out of the bridge after DNAT.
-    write_sysctl("net/ipv4/conf/{}/route_localnet".format(bridge), "1")
+    # Off (older nodes turned it on): with it, a container reaches what the node binds to 127.0.0.1.
+    write_sysctl("net/ipv4/conf/{}/route_localnet".format(bridge), "0")
     restored = 0
     if state_dir:
         for entry in load_saved(state_dir):
@@ -207,8 +208,11 @@ def change_element(verb, table, protocol, text):
 
 
 def teardown(table=DEFAULT_TABLE, state_dir=None):
-    """Delete the whole table (and its saved copy)."""
-    if table_exists(check_table(table)):
+    """Delete the whole table, the firewall's bridge table of that name, and their saved copies."""
+    from mc_project.node import firewall  # it builds on this module
+
+    firewall.teardown(check_table(table), state_dir)
+    if table_exists(table):
         nft(["delete", "table", "ip", table], "Deleting nftables table " + table)
     if state_dir and os.path.exists(os.path.join(state_dir, PORTS_FILE)):
         os.unlink(os.path.join(state_dir, PORTS_FILE))

@@ -21,7 +21,7 @@ import salt.utils.crypt
 
 import lxc_cache
 from mc_project.errors import CorpusError
-from mc_project.node import host, lxc, minion, nat, proxy
+from mc_project.node import firewall, host, lxc, minion, nat, proxy
 
 pytestmark = pytest.mark.skipif(
     lxc_cache.lxc_skip_reason() is not None, reason=lxc_cache.lxc_skip_reason() or ""
@@ -138,6 +138,8 @@ def web(node):
     name = node.name("web")
     lxc.clone(name, node.lxc_path)
     lxc.configure(name, node.domain, node.address(10), None, node.bridge, node.lxc_path)
+    # As mc_lxc.configure does: pinned to its port, MAC and address, else the bridge drops its frames.
+    firewall.allow_container(lxc.network_identity(name, node.lxc_path), node.table, node.state_dir)
     lxc.start(name, node.lxc_path)
     return name
 
@@ -218,8 +220,8 @@ def test_ssh_reaches_the_container_through_the_nated_port(node, web):
     assert nat.map_port(port, address, 22, table=node.table, state_dir=node.state_dir)["changed"] is False
     with pytest.raises(CorpusError, match="already mapped to {}:22".format(address)):
         nat.map_port(port, node.address(11).split("/")[0], 22, table=node.table, state_dir=node.state_dir)
-    # From the node itself: to its own address (as from outside) and to 127.0.0.1.
-    for target in node_addresses()[:1] + ["127.0.0.1"]:
+    # From the node itself: to its own address (as from outside) and to its bridge address.
+    for target in node_addresses()[:1] + [str(node.subnet.network_address + 1)]:
         out, server_key = ssh_run(target, port, key, "cat /etc/hostname; ip -4 -o addr show dev eth0")
         assert out.splitlines()[0] == node.domain.split(".")[0]
         assert " {} ".format(node.address(10)) in out
@@ -440,6 +442,8 @@ def test_destroy_leaves_no_container_rule_or_route(node, web):
         nat.unmap_port(mapping["external_port"], table=node.table, state_dir=node.state_dir)
     proxy.remove_route(node.domain, node.state_dir)
     assert lxc.destroy(web, node.lxc_path) == {"name": web, "destroyed": True}
+    assert firewall.forget_container(web, node.table, node.state_dir)["changed"] is True
+    assert firewall.hosts(node.table) == [] and firewall.load_saved(node.state_dir) == {}
 
     assert not os.path.exists(os.path.join(node.lxc_path, web))
     assert nat.ports(node.table) == []
