@@ -17,6 +17,11 @@ measured in the same run, on this machine.
     plain git push + restart of (a) under the same loop (``--only g``, ~2 minutes).
 (h) the database snapshot (SQLite online backup API) and its restore, for a 100 MiB and
     a 1 GiB database, against a plain ``cp`` of the file (``--only h``, ~1 minute).
+(i) a 1-file change (a template) of examples/django-app, cooking (env staging) and
+    editable (env dev), against what piku does for it: a post-receive hook that checks
+    the commit out, reuses the virtualenv, runs collectstatic and migrate and restarts
+    gunicorn; push wall time and push start to the new version answering, by phase and
+    step (``--only i``, ~2 minutes).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -51,6 +56,7 @@ HEADERS = {
     "f": "(f) controller: 1, 4 and 8 environments created in parallel vs one after another",
     "g": "(g) zero downtime under load: examples/wsgi-app deploys and rollbacks, cooking, env staging",
     "h": "(h) database snapshot and restore: SQLite backup API vs cp, 100 MiB and 1 GiB",
+    "i": "(i) a 1-file change of a Django app: corpus cooking and editable vs piku-style checkout + restart",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -882,6 +888,350 @@ def report_zero_downtime(deploys, rollbacks, runs, rollback_runs, problems, seen
         f"deploys or rollbacks that went wrong: {len(problems)}")
 
 
+# --------------------------------------------------------------------------- (i) a 1-file change of a Django app
+
+DJANGO_CHANGES = {False: 5, True: 2}  # --quick: 2 changes
+DJANGO_TEMPLATE = "notes/templates/notes/index.html"
+
+# What piku does on a push of a Python app, as a post-receive hook: the commit checked
+# out over the app's work tree, the virtualenv reused unless requirements.txt is newer
+# than it (pip only then), Django's collectstatic and migrate, then the web process
+# restarted (here gunicorn, killed and started again on the same port).
+PIKU_HOOK = r"""#!/bin/sh
+set -e
+while read old new ref; do rev=$new; done
+say() {{ echo "-----> $*" >&2; }}
+APP='{app}'; VENV='{venv}'; RUN='{run}'
+export DATABASE_URL='sqlite:///{data}/db.sqlite3' CORPUS_DATA='{data}'
+say checkout
+git --work-tree="$APP" checkout -q -f "$rev"
+first=
+if [ ! -x "$VENV/bin/python" ]; then
+    say virtualenv
+    '{python}' -m venv "$VENV"
+    first=1
+fi
+if [ -n "$first" ] || [ "$APP/requirements.txt" -nt "$VENV/bin/activate" ]; then
+    say pip install -r requirements.txt
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$APP/requirements.txt" >&2
+fi
+cd "$APP"
+say collectstatic
+"$VENV/bin/python" manage.py collectstatic --noinput >&2
+say migrate
+"$VENV/bin/python" manage.py migrate --noinput >&2
+say restart
+if [ -f "$RUN/web.pid" ]; then
+    pid=$(cat "$RUN/web.pid")
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+fi
+say stopped
+setsid "$VENV/bin/gunicorn" mysite.wsgi --bind 127.0.0.1:{port} --workers 2 --pid "$RUN/web.pid" \
+    --daemon --log-file "$RUN/web.log" </dev/null >/dev/null 2>&1
+say started
+"""
+
+
+class PageWatch:
+    """Polls ``GET /`` of the public port in a thread, from before a push, until it
+    answers 200 with ``needle`` in the body: ``seen`` is when (monotonic), else None."""
+
+    def __init__(self, port, needle, accept=None, interval=0.01):
+        self.port, self.needle, self.interval = port, needle, interval
+        self.headers = {"Accept": accept} if accept else {}
+        self.seen = None
+        self.last = "no answer yet"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def _get(self):
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/", headers=self.headers)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except (urllib.error.URLError, OSError):
+            return None, ""
+
+    def _poll(self):
+        while not self.stopping.is_set():
+            status, body = self._get()
+            if status == 200 and self.needle in body:
+                self.seen = time.monotonic()
+                return
+            self.last = f"{status} {body[:120]!r}"
+            time.sleep(self.interval)
+
+    def wait(self, timeout=30):
+        self.thread.join(timeout)
+        if self.seen is None:
+            raise BenchError(f"127.0.0.1:{self.port} did not answer {self.needle!r} within {timeout}s "
+                             f"(last: {self.last})")
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join()
+
+
+def django_change(src, rev):
+    """The one-file change: the page's template gets a new ``data-rev`` marker; returns
+    the files to commit and what the new page shows."""
+    import re
+
+    with open(os.path.join(src, DJANGO_TEMPLATE), encoding="utf-8") as fh:
+        text = fh.read()
+    text = re.sub(r'<h1(?: data-rev="\d+")?>', f'<h1 data-rev="{rev}">', text, count=1)
+    return {DJANGO_TEMPLATE: text}, f'data-rev="{rev}"'
+
+
+def warm_page(port, count=16):
+    """Render the page in every worker of the live app before a push: Django's cached
+    template loader reads a template on first use, so a worker that never rendered it
+    would show a changed file from a checkout in place without any restart."""
+    for _ in range(count):
+        harness.http_get(port)
+
+
+def _line_at(push, pred, after=None):
+    for stamp, text in push.lines:
+        if (after is None or stamp >= after) and pred(_stripped(text)):
+            return stamp
+    return None
+
+
+def _line_after(push, stamp):
+    """Arrival time of the first line that came strictly after ``stamp``."""
+    for t, _ in push.lines:
+        if stamp is not None and t > stamp:
+            return t
+    return None
+
+
+def _between(start, end):
+    return end - start if start is not None and end is not None else None
+
+
+def django_steps(push, record):
+    """Seconds of corpus's steps in one deploy of the Django app: the record's own when
+    its steps carry ``seconds``, else the arrival times of the progress lines (as (g))."""
+    base = step_seconds(push, record)
+    if base.get("source") == "record":
+        return base
+    at = lambda pred, after=None: _line_at(push, pred, after)  # noqa: E731
+    t_deploying = at(lambda s: s.startswith("-----> deploying"))
+    t_build = at(lambda s: s == "-----> build")
+    t_venv = at(lambda s: s.startswith("virtualenv reused") or s.startswith("virtualenv built"))
+    t_static = at(lambda s: "static file" in s and "copied" in s, t_venv)
+    t_post_build = at(lambda s: s == "-----> post_build")
+    t_deploy = at(lambda s: s == "-----> deploy")
+    t_release = at(lambda s: s.startswith("release: "), t_deploy)
+    t_release_done = _line_after(push, t_release)
+    t_started = at(lambda s: "started beside the live one" in s)
+    return {
+        "git push until the deploy starts (transfer, hook, agent hand-off, lock)":
+            _between(push.started, t_deploying),
+        "build: checkout into the build dir / project/, until the venv line": _between(t_build, t_venv),
+        "install_dependencies: venv hard-linked (cp -al) + collectstatic": _between(t_venv, t_static),
+        "build: after collectstatic (states, end of phase)": _between(t_static, t_post_build),
+        "make_release + pack_bundle": base.get("make_release + pack_bundle"),
+        "deploy: states until release:": _between(t_deploy, t_release),
+        "run_release (release: manage.py migrate)": _between(t_release, t_release_done),
+        "start_new (after release:)": _between(t_release_done, t_started),
+        "move_traffic: health check": base.get("move_traffic: health check"),
+        "move_traffic: switch": base.get("move_traffic: switch"),
+        "retire_old (drain, stop) + prune + exit": base.get("retire_old (drain, stop) + prune + exit"),
+        "source": "progress lines",
+    }
+
+
+class PikuBaseline:
+    """piku-style: a bare repo whose post-receive hook (``PIKU_HOOK``) checks the commit
+    out into the app's work tree, reuses the virtualenv, runs collectstatic and migrate,
+    and restarts gunicorn on the same port."""
+
+    def __init__(self, corpus, root, port):
+        self.corpus = corpus
+        self.root = root
+        self.git_dir = os.path.join(root, "app.git")
+        self.app = os.path.join(root, "app")
+        self.run = os.path.join(root, "run")
+        self.port = port
+
+    def init(self):
+        for path in (self.app, self.run, os.path.join(self.root, "data")):
+            os.makedirs(path, exist_ok=True)
+        git(self.root, "init", "-q", "--bare", "-b", "main", self.git_dir)
+        hooks = os.path.join(self.git_dir, "hooks")
+        for hook in os.listdir(hooks):
+            os.unlink(os.path.join(hooks, hook))
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+        with open(os.path.join(hooks, "post-receive"), "w", encoding="utf-8") as fh:
+            fh.write(PIKU_HOOK.format(app=self.app, venv=os.path.join(self.root, "venv"), run=self.run,
+                                      data=os.path.join(self.root, "data"), port=self.port, python=python))
+        os.chmod(os.path.join(hooks, "post-receive"), 0o755)
+
+    def push(self, src, needle, accept=None):
+        warm_page(self.port)
+        with PageWatch(self.port, needle, accept) as watch:
+            push = self.corpus.push(src, self.git_dir)
+            seen = watch.wait()
+        at = lambda s: _line_at(push, lambda t: t == "-----> " + s)  # noqa: E731
+        t_checkout, t_static, t_migrate, t_restart, t_stopped, t_started = (
+            at(s) for s in ("checkout", "collectstatic", "migrate", "restart", "stopped", "started"))
+        t_pip = at("pip install -r requirements.txt")
+        return {
+            "push": push.seconds, "answer": seen - push.started, "pip": t_pip is not None,
+            "steps": {
+                "git push until the hook starts (transfer, receive)": _between(push.started, t_checkout),
+                "git checkout -f into the work tree (+ pip when requirements changed)":
+                    _between(t_checkout, t_static),
+                "manage.py collectstatic --noinput": _between(t_static, t_migrate),
+                "manage.py migrate --noinput": _between(t_migrate, t_restart),
+                "restart: kill gunicorn (TERM), wait until it exited": _between(t_restart, t_stopped),
+                "restart: start gunicorn (--daemon)": _between(t_stopped, t_started),
+                "hook done -> push returns": _between(t_started, push.ended),
+                "hook done -> the new version answers": _between(t_started, seen),
+            },
+        }
+
+    def stop(self):
+        pidfile = os.path.join(self.run, "web.pid")
+        try:
+            with open(pidfile, encoding="utf-8") as fh:
+                pid = int(fh.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, 9)
+
+
+def corpus_django_push(corpus, name, src, needle, accept=None):
+    port = corpus.pillar[name]["port"]
+    warm_page(port)
+    with PageWatch(port, needle, accept) as watch:
+        push = corpus.push_project(src, name)
+        seen = watch.wait()
+    record = corpus.history(name)[-1]
+    if record.get("status") != "success" or record.get("commit") != git(src, "rev-parse", "HEAD"):
+        raise BenchError(f"{name}: unexpected deploy record: {json.dumps(record)[:1000]}")
+    return {"push": push.seconds, "answer": seen - push.started, "record": record,
+            "steps": django_steps(push, record),
+            "venv": "reused" if "virtualenv reused" in push.text() else "built"}
+
+
+def bench_django_change(corpus, sizes, cooking_name, editable_name, base_port):
+    section("i")
+    changes = DJANGO_CHANGES[sizes.quick]
+    baseline = PikuBaseline(corpus, os.path.join(corpus.root, "piku"), base_port)
+    baseline.init()
+    sides = [("cooking", cooking_name), ("editable", editable_name)]
+    srcs = {name: corpus.source(name, example="django-app") for _, name in sides}
+    srcs["piku"] = corpus.source("piku-django", example="django-app")
+    first, runs = {}, {"cooking": [], "editable": [], "piku": []}
+    try:
+        # First pushes: each side builds its virtualenv (pip), migrates and starts the app.
+        version = '"version": "1"'
+        for label, name in sides:
+            first[label] = corpus_django_push(corpus, name, srcs[name], version, "application/json")
+        first["piku"] = baseline.push(srcs["piku"], version, "application/json")
+        # The same one-file change, pushed to each side in turn.
+        for rev in range(1, changes + 1):
+            for label, name in sides + [("piku", "piku")]:
+                files, needle = django_change(srcs[name], rev)
+                corpus.commit(srcs[name], files, f"template rev {rev}")
+                if label == "piku":
+                    runs[label].append(baseline.push(srcs[name], needle))
+                else:
+                    runs[label].append(corpus_django_push(corpus, name, srcs[name], needle))
+    finally:
+        baseline.stop()
+    report_django_change(changes, first, runs)
+    return runs
+
+
+def report_django_change(changes, first, runs):
+    labels = ("cooking", "editable", "piku")
+
+    def med(label, get):
+        return median([get(r) for r in runs[label]])
+
+    def spread(label, get):
+        values = [v for v in (get(r) for r in runs[label]) if v is not None]
+        return f"{fmt_seconds(min(values))} .. {fmt_seconds(max(values))}" if values else "-"
+
+    def cells(get, only=labels):
+        return [fmt_seconds(med(lb, get)) if lb in only else "" for lb in labels]
+
+    out(f"examples/django-app: first push, then {changes} pushes each changing only "
+        f"{DJANGO_TEMPLATE}; the new version is the page showing the new template, polled from the "
+        "push's start")
+    out("corpus: cooking (env staging) and editable (env dev); piku-style: a post-receive hook "
+        "doing git checkout -f, pip only if requirements.txt changed, collectstatic, migrate, "
+        "gunicorn kill + start")
+    out()
+    rows = [
+        ["first push: wall time (builds the virtualenv)"] + [fmt_seconds(first[lb]["push"]) for lb in labels],
+        ["first push: start -> version 1 answers"] + [fmt_seconds(first[lb]["answer"]) for lb in labels],
+        [f"change: git push wall time (median of {changes})"] + cells(lambda r: r["push"]),
+        ["change: push start -> new version answers"] + cells(lambda r: r["answer"]),
+        ["  min .. max of the above"] + [spread(lb, lambda r: r["answer"]) for lb in labels],
+        ["change: engine's deploy as recorded (history.json seconds)"]
+        + cells(lambda r: r["record"].get("seconds"), ("cooking", "editable")),
+    ]
+    phase_names = [p["phase"] for p in runs["cooking"][0]["record"]["phases"]]
+    for phase in phase_names:
+        def get(r, phase=phase):
+            return next((p["seconds"] for p in r["record"]["phases"]
+                         if p["phase"] == phase and p.get("result") is True), None)
+        rows.append([f"  phase {phase}"] + [fmt_seconds(med(lb, get)) if lb != "piku" and
+                                            any(get(r) is not None for r in runs[lb]) else
+                                            ("skipped" if lb != "piku" else "") for lb in labels])
+    step_keys = [k for k in runs["cooking"][0]["steps"] if k != "source"]
+    for key in [k for k in runs["editable"][0]["steps"] if k != "source" and k not in step_keys]:
+        step_keys.append(key)
+    for key in step_keys:
+        rows.append([f"  step {key}"] + cells(lambda r, key=key: r["steps"].get(key), ("cooking", "editable")))
+    for key in runs["piku"][0]["steps"]:
+        rows.append([f"  piku: {key}"] + cells(lambda r, key=key: r["steps"].get(key), ("piku",)))
+    source = runs["cooking"][0]["steps"].get("source", "")
+    out(f"per change: medians; corpus steps timed from the {source}")
+    out()
+    table(["", "cooking (staging)", "editable (dev)", "piku-style"], rows, out=out)
+    venvs = {lb: sorted({r["venv"] for r in runs[lb]}) for lb in ("cooking", "editable")}
+    pips = sum(1 for r in runs["piku"] if r["pip"])
+    out(f"virtualenv on the changes: cooking {'/'.join(venvs['cooking'])}, editable "
+        f"{'/'.join(venvs['editable'])}; piku-style ran pip on {pips} of {changes}")
+    out()
+    piku_push, piku_answer = med("piku", lambda r: r["push"]), med("piku", lambda r: r["answer"])
+    for label in ("cooking", "editable"):
+        push, answer = med(label, lambda r: r["push"]), med(label, lambda r: r["answer"])
+        over = ratio(answer, piku_answer)
+        verdict = "meets" if over is not None and over <= 1.0 and answer <= 3.0 else "misses"
+        out(f"{label} / piku-style: wall {fmt_ratio(ratio(push, piku_push))}, until the new version answers "
+            f"{fmt_ratio(ratio(answer, piku_answer))} ({fmt_seconds(answer)}; goal <= 1.00x and <= 3 s: "
+            f"{verdict})")
+
+
 # --------------------------------------------------------------------------- main
 
 def versions():
@@ -977,7 +1327,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefgh", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghi", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -993,6 +1343,9 @@ def main(argv=None):
         "bench-change-large": {"env": "staging", "port": free_port()},
         # (g) rolls back one release at a time: keep enough of them.
         "bench-zdt": {"env": "staging", "port": free_port(), "keep_releases": ZDT_ROUNDS[sizes.quick][1] + 2},
+        # (i): the same Django app, cooking and editable
+        "bench-django-staging": {"env": "staging", "port": free_port()},
+        "bench-django-dev": {"env": "dev", "port": free_port()},
     }
     corpus = Corpus(args.root)
     notes = []
@@ -1009,6 +1362,8 @@ def main(argv=None):
             bench_zero_downtime(corpus, sizes, "bench-zdt", free_port())
         if "h" in args.only:
             bench_database(sizes, os.path.join(args.root, "database"))
+        if "i" in args.only:
+            bench_django_change(corpus, sizes, "bench-django-staging", "bench-django-dev", free_port())
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:
