@@ -154,8 +154,21 @@ def install_python(cfg, tree, log, configured_python=None):
         log("       virtualenv built with {} ({})".format(python, os.path.basename(cache)))
         _build_venv(python, tree, cache, log)
     os.utime(cache)  # the newest caches are the ones kept
-    _link_copy(cache, os.path.join(tree, ".venv"))
+    venv = os.path.join(tree, ".venv")
+    marker = os.path.join(venv, ".corpus-cache")
+    if _read(marker) != os.path.basename(cache):  # an editable checkout may have it already
+        _link_copy(cache, venv)
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(os.path.basename(cache))
     return cache
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- node
