@@ -130,17 +130,22 @@ def _build_venv(python, tree, dest, log):
         raise
 
 
-def _link_copy(src, dest):
-    """``dest`` becomes a tree of hard links to ``src`` (cheap, and byte for byte the same)."""
+def _link_copy(src, dest, symlink=False):
+    """``dest`` becomes a tree of hard links to ``src`` (cheap, and byte for byte the same),
+    or with ``symlink`` a link to it: a build dir needs no copy of its own, the release
+    made from it links the files (releases.make_release)."""
     if os.path.lexists(dest):
         if os.path.isdir(dest) and not os.path.islink(dest):
             shutil.rmtree(dest)
         else:
             os.unlink(dest)
+    if symlink:
+        os.symlink(src, dest)
+        return
     _run(["cp", "-al", src, dest], os.path.dirname(dest), "Linking {}".format(os.path.basename(dest)))
 
 
-def install_python(cfg, tree, log, configured_python=None):
+def install_python(cfg, tree, log, configured_python=None, symlink=False):
     if not any(os.path.isfile(os.path.join(tree, name)) for name in PYTHON_FILES):
         return None
     python = python_for(tree, configured_python)
@@ -156,7 +161,9 @@ def install_python(cfg, tree, log, configured_python=None):
     os.utime(cache)  # the newest caches are the ones kept
     venv = os.path.join(tree, ".venv")
     marker = os.path.join(venv, ".corpus-cache")
-    if _read(marker) != os.path.basename(cache):  # an editable checkout may have it already
+    if symlink:
+        _link_copy(cache, venv, symlink=True)
+    elif _read(marker) != os.path.basename(cache):  # an editable checkout may have it already
         _link_copy(cache, venv)
         with open(marker, "w", encoding="utf-8") as fh:
             fh.write(os.path.basename(cache))
@@ -173,7 +180,7 @@ def _read(path):
 
 # --------------------------------------------------------------------------- node
 
-def install_node(cfg, tree, log, env=None):
+def install_node(cfg, tree, log, env=None, symlink=False):
     if not os.path.isfile(os.path.join(tree, "package.json")):
         return None
     npm = shutil.which("npm")
@@ -200,7 +207,7 @@ def install_node(cfg, tree, log, env=None):
     os.utime(cache)
     modules = os.path.join(cache, "node_modules")
     if os.path.isdir(modules):
-        _link_copy(modules, os.path.join(tree, "node_modules"))
+        _link_copy(modules, os.path.join(tree, "node_modules"), symlink=symlink)
     with open(os.path.join(tree, "package.json"), encoding="utf-8") as fh:
         scripts = (json.load(fh).get("scripts") or {})
     if "build" in scripts:

@@ -97,8 +97,9 @@ LINKED_TREES = (".venv", "node_modules")
 
 
 def link_tree(src, dest):
-    """``dest`` becomes hard links of ``src``'s files (``cp -al``), every file read-only."""
-    _run(["cp", "-al", src, dest], "Linking {}".format(src))
+    """``dest`` becomes hard links of ``src``'s files (``cp -al``; ``src`` may be a link
+    to the tree), every file read-only."""
+    _run(["cp", "-al", os.path.realpath(src), dest], "Linking {}".format(src))
     for dirpath, dirnames, filenames in os.walk(dest):
         os.chmod(dirpath, os.stat(dirpath).st_mode & ~0o022)
         for name in filenames:

@@ -111,10 +111,12 @@ def do_install_dependencies(run, entry):
     project's static files, in the tree being built."""
     tree = entry["tree"]
     opts = (run.bindings.template_globals if run.bindings else {}).get("opts") or {}
-    deps.install_python(run.cfg, tree, run.log, opts.get("corpus_python"))
+    # A build dir links the cached trees; the release made from it gets their files.
+    symlink = run.cfg["mode"] != "editable"
+    deps.install_python(run.cfg, tree, run.log, opts.get("corpus_python"), symlink=symlink)
     # The build sees the app's settings, as Heroku's does (npm and pip keep their caches in HOME).
     env = dict(supervisor.app_environment(run.cfg, tree, 0), HOME=os.environ.get("HOME", "/root"))
-    deps.install_node(run.cfg, tree, run.log, env)
+    deps.install_node(run.cfg, tree, run.log, env, symlink=symlink)
     deps.collectstatic(run.cfg, tree, env, run.log)
 
 
