@@ -24,7 +24,7 @@ import time
 import urllib.parse
 
 from mc_project.errors import CorpusError
-from mc_project.project import releases
+from mc_project.project import files, releases
 
 SQLITE_NAME = "db.sqlite3"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -221,7 +221,7 @@ def ensure_postgresql(cfg):
     creds = {"database": name, "role": name, "password": password,
              "host": parts.hostname or "", "port": parts.port or 5432}
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _write_private(path, json.dumps(creds, indent=1))
+    files.write_private(path, json.dumps(creds, indent=1))
     return creds
 
 
@@ -314,7 +314,7 @@ def dump(cfg, snapshot_dir):
 
 
 def write_meta(snapshot_dir, snapshot_id, database):
-    _write_private(os.path.join(snapshot_dir, META), json.dumps(
+    files.write_private(os.path.join(snapshot_dir, META), json.dumps(
         {"id": snapshot_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
          "database": database}, indent=1))
 
@@ -367,17 +367,3 @@ def describe(snapshot_dir):
     return {"id": os.path.basename(snapshot_dir), "time": taken,
             "data_bytes": _tree_bytes(os.path.join(snapshot_dir, "data")),
             "database": database, "database_bytes": db_bytes}
-
-
-def _write_private(path, text):
-    tmp = "{}.tmp-{}".format(path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 
 from mc_project.errors import CorpusError
+from mc_project.project import files
 
 # A script that re-executes itself with the python beside it: sh runs the first lines,
 # python reads them as a string.
@@ -163,19 +164,12 @@ def install_python(cfg, tree, log, configured_python=None, symlink=False):
     marker = os.path.join(venv, ".corpus-cache")
     if symlink:
         _link_copy(cache, venv, symlink=True)
-    elif _read(marker) != os.path.basename(cache):  # an editable checkout may have it already
+    elif files.read_text(marker) != os.path.basename(cache):  # an editable checkout may have it already
         _link_copy(cache, venv)
         with open(marker, "w", encoding="utf-8") as fh:
             fh.write(os.path.basename(cache))
     return cache
 
-
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------- node

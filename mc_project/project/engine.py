@@ -20,7 +20,7 @@ import time
 import uuid
 
 from mc_project.errors import CorpusError
-from mc_project.project import (bundle, database, deps, diskfull, failpoints, gitrepo, history, lock, recipe,
+from mc_project.project import (bundle, database, deps, diskfull, files, failpoints, gitrepo, history, lock, recipe,
                                 releases, settings, supervisor, undo)
 from mc_project.project.run import Log, Run, SaltBindings, describe_error  # noqa: F401
 
@@ -118,7 +118,7 @@ def _housekeeping(run, log):
 
 def _write_log(paths, rid, text):
     os.makedirs(paths["logs"], exist_ok=True)
-    supervisor.write_private(os.path.join(paths["logs"], "deploy-{}.log".format(rid)), text)
+    files.write_private(os.path.join(paths["logs"], "deploy-{}.log".format(rid)), text)
 
 
 def _fail(run, log, phase, exc, what):

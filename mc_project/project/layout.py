@@ -7,7 +7,7 @@ import shutil
 import git
 
 from mc_project import resources
-from mc_project.project import diskfull, settings, users
+from mc_project.project import diskfull, files, settings, users
 
 DIRS = ("project", "pillar", "build", "releases", "data", "snapshots", "archives", "bundles",
         "failed", "logs", "supervisor")
@@ -42,7 +42,7 @@ def planned_changes(name, projects_root, salt_call):
             if not _same_file(os.path.join(resources.hooks_dir(), hook), dest):
                 changes[dest] = "hook installed"
         conf = os.path.join(repo, "corpus.conf")
-        if _read(conf) != hook_config(name, kind, salt_call):
+        if files.read_text(conf) != hook_config(name, kind, salt_call):
             changes[conf] = "hook settings written"
     return changes
 
@@ -73,13 +73,6 @@ def init_project(name, projects_root, salt_call, branch="main", pillar=None):
     return changes
 
 
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
 
 def _same_file(src, dest):
-    return _read(src) is not None and _read(src) == _read(dest)
+    return files.read_text(src) is not None and files.read_text(src) == files.read_text(dest)

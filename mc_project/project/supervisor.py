@@ -30,7 +30,7 @@ import xmlrpc.client
 from supervisor.xmlrpc import SupervisorTransport
 
 from mc_project.errors import CorpusError
-from mc_project.project import database, front, procfile, rundir, users
+from mc_project.project import database, files, front, procfile, rundir, users
 
 STATE = "state.json"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -81,25 +81,7 @@ def load_state(cfg):
 
 
 def save_state(cfg, state):
-    write_private(os.path.join(cfg["paths"]["supervisor"], STATE), json.dumps(state, indent=1))
-
-
-def write_private(path, text, owner=None):
-    """Write ``text`` to ``path`` atomically, mode 0600 (owned by ``owner`` uid when given)."""
-    tmp = "{}.tmp-{}".format(path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if owner is not None:
-            os.chown(tmp, owner, -1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_private(os.path.join(cfg["paths"]["supervisor"], STATE), json.dumps(state, indent=1))
 
 
 # --------------------------------------------------------------------------- the app's command
@@ -134,7 +116,7 @@ def write_spec(cfg, name, tree, command, port):
     spec = {"command": command, "cwd": tree, "user": users.run_as(cfg),
             "home": cfg["paths"]["data"], "env": app_environment(cfg, tree, port)}
     path = spec_path(cfg, name)
-    write_private(path, json.dumps(spec, indent=1))
+    files.write_private(path, json.dumps(spec, indent=1))
     return path
 
 
@@ -197,7 +179,7 @@ def write_conf(cfg, state):
     programs = [name for entry in (state["live"], state["standby"]) if entry
                 for name in slot_programs(entry)]
     front.write_conf(cfg, state["live"], user=users.front_user(cfg))
-    write_private(conf_path(cfg), render_conf(cfg, programs))
+    files.write_private(conf_path(cfg), render_conf(cfg, programs))
 
 
 # --------------------------------------------------------------------------- supervisord

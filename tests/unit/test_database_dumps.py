@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from mc_project.errors import CorpusError
-from mc_project.project import database, releases, schema
+from mc_project.project import database, files, releases, schema
 
 
 def cfg_for(tmp_path, **settings):
@@ -48,7 +48,7 @@ def test_postgresql_without_a_server_says_what_to_set(tmp_path):
 def test_postgresql_url_from_kept_credentials_quotes_the_password(tmp_path):
     cfg = cfg_for(tmp_path, database="postgresql")
     os.makedirs(cfg["paths"]["supervisor"])
-    database._write_private(database.credentials_path(cfg), '{"database": "corpus_shop", '
+    files.write_private(database.credentials_path(cfg), '{"database": "corpus_shop", '
                             '"role": "corpus_shop", "password": "a/b@c", "host": "127.0.0.1", "port": 5433}')
     assert database.url(cfg) == "postgresql://corpus_shop:a%2Fb%40c@127.0.0.1:5433/corpus_shop"
 
