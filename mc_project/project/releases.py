@@ -17,6 +17,8 @@ import time
 from mc_project.errors import CorpusError
 
 SNAPSHOT_ATTEMPTS = 5
+# What cp says when the live app renames or replaces a file while it is copied.
+LIVE_CHANGES = ("No such file or directory", "replaced while being copied")
 
 
 def new_release_id(releases_dir, commit):
@@ -195,8 +197,9 @@ def snapshot_data(data_dir, snapshot_dir, exclude=()):
     """Copy ``data/`` into ``<snapshot_dir>/data`` (fresh inodes, reflinks where possible),
     leaving out the top-level names in ``exclude`` (a database dumped on its own).
 
-    The live app keeps writing meanwhile: a file that vanishes during the copy (an app's
-    temporary file renamed away) makes ``cp`` fail, and the copy is simply made again."""
+    The live app keeps writing meanwhile: a file that vanishes or is replaced during the
+    copy (an app's temporary file renamed over another) makes ``cp`` fail, and the copy is
+    simply made again."""
     os.makedirs(snapshot_dir, exist_ok=True)
     dest = os.path.join(snapshot_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
@@ -211,7 +214,7 @@ def snapshot_data(data_dir, snapshot_dir, exclude=()):
                      "Snapshotting {}".format(data_dir))
             return dest
         except CorpusError as exc:
-            if attempt < SNAPSHOT_ATTEMPTS and "No such file or directory" in str(exc):
+            if attempt < SNAPSHOT_ATTEMPTS and any(text in str(exc) for text in LIVE_CHANGES):
                 continue
             shutil.rmtree(snapshot_dir, ignore_errors=True)
             raise
