@@ -13,7 +13,6 @@ import re
 from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from mc_project.errors import CorpusError
+from mc_project.project.schema import check
 
 # The same rules as mc_project.controller.nodes (kept here so the node side needs
 # nothing from the controller).
@@ -31,15 +31,6 @@ BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 NFT_TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 PORT_RANGE_RE = re.compile(r"^(\d+)-(\d+)$")
-
-
-def _check(test):
-    def check(value):
-        if not test(value):
-            raise ValueError("refused")
-        return value
-
-    return AfterValidator(check)
 
 
 def _is_host(text):
@@ -67,13 +58,13 @@ def _rule(allowed, default=None):
     return Field(default, json_schema_extra={"allowed": allowed})
 
 
-Host = Annotated[str, _check(_is_host)]
-Name = Annotated[str, _check(NAME_RE.match)]
-Path = Annotated[str, _check(_is_path)]
-Subnet = Annotated[str, _check(_is_subnet)]
-PortRange = Annotated[str, _check(_is_port_range)]
-Bridge = Annotated[str, _check(BRIDGE_RE.match)]
-NftTable = Annotated[str, _check(NFT_TABLE_RE.match)]
+Host = Annotated[str, check(_is_host)]
+Name = Annotated[str, check(NAME_RE.match)]
+Path = Annotated[str, check(_is_path)]
+Subnet = Annotated[str, check(_is_subnet)]
+PortRange = Annotated[str, check(_is_port_range)]
+Bridge = Annotated[str, check(BRIDGE_RE.match)]
+NftTable = Annotated[str, check(NFT_TABLE_RE.match)]
 
 PATH = "an absolute path of plain characters"
 

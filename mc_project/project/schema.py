@@ -44,7 +44,7 @@ USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 SHOWN_CHARS = 80
 
 
-def _check(test):
+def check(test):
     """An after-validator that refuses a value for which ``test`` is false."""
 
     def check(value):
@@ -80,10 +80,10 @@ def _rule(allowed, default=None, **kwargs):
     return Field(json_schema_extra={"allowed": allowed}, **kwargs)
 
 
-BranchName = Annotated[str, _check(BRANCH_RE.fullmatch)]
-IPAddress = Annotated[str, _check(_is_ip)]
-UrlPath = Annotated[str, _check(_is_url_path)]
-UserName = Annotated[str, _check(lambda text: text == "" or USER_RE.fullmatch(text))]
+BranchName = Annotated[str, check(BRANCH_RE.fullmatch)]
+IPAddress = Annotated[str, check(_is_ip)]
+UrlPath = Annotated[str, check(_is_url_path)]
+UserName = Annotated[str, check(lambda text: text == "" or USER_RE.fullmatch(text))]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_RE.pattern)]
 EnvValue = StrictStr | StrictBool | StrictInt | StrictFloat
 
