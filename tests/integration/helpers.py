@@ -184,6 +184,15 @@ def project_state(paths):
     return state
 
 
+def pillar_source(corpus, name, text):
+    """A work tree for the project's private pillar holding ``init.sls``, committed."""
+    src = os.path.join(corpus.base, "src", name + "-pillar")
+    os.makedirs(src)
+    git(src, "init", "-q", "-b", "main")
+    corpus.commit(src, {"init.sls": text}, "settings")
+    return src
+
+
 def ls_remote(repo, ref="refs/heads/main"):
     """The commit ``ref`` points to in ``repo`` as ``git ls-remote`` sees it, or None."""
     out = git(os.getcwd(), "ls-remote", repo, ref).stdout.split()

@@ -30,7 +30,7 @@ import time
 
 import psutil
 import pytest
-from helpers import EXAMPLES, REPO_ROOT, Corpus, git, http_get, local_salt
+from helpers import EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, pillar_source
 
 from mc_project.project import agent, supervisor
 
@@ -45,14 +45,6 @@ PROGRAMS = {"front", "web-a", "web-b"}
 
 
 # --------------------------------------------------------------------------- helpers
-
-def pillar_source(corpus, name, text):
-    src = os.path.join(corpus.base, "src", name + "-pillar")
-    os.makedirs(src)
-    git(src, "init", "-q", "-b", "main")
-    corpus.commit(src, {"init.sls": text}, "settings")
-    return src
-
 
 def environment_sls(values):
     """``init.sls`` setting ``environment``; JSON strings are YAML double-quoted strings."""

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from helpers import (EXAMPLES, REPO_ROOT, Corpus, git, head, http_get, local_salt, ls_remote,
+from helpers import (EXAMPLES, REPO_ROOT, Corpus, head, http_get, local_salt, ls_remote, pillar_source,
                      project_state, tree_digest)
 from mc_project.project import settings as mc_settings
 
@@ -82,14 +82,6 @@ def test_keep_last_two_good_releases_hard_linked(corpus):
         snap_data = os.path.join(paths["snapshots"], snap, "data")
         for f in os.listdir(snap_data):
             assert os.stat(os.path.join(snap_data, f)).st_ino not in live_inodes
-
-
-def pillar_source(corpus, name, text):
-    src = os.path.join(corpus.base, "src", name + "-pillar")
-    os.makedirs(src)
-    git(src, "init", "-q", "-b", "main")
-    corpus.commit(src, {"init.sls": text}, "settings")
-    return src
 
 
 def test_pillar_push_redeploys_with_new_settings_and_bad_yaml_is_refused(corpus):
