@@ -171,7 +171,7 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
             if not rev:
                 raise CorpusError("Nothing to deploy: branch {} of {} has no commit yet.".format(
                     branch, paths["project_git"]))
-        release_id = releases.new_release_id(paths["releases"], rev)
+        release_id = releases.new_release_id(paths["releases"], rev, taken={r.get("id") for r in records})
         build_dir = os.path.join(paths["build"], release_id)
         try:
             if archive:

@@ -21,12 +21,13 @@ SNAPSHOT_ATTEMPTS = 5
 LIVE_CHANGES = ("No such file or directory", "replaced while being copied")
 
 
-def new_release_id(releases_dir, commit):
-    """A sortable, unique id: UTC time plus the short commit."""
+def new_release_id(releases_dir, commit, taken=()):
+    """A sortable, unique id: UTC time plus the short commit, unused by a release dir and by
+    ``taken`` (the ids the history holds: an editable deploy makes no release dir)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     base = "{}-{}".format(stamp, (commit or "nocommit")[:8])
     candidate, n = base, 1
-    while os.path.exists(os.path.join(releases_dir, candidate)):
+    while candidate in taken or os.path.exists(os.path.join(releases_dir, candidate)):
         n += 1
         candidate = "{}.{}".format(base, n)
     return candidate

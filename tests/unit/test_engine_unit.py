@@ -629,7 +629,7 @@ def test_rollback_goes_to_the_release_before_in_deploy_order(project, monkeypatc
     p = project()
     web = p.web_settings(env="staging", keep_releases=5)
     ids = iter(["20990101T000000-99999999", "20990101T000001-bbbbbbbb", "20990101T000001-aaaaaaaa"])
-    monkeypatch.setattr(releases, "new_release_id", lambda _dir, _commit: next(ids))
+    monkeypatch.setattr(releases, "new_release_id", lambda _dir, _commit, **_kw: next(ids))
     first = p.deploy(overrides=web)["id"]
     p.commit({"public/index.html": "v2\n"})
     second = p.deploy(overrides=web)["id"]

@@ -119,6 +119,9 @@ def test_new_release_id_is_unique(tmp_path):
     assert again != rid
     assert again.startswith(rid.split("-")[0])
     assert releases.new_release_id(str(tmp_path), None).endswith("-nocommit")
+    # an id the history already holds (an editable deploy has no release dir) is not reused
+    other = releases.new_release_id(str(tmp_path), "fedcba9876543210")
+    assert releases.new_release_id(str(tmp_path), "fedcba9876543210", taken={other}) != other
 
 
 def test_make_release_hard_links_unchanged_files(tmp_path):
