@@ -39,6 +39,7 @@ import traceback
 import psutil
 from sqlalchemy import select, update
 
+from mc_project.common import messages
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import Job, JobStep, utcnow
@@ -111,8 +112,7 @@ def _same(column, value):
 
 def reason_of(exc):
     """One sentence (no final period) saying why a step raised."""
-    text = str(exc).strip()
-    text = text.splitlines()[0].strip().rstrip(".") if text else ""
+    text = messages.first_line(str(exc))
     if isinstance(exc, CorpusError):
         return text or "it failed"
     return "{}: {}".format(type(exc).__name__, text) if text else type(exc).__name__

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mc_project.common.vocabulary import ENV_TYPES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -30,7 +32,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ENV_TYPES = ("dev", "staging", "prod")
 JOB_STATUSES = ("pending", "running", "success", "failed", "interrupted", "undone")
 # A step whose undo raised stays ``undo_failed``: something of it may be left.
 STEP_STATUSES = JOB_STATUSES + ("undo_failed",)

@@ -21,15 +21,11 @@ from pydantic import (
     ValidationError,
 )
 
+from mc_project.common.vocabulary import BRIDGE_RE, LXC_PATH, NFT_TABLE_RE, NODE_PREFIX, PATH_RE
+from mc_project.common.vocabulary import NODE_NAME_RE as NAME_RE
 from mc_project.errors import CorpusError
 from mc_project.project.schema import check
 
-# The same rules as mc_project.controller.nodes (kept here so the node side needs
-# nothing from the controller).
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
-NFT_TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 PORT_RANGE_RE = re.compile(r"^(\d+)-(\d+)$")
 
 
@@ -104,10 +100,10 @@ class LinkNodeOptions(_Strict):
                                  json_schema_extra={"allowed": "a port from 1 to 65535"})
     """Port of the node's HTTP proxy, which routes each environment's domain to its container."""
 
-    prefix: Path = _rule(PATH, "/srv/corpus")
+    prefix: Path = _rule(PATH, NODE_PREFIX)
     """Where corpus lives on the node: its venv, wheelhouse, minion configuration and state."""
 
-    lxc_path: Path = _rule(PATH, "/var/lib/lxc")
+    lxc_path: Path = _rule(PATH, LXC_PATH)
     """Where the node keeps its LXC containers."""
 
     dns_name: StrictStr | None = _rule("a DNS name, or empty", None)
@@ -128,7 +124,7 @@ class LinkNodeOptions(_Strict):
 class NodeMinionOptions(_Strict):
     """The minion options ``mc_lxc:*`` of a compute node (written by ``link_node``)."""
 
-    lxc_path: Path = _rule(PATH, "/var/lib/lxc")
+    lxc_path: Path = _rule(PATH, LXC_PATH)
     """Where the node keeps its LXC containers (``link_node``'s ``lxc_path``)."""
 
     state_dir: Path = _rule(PATH, "/var/lib/corpus/node")

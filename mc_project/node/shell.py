@@ -5,6 +5,7 @@ import fcntl
 import os
 import subprocess
 
+from mc_project.common import messages
 from mc_project.errors import CorpusError
 
 # A node tool that hangs (a stuck lxc-stop, an unreachable mirror) must not hang its caller.
@@ -41,13 +42,7 @@ def run(args, what, input=None, check=True, timeout=DEFAULT_TIMEOUT, env=None, t
 
 def last_line(proc):
     """The last non-empty line of a finished process's stderr (else stdout), for a message."""
-    for stream in (proc.stderr, proc.stdout):
-        if isinstance(stream, bytes):
-            stream = stream.decode("utf-8", "replace")
-        lines = [line.strip() for line in (stream or "").splitlines() if line.strip()]
-        if lines:
-            return lines[-1].rstrip(".")
-    return ""
+    return messages.last_line(proc.stderr) or messages.last_line(proc.stdout)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ import socket
 import sys
 import time
 
+from mc_project.common.vocabulary import PROJECTS_ROOT as DEFAULT_PROJECTS_ROOT
 from mc_project.errors import CorpusError
 from mc_project.project import rundir
 
@@ -47,7 +48,6 @@ PID_NAME = "agent.pid"
 LOCK_NAME = "agent.lock"
 LOG_NAME = "agent.log"
 AGENT_DIR_NAME = ".corpus-agent"
-DEFAULT_PROJECTS_ROOT = "/srv/projects"
 DEFAULT_CONFIG_DIR = "/etc/salt"
 # How long a client waits for an agent it started to listen.
 START_TIMEOUT = 20

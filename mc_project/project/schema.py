@@ -31,10 +31,8 @@ from pydantic import (
     ValidationError,
 )
 
+from mc_project.common.vocabulary import ENV_TYPES as ENVS, MODES
 from mc_project.errors import CorpusError
-
-ENVS = ("dev", "staging", "prod")
-MODES = ("editable", "cooking", "final")
 
 BRANCH_RE = re.compile(r"^(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -25,14 +25,12 @@ import zlib
 
 import yaml
 
+from mc_project.common.vocabulary import MODE_OF_ENV, PROJECT_NAME_RE as NAME_RE
 from mc_project.errors import CorpusError
 from mc_project.project import schema
 
 ENVS = schema.ENVS
 MODES = schema.MODES
-MODE_OF_ENV = {"dev": "editable", "staging": "cooking", "prod": "final"}
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BRANCH_RE = schema.BRANCH_RE
 
 # The defaults live with the schema (mc_project.project.schema), which documents each key.

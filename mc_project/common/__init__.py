@@ -1,0 +1,1 @@
+"""What every layer of corpus shares: its vocabulary and its message helpers."""
