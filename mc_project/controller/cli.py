@@ -6,11 +6,16 @@ creates or migrates the inventory, builds the wheelhouse nodes are installed
 from, and starts the master. Running it again is harmless: options not given
 keep their earlier values, the configuration is written only when it changes
 (and a running master is then restarted), a running master is not started
-twice. Bad input is one sentence, exit status 2, and changes nothing; a
+twice. Bad input is one sentence, exit status 2, and changes nothing; so is
+a path this user cannot write (the root, the configuration, the master's
+log, cache, sockets and keys, the secrets key, the inventory file, a
+wheelhouse that needs building), checked before anything is written. A
 failure while applying it (database, wheelhouse, master) is exit status 1.
+No error is ever a traceback.
 """
 
 import argparse
+import errno
 import ipaddress
 import os
 import shutil
@@ -34,12 +39,15 @@ from mc_project.inventory import db, secrets_crypto
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# An OSError with one of these is this user's lack of rights: exit status 2.
+NOT_PERMITTED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 CONFIG = os.path.join("etc", "salt", "master")
 PIDFILE = os.path.join("var", "run", "salt-master.pid")
 LOG_FILE = os.path.join("var", "log", "salt", "master")
 SOCK_DIR = os.path.join("var", "run", "salt", "master")
 CACHEDIR = os.path.join("var", "cache", "salt", "master")
+PKI_DIR = os.path.join("etc", "salt", "pki", "master")
 # The master's unix sockets live in SOCK_DIR; their paths are limited to
 # 107 bytes and the longest name Salt gives one is about 24.
 LONGEST_SOCKET_NAME = 24
@@ -168,6 +176,42 @@ def _first_line(exc):
     return (str(reason).strip().splitlines() or [type(reason).__name__])[0].rstrip(".")
 
 
+def written_paths(root, settings):
+    """``(what, path)`` of every path ``init`` writes, or the salt-master it starts does."""
+    paths = [("controller root", root),
+             ("master configuration", config_path(root)),
+             ("master log", os.path.join(root, LOG_FILE)),
+             ("master pid file", os.path.join(root, PIDFILE)),
+             ("master sockets directory", os.path.join(root, SOCK_DIR)),
+             ("master cache", os.path.join(root, CACHEDIR)),
+             ("master keys directory", os.path.join(root, PKI_DIR)),
+             ("state tree", os.path.join(root, "srv", "salt")),
+             ("pillar tree", os.path.join(root, "srv", "pillar")),
+             ("secrets key", settings["secrets_key"])]
+    url = make_url(settings["db_url"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        paths.append(("inventory", os.path.abspath(url.database)))
+    return paths
+
+
+def check_writable(root, settings):
+    """Refuse, in one sentence, a path ``init`` would write that this user cannot."""
+    for what, path in written_paths(root, settings):
+        blocked = wheelhouse.unwritable(path)
+        if blocked:
+            if os.path.commonpath([root, path]) == root:
+                advice = "choose another --root or run corpus-controller as a user who can write it"
+            elif what == "inventory":
+                advice = "choose another --db or run corpus-controller as a user who can write it"
+            else:
+                advice = "run corpus-controller as a user who can write it"
+            raise BadInput("Cannot write the {} {}: {}; {}.".format(what, path, blocked, advice))
+    try:
+        wheelhouse.check_writable(settings["wheelhouse"])
+    except wheelhouse.NotWritable as exc:
+        raise BadInput(str(exc)) from exc
+
+
 def _sock_dir_fits(root):
     return len(os.path.join(root, SOCK_DIR)) + 1 + LONGEST_SOCKET_NAME <= UNIX_PATH_MAX
 
@@ -220,6 +264,7 @@ def plan(args):
         wheelhouse.check_destination(settings["wheelhouse"])
     except CorpusError as exc:
         raise BadInput(str(exc)) from exc
+    check_writable(root, settings)
     # Written out, so that any reader of the master's options finds the same ones.
     options["corpus"].update(db_url=settings["db_url"], wheelhouse=settings["wheelhouse"])
     return options, settings
@@ -302,8 +347,12 @@ def stop_master(root):
     process = master_process(root)
     if process is None:
         return False
-    workers = process.children(recursive=True)
-    process.terminate()
+    try:
+        workers = process.children(recursive=True)
+        process.terminate()
+    except psutil.AccessDenied as exc:
+        raise BadInput("The salt-master of {} (pid {}) belongs to another user; stop it as that "
+                       "user.".format(root, process.pid)) from exc
     _, alive = psutil.wait_procs([process], timeout=STOP_TIMEOUT)
     for leftover in alive + [worker for worker in workers if worker.is_running()]:
         try:
@@ -479,12 +528,21 @@ def main(argv=None):
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args, out)
-    except BadInput as exc:
+    except (BadInput, wheelhouse.NotWritable) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except CorpusError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # a path that changed under us since plan() checked it
+        print(_os_error(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.errno in NOT_PERMITTED else EXIT_FAILED
+
+
+def _os_error(exc):
+    where = " ({})".format(exc.filename) if exc.filename else ""
+    return "corpus-controller could not finish: {}{}.".format(
+        exc.strerror or type(exc).__name__, where)
 
 
 if __name__ == "__main__":
