@@ -1,54 +1,37 @@
-"""Fixtures shared by every test suite.
+"""Fixtures and hooks shared by every test suite (helpers live in tests/support/).
 
 * ``salt_local``: run the corpus Salt modules through a real, masterless
   ``salt-call --local`` configured under a temporary directory.
+* ``@pytest.mark.needs("root", "lxc", ...)``: what a group of tests needs from the
+  machine; without it they skip with one line naming what is missing
+  (tests/support/needs.py), before any fixture is set up.
 * pytest-salt-factories (``salt_factories`` and friends) stays available for
   the integration tests; its log server and event listener are kept on the
   loopback interface instead of listening on every address.
 """
 
-import json
+import logging
 import os
-import shutil
-import subprocess
-import sys
-from typing import Any, NamedTuple, Optional
 
 import pytest
 
-from mc_project import localsalt
+from support import needs
+from support.saltcall import local_salt
 
 LOOPBACK = "127.0.0.1"
 
-# One salt-call run should take seconds; this only stops a hung one.
-SALT_CALL_TIMEOUT = 600
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs(*requirements): skip (in one line) unless the machine has them; "
+                   "the names are tests/support/needs.py's REQUIREMENTS")
 
 
-def salt_call_path():
-    """The ``salt-call`` of the environment running the tests (the venv's)."""
-    candidate = os.path.join(os.path.dirname(sys.executable), "salt-call")
-    if os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("salt-call")
-    if not found:
-        raise RuntimeError("salt-call is not installed; run `make venv`")
-    return found
-
-
-class SaltCallResult(NamedTuple):
-    """What one ``salt-call`` run gave; unpacks as a 4-tuple."""
-
-    returncode: int
-    data: Optional[Any]  # the parsed JSON document, None if stdout was not JSON
-    stdout: str
-    stderr: str
-
-    @property
-    def local(self):
-        """The function's return: the ``local`` entry of the JSON document."""
-        if isinstance(self.data, dict):
-            return self.data.get("local")
-        return None
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    wanted = [name for mark in item.iter_markers("needs") for name in mark.args]
+    if wanted:
+        needs.require(*wanted)
 
 
 def _traversable_mktemp(mktemp):
@@ -72,58 +55,18 @@ if os.geteuid() == 0:
 
 @pytest.fixture
 def salt_local(tmp_path):
-    """Factory for masterless salt-call runners.
+    """Factory for masterless salt-call runners (support.saltcall.local_salt).
 
-    ``salt_local(base_dir=None, projects_root=None, pillar=None, extra=None)``
-    writes a minion configuration with ``localsalt.write_minion_config``
-    (``base_dir`` defaults to a fresh directory under ``tmp_path``) and returns
-    ``run(*args, check=False)``, which runs
-    ``salt-call -c CONFDIR --local --out=json ARGS`` and returns
-    ``(returncode, parsed_json_or_None, stdout, stderr)``. With ``check=True`` a
-    non-zero exit fails the test with salt-call's output. ``run.config_dir``
-    and ``run.base_dir`` tell where the configuration lives.
+    ``salt_local(base_dir=None, projects_root=None, pillar=None, extra=None)``;
+    ``base_dir`` defaults to a fresh directory under ``tmp_path``.
     """
-    salt_call = salt_call_path()
     counter = {"n": 0}
 
     def factory(base_dir=None, projects_root=None, pillar=None, extra=None):
         if base_dir is None:
             counter["n"] += 1
             base_dir = tmp_path / "salt-local-{}".format(counter["n"])
-        base_dir = os.path.abspath(str(base_dir))
-        if projects_root is not None:
-            projects_root = str(projects_root)
-        config_dir = localsalt.write_minion_config(
-            base_dir, projects_root=projects_root, pillar=pillar, extra=extra
-        )
-
-        def run(*args, check=False, timeout=SALT_CALL_TIMEOUT):
-            cmd = [salt_call, "-c", config_dir, "--local", "--out=json"]
-            cmd.extend(str(arg) for arg in args)
-            proc = subprocess.run(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-            try:
-                data = json.loads(proc.stdout)
-            except ValueError:
-                data = None
-            if check and proc.returncode != 0:
-                pytest.fail(
-                    "{} exited {}\nstdout:\n{}\nstderr:\n{}".format(
-                        " ".join(cmd), proc.returncode, proc.stdout, proc.stderr
-                    ),
-                    pytrace=False,
-                )
-            return SaltCallResult(proc.returncode, data, proc.stdout, proc.stderr)
-
-        run.config_dir = config_dir
-        run.base_dir = base_dir
-        return run
+        return local_salt(base_dir, projects_root=projects_root, pillar=pillar, extra=extra)
 
     return factory
 
@@ -161,3 +104,26 @@ def event_listener():
     listener.address = "tcp://{}:{}".format(LOOPBACK, listener.port)
     with listener:
         yield listener
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Drop what Salt's temporary log handler still holds.
+
+    Importing Salt in this process installs a handler that keeps every warning it
+    sees (the daemons' logs that salt-factories' log server forwards: "received a
+    SIGTERM", "unclosed Runner" ...) and writes them at interpreter exit to the
+    stderr it found at import time: pytest's capture, closed by then, which made
+    about a thousand "--- Logging error ---" tracebacks follow the summary. A test's
+    report already holds its daemons' logs.
+    """
+    try:
+        from salt._logging import impl
+    except ImportError:
+        return
+    handler = impl.get_temp_handler()
+    if handler is None:
+        return
+    if handler in logging.root.handlers:
+        logging.root.removeHandler(handler)
+    handler.sync_with_handlers(())  # empties its queue, sends nothing anywhere

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import Corpus
+from support.corpus import Corpus
 
 
 @pytest.fixture

@@ -13,22 +13,21 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import psutil
 import pytest
-from helpers import EXAMPLES, GIT_ENV, REPO_ROOT, head, ls_remote
+from support.corpus import EXAMPLES, hold_push, sample_project
+from support.git import head, ls_remote
+from support.wait import wait_for
 
 from mc_project import resources
 from mc_project.project import agent, rundir
 from mc_project.project import agent_client as proto
 
-SLOW = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "slow"), EXAMPLES)
-WAIT = 90
+SLOW = sample_project("slow")
 
 
 @pytest.fixture
@@ -46,65 +45,6 @@ def agent_pid(corpus):
     """The pid of the agent answering on the corpus's socket, or None."""
     answer = agent.ask(agent_paths(corpus)["socket"], {"op": "ping"})
     return answer["pong"] if answer else None
-
-
-def wait_for(predicate, timeout=WAIT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class AsyncPush:
-    """A ``git push`` in a session of its own; each output line kept with its arrival time."""
-
-    def __init__(self, src, remote):
-        self.proc = subprocess.Popen(["git", "push", remote, "HEAD:main"], cwd=src,
-                                     env=dict(os.environ, **GIT_ENV), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append((time.monotonic(), line))
-
-    @property
-    def output(self):
-        return "".join(line for _, line in self.lines)
-
-    def wait(self, timeout=WAIT):
-        code = self.proc.wait(timeout=timeout)
-        self.reader.join(timeout=10)
-        return code
-
-    def kill(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-
-def paused_push(corpus, src, name, phase, version, tmp_path):
-    """Push ``version`` with the slow project's pause in ``phase``; returns once held."""
-    gate = str(tmp_path / f"gate-{phase}-{version}")
-    open(gate, "w").close()
-    corpus.commit(src, {"VERSION": f"{version}\n", "PAUSE": f"{phase}={gate}\n"},
-                  f"v{version}")
-    push = AsyncPush(src, corpus.paths(name)["project_git"])
-    try:
-        wait_for(lambda: os.path.exists(gate + ".reached") or push.proc.poll() is not None,
-                 what=f"the deploy to reach its {phase} pause")
-        assert push.proc.poll() is None, "push ended before the pause:\n" + push.output
-    except BaseException:
-        os.unlink(gate)
-        push.kill()
-        raise
-    return push, gate
 
 
 def group_of(pgid):
@@ -149,7 +89,7 @@ def test_second_push_is_served_by_the_running_agent_and_streams(corpus, tmp_path
     assert os.stat(sock["socket"]).st_mode & 0o777 == 0o600
     assert int(read(sock["pid"])) == pid
 
-    push, gate = paused_push(corpus, src, name, "build", 2, tmp_path)
+    push, gate, _ = hold_push(corpus, src, name, "build", 2, tmp_path)
     try:
         # The pusher already sees the deploy's progress while it is held in build.
         wait_for(lambda: "-----> build" in push.output, timeout=60, what="streamed progress")
@@ -207,7 +147,7 @@ def test_killing_the_push_kills_the_deploy_at_once(corpus, tmp_path):
     good = ls_remote(paths["project_git"])
     pid = agent_pid(corpus)
 
-    push, gate = paused_push(corpus, src, name, "build", 2, tmp_path)
+    push, gate, _ = hold_push(corpus, src, name, "build", 2, tmp_path)
     try:
         child = agent.ask(agent_paths(corpus)["socket"], {"op": "ping"})["children"][0]
         group = group_of(child)

@@ -14,11 +14,13 @@ import shutil
 
 import pytest
 
-from helpers import (EXAMPLES, REPO_ROOT, Corpus, git, http_get, local_salt, ls_remote,
-                     project_state, tree_digest)
+from support.corpus import Corpus, project_state, sample_project, tree_digest
+from support.git import git, ls_remote
+from support.saltcall import local_salt
+from support.web import http_get
 from mc_project.project import settings as mc_settings
 
-PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
+PHASEFAIL = sample_project("phasefail")
 NAME = "badin"
 
 

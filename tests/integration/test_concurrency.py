@@ -15,15 +15,10 @@ import os
 import re
 import socket
 
-from helpers import EXAMPLES, REPO_ROOT, git, head
-from test_crash_recovery import AsyncPush, hold_and_push
+from support.corpus import hold_push, sample_project
+from support.git import AsyncPush, git, head
 
-SLOW = os.path.join(REPO_ROOT, "tests", "projects", "slow")
 PUSHERS = 5
-
-
-def slow_source(corpus, name):
-    return corpus.source(os.path.relpath(SLOW, EXAMPLES), name=name)
 
 
 def clone(corpus, name, n):
@@ -35,7 +30,7 @@ def clone(corpus, name, n):
 def test_five_concurrent_pushes_one_wins_nothing_corrupt(corpus):
     name = "busy"
     paths = corpus.init(name, env="staging")
-    src = slow_source(corpus, name)
+    src = corpus.source(sample_project("slow"), name=name)
     assert corpus.push(src, name).returncode == 0
     base = head(src)
 
@@ -87,12 +82,12 @@ def test_five_concurrent_pushes_one_wins_nothing_corrupt(corpus):
 def test_lock_timeout_refusal_names_the_holder(corpus, tmp_path):
     name = "locked"
     paths = corpus.init(name, env="staging", lock_timeout=2)
-    src = slow_source(corpus, name)
+    src = corpus.source(sample_project("slow"), name=name)
     assert corpus.push(src, name).returncode == 0
     other = clone(corpus, name, "other")
     corpus.commit(other, {"VERSION": "99\n"}, "competing")
 
-    holder_push, gate, held_commit = hold_and_push(corpus, src, name, "build", 2, tmp_path)
+    holder_push, gate, held_commit = hold_push(corpus, src, name, "build", 2, tmp_path)
     try:
         holder = corpus.salt("mc_project.status", name, check=True).local["deploy_holder"]
         refused = corpus.push(other, name)

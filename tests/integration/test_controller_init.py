@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -19,7 +18,8 @@ import yaml
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
-from pg import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
+from support.ports import free_ports
+from support.postgresql import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
 from mc_project import __version__, resources
 from mc_project.controller import cli, wheelhouse
@@ -30,19 +30,6 @@ BIN = os.path.dirname(sys.executable)
 LOOPBACK = "127.0.0.1"
 MINION_ID = "web.corpus.test"
 ROW = {"corpus": {"env": "web", "ip": "10.5.0.2", "domains": ["web.corpus.test"]}}
-
-
-def free_ports(count):
-    probes = []
-    try:
-        for _ in range(count):
-            probe = socket.socket()
-            probe.bind((LOOPBACK, 0))
-            probes.append(probe)
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def run(*command, timeout=300):

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import GIT_ENV, head
+from support.git import GIT_ENV, head
 
 STEPS_COOKING = ("snapshot_data", "make_release", "pack_bundle", "start_new", "move_traffic")
 DEPLOY_POINTS = (

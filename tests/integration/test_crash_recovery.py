@@ -12,62 +12,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import threading
-import time
 
 import psutil
 import pytest
 
-from helpers import EXAMPLES, GIT_ENV, REPO_ROOT, head
-
-SLOW = os.path.join(REPO_ROOT, "tests", "projects", "slow")
-WAIT = 90  # seconds: a generous bound on one deploy reaching its pause point
-
-
-def slow_source(corpus, name):
-    return corpus.source(os.path.relpath(SLOW, EXAMPLES), name=name)
-
-
-class AsyncPush:
-    """A ``git push`` running in its own session; its output is collected as it comes."""
-
-    def __init__(self, src, remote, refspec="HEAD:main"):
-        self.proc = subprocess.Popen(
-            ["git", "push", remote, refspec], cwd=src, env=dict(os.environ, **GIT_ENV),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
-    def wait(self, timeout=WAIT):
-        code = self.proc.wait(timeout=timeout)
-        self.reader.join(timeout=10)
-        return code
-
-    def kill(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-
-def wait_for(predicate, timeout=WAIT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out after {}s waiting for {}".format(timeout, what))
+from support.corpus import hold_push, sample_project
+from support.git import head
+from support.wait import wait_for
 
 
 def deploy_processes(name):
@@ -80,26 +31,6 @@ def deploy_processes(name):
                 "mc_project.project.agent_client" not in words:
             found[proc.info["pid"]] = proc
     return [p for p in found.values() if p.info["ppid"] not in found]
-
-
-def hold_and_push(corpus, src, name, phase, version, tmp_path):
-    """Commit ``version`` with a pause in ``phase``, push it, wait until it is held."""
-    gate = str(tmp_path / "gate-{}-{}".format(phase, version))
-    open(gate, "w").close()
-    commit = corpus.commit(src, {"VERSION": "{}\n".format(version),
-                                 "PAUSE": "{}={}\n".format(phase, gate)}, "v{}".format(version))
-    push = AsyncPush(src, corpus.paths(name)["project_git"])
-    try:
-        wait_for(lambda: os.path.exists(gate + ".reached") or push.proc.poll() is not None,
-                 what="the deploy to reach its {} pause".format(phase))
-        assert push.proc.poll() is None, "push ended before the pause:\n" + push.output
-        assert "-----> {}".format(phase) in push.output or wait_for(
-            lambda: "-----> {}".format(phase) in push.output, timeout=10, what="phase output")
-    except BaseException:
-        os.unlink(gate)
-        push.kill()
-        raise
-    return push, gate, commit
 
 
 def kill_deploy(name):
@@ -136,13 +67,13 @@ def assert_consistent(corpus, name, src, version):
 def test_kill_during_build_then_next_push_succeeds(corpus, tmp_path, env):
     name = "crash-build-{}".format(env)
     paths = corpus.init(name, env=env)
-    src = slow_source(corpus, name)
+    src = corpus.source(sample_project("slow"), name=name)
     first = corpus.push(src, name)
     assert first.returncode == 0, first.stderr
     good = corpus.history(name)[-1]
     live_before = os.path.realpath(paths["current"])
 
-    push, gate, killed_commit = hold_and_push(corpus, src, name, "build", 2, tmp_path)
+    push, gate, killed_commit = hold_push(corpus, src, name, "build", 2, tmp_path)
     try:
         # While it runs, status names the holder of the deploy lock.
         running = corpus.history(name)[-1]
@@ -187,14 +118,14 @@ def test_kill_while_the_new_release_runs_beside_then_next_push_succeeds(corpus, 
     new one and keeps data/ as it is, since the live app answered requests meanwhile."""
     name = "crash-switch"
     paths = corpus.init(name, env="staging")
-    src = slow_source(corpus, name)
+    src = corpus.source(sample_project("slow"), name=name)
     assert corpus.push(src, name).returncode == 0
     good = corpus.history(name)[-1]
     good_release = os.path.join(paths["releases"], good["id"])
     with open(os.path.join(paths["data"], "state.txt"), "w") as fh:
         fh.write("before v2\n")
 
-    push, gate, _ = hold_and_push(corpus, src, name, "post_deploy", 2, tmp_path)
+    push, gate, _ = hold_push(corpus, src, name, "post_deploy", 2, tmp_path)
     try:
         running = corpus.history(name)[-1]
         assert [(s["step"], s["state"]) for s in running["steps"]][-1] == ("start_new", "done")

@@ -20,12 +20,13 @@ import time
 
 import psycopg2
 
-from helpers import EXAMPLES, REPO_ROOT, http_get
+from support.corpus import REPO_ROOT, sample_project
+from support.web import http_get
 from mc_project.project import database
 from mc_project.project import settings as mc_settings
-from pg import postgresql_server  # noqa: F401 (fixture)
+from support.postgresql import postgresql_server  # noqa: F401  (fixture)
 
-DBAPP = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "dbapp"), EXAMPLES)
+DBAPP = sample_project("dbapp")
 
 FAILING_SQLITE = '''
 import sqlite3, sys, time

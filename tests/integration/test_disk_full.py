@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
-from helpers import Corpus, head
+from support.corpus import Corpus
+from support.git import head
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+pytestmark = pytest.mark.needs("root")  # to mount a small tmpfs
 
 MIB = 1 << 20
 

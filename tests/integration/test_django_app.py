@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from helpers import http_get
+from support.web import http_get
 
 
 def notes(port):

@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from pg import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
+from support.postgresql import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
 from mc_project import jobs
 from mc_project.errors import CorpusError

@@ -30,14 +30,15 @@ import time
 
 import psutil
 import pytest
-from helpers import EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, pillar_source
+from support.corpus import Corpus, pillar_source, sample_project
+from support.saltcall import local_salt
+from support.web import http_get
 
 from mc_project.project import agent, supervisor
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="apps run as users of their own only when corpus runs as root")
+pytestmark = pytest.mark.needs("root")  # apps run as users of their own only when corpus runs as root
 
-ENVECHO = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "envecho"), EXAMPLES)
+ENVECHO = sample_project("envecho")
 SECRET = "lp-secret-" + secrets.token_hex(12)
 PWNED = "/tmp/pwned-" + secrets.token_hex(6)
 INJECTED = f"first line\n[program:evil]\ncommand=touch {PWNED}\nautostart=true\n"

@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,24 +24,24 @@ import uuid
 import psutil
 import pytest
 import salt.config
+import yaml
 from sqlalchemy import select
-from pytestshellutils.utils import ports
 
-from mc_project.controller import config, nodes, wheelhouse
+
+from mc_project.controller import config, nodes, operations, wheelhouse
+from mc_project.controller.runtime import Controller
+from mc_project.controller.steps import node as node_steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Job, SshKey
 from mc_project.node import host, nat, proxy
+from support import needs
+from support.netns import NetnsHost
+from support.ports import free_port
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netns import NetnsHost  # noqa: E402  (tests/ is not a package)
+SSHD = needs.command("sshd")
 
-SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="linking a node needs root (netns, sshd as root)"),
-    pytest.mark.skipif(SSHD is None, reason="openssh-server (sshd) is not installed"),
-]
+pytestmark = pytest.mark.needs("root", "sshd", "ip")  # a network namespace, sshd as root
 
 HOST_SIDE = "10.78.0.1/24"
 NS_SIDE = "10.78.0.2/24"
@@ -93,6 +92,11 @@ def settings(master_opts):
 
 
 @pytest.fixture(scope="module")
+def ctl(master_opts):
+    return Controller(master_opts)
+
+
+@pytest.fixture(scope="module")
 def local_sshd(salt_factories):
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     daemon = salt_factories.get_sshd_daemon(
@@ -119,16 +123,16 @@ def places():
 
 
 @pytest.fixture(scope="module")
-def local_node(settings, master_opts, local_sshd, places):
+def local_node(ctl, local_sshd, places):
     root = places("local")
     suffix = uuid.uuid4().hex[:6]
     bridge, table = "cln" + suffix, "corpus_ln" + suffix  # not the names of a real node here
     started = time.monotonic()
     try:
-        record = nodes.link_node(settings, master_opts, "127.0.0.1", key=str(local_sshd.client_key),
-                                 port=local_sshd.listen_port, name="node-local", slots=3,
-                                 http_port=ports.get_unused_localhost_port(), prefix=root + "/corpus",
-                                 lxc_path=root + "/lxc", bridge=bridge, nft_table=table)
+        record = operations.link_node(ctl, "127.0.0.1", key=str(local_sshd.client_key),
+                                      port=local_sshd.listen_port, name="node-local", slots=3,
+                                      http_port=free_port(), prefix=root + "/corpus",
+                                      lxc_path=root + "/lxc", bridge=bridge, nft_table=table)
         record["seconds"] = time.monotonic() - started
         yield record
     finally:
@@ -157,7 +161,7 @@ def ns_node(master, netns_host, places):
 
 
 def stop_minion(prefix):
-    subprocess.run(["sh", "-c", nodes._stop_minion_command(nodes.node_paths(prefix))], check=True)
+    subprocess.run(["sh", "-c", nodes.stop_minion_command(nodes.node_paths(prefix))], check=True)
 
 
 def minion_pids(prefix):
@@ -229,10 +233,11 @@ def test_this_machine_links_over_ssh_and_answers_as_a_minion(local_node, setting
         assert fh.read().strip() == node_public.strip()
     with open(paths["config"], encoding="utf-8") as fh:
         config = fh.read()
-    assert "file_client: remote" in config and "master: {}".format(settings["master_address"]) in config
+    written = yaml.safe_load(config)
+    assert written["file_client"] == "remote" and written["master"] == settings["master_address"]
     assert "BEGIN" not in config
     steps = job_steps(settings, local_node["job_id"])
-    assert [name for name in steps] == list(nodes.LINK_STEPS)
+    assert [name for name in steps] == list(operations.LINK_NODE)
     assert all(step["status"] == "success" for step in steps.values())
     assert not any("PRIVATE KEY" in (step["log"] or "") for step in steps.values())
     # mc_lxc.setup_node ran: the bridge has the subnet's first address, haproxy runs.
@@ -275,10 +280,10 @@ def test_a_node_in_a_network_namespace_links_with_its_own_address(ns_node, local
         print("\nlink a netns node through salt-run: " + timings(ns_node, steps))
 
 
-def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, settings, master):
+def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, ctl, master):
     ret = master.salt_run_cli(timeout=120).run("mc_cloud.list_hosts")
     assert ret.returncode == 0, ret
-    assert ret.data == nodes.list_hosts(settings)
+    assert ret.data == operations.list_hosts(ctl)
     hosts = {host["name"]: host for host in ret.data}
     assert set(hosts) == {"node-local", "node-ns"}
     assert hosts["node-local"] == {
@@ -287,14 +292,14 @@ def test_list_hosts_shows_both_nodes_with_free_slots(ns_node, local_node, settin
     assert hosts["node-ns"]["free_slots"] == 5 and hosts["node-ns"]["address"] == "10.78.0.2"
 
 
-def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts, master, salt_cli):
+def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, ctl, master, salt_cli):
     paths = nodes.node_paths(ns_node["prefix"])
     with open(os.path.join(paths["pki_dir"], "minion.pub"), encoding="utf-8") as fh:
         key_before = fh.read()
     running_before = minion_pids(ns_node["prefix"])
-    again = nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
-                            name="node-ns", slots=6, http_port=8080, prefix=ns_node["prefix"],
-                            lxc_path=ns_node["lxc_path"])
+    again = operations.link_node(ctl, netns_host.address, key=netns_host.key_path,
+                                 name="node-ns", slots=6, http_port=8080, prefix=ns_node["prefix"],
+                                 lxc_path=ns_node["lxc_path"])
     assert again["subnet"] == ns_node["subnet"] and again["slots"] == 6
     varying = ("slots", "free_slots", "job_id", "seconds")
     assert {key: value for key, value in again.items() if key not in varying} == \
@@ -312,7 +317,7 @@ def test_relinking_a_node_is_harmless(ns_node, netns_host, settings, master_opts
 # --------------------------------------------------------------------------- refusals
 
 
-def test_a_changed_host_key_is_refused(ns_node, netns_host, settings, master_opts, salt_cli):
+def test_a_changed_host_key_is_refused(ns_node, netns_host, settings, ctl, salt_cli):
     # The namespace's sshd comes back with a new host key.
     key = os.path.join(netns_host.workdir, "ssh_host_ed25519_key")
     with open(os.path.join(netns_host.workdir, "sshd.pid"), encoding="utf-8") as fh:
@@ -326,15 +331,15 @@ def test_a_changed_host_key_is_refused(ns_node, netns_host, settings, master_opt
     time.sleep(0.5)
     before = {name: node.slots for name, node in inventory(settings).items()}
     with pytest.raises(CorpusError, match=r"host key of 10\.78\.0\.2:22 changed since it was linked"):
-        nodes.link_node(settings, master_opts, netns_host.address, key=netns_host.key_path,
-                        name="node-ns", slots=9, prefix=ns_node["prefix"], lxc_path=ns_node["lxc_path"])
+        operations.link_node(ctl, netns_host.address, key=netns_host.key_path,
+                             name="node-ns", slots=9, prefix=ns_node["prefix"], lxc_path=ns_node["lxc_path"])
     assert {name: node.slots for name, node in inventory(settings).items()} == before
     assert ping(salt_cli, "node-ns") is True
 
 
 @pytest.mark.parametrize("case", ["bad key", "port closed", "no route"])
 def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, local_sshd, settings,
-                                                              master_opts, master, places, tmp_path):
+                                                              ctl, master, places, tmp_path):
     kwargs = {"name": "node-bad", "prefix": places("bad") + "/corpus"}
     if case == "bad key":
         other_key = str(tmp_path / "other_key")
@@ -343,13 +348,13 @@ def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, 
         expected = r"refused the SSH key"
     elif case == "port closed":
         host, kwargs["key"], kwargs["port"] = "127.0.0.1", str(local_sshd.client_key), \
-            ports.get_unused_localhost_port()
+            free_port()
         expected = r"Cannot reach 127\.0\.0\.1:\d+ over SSH"
     else:
         host, kwargs["key"] = "10.78.0.99", str(local_sshd.client_key)  # nobody there
         expected = r"Cannot reach 10\.78\.0\.99:22 over SSH"
     with pytest.raises(CorpusError, match=expected) as failure:
-        nodes.link_node(settings, master_opts, host, **kwargs)
+        operations.link_node(ctl, host, **kwargs)
     assert "Traceback" not in str(failure.value) and "\n" not in str(failure.value)
     assert "node-bad" not in inventory(settings)
     assert "node-bad" not in accepted(master)
@@ -361,19 +366,19 @@ def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, 
 # --------------------------------------------------------------------------- unlinking
 
 
-def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, master_opts,
+def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, ctl,
                                                                        master, salt_cli):
     with db.session(settings["db_url"]) as sess:
         node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
         sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
-    assert {h["name"]: h["free_slots"] for h in nodes.list_hosts(settings)}["node-local"] == 2
+    assert {h["name"]: h["free_slots"] for h in operations.list_hosts(ctl)}["node-local"] == 2
 
     with pytest.raises(CorpusError, match=r"Node node-local still holds 1 environment\(s\) \(app-staging\)"):
-        nodes.unlink_node(settings, master_opts, "node-local")
+        operations.unlink_node(ctl, "node-local")
     assert "node-local" in inventory(settings) and "node-local" in accepted(master)
     assert minion_pids(local_node["prefix"])
 
-    result = nodes.unlink_node(settings, master_opts, "node-local", force=True)
+    result = operations.unlink_node(ctl, "node-local", force=True)
     assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
     assert "node-local" not in inventory(settings)
     assert "node-local" not in accepted(master)
@@ -382,23 +387,24 @@ def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_no
     with db.session(settings["db_url"]) as sess:
         env = sess.scalar(select(Environment).where(Environment.name == "app-staging"))
         assert env.node_id is None and env.status == "orphaned"
-    assert [h["name"] for h in nodes.list_hosts(settings)] == ["node-ns"]
+    assert [h["name"] for h in operations.list_hosts(ctl)] == ["node-ns"]
 
     with pytest.raises(CorpusError, match="No compute node named node-local"):
-        nodes.unlink_node(settings, master_opts, "node-local")
+        operations.unlink_node(ctl, "node-local")
 
 
 def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, settings, master_opts, master,
                                                     monkeypatch):
-    monkeypatch.setattr(nodes, "PING_TIMEOUT", 5)
+    monkeypatch.setattr(node_steps, "PING_TIMEOUT", 5)
     root = short_dir("cn-deaf-")
     try:
         # This machine is unlinked (above), and its minion now looks for a master where nobody is.
-        deaf = dict(settings, master_address="10.78.0.99")
+        deaf = Controller(master_opts)
+        deaf.settings = dict(deaf.settings, master_address="10.78.0.99")
         with pytest.raises(CorpusError, match=r"minion node-deaf on 127\.0\.0\.1 did not answer test\.ping"):
-            nodes.link_node(deaf, master_opts, "127.0.0.1", key=str(local_sshd.client_key),
-                            port=local_sshd.listen_port, name="node-deaf", prefix=root + "/corpus",
-                            lxc_path=root + "/lxc")
+            operations.link_node(deaf, "127.0.0.1", key=str(local_sshd.client_key),
+                                 port=local_sshd.listen_port, name="node-deaf", prefix=root + "/corpus",
+                                 lxc_path=root + "/lxc")
         assert "node-deaf" not in inventory(settings)
         assert "node-deaf" not in accepted(master)
         assert not os.path.exists(root + "/corpus")  # made by this link, removed by its undo
@@ -407,7 +413,7 @@ def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, sett
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_a_node_without_python3_is_refused_in_one_sentence(salt_factories, settings, master_opts, master,
+def test_a_node_without_python3_is_refused_in_one_sentence(salt_factories, settings, ctl, master,
                                                             places, tmp_path):
     # A host whose sessions find the tools corpus asks for first, but no python3.
     bin_dir = tmp_path / "bin"
@@ -421,7 +427,7 @@ def test_a_node_without_python3_is_refused_in_one_sentence(salt_factories, setti
     with sshd.started():
         with pytest.raises(CorpusError, match=r"127\.0\.0\.1 has no usable python3 \(corpus needs python3 "
                                               r"and python3-venv there\)"):
-            nodes.link_node(settings, master_opts, "127.0.0.1", key=str(sshd.client_key),
-                            port=sshd.listen_port, name="node-nopython", prefix=places("nopy") + "/corpus")
+            operations.link_node(ctl, "127.0.0.1", key=str(sshd.client_key),
+                                 port=sshd.listen_port, name="node-nopython", prefix=places("nopy") + "/corpus")
     assert "node-nopython" not in inventory(settings)
     assert "node-nopython" not in accepted(master)

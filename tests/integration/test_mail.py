@@ -7,7 +7,8 @@ import pytest
 from mc_project.controller import mail
 from mc_project.controller.credentials import generate_password
 from mc_project.errors import CorpusError
-from services import SmtpSink, free_port, smtp_sink  # noqa: F401  (fixture)
+from support.ports import free_port
+from support.services import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 
 PASSWORD = generate_password()
 

@@ -14,13 +14,14 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import uuid
 
 import pytest
 import yaml
 
-from helpers import EXAMPLES, GIT_ENV, git, head, http_get
+from support.corpus import EXAMPLES
+from support.git import commit_files, git, head, push
+from support.web import http_get
 from mc_project.project import recipe
 from mc_project.project import settings as mc_settings
 from mc_project.project import supervisor
@@ -77,19 +78,6 @@ def app(minion, salt_cli, projects_root, tmp_path_factory):
     git(src, "add", "-A")
     git(src, "commit", "-qm", "initial")
     return {"paths": paths, "src": src, "init": ret.data}
-
-
-def push(src, remote):
-    return subprocess.run(["git", "push", remote, "HEAD:main"], cwd=src, env=dict(os.environ, **GIT_ENV),
-                          capture_output=True, text=True, timeout=600)
-
-
-def commit(src, files, message):
-    for rel, text in files.items():
-        with open(os.path.join(src, rel), "w", encoding="utf-8") as fh:
-            fh.write(text)
-    git(src, "commit", "-qam", message)
-    return head(src)
 
 
 def get(name, path="/"):
@@ -174,7 +162,7 @@ def test_state_apply_deployed_from_the_top_file(app, master, minion, salt_cli):
         assert state["result"] is True and state["changes"] == {} and "already live" in state["comment"]
 
         # A new commit lands on the branch without a deploy (a fetch runs no hook).
-        new = commit(app["src"], {"VERSION": "2\n"}, "v2")
+        new = commit_files(app["src"], {"VERSION": "2\n"}, "v2")
         git(paths["project_git"], "fetch", "-q", app["src"], "main:main")
         live_before = history(paths)[-1]
 

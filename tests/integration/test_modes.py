@@ -19,12 +19,14 @@ import threading
 
 import pytest
 
-from helpers import (EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, ls_remote, project_state,
-                     tree_digest)
+from support.corpus import Corpus, project_state, sample_project, tree_digest
+from support.git import ls_remote
+from support.saltcall import local_salt
+from support.web import http_get
 from mc_project.project import bundle as mc_bundle
 from mc_project.project import settings as mc_settings
 
-PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
+PHASEFAIL = sample_project("phasefail")
 ALL_PHASES = ["backup", "gather_variables", "pre_install", "configure", "build", "post_build",
               "bundle", "deploy", "post_deploy", "post_install"]
 

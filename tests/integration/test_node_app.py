@@ -10,14 +10,12 @@ survives deploys and rollbacks.
 
 import json
 import os
-import shutil
 
 import pytest
 
-from helpers import http_get
+from support.web import http_get
 
-pytestmark = pytest.mark.skipif(not (shutil.which("npm") and shutil.which("node")),
-                                reason="needs node and npm (apt-get install nodejs npm)")
+pytestmark = pytest.mark.needs("node")
 
 
 def app(port, path="/"):

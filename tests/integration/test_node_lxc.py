@@ -3,14 +3,13 @@
 Everything lives under names of its own (bridge ``ctbr<x>``, nft table ``corpus_t<x>``, an
 ``lxc_path`` and a state dir in the pytest tmp dir, haproxy on a free port of 127.0.0.1), so
 the test never touches another node's containers, rules or routes. The golden image comes
-from the machine's cache (``tests/lxc_cache.py``).
+from the machine's cache (``tests/support/lxc_cache.py``).
 """
 
 import http.client
 import ipaddress
 import os
 import random
-import socket
 import subprocess
 import threading
 import time
@@ -19,19 +18,13 @@ import paramiko
 import pytest
 import salt.utils.crypt
 
-import lxc_cache
 from mc_project.errors import CorpusError
 from mc_project.node import firewall, host, lxc, minion, nat, proxy
+from support import lxc_cache, needs
+from support.ports import free_port
+from support.wait import wait_port
 
-pytestmark = pytest.mark.skipif(
-    lxc_cache.lxc_skip_reason() is not None, reason=lxc_cache.lxc_skip_reason() or ""
-)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.needs(*needs.LXC_NODE)
 
 
 def unused_subnet():
@@ -54,18 +47,6 @@ def node_addresses():
         ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=True
     ).stdout
     return [line.split()[3].split("/")[0] for line in shown.splitlines()]
-
-
-def wait_port(address, port, wait=20):
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            socket.create_connection((address, port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def openssl_hash(password):

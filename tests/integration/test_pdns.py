@@ -7,7 +7,8 @@ import pytest
 from mc_project.controller import credentials
 from mc_project.controller.pdns import PowerDns
 from mc_project.errors import CorpusError
-from services import PdnsServer, dns_query, free_port, pdns_server  # noqa: F401  (fixture)
+from support.ports import free_port
+from support.services import PdnsServer, dns_query, pdns_server  # noqa: F401  (fixture)
 
 ZONE = "corpus.test"
 

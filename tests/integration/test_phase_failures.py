@@ -19,11 +19,14 @@ import os
 
 import pytest
 
-from helpers import (EXAMPLES, REPO_ROOT, Corpus, http_get, local_salt, ls_remote, tree_digest)
+from support.corpus import Corpus, sample_project, tree_digest
+from support.git import ls_remote
+from support.saltcall import local_salt
+from support.web import http_get
 from mc_project.project import recipe
 from mc_project.project import settings as mc_settings
 
-PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
+PHASEFAIL = sample_project("phasefail")
 MODE_OF = {"dev": "editable", "staging": "cooking", "prod": "final"}
 CASES = [(env, phase) for env in ("dev", "staging", "prod") for phase in recipe.PHASES
          if recipe.runs(MODE_OF[env], phase)]

@@ -15,11 +15,13 @@ import os
 
 import pytest
 
-from helpers import (EXAMPLES, REPO_ROOT, Corpus, head, http_get, local_salt, ls_remote, pillar_source,
-                     project_state, tree_digest)
+from support.corpus import Corpus, pillar_source, project_state, sample_project, tree_digest
+from support.git import head, ls_remote
+from support.saltcall import local_salt
+from support.web import http_get
 from mc_project.project import settings as mc_settings
 
-PHASEFAIL = os.path.relpath(os.path.join(REPO_ROOT, "tests", "projects", "phasefail"), EXAMPLES)
+PHASEFAIL = sample_project("phasefail")
 
 
 @pytest.fixture(scope="module")

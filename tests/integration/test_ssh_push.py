@@ -7,15 +7,13 @@ configuration from ``corpus.conf`` alone.
 
 import getpass
 import os
-import shutil
-import subprocess
 
 import pytest
 
-from helpers import GIT_ENV, head
+from support import git, needs
+from support.git import head
 
-pytestmark = pytest.mark.skipif(not shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin"),
-                                reason="openssh-server (sshd) is not installed")
+pytestmark = pytest.mark.needs("sshd")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,7 @@ def sshd(salt_factories):
         # only the service's init script creates.
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     daemon = salt_factories.get_sshd_daemon(
-        script_name=shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin"),
+        script_name=needs.command("sshd"),
         # The key files live under the world-writable TMPDIR, which StrictModes rejects.
         sshd_config_dict={"StrictModes": "no", "PermitUserEnvironment": "no"})
     with daemon.started():
@@ -41,9 +39,7 @@ def ssh_push(sshd):
 
     def push(src, repo, refspec="HEAD:main"):
         url = "ssh://{}@127.0.0.1:{}{}".format(user, sshd.listen_port, repo)
-        env = dict(os.environ, GIT_SSH_COMMAND=ssh_cmd, **GIT_ENV)
-        return subprocess.run(["git", "push", url, refspec], cwd=src, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=600)
+        return git.push(src, url, refspec, env={"GIT_SSH_COMMAND": ssh_cmd})
 
     return push
 

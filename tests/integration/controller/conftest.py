@@ -6,9 +6,12 @@
 * ``node1`` is this machine, linked over a real sshd listening on its own
   (non-loopback) address, so containers' NATed ports are reached as from outside;
 * ``node2`` is a second host in a network namespace with its own address, sshd
-  and minion (tests/netns.py).
+  and minion (tests/support/netns.py).
 
-Containers live under their own LXC path and are all destroyed at the end.
+Containers live under their own LXC path and are all destroyed at the end, with the
+golden containers, the nftables tables and the bridge that linking node1 made, unless
+``CORPUS_TESTS_KEEP_NODES=1`` asks to keep them for a faster next run
+(tests/support/leftovers.py).
 """
 
 import json
@@ -18,14 +21,17 @@ import subprocess
 import uuid
 
 import pytest
+import salt.client
 import salt.config
 
 from mc_project import resources
 from mc_project.controller import config, nodes, wheelhouse
 from mc_project.controller.runtime import Controller
 from mc_project.node import proxy
-from netns import NetnsHost
-from services import PdnsServer, SmtpSink, free_port
+from support import leftovers, needs
+from support.netns import NetnsHost
+from support.ports import free_port
+from support.services import PdnsServer, SmtpSink
 
 LXC_ROOT = "/var/lib/corpus-test"
 DOMAIN = "corpus.test"
@@ -33,11 +39,17 @@ NODE1_SUBNET = "10.91.0.0/24"
 NODE2_SUBNET = "10.92.0.0/24"
 
 
-def lxc_available():
-    return os.geteuid() == 0 and shutil.which("lxc-start") and shutil.which("nft") and shutil.which("haproxy")
+HERE = os.path.dirname(os.path.abspath(__file__))
+# A real LXC node on this machine, a second one in a network namespace, PowerDNS.
+NEEDS = needs.LXC_NODE + ("sshd", "pdns")
 
 
-pytestmark = pytest.mark.skipif(not lxc_available(), reason="needs root, LXC, nftables and haproxy")
+def pytest_collection_modifyitems(config, items):
+    """Every test of this directory needs what the fixtures above use (a ``pytestmark``
+    in a conftest.py applies to nothing: pytest reads marks from test modules only)."""
+    for item in items:
+        if str(item.path).startswith(HERE + os.sep):
+            item.add_marker(pytest.mark.needs(*NEEDS))
 
 
 @pytest.fixture(scope="package")
@@ -97,7 +109,12 @@ def salt_run(controller):
 @pytest.fixture(scope="package")
 def ctl(controller):
     """The controller as the runners see it, for reading the inventory and Salt."""
-    return Controller(salt.config.master_config(controller.config_file))
+    opts = salt.config.master_config(controller.config_file)
+    client = salt.client.get_local_client(mopts=opts)
+    try:
+        yield Controller(opts, client=client)
+    finally:
+        client.destroy()  # its event bus connection, before the master stops
 
 
 @pytest.fixture(scope="package")
@@ -126,25 +143,39 @@ def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
 
 @pytest.fixture(scope="package")
 def node1(salt_run, sshd, tmp_path_factory):
-    _remove_stale_containers("{}/node1/lxc".format(LXC_ROOT), NODE1_SUBNET)
+    lxc_path = "{}/node1/lxc".format(LXC_ROOT)
+    _remove_stale_containers(lxc_path, NODE1_SUBNET)
+    # Linking this machine makes the default bridge and nft tables if no node here has them.
+    before = leftovers.node_network()
     http_port = free_port()
     address = config.local_ipv4()
     prefix = str(tmp_path_factory.mktemp("node1"))
-    ret = link(salt_run, "node1", address, sshd["port"], sshd["key"], prefix, NODE1_SUBNET, 2, http_port)
-    yield {"name": "node1", "address": address, "http_port": http_port, "subnet": NODE1_SUBNET,
-           "lxc_path": "{}/node1/lxc".format(LXC_ROOT), "link": ret.data}
-    _cleanup(salt_run, "node1", "{}/node1/lxc".format(LXC_ROOT), prefix)
+    try:
+        ret = link(salt_run, "node1", address, sshd["port"], sshd["key"], prefix, NODE1_SUBNET, 2, http_port)
+        yield {"name": "node1", "address": address, "http_port": http_port, "subnet": NODE1_SUBNET,
+               "lxc_path": lxc_path, "link": ret.data}
+        _cleanup(salt_run, "node1", lxc_path, prefix)
+    finally:
+        if not leftovers.keep_nodes():
+            leftovers.remove_golden(lxc_path)
+            leftovers.remove_node_network(before)
 
 
 @pytest.fixture(scope="package")
 def node2(salt_run, node2_host, node1, tmp_path_factory):
     http_port = 8080
     prefix = str(tmp_path_factory.mktemp("node2"))
-    ret = link(salt_run, "node2", node2_host.address, node2_host.ssh_port, node2_host.key_path, prefix,
-               NODE2_SUBNET, 2, http_port)
-    yield {"name": "node2", "address": node2_host.address, "http_port": http_port, "host": node2_host,
-           "lxc_path": "{}/node2/lxc".format(LXC_ROOT), "link": ret.data}
-    _cleanup(salt_run, "node2", "{}/node2/lxc".format(LXC_ROOT), prefix, node2_host)
+    lxc_path = "{}/node2/lxc".format(LXC_ROOT)
+    try:
+        ret = link(salt_run, "node2", node2_host.address, node2_host.ssh_port, node2_host.key_path, prefix,
+                   NODE2_SUBNET, 2, http_port)
+        yield {"name": "node2", "address": node2_host.address, "http_port": http_port, "host": node2_host,
+               "lxc_path": lxc_path, "link": ret.data}
+        _cleanup(salt_run, "node2", lxc_path, prefix, node2_host)
+    finally:
+        if not leftovers.keep_nodes():
+            # its bridge and nft tables live in node2_host's namespace, which goes with it
+            leftovers.remove_golden(lxc_path)
 
 
 def _remove_stale_namespaces(prefix):

@@ -4,7 +4,8 @@ PostgreSQL refuses to run as root, so the cluster belongs to the ``postgres``
 user of Debian's package; it listens on 127.0.0.1 on a free port and on a
 socket inside its own directory, with a password for its superuser.
 
-Fixtures (import them into a test module):
+Fixtures (import them into a test module,
+``from support.postgresql import postgresql_server, postgresql_url  # noqa: F401``):
 
 * ``postgresql_server`` (session): the running cluster, stopped at the end.
 * ``postgresql_url``: an SQLAlchemy URL (``postgresql+psycopg2://...``) of a
@@ -15,25 +16,19 @@ import contextlib
 import os
 import pwd
 import secrets
-import shutil
-import socket
 import stat
 import subprocess
 
 import psycopg2
 import pytest
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
+from support import needs
+from support.ports import LOOPBACK, free_port
+
+PG_BIN = needs.PG_BIN
 PG_USER = "postgres"  # the system account the server runs as
 SUPERUSER = "corpus"  # the database role tests connect as
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
 
 
 def _let_through(path):
@@ -125,10 +120,7 @@ def running_postgresql(base_dir):
 
 @pytest.fixture(scope="session")
 def postgresql_server(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("a test PostgreSQL runs as the postgres user: needs root")
-    if not os.path.exists(os.path.join(PG_BIN, "initdb")) or not shutil.which("runuser"):
-        pytest.skip("PostgreSQL 15 (Debian's postgresql package) is not installed")
+    needs.require("root", "postgresql")  # the cluster runs as the postgres user
     with running_postgresql(tmp_path_factory.mktemp("postgresql")) as server:
         yield server
 

@@ -1,0 +1,57 @@
+"""What the LXC tests leave on the machine, and its removal at the end of their session.
+
+Linking this machine as a node (tests/integration/controller/) makes the node's default
+network (the bridge ``corpusbr0``, the nftables tables ``ip corpus`` and ``bridge corpus``)
+when no node here has it yet, and copies the golden container (about 650 MB) into each
+test LXC path. At the end those go again: the network only if this run made it (another
+node of this machine, a benchmark's, keeps its own), the golden containers only under
+the tests' own LXC root. ``CORPUS_TESTS_KEEP_NODES=1`` keeps them all, for a faster next
+run.
+"""
+
+import os
+import shutil
+import subprocess
+
+GOLDEN = "corpus-golden"
+BRIDGE = "corpusbr0"
+NFT_TABLES = (("ip", "corpus"), ("bridge", "corpus"))
+
+
+def keep_nodes():
+    return os.environ.get("CORPUS_TESTS_KEEP_NODES") == "1"
+
+
+def _run(*command):
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def node_network():
+    """The default node network objects that exist now, as a set."""
+    present = set()
+    if shutil.which("nft"):
+        listed = _run("nft", "list", "tables").stdout.split("\n")
+        present.update(("nft",) + table for table in NFT_TABLES if "table {} {}".format(*table) in listed)
+    if os.path.isdir("/sys/class/net/{}".format(BRIDGE)):
+        present.add(("link", BRIDGE))
+    return present
+
+
+def remove_node_network(before):
+    """Remove the default node network objects made since ``before`` (``node_network()``)."""
+    for made in sorted(node_network() - before):
+        if made[0] == "nft":
+            _run("nft", "delete", "table", made[1], made[2])
+        else:
+            _run("ip", "link", "del", made[1])
+
+
+def remove_golden(lxc_path):
+    """Destroy the golden container in ``lxc_path`` (a test LXC path), then the path if empty."""
+    if os.path.isdir(os.path.join(lxc_path, GOLDEN)):
+        _run("lxc-destroy", "-f", "-P", lxc_path, "-n", GOLDEN)
+    for path in (lxc_path, os.path.dirname(lxc_path)):
+        try:
+            os.rmdir(path)
+        except OSError:
+            break

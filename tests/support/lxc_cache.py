@@ -1,0 +1,26 @@
+"""What tests on real LXC share, built once per machine and reused between runs.
+
+* ``golden(lxc_path)``: the golden container in ``lxc_path``, a copy of the machine's cached
+  golden image (``/var/cache/corpus/golden``, or ``$CORPUS_GOLDEN_CACHE``), built from the
+  Debian template the first time (about a minute), copied in ~2 s afterwards.
+* ``wheelhouse()``: the machine's shared wheelhouse of corpus and its dependencies for
+  ``install_minion`` (``mc_project.controller.wheelhouse``, the one ``corpus-controller
+  init`` and the controller tests use): the dependencies are built once, the corpus
+  wheel again whenever the working tree changed, so containers run the code under test.
+"""
+
+import os
+
+from mc_project.controller import wheelhouse as controller_wheelhouse
+from mc_project.node import lxc
+
+
+def golden(lxc_path, mirror=None, suite=lxc.DEFAULT_SUITE, disk_size_mb=lxc.DEFAULT_DISK_SIZE_MB):
+    """Make ``lxc_path`` hold the golden container; returns ``lxc.golden``'s answer."""
+    mirror = mirror or os.environ.get("CORPUS_DEBIAN_MIRROR") or lxc.DEFAULT_MIRROR
+    return lxc.golden(lxc_path, mirror, suite, disk_size_mb)
+
+
+def wheelhouse():
+    """The shared wheelhouse directory, current with this working tree."""
+    return controller_wheelhouse.ensure_wheelhouse(controller_wheelhouse.shared_cache())
