@@ -6,7 +6,7 @@ master option ``corpus:db_url``, and an event is fired per step
 (``corpus/job/<id>/...``). A failed job has undone what it did.
 """
 
-from mc_project.controller import nodes, operations
+from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 
@@ -55,11 +55,10 @@ def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=
 
         salt-run mc_cloud.link_node 192.0.2.10 user=root key=/root/.ssh/id_ed25519 slots=20 nat_ports=40000-40999
     """
-    ctl = _controller()
-    return _answer(nodes.link_node, ctl.settings, ctl.opts, host, user=user, key=key, port=int(port),
+    return _answer(operations.link_node, _controller(), host, user=user, key=key, port=int(port),
                    name=name, slots=int(slots), subnet=subnet, http_port=int(http_port), prefix=prefix,
                    lxc_path=lxc_path, dns_name=dns_name, bridge=bridge, nft_table=nft_table,
-                   nat_ports=nat_ports, fire=ctl.fire)
+                   nat_ports=nat_ports)
 
 
 def unlink_node(name, force=False):
@@ -73,8 +72,7 @@ def unlink_node(name, force=False):
 
         salt-run mc_cloud.unlink_node node1
     """
-    ctl = _controller()
-    return _answer(nodes.unlink_node, ctl.settings, ctl.opts, name, force=force)
+    return _answer(operations.unlink_node, _controller(), name, force=force)
 
 
 def list_hosts():
@@ -87,8 +85,7 @@ def list_hosts():
 
         salt-run mc_cloud.list_hosts
     """
-    ctl = _controller()
-    return _answer(nodes.list_hosts, ctl.settings)
+    return _answer(operations.list_hosts, _controller())
 
 
 def init_env(name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None):

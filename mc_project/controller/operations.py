@@ -1,23 +1,81 @@
-"""The controller's operations on environments, each run as a job.
+"""The controller's operations, each run as a job of named steps.
 
-Each function checks its request first (a bad one is refused in one sentence
-and no job is made), then creates the job with the steps of ``envs`` and runs
+A job is declared here as the list of its steps (``provider:action``, each a
+pair of functions in ``steps/<provider>.py``), as a deploy tool declares a
+deploy as a list of tasks. Each operation checks its request first (a bad one
+is refused in one sentence and no job is made), then creates the job and runs
 it here, reporting each step through ``progress(line)``.
 """
 
-import re
+import ipaddress
+import logging
+import os
+import shlex
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
-from mc_project.controller import envs
+from mc_project.common.vocabulary import (
+    DOMAIN_RE,
+    ENV_NAME_RE,
+    ENV_TYPES,
+    LXC_PATH,
+    NODE_PREFIX,
+    PROJECT_NAME_RE,
+)
+from mc_project.controller import checks, envs, nodes
+from mc_project.controller.steps import node as node_steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db, secrets_crypto
-from mc_project.inventory.models import ComputeNode, Environment
+from mc_project.inventory.models import ComputeNode, Environment, PortMapping, SshKey
 
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+log = logging.getLogger(__name__)
+
+INIT_ENV = (
+    "env:register",
+    "node:pick",
+    "ip:allocate",
+    "lxc:clone",
+    "lxc:configure",
+    "creds:generate",
+    "nft:map_port",
+    "proxy:add_route",
+    "pdns:add_records",
+    "pillar:write",
+    "salt:install_minion",
+    "salt:highstate",
+    "project:init",
+    "env:activate",
+    "mail:send",
+)
+# Destroying runs forward only: each step is idempotent, a rerun finishes it.
+DESTROY_ENV = (
+    "env:retire",
+    "salt:remove_minion",
+    "pdns:remove_records",
+    "proxy:remove_routes",
+    "nft:unmap_ports",
+    "lxc:destroy",
+    "creds:remove",
+    "pillar:remove",
+    "env:remove",
+)
+RESIZE_ENV = ("lxc:resize",)
+LINK_DNS = ("proxy:add_route", "pdns:add_records", "env:add_domain")
+ADD_PROJECT = ("project:register", "project:init")
+DESTROY_PROJECT = ("project:stop", "project:remove", "project:forget")
+LINK_NODE = (
+    "ssh:connect",
+    "node:ship",
+    "node:install",
+    "salt:seed_key",
+    "salt:start_minion",
+    "node:setup",
+    "inventory:add_node",
+)
 
 
-def _run(ctl, kind, target, steps, clipboard, progress=None):
+def _submit(ctl, kind, target, steps, clipboard, progress=None):
+    """Run job ``kind`` on ``target`` here; its final state."""
     def fire(tag, data):
         ctl.fire(tag, data)
         if progress is not None and "step" in data and data["status"] != "pending":
@@ -25,7 +83,11 @@ def _run(ctl, kind, target, steps, clipboard, progress=None):
 
     manager = ctl.jobs()
     manager.fire = fire
-    state = manager.submit(kind, target, list(steps), clipboard)
+    return manager.submit(kind, target, list(steps), clipboard)
+
+
+def _run(ctl, kind, target, steps, clipboard, progress=None):
+    state = _submit(ctl, kind, target, steps, clipboard, progress)
     result = {"result": state["status"] == "success", "job": state["id"], "status": state["status"],
               "comment": state["message"],
               "steps": [{"step": "{}/{} {}".format(step["index"], len(steps), step["name"]),
@@ -33,17 +95,43 @@ def _run(ctl, kind, target, steps, clipboard, progress=None):
     return result, state
 
 
+# --------------------------------------------------------------------------- environments
+
+def _init_request(ctl, name, env_type, project=None, host=None, requester=None, disk_size_mb=None):
+    """Refuse a bad ``init_env`` in one sentence before any job exists; return its clipboard."""
+    if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
+        raise CorpusError("Environment name {!r} is not valid: use 1 to 40 lower-case letters, digits "
+                          "and inner dashes (it becomes a DNS label).".format(name))
+    if env_type not in ENV_TYPES:
+        raise CorpusError("Unknown environment type {!r}; use one of {}.".format(env_type, ", ".join(ENV_TYPES)))
+    project = project or name
+    if not PROJECT_NAME_RE.fullmatch(str(project)):
+        raise CorpusError("Project name {!r} is not valid.".format(project))
+    checks.check_requester(requester)
+    size = checks.check_disk_size(disk_size_mb or ctl.settings["lxc"]["disk_size_mb"])
+    with db.session(ctl.url) as sess:
+        if envs.find_environment(sess, name) is not None:
+            raise CorpusError("An environment named {} already exists.".format(name))
+        if host is not None:
+            envs.node_with_room(sess, host)
+        elif not sess.scalars(select(ComputeNode)).first():
+            raise CorpusError("No compute node is linked; link one with mc_cloud.link_node first.")
+    return {"env_name": name, "env_type": env_type, "project": project, "host": host,
+            "requester": requester, "disk_size_mb": size,
+            "domain": "{}.{}".format(name, ctl.settings["domain"])}
+
+
 def init_env(ctl, name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None,
              progress=None):
     """Create environment ``name``; its UUID and access details when it worked."""
-    clipboard = envs.check_init_request(ctl, name, env_type, project=project, host=host,
-                                        requester=requester,
-                                        disk_size_mb=int(disk_size_mb) if disk_size_mb else None)
-    result, state = _run(ctl, "init_env", name, envs.INIT_STEPS, clipboard, progress)
+    clipboard = _init_request(ctl, name, env_type, project=project, host=host,
+                              requester=requester,
+                              disk_size_mb=int(disk_size_mb) if disk_size_mb else None)
+    result, state = _run(ctl, "init_env", name, INIT_ENV, clipboard, progress)
     if result["result"]:
         clip = state["clipboard"]
         result["uuid"] = clip["env_uuid"]
-        result["access"] = envs.access_details(ctl, clip)
+        result["access"] = envs.access_details(clip)
         if clip.get("mail_error"):
             result["mail"] = "The access mail was not sent: {}".format(clip["mail_error"])
         elif clip.get("requester"):
@@ -53,7 +141,7 @@ def init_env(ctl, name, env_type="dev", project=None, host=None, requester=None,
 
 def destroy_env(ctl, name, progress=None):
     clipboard = envs.env_clipboard(ctl, name)
-    result, _state = _run(ctl, "destroy_env", name, envs.DESTROY_STEPS, clipboard, progress)
+    result, _state = _run(ctl, "destroy_env", name, DESTROY_ENV, clipboard, progress)
     return result
 
 
@@ -62,7 +150,7 @@ def resize_env(ctl, name, size_mb, grow, progress=None):
         size_mb = int(size_mb) if not isinstance(size_mb, (bool, float)) else size_mb
     except (TypeError, ValueError):
         raise CorpusError("Size must be a whole number of MiB, not {!r}.".format(size_mb)) from None
-    envs.check_disk_size(size_mb)
+    checks.check_disk_size(size_mb)
     clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
         current = envs.environment(sess, name).disk_size_mb
@@ -71,7 +159,7 @@ def resize_env(ctl, name, size_mb, grow, progress=None):
     if current and not grow and size_mb >= current:
         raise CorpusError("Trimming {} needs a size below its {} MiB.".format(name, current))
     clipboard["size_mb"] = size_mb
-    result, _state = _run(ctl, "enlarge" if grow else "trim", name, ("lxc:resize",), clipboard, progress)
+    result, _state = _run(ctl, "enlarge" if grow else "trim", name, RESIZE_ENV, clipboard, progress)
     return result
 
 
@@ -87,14 +175,13 @@ def link_dns(ctl, name, domain, progress=None):
     if not clipboard["node"] or not clipboard["ip"]:
         raise CorpusError("Environment {} has no container to route to.".format(name))
     clipboard["new_domain"] = domain
-    result, _state = _run(ctl, "link_dns", name, ("proxy:add_route", "pdns:add_records", "env:add_domain"),
-                          clipboard, progress)
+    result, _state = _run(ctl, "link_dns", name, LINK_DNS, clipboard, progress)
     return result
 
 
 def add_project(ctl, name, project, progress=None):
     """Create the remotes of one more project in environment ``name``."""
-    if not envs.PROJECT_NAME_RE.fullmatch(str(project)):
+    if not PROJECT_NAME_RE.fullmatch(str(project)):
         raise CorpusError("Project name {!r} is not valid.".format(project))
     clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
@@ -105,7 +192,7 @@ def add_project(ctl, name, project, progress=None):
             raise CorpusError("Environment {} already has project {}.".format(name, project))
         clipboard["ssh_port"] = env.ssh_nat_port
     clipboard["project"] = project
-    result, state = _run(ctl, "add_project", name, ("project:register", "project:init"), clipboard, progress)
+    result, state = _run(ctl, "add_project", name, ADD_PROJECT, clipboard, progress)
     if result["result"]:
         result["git_remote"] = state["clipboard"]["git_remote"]
     return result
@@ -119,8 +206,7 @@ def destroy_project(ctl, name, project, progress=None):
         if project not in [row.name for row in env.projects]:
             raise CorpusError("Environment {} has no project {}.".format(name, project))
     clipboard["project"] = project
-    result, _state = _run(ctl, "destroy_project", name, ("project:stop", "project:remove", "project:forget"),
-                          clipboard, progress)
+    result, _state = _run(ctl, "destroy_project", name, DESTROY_PROJECT, clipboard, progress)
     return result
 
 
@@ -146,3 +232,97 @@ def credentials(ctl, name):
         return {"name": env.name, "root_password": secrets.get("root_password"),
                 "ssh_private_key": secrets.get("ssh_private_key"),
                 "ssh": "ssh -p {} root@{}".format(env.ssh_nat_port, (env.domains or [node.address if node else ""])[0])}
+
+
+# --------------------------------------------------------------------------- compute nodes
+
+def link_node(ctl, host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
+              prefix=NODE_PREFIX, lxc_path=LXC_PATH, dns_name=None, bridge="corpusbr0", nft_table="corpus",
+              nat_ports="40000-40999", progress=None):
+    """Install corpus and a minion on ``host`` over SSH and record it as a compute node.
+
+    Runs the ``link_node`` job (see ``steps/node.py``); returns the node's
+    record, with the job's id as ``job_id``. Raises ``CorpusError`` with one
+    sentence when it fails, after undoing what it did.
+
+    ``bridge`` and ``nft_table`` name the node's containers' bridge and its
+    nftables table; the node keeps its proxy and NAT state under ``prefix``.
+    ``nat_ports`` ("MIN-MAX") are the node ports NATed to its containers' SSH.
+    """
+    checks.check_link_request(host, user, name, bridge, nft_table)
+    clipboard = {
+        "host": host, "user": user, "key": os.path.abspath(key) if key else None,
+        "port": checks.check_int(port, "The SSH port", 1, 65535), "name": name,
+        "slots": checks.check_int(slots, "The number of slots", 0, 100000),
+        "subnet": str(checks.check_subnet(subnet)) if subnet else None,
+        "http_port": checks.check_int(http_port, "The proxy port", 1, 65535),
+        "prefix": checks.check_path(prefix, "The install prefix"),
+        "lxc_path": checks.check_path(lxc_path, "The LXC path"),
+        "dns_name": dns_name or (None if checks.is_address(host) else host), "bridge": bridge,
+        "nft_table": nft_table, "nat_ports": checks.check_port_range(nat_ports),
+    }
+    if not ctl.settings.get("master_address"):
+        raise CorpusError("The controller setting corpus:master_address is empty: nodes could not "
+                          "reach the master.")
+    if clipboard["subnet"]:
+        with db.session(ctl.url) as sess:
+            wanted = ipaddress.ip_network(clipboard["subnet"])
+            for other, cidr in sess.execute(select(ComputeNode.name, ComputeNode.subnet).where(
+                    ComputeNode.subnet.is_not(None))):
+                if other != name and wanted.overlaps(ipaddress.ip_network(cidr)):
+                    raise CorpusError("Subnet {} overlaps node {}'s {}.".format(wanted, other, cidr))
+            node = sess.scalar(select(ComputeNode).where(ComputeNode.name == name)) if name else None
+            if node is not None and node.subnet and node.subnet != str(wanted) and sess.scalar(
+                    select(func.count(Environment.id)).where(Environment.node_id == node.id)):
+                raise CorpusError("Node {} keeps subnet {} while environments live on it.".format(
+                    name, node.subnet))
+    state = _submit(ctl, "link_node", name or host, LINK_NODE, clipboard, progress)
+    node_steps.close_shell(state["id"])
+    if state["status"] != "success":
+        raise CorpusError("Linking {} {}.".format(host, state["error"] or "failed"))
+    record = dict(state["clipboard"]["node"])
+    record["job_id"] = state["id"]
+    return record
+
+
+def unlink_node(ctl, name, force=False):
+    """Forget compute node ``name``: stop its minion, drop its accepted key and its record.
+
+    Refused while environments live on it, unless ``force`` (they are then
+    left without a node, status ``orphaned``).
+    """
+    with db.session(ctl.url) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == str(name)))
+        if node is None:
+            raise CorpusError("No compute node named {}.".format(name))
+        living = sess.scalars(select(Environment.name).where(Environment.node_id == node.id)
+                              .order_by(Environment.name)).all()
+        minion_id, prefix = node.minion_id, node.prefix
+    if living and not force:
+        raise CorpusError("Node {} still holds {} environment(s) ({}); unlink it with force=True to "
+                          "leave them without a node.".format(name, len(living), ", ".join(living)))
+    # The minion stops itself a moment after answering, from a session of its own
+    # (stopping the minion's process group must not stop the stopping shell).
+    stop = "setsid sh -c {}".format(shlex.quote("sleep 1; " + nodes.stop_minion_command(nodes.node_paths(prefix))))
+    answer = ctl.answer(minion_id, "cmd.run_bg", timeout=15, cmd=stop, python_shell=True)
+    stopped = bool(answer) and not answer.get("retcode") and ctl.falls_silent(minion_id)
+    ctl.delete_key(minion_id)
+    with db.session(ctl.url) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == str(name)))
+        if node is not None:
+            for env in sess.scalars(select(Environment).where(Environment.node_id == node.id)):
+                env.node_id = None
+                env.status = "orphaned"
+            sess.execute(delete(PortMapping).where(PortMapping.node_id == node.id))
+            sess.execute(delete(SshKey).where(SshKey.node_id == node.id))
+            sess.delete(node)
+    log.info("Unlinked node %s (minion %s stopped: %s)", name, minion_id, stopped)
+    return {"name": name, "minion_id": minion_id, "minion_stopped": stopped, "orphaned": list(living)}
+
+
+def list_hosts(ctl):
+    """The compute nodes: name, address, DNS name, slots, free slots, guest type, status, subnet."""
+    keys = ("name", "address", "dns_name", "slots", "free_slots", "guest_type", "status", "subnet")
+    with db.session(ctl.url) as sess:
+        found = sess.scalars(select(ComputeNode).order_by(ComputeNode.name)).all()
+        return [{key: record[key] for key in keys} for record in (nodes.node_record(sess, n) for n in found)]

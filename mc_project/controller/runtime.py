@@ -1,21 +1,25 @@
 """What the controller's runners share: its settings, its inventory, and Salt.
 
 A ``Controller`` is built from the salt-master's options (inside a runner,
-``__opts__``). It calls execution modules on minions through Salt's
-``LocalClient``, manages minion keys through the ``key`` wheel, fires events on
-the master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
+``__opts__``). It is the controller's only Salt client: it calls execution
+modules on minions through Salt's ``LocalClient``, manages minion keys (the
+``key`` wheel and the master's key store), fires and listens to events on the
+master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
 """
 
 import os
 import time
 
 from cryptography.hazmat.primitives import serialization
+import salt.cache
 import salt.client
+import salt.key
 import salt.utils.event
 import salt.wheel
 
 from mc_project import jobs, sealed
-from mc_project.controller import config, events
+from mc_project.common import messages
+from mc_project.controller import config, events, steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 
@@ -44,31 +48,64 @@ class Controller:
             self._wheel = salt.wheel.WheelClient(self.opts)
         return self._wheel
 
-    def call(self, minion, fun, *args, timeout=300, **kwargs):
-        """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence."""
+    def answer(self, minion, fun, *args, timeout=300, **kwargs):
+        """``minion``'s whole answer to ``fun`` (``{"ret", "retcode", ...}``), or None when it
+        did not answer within ``timeout`` seconds."""
         returns = self.client.cmd(minion, fun, list(args), timeout=timeout, kwarg=kwargs,
                                   full_return=True)
-        if minion not in returns:
+        return (returns or {}).get(minion)
+
+    def call(self, minion, fun, *args, timeout=300, **kwargs):
+        """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence."""
+        answer = self.answer(minion, fun, *args, timeout=timeout, **kwargs)
+        if answer is None:
             raise CorpusError("Minion {} did not answer {} within {} s.".format(minion, fun, timeout))
-        answer = returns[minion]
         data = answer.get("ret") if isinstance(answer, dict) else answer
         failed = isinstance(answer, dict) and answer.get("retcode", 0) not in (0, None)
         if isinstance(data, str) and (failed or data.startswith(("ERROR", "'{}' is not available".format(fun)))):
-            raise CorpusError("{} on {} failed: {}".format(fun, minion, _first_line(data)))
+            raise CorpusError("{} on {} failed: {}".format(fun, minion, messages.summary(data, "no answer")))
         if failed and not _state_succeeded(data):
             raise CorpusError("{} on {} failed: {}".format(fun, minion, _state_failures(data)))
         return data
 
     def ping(self, minion, timeout=5):
-        return bool(self.client.cmd(minion, "test.ping", timeout=timeout).get(minion))
+        answer = self.answer(minion, "test.ping", timeout=timeout)
+        return isinstance(answer, dict) and answer.get("ret") is True
+
+    def listening(self):
+        """The master's event bus, listened to from now on (a ``with`` block)."""
+        return salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True)
+
+    def wait_for_ping(self, minion, timeout=120, events=None):
+        """Whether ``minion`` answered ``test.ping`` within ``timeout`` seconds.
+
+        With ``events`` (from ``listening()``, entered before the minion was
+        started), the ping waits for the minion's start event: a ping sent before
+        the minion is connected only times out.
+        """
+        deadline = time.monotonic() + timeout
+        if events is not None:
+            events.get_event(wait=timeout, tag="salt/minion/{}/start".format(minion), full=True)
+        while True:
+            left = deadline - time.monotonic()
+            if self.ping(minion, timeout=max(min(left, 10), 2)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1)
 
     def wait_for_minion(self, minion, timeout=120):
+        if not self.wait_for_ping(minion, timeout):
+            raise CorpusError("Minion {} did not answer within {} s.".format(minion, timeout))
+
+    def falls_silent(self, minion, timeout=20):
+        """Whether ``minion`` stops answering ``test.ping`` within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.ping(minion):
-                return
             time.sleep(1)
-        raise CorpusError("Minion {} did not answer within {} s.".format(minion, timeout))
+            if not self.ping(minion, timeout=3):
+                return True
+        return False
 
     def key_fingerprints(self, minion):
         """``{status: fingerprint}`` of ``minion``'s keys known to the master."""
@@ -102,13 +139,32 @@ class Controller:
                     raise CorpusError("Minion {} did not offer its key within {} s.".format(minion, timeout))
                 time.sleep(1)
 
+    def _key_cache(self):
+        """The master's key store (the ``keys`` bank salt-key itself uses)."""
+        return salt.cache.Cache(self.opts, driver=self.opts["keys.cache_driver"])
+
+    def accepted_key(self, minion):
+        """The public key the master accepts for ``minion``, or None."""
+        found = self._key_cache().fetch("keys", minion) or {}
+        return found.get("pub") if found.get("state") == "accepted" else None
+
+    def seed_key(self, minion, public_key):
+        """Accept ``public_key`` for ``minion`` before it offers any (a pending, rejected or
+        denied key goes)."""
+        cache = self._key_cache()
+        cache.flush("denied_keys", minion)
+        cache.store("keys", minion, {"state": "accepted", "pub": public_key})
+
     def seal(self, minion, text):
         """``text`` sealed to ``minion``'s accepted key: the job's load (kept in the job cache) holds
         only what that minion can open."""
         return sealed.seal_to_minion(self.opts["pki_dir"], minion, text)
 
     def delete_key(self, minion):
-        self.wheel.cmd("key.delete", [minion], print_event=False)
+        """Forget every key of ``minion``, as ``salt-key -d`` does."""
+        with salt.key.Key(self.opts) as keys:
+            keys.delete_key(match_dict={"minions": [minion], "minions_pre": [minion],
+                                        "minions_rejected": [minion], "minions_denied": [minion]})
 
     def fire(self, tag, data):
         """Fire an event on the master's bus, signed (see ``events.py``)."""
@@ -126,12 +182,8 @@ class Controller:
         return jobs.Jobs(self.url, registry=registry, fire=self.fire)
 
     def registry(self):
-        from mc_project.controller import envs, nodes  # their steps need this module's Controller
-
-        registry = {}
-        envs.register_steps(self, registry)
-        nodes.register_steps(self, registry)
-        return registry
+        """Every controller step, bound to this controller."""
+        return steps.registry(self)
 
 
 def _key_numbers(pem):
@@ -139,17 +191,6 @@ def _key_numbers(pem):
         return serialization.load_pem_public_key(pem.strip().encode()).public_numbers()
     except (ValueError, TypeError):
         raise CorpusError("A minion key is not a PEM public key.") from None
-
-
-def _first_line(text):
-    text = text.strip()
-    for prefix in ("ERROR: ", "ERROR:"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    lines = [line for line in text.splitlines() if line.strip()]
-    # A Salt traceback ends with the exception; its first line says only "Traceback".
-    line = lines[-1] if lines and lines[0].startswith("Traceback") else (lines[0] if lines else "no answer")
-    return line.strip().rstrip(".")
 
 
 def _state_succeeded(data):
@@ -162,7 +203,7 @@ def _state_failures(data):
         failed = [item.get("comment", "") for item in data.values()
                   if isinstance(item, dict) and item.get("result") is False]
         if failed:
-            return "; ".join(_first_line(str(comment)) for comment in failed[:3])
+            return "; ".join(messages.summary(str(comment), "no answer") for comment in failed[:3])
     if isinstance(data, list):
-        return "; ".join(_first_line(str(item)) for item in data[:3])
-    return _first_line(str(data))
+        return "; ".join(messages.summary(str(item), "no answer") for item in data[:3])
+    return messages.summary(str(data), "no answer")

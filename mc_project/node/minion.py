@@ -12,6 +12,7 @@ import os
 import re
 import tarfile
 
+from mc_project.common.vocabulary import LXC_PATH, MINION_UNIT
 from mc_project.errors import CorpusError
 from mc_project.node import lxc
 
@@ -20,40 +21,47 @@ VENV = PREFIX + "/venv"
 WHEELHOUSE = PREFIX + "/wheelhouse"
 MINION_CONF = "/etc/salt/minion.d/corpus.conf"
 PKI_DIR = "/etc/salt/pki/minion"
-UNIT = "corpus-minion.service"
 MINION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 MASTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,253}$")
 
-UNIT_TEXT = """# Written by corpus.
+
+def unit_text(salt_minion, config_dir, description="corpus salt-minion"):
+    """The systemd unit that runs a corpus minion: a container's, or a compute node's."""
+    return """# Written by corpus.
 [Unit]
-Description=corpus salt-minion
+Description={description}
 Wants=network-online.target
 After=network-online.target
 
 [Service]
-ExecStart={venv}/bin/salt-minion -c /etc/salt
+ExecStart={salt_minion} -c {config_dir}
 Restart=on-failure
 # Let a state that restarts the minion finish its own job.
 KillMode=process
 
 [Install]
 WantedBy=multi-user.target
-""".format(venv=VENV)
+""".format(description=description, salt_minion=salt_minion, config_dir=config_dir)
+
+
+UNIT_TEXT = unit_text(VENV + "/bin/salt-minion", "/etc/salt")
+
+
+def config_text(options):
+    """A minion configuration file: JSON is YAML, and quoting every value keeps YAML from
+    guessing types."""
+    return "# Written by corpus.\n" + "".join("{}: {}\n".format(k, json.dumps(v)) for k, v in options.items())
 
 
 def minion_config(master, minion_id, publish_port=None, master_port=None):
-    """The minion.d file: JSON is YAML, and quoting every value keeps YAML from guessing types."""
+    """A container minion's minion.d file."""
     # The controller accepts the key as soon as it is offered: retry within a second, not ten.
     config = {"master": master, "id": minion_id, "acceptance_wait_time": 1}
     if publish_port:
         config["publish_port"] = int(publish_port)
     if master_port:
         config["master_port"] = int(master_port)
-    return (
-        "# Written by corpus.\n"
-        + "\n".join("{}: {}".format(k, json.dumps(v)) for k, v in config.items())
-        + "\n"
-    )
+    return config_text(config)
 
 
 def wheelhouse_tar(wheelhouse):
@@ -85,7 +93,7 @@ def inside(name, lxc_path, cmd, what, input=None, text=True):
 
 
 def install_minion(
-    name, master, minion_id, wheelhouse, lxc_path=lxc.DEFAULT_LXC_PATH, publish_port=None, master_port=None
+    name, master, minion_id, wheelhouse, lxc_path=LXC_PATH, publish_port=None, master_port=None
 ):
     """Install and start the corpus minion in running container ``name``; returns
     ``{minion_id, fingerprint}``. Running it again reinstalls and restarts it, same key."""
@@ -129,14 +137,14 @@ def install_minion(
     inside(
         name,
         lxc_path,
-        "cat > /etc/systemd/system/{}".format(UNIT),
+        "cat > /etc/systemd/system/{}".format(MINION_UNIT),
         "Writing the minion unit",
         input=UNIT_TEXT,
     )
     inside(
         name,
         lxc_path,
-        "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(UNIT),
+        "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(MINION_UNIT),
         "Starting the minion",
     )
     out = inside(

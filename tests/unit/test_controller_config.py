@@ -129,9 +129,9 @@ def test_local_ipv4_with_only_loopback_is_one_sentence(monkeypatch):
 
 
 def test_nat_port_ranges_of_a_node_are_checked():
-    from mc_project.controller import nodes
+    from mc_project.controller import checks
 
-    assert nodes._check_port_range("42000-42099") == [42000, 42099]
+    assert checks.check_port_range("42000-42099") == [42000, 42099]
     for bad in ("42000", "x-y", "50000-40000", "80-90"):
         with pytest.raises(CorpusError, match="NAT ports"):
-            nodes._check_port_range(bad)
+            checks.check_port_range(bad)

@@ -8,7 +8,8 @@ be checked to leave nothing behind, quickly, for every step of ``init_env``.
 import pytest
 from sqlalchemy import func, select
 
-from mc_project.controller import envs, operations
+from mc_project.common.vocabulary import APP_PORT
+from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
@@ -145,7 +146,7 @@ def test_init_env_places_allocates_and_records(ctl):
         assert (env.name, env.status, env.ip, env.ssh_nat_port) == ("shop", "active", "10.77.0.2", 40000)
         pillar = sess.scalar(select(Pillar)).data
         secrets = {row.name for row in sess.scalars(select(Secret))}
-    assert pillar["makina-projects"]["shop"] == {"env": "staging", "bind": "0.0.0.0", "port": envs.APP_PORT}
+    assert pillar["makina-projects"]["shop"] == {"env": "staging", "bind": "0.0.0.0", "port": APP_PORT}
     assert pillar["corpus"]["env"]["mode"] == "cooking"
     assert secrets == {"root_password", "ssh_private_key"}
     assert node.containers["shop"]["state"] == "RUNNING"
@@ -159,7 +160,7 @@ def test_init_env_places_allocates_and_records(ctl):
     assert password not in text and "PRIVATE KEY" not in text
 
 
-@pytest.mark.parametrize("step", envs.INIT_STEPS)
+@pytest.mark.parametrize("step", operations.INIT_ENV)
 def test_failure_at_each_step_leaves_nothing(ctl, step):
     node = add_node(ctl, "n1")
     ctl.fail_at = step

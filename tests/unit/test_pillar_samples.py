@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+from mc_project.common import vocabulary
 from mc_project.controller import config as controller_config
 from mc_project.controller import nodes
 from mc_project.errors import CorpusError
@@ -168,8 +169,8 @@ def test_the_node_options_are_link_nodes_arguments_with_its_defaults():
 
 
 def test_the_node_schema_applies_link_nodes_rules():
-    for ours, theirs in ((node_schema.NAME_RE, nodes.NAME_RE), (node_schema.BRIDGE_RE, nodes.BRIDGE_RE),
-                         (node_schema.PATH_RE, nodes.PATH_RE)):
+    for ours, theirs in ((node_schema.NAME_RE, vocabulary.NODE_NAME_RE), (node_schema.BRIDGE_RE, vocabulary.BRIDGE_RE),
+                         (node_schema.PATH_RE, vocabulary.PATH_RE)):
         assert ours.pattern == theirs.pattern
 
 

@@ -1,0 +1,51 @@
+"""``creds:*``: an environment's root password and SSH key pair, kept as secrets."""
+
+from sqlalchemy import delete
+
+from mc_project.controller import credentials, envs
+from mc_project.inventory import db, secrets_crypto
+from mc_project.inventory.models import Secret, SshKey
+
+
+def _secret_owner(clip):
+    return "env:{}".format(clip["env_uuid"])
+
+
+def generate_credentials(ctl, ctx):
+    clip, node = ctx.clipboard, ctx.clipboard["node"]
+    owner = _secret_owner(clip)
+    password = credentials.generate_password()
+    private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
+    with secrets_crypto.writing(ctl.settings["secrets_key"]) as keyring, db.session(ctl.url) as sess:
+        env = envs.environment(sess, clip["env_name"])
+        sess.execute(delete(Secret).where(Secret.owner == owner))
+        sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
+        secrets_crypto.put(sess, keyring, owner, "root_password", password)
+        secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private)
+        sess.add(SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
+                        environment_id=env.id))
+    # Sealed to the node's key: the job's load, kept in the master's job cache, holds no hash.
+    ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
+             sealed_hash=ctl.seal(node["minion_id"], credentials.password_hash(password)),
+             lxc_path=node["lxc_path"])
+    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=public,
+             lxc_path=node["lxc_path"])
+    clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],
+                                 lxc_path=node["lxc_path"])
+    clip["ssh_public_key"] = public
+    ctx.log("root password and SSH key pair stored as secrets of {}".format(owner))
+
+
+def remove_credentials(ctl, ctx):
+    clip = ctx.clipboard
+    with db.session(ctl.url) as sess:
+        sess.execute(delete(Secret).where(Secret.owner == _secret_owner(clip)))
+        env = envs.find_environment(sess, clip["env_name"])
+        if env is not None:
+            sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
+
+
+STEPS = {
+    "creds:generate": (generate_credentials, remove_credentials),
+    "creds:remove": (remove_credentials, None),
+}
