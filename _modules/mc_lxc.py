@@ -14,7 +14,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from mc_project import sealed
     from mc_project.errors import CorpusError
-    from mc_project.node import firewall, host, lxc, minion, nat, proxy
+    from mc_project.node import firewall, host, inside, lxc, minion, nat, proxy
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -38,7 +38,7 @@ def _call(func, *args, **kwargs):
 
 
 def _lxc_path(lxc_path):
-    return lxc_path or __salt__["config.get"]("mc_lxc:lxc_path", lxc.DEFAULT_LXC_PATH)
+    return lxc_path or __salt__["config.get"]("mc_lxc:lxc_path", lxc.LXC_PATH)
 
 
 def _state_dir(state_dir):
@@ -254,7 +254,7 @@ def set_root_password(name, password_hash=None, lxc_path=None, sealed_hash=None)
     """
     if sealed_hash is not None:
         password_hash = _call(sealed.open_with_minion_key, __opts__["pki_dir"], sealed_hash)
-    return _call(lxc.set_root_password, name, password_hash, _lxc_path(lxc_path))
+    return _call(inside.set_root_password, name, password_hash, _lxc_path(lxc_path))
 
 
 def authorize_key(name, public_key, lxc_path=None):
@@ -267,7 +267,7 @@ def authorize_key(name, public_key, lxc_path=None):
 
         salt node1 mc_lxc.authorize_key ct-myapp 'ssh-ed25519 AAAA... corpus'
     """
-    return _call(lxc.authorize_key, name, public_key, _lxc_path(lxc_path))
+    return _call(inside.authorize_key, name, public_key, _lxc_path(lxc_path))
 
 
 def host_keys(name, lxc_path=None):
@@ -280,7 +280,7 @@ def host_keys(name, lxc_path=None):
 
         salt node1 mc_lxc.host_keys ct-myapp
     """
-    return _call(lxc.host_keys, name, _lxc_path(lxc_path))
+    return _call(inside.host_keys, name, _lxc_path(lxc_path))
 
 
 def attach(name, cmd, lxc_path=None):
@@ -293,7 +293,7 @@ def attach(name, cmd, lxc_path=None):
 
         salt node1 mc_lxc.attach ct-myapp 'systemctl is-system-running'
     """
-    return _call(lxc.attach, name, cmd, _lxc_path(lxc_path))
+    return _call(inside.attach, name, cmd, _lxc_path(lxc_path))
 
 
 def map_port(external_port, address, internal_port=22, protocol="tcp", table=None, state_dir=None):

@@ -6,48 +6,33 @@ a golden container ``corpus-golden`` built once from the Debian template; a new 
 sparse copy of its image plus a configuration written here (not the template's), which takes a
 second or two instead of a minute for a template create.
 
-The golden image itself is built once per machine into a cache (``/var/cache/corpus/golden``,
-or ``$CORPUS_GOLDEN_CACHE``) and copied from there into each ``lxc_path`` that needs it.
-
-A stopped container's files are reached by mounting its image and ``chroot``; a running one's
-through ``lxc-attach``. Names are LXC names: lower-case letters, digits and dashes.
+The golden image is built in ``images.py``; commands inside a container are ``inside.py``'s.
+Names are LXC names: lower-case letters, digits and dashes.
 """
 
 import contextlib
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import shutil
 import socket
 import stat
 import struct
-import tempfile
 import time
 
+from mc_project.common.vocabulary import LXC_PATH
 from mc_project.errors import CorpusError
-from mc_project.node import firewall
+from mc_project.node import firewall, images
+from mc_project.node.images import DEFAULT_DISK_SIZE_MB, DEFAULT_MIRROR, DEFAULT_SUITE
 from mc_project.node.shell import file_lock, last_line, run
 
-DEFAULT_LXC_PATH = "/var/lib/lxc"
 GOLDEN_NAME = "corpus-golden"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-DEFAULT_SUITE = "bookworm"
-DEFAULT_DISK_SIZE_MB = 2048
-# haproxy: each project's front (mc_project/project/front.py).
-GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates", "haproxy")
-DEFAULT_GOLDEN_CACHE = "/var/cache/corpus/golden"
 COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
 
-MIB = 1024 * 1024
 # Trimming must leave this much free space above what the filesystem already uses.
 TRIM_MARGIN_MB = 128
-# Attaching loop devices races between processes ("Failed to set loop fd"):
-# every attach on this machine (lxc-start of a loop rootfs, mount -o loop) takes it.
-LOOP_LOCK = "/run/lock/corpus-loop.lock"
 SSH_PORT = 22
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Containers are unprivileged: each one's ids 0..65535 are the node's BASE..BASE+65535, BASE
 # its own (``allocate_id_base``), from a pool root reserves in /etc/subuid and /etc/subgid
@@ -85,11 +70,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
-SHA512_CRYPT_RE = re.compile(r"^\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
-PUBLIC_KEY_RE = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
-    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$"
-)
+
+
 
 
 # --------------------------------------------------------------------------- names and paths
@@ -104,15 +86,15 @@ def validate_name(name):
     return name
 
 
-def container_dir(name, lxc_path=DEFAULT_LXC_PATH):
+def container_dir(name, lxc_path=LXC_PATH):
     return os.path.join(lxc_path, validate_name(name))
 
 
-def rootdev_path(name, lxc_path=DEFAULT_LXC_PATH):
+def rootdev_path(name, lxc_path=LXC_PATH):
     return os.path.join(container_dir(name, lxc_path), "rootdev")
 
 
-def exists(name, lxc_path=DEFAULT_LXC_PATH):
+def exists(name, lxc_path=LXC_PATH):
     return os.path.isfile(os.path.join(container_dir(name, lxc_path), "config"))
 
 
@@ -121,8 +103,6 @@ def require(name, lxc_path):
         raise CorpusError("There is no container {} in {}.".format(name, lxc_path))
 
 
-def golden_cache_dir():
-    return os.environ.get("CORPUS_GOLDEN_CACHE") or DEFAULT_GOLDEN_CACHE
 
 
 # --------------------------------------------------------------------------- configuration text
@@ -166,7 +146,7 @@ def render_config(name, rootdev, hostname=None, network=None, autostart=True):
     return "\n".join(lines) + "\n"
 
 
-def read_config(name, lxc_path=DEFAULT_LXC_PATH):
+def read_config(name, lxc_path=LXC_PATH):
     """``{key: value}`` of a container's LXC configuration (the last value of a repeated key)."""
     values = {}
     with open(os.path.join(container_dir(name, lxc_path), "config"), encoding="utf-8") as fh:
@@ -242,191 +222,10 @@ def parse_network(address, gateway=None):
     return interface, str(gateway_ip)
 
 
-# --------------------------------------------------------------------------- images
-
-
-def copy_sparse(source, target):
-    """Copy a loop image: holes stay holes, and a reflink is used where the filesystem has them."""
-    run(["cp", "--sparse=always", "--reflink=auto", source, target], "Copying {}".format(source))
-
-
-def fs_usage_mb(image):
-    """``(filesystem size, used)`` in MiB from an unmounted ext4 image's superblock."""
-    out = run(["dumpe2fs", "-h", image], "Reading the filesystem of {}".format(image)).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    block = int(fields["Block size"])
-    count, free = int(fields["Block count"]), int(fields["Free blocks"])
-    return count * block // MIB, (count - free) * block // MIB
-
-
-def image_size_mb(image):
-    return os.stat(image).st_size // MIB
-
-
-def resize_image(image, size_mb):
-    """Make an unmounted ext4 image ``size_mb`` MiB (grow: file then filesystem; shrink: the reverse)."""
-    current = os.stat(image).st_size
-    target = size_mb * MIB
-    wait_image_released(image)
-    proc = run(["e2fsck", "-f", "-y", image], "Checking the filesystem of {}".format(image), check=False)
-    if proc.returncode > 2:  # 1 and 2 mean "errors corrected"
-        raise CorpusError("Checking the filesystem of {} failed: {}.".format(image, last_line(proc)))
-    if target > current:
-        os.truncate(image, target)
-        try:
-            run(["resize2fs", image], "Enlarging the filesystem of {}".format(image))
-        except CorpusError:
-            os.truncate(image, current)
-            raise
-    elif target < current:
-        run(["resize2fs", image, "{}M".format(size_mb)], "Shrinking the filesystem of {}".format(image))
-        os.truncate(image, target)
-
-
-def wait_image_released(image, wait=15):
-    """Wait until no loop device holds ``image``: a container just stopped may still have it
-    attached for a moment, and e2fsck refuses an image in use."""
-    deadline = time.monotonic() + wait
-    while run(["losetup", "-j", image], "Looking for loop devices of {}".format(image)).stdout.strip():
-        if time.monotonic() > deadline:
-            raise CorpusError("The disk {} is still in use.".format(image))
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def mounted_image(image):
-    """Mount a stopped container's image on a temporary directory for the time of the block."""
-    mountpoint = tempfile.mkdtemp(prefix="corpus-rootfs-")
-    try:
-        with file_lock(LOOP_LOCK):
-            run(["mount", "-o", "loop", image, mountpoint], "Mounting {}".format(image))
-        try:
-            yield mountpoint
-        finally:
-            run(["umount", mountpoint], "Unmounting {}".format(image))
-    finally:
-        os.rmdir(mountpoint)
-
-
-def prepare_golden_rootfs(rootfs):
-    """Make a freshly built template rootfs fit to be copied: no identity of its own.
-
-    Host keys and the machine id are removed (each container gets its own), the network
-    configuration waits for ``configure`` (the template's DHCP would hold the boot for ~50 s),
-    and downloaded packages go.
-    """
-    for name in os.listdir(os.path.join(rootfs, "etc", "ssh")):
-        if name.startswith("ssh_host_"):
-            os.unlink(os.path.join(rootfs, "etc", "ssh", name))
-    # An empty machine-id makes systemd generate a new one at first boot.
-    with open(os.path.join(rootfs, "etc", "machine-id"), "w", encoding="utf-8"):
-        pass
-    with open(os.path.join(rootfs, "etc", "network", "interfaces"), "w", encoding="utf-8") as fh:
-        fh.write("auto lo\niface lo inet loopback\n")
-    archives = os.path.join(rootfs, "var", "cache", "apt", "archives")
-    for name in os.listdir(archives):
-        if name.endswith(".deb"):
-            os.unlink(os.path.join(archives, name))
-
-
-def security_mirror(mirror):
-    """The security archive next to ``mirror`` (``.../debian`` -> ``.../debian-security``)."""
-    return (
-        mirror.rstrip("/") + "-security"
-        if mirror.rstrip("/").endswith("/debian")
-        else "http://deb.debian.org/debian-security"
-    )
-
-
-def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN_PACKAGES):
-    """A full ``lxc-create -t debian`` with a loop backing store and no network."""
-    os.makedirs(lxc_path, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="corpus-lxc-") as conf:
-        conf.write("lxc.net.0.type = empty\n")
-        conf.flush()
-        env = dict(os.environ, MIRROR=mirror, SECURITY_MIRROR=security_mirror(mirror))
-        run(
-            [
-                "lxc-create",
-                "-n",
-                name,
-                "-P",
-                lxc_path,
-                "-t",
-                "debian",
-                "-B",
-                "loop",
-                "--fssize",
-                "{}M".format(disk_size_mb),
-                "-f",
-                conf.name,
-                "--",
-                "-r",
-                suite,
-                "--packages={}".format(",".join(packages)),
-            ],
-            "Creating container {} from the Debian template ({})".format(name, suite),
-            env=env,
-        )
-
-
-def build_golden_image(
-    mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB, cache_dir=None
-):
-    """The machine's cached golden image for ``suite``, built from the Debian template if missing.
-
-    Returns ``{"image", "built", "seconds"}``. The cache holds ``<suite>.img`` and
-    ``<suite>.json`` (how and when it was built); a lock serialises builders.
-    """
-    if not re.match(r"^[a-z]+$", suite or ""):
-        raise CorpusError("{!r} is not a Debian suite name.".format(suite))
-    cache_dir = cache_dir or golden_cache_dir()
-    image = os.path.join(cache_dir, "{}.img".format(suite))
-    started = time.monotonic()
-    with file_lock(os.path.join(cache_dir, ".lock")):
-        if os.path.isfile(image) and cached_packages(cache_dir, suite) == list(GOLDEN_PACKAGES):
-            return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
-        build_path = os.path.join(cache_dir, "build")
-        build_name = "golden-{}".format(suite)
-        run(["lxc-destroy", "-n", build_name, "-P", build_path, "-f"], "Removing an old build", check=False)
-        shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
-        try:
-            template_create(build_name, build_path, mirror, suite, disk_size_mb)
-            built = os.path.join(build_path, build_name, "rootdev")
-            with mounted_image(built) as rootfs:
-                prepare_golden_rootfs(rootfs)
-            os.replace(built, image + ".part")
-            os.replace(image + ".part", image)
-        finally:
-            shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
-        seconds = round(time.monotonic() - started, 2)
-        with open(os.path.join(cache_dir, "{}.json".format(suite)), "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    "suite": suite,
-                    "mirror": mirror,
-                    "disk_size_mb": disk_size_mb,
-                    "packages": list(GOLDEN_PACKAGES),
-                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "seconds": seconds,
-                },
-                fh,
-                indent=2,
-            )
-    return {"image": image, "built": True, "seconds": seconds}
-
-
-def cached_packages(cache_dir, suite):
-    """The packages the cached image was built with (None when unknown): a changed list rebuilds it."""
-    try:
-        with open(os.path.join(cache_dir, "{}.json".format(suite)), encoding="utf-8") as fh:
-            return json.load(fh).get("packages")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def golden(
-    lxc_path=DEFAULT_LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
+    lxc_path=LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
 ):
     """Make sure ``lxc_path`` has the golden container; copy it from the machine's cache
     (building that first if needed). Returns ``{name, built, seconds}``."""
@@ -435,14 +234,14 @@ def golden(
     with file_lock(os.path.join(lxc_path, ".corpus-golden.lock")):
         if os.path.isfile(rootdev):
             return {"name": GOLDEN_NAME, "built": False, "seconds": round(time.monotonic() - started, 2)}
-        cached = build_golden_image(mirror, suite, disk_size_mb)
+        cached = images.build_golden_image(mirror, suite, disk_size_mb)
         directory = container_dir(GOLDEN_NAME, lxc_path)
         os.makedirs(os.path.join(directory, "rootfs"), exist_ok=True)
         with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
             fh.write(render_config(GOLDEN_NAME, rootdev, autostart=False))
-        copy_sparse(cached["image"], rootdev + ".part")
-        if image_size_mb(rootdev + ".part") != disk_size_mb:
-            resize_image(rootdev + ".part", disk_size_mb)
+        images.copy_sparse(cached["image"], rootdev + ".part")
+        if images.image_size_mb(rootdev + ".part") != disk_size_mb:
+            images.resize_image(rootdev + ".part", disk_size_mb)
         # The image appears last and whole: clone() only ever sees a complete golden.
         os.replace(rootdev + ".part", rootdev)
     return {
@@ -456,7 +255,7 @@ def golden(
 # --------------------------------------------------------------------------- unprivileged containers
 
 
-def unprivileged_conf_path(name, lxc_path=DEFAULT_LXC_PATH):
+def unprivileged_conf_path(name, lxc_path=LXC_PATH):
     return os.path.join(container_dir(name, lxc_path), UNPRIVILEGED_CONF)
 
 
@@ -475,7 +274,7 @@ def unprivileged_text(base):
     return "\n".join(lines) + "\n"
 
 
-def id_base(name, lxc_path=DEFAULT_LXC_PATH):
+def id_base(name, lxc_path=LXC_PATH):
     """The node id that is root in the container (its ``lxc.idmap``), or None when it has none."""
     try:
         with open(unprivileged_conf_path(name, lxc_path), encoding="utf-8") as fh:
@@ -485,7 +284,7 @@ def id_base(name, lxc_path=DEFAULT_LXC_PATH):
     return int(found.group(1)) if found else None
 
 
-def allocate_id_base(name, lxc_path=DEFAULT_LXC_PATH):
+def allocate_id_base(name, lxc_path=LXC_PATH):
     """The first node id of a container's range: the one it has, else one derived from its name
     (so a container made again gets its range back) that no other container of ``lxc_path`` has."""
     own = id_base(name, lxc_path)
@@ -504,7 +303,7 @@ def allocate_id_base(name, lxc_path=DEFAULT_LXC_PATH):
     raise CorpusError("No id range is left for container {} in {}.".format(name, lxc_path))
 
 
-def reserve_id_base(name, lxc_path=DEFAULT_LXC_PATH):
+def reserve_id_base(name, lxc_path=LXC_PATH):
     """Allocate a container's id range and record it beside its config (``unprivileged.conf``);
     a container that has one keeps it. Returns its base."""
     with file_lock(os.path.join(lxc_path, ".corpus-ids.lock")):
@@ -625,7 +424,7 @@ def shift_rootfs(rootfs, base):
     return shift_tree(rootfs, base)
 
 
-def make_unprivileged(name, lxc_path=DEFAULT_LXC_PATH):
+def make_unprivileged(name, lxc_path=LXC_PATH):
     """Give a stopped container made before containers were unprivileged an id range of its own:
     its files shifted into it and its config including it. Idempotent; returns its base."""
     include = "lxc.include = {}".format(unprivileged_conf_path(name, lxc_path))
@@ -635,8 +434,8 @@ def make_unprivileged(name, lxc_path=DEFAULT_LXC_PATH):
     if include in text.splitlines():
         return id_base(name, lxc_path)
     base = reserve_id_base(name, lxc_path)
-    wait_image_released(rootdev_path(name, lxc_path))
-    with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
+    images.wait_image_released(rootdev_path(name, lxc_path))
+    with images.mounted_image(rootdev_path(name, lxc_path)) as rootfs:
         shift_rootfs(rootfs, base)
     with open(config_path, "a", encoding="utf-8") as fh:
         fh.write(("" if text.endswith("\n") else "\n") + include + "\n")
@@ -657,7 +456,7 @@ def chroot_argv(rootfs, base):
 # --------------------------------------------------------------------------- life cycle
 
 
-def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
+def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False):
     """A new, stopped container from the golden image (a sparse copy of it), without network
     until ``configure``. Its disk is the golden's size unless ``disk_size_mb`` says otherwise.
 
@@ -666,7 +465,7 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
     """
     validate_name(name)
     if exist_ok and exists(name, lxc_path) and os.path.isfile(rootdev_path(name, lxc_path)):
-        return {"name": name, "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)), "changed": False}
+        return {"name": name, "disk_size_mb": images.image_size_mb(rootdev_path(name, lxc_path)), "changed": False}
     if name == GOLDEN_NAME:
         raise CorpusError("{} is the golden container's name.".format(name))
     golden_rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
@@ -687,18 +486,18 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
     rootdev = os.path.join(directory, "rootdev")
     try:
         os.mkdir(os.path.join(directory, "rootfs"))
-        copy_sparse(golden_rootdev, rootdev + ".part")
-        if disk_size_mb is not None and disk_size_mb != image_size_mb(rootdev + ".part"):
-            _, used = fs_usage_mb(rootdev + ".part")
+        images.copy_sparse(golden_rootdev, rootdev + ".part")
+        if disk_size_mb is not None and disk_size_mb != images.image_size_mb(rootdev + ".part"):
+            _, used = images.fs_usage_mb(rootdev + ".part")
             if disk_size_mb < used + TRIM_MARGIN_MB:
                 raise CorpusError(
                     "A {} MB disk is too small for the golden image ({} MB used).".format(disk_size_mb, used)
                 )
-            resize_image(rootdev + ".part", disk_size_mb)
+            images.resize_image(rootdev + ".part", disk_size_mb)
         # Unprivileged: the copy's files become those of the container's own id range.
         base = reserve_id_base(name, lxc_path)
         shift_started = time.monotonic()
-        with mounted_image(rootdev + ".part") as rootfs:
+        with images.mounted_image(rootdev + ".part") as rootfs:
             shift_rootfs(rootfs, base)
         shift_seconds = time.monotonic() - shift_started
         os.replace(rootdev + ".part", rootdev)
@@ -709,7 +508,7 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
         raise
     return {
         "name": name,
-        "disk_size_mb": image_size_mb(rootdev),
+        "disk_size_mb": images.image_size_mb(rootdev),
         "id_base": base,
         "seconds": round(time.monotonic() - started, 2),
         "shift_seconds": round(shift_seconds, 2),
@@ -717,7 +516,7 @@ def clone(name, lxc_path=DEFAULT_LXC_PATH, disk_size_mb=None, exist_ok=False):
     }
 
 
-def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=DEFAULT_LXC_PATH):
+def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=LXC_PATH):
     """Give a stopped container its hostname, static address (LXC config and the container's
     own network configuration) and SSH host keys of its own. Running it again changes only
     what differs; host keys already made are kept."""
@@ -755,7 +554,7 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
         "port": firewall.port_name(bridge, name, lxc_path),
     }
     rootdev = rootdev_path(name, lxc_path)
-    with mounted_image(rootdev) as rootfs:
+    with images.mounted_image(rootdev) as rootfs:
         files = {
             "etc/hostname": short + "\n",
             "etc/hosts": hosts_text(hostname),
@@ -774,7 +573,7 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
     return dict(result, changed=True)
 
 
-def network_identity(name, lxc_path=DEFAULT_LXC_PATH):
+def network_identity(name, lxc_path=LXC_PATH):
     """``{name, port, hwaddr, address, bridge}`` of a configured container (what the node's
     firewall pins it to), or None for one without network."""
     config = read_config(name, lxc_path)
@@ -789,7 +588,7 @@ def network_identity(name, lxc_path=DEFAULT_LXC_PATH):
     }
 
 
-def pin_network(name, lxc_path=DEFAULT_LXC_PATH):
+def pin_network(name, lxc_path=LXC_PATH):
     """Give a stopped container configured before ports and MACs were fixed its own port name
     and MAC, so the firewall can pin it; returns ``network_identity``. Idempotent."""
     require(name, lxc_path)
@@ -811,7 +610,7 @@ def pin_network(name, lxc_path=DEFAULT_LXC_PATH):
     return network_identity(name, lxc_path)
 
 
-def state(name, lxc_path=DEFAULT_LXC_PATH):
+def state(name, lxc_path=LXC_PATH):
     """``RUNNING``, ``STOPPED``... as lxc-info says; ``ABSENT`` when there is no such container."""
     if not exists(name, lxc_path):
         return "ABSENT"
@@ -841,7 +640,7 @@ def container_address(name, lxc_path):
     return address.split("/", 1)[0] if address else None
 
 
-def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
+def start(name, lxc_path=LXC_PATH, wait=60):
     """Start a container (if it is not running) and wait until its sshd answers."""
     require(name, lxc_path)
     if name == GOLDEN_NAME:
@@ -854,7 +653,7 @@ def start(name, lxc_path=DEFAULT_LXC_PATH, wait=60):
         # A container made before containers were unprivileged gets its id range first.
         make_unprivileged(name, lxc_path)
         ensure_subordinate_ids()
-        with file_lock(LOOP_LOCK):
+        with file_lock(images.LOOP_LOCK):
             proc = run(
                 ["lxc-start", "-n", name, "-P", lxc_path, "-o", log_path, "-l", "ERROR"],
                 "Starting container {}".format(name),
@@ -901,7 +700,7 @@ def wait_for_ssh(name, address, wait, port=SSH_PORT):
         time.sleep(0.2)
 
 
-def stop(name, lxc_path=DEFAULT_LXC_PATH, timeout=30):
+def stop(name, lxc_path=LXC_PATH, timeout=30):
     """Stop a container cleanly (killed after ``timeout`` s). Stopping a stopped one is fine."""
     require(name, lxc_path)
     was = state(name, lxc_path)
@@ -917,7 +716,7 @@ def stop(name, lxc_path=DEFAULT_LXC_PATH, timeout=30):
     return {"name": name, "state": "STOPPED", "changed": was != "STOPPED"}
 
 
-def destroy(name, lxc_path=DEFAULT_LXC_PATH):
+def destroy(name, lxc_path=LXC_PATH):
     """Stop and delete a container and its disk. An absent container is fine."""
     directory = container_dir(name, lxc_path)
     if not os.path.isdir(directory):
@@ -946,17 +745,19 @@ def disk_usage_mb(name, lxc_path):
     tables) too, as resize2fs does; a running container's free space comes from statfs inside
     it, since the superblock of a mounted filesystem lags behind."""
     rootdev = rootdev_path(name, lxc_path)
-    size = image_size_mb(rootdev)
-    fs_size, used = fs_usage_mb(rootdev)
+    size = images.image_size_mb(rootdev)
+    fs_size, used = images.fs_usage_mb(rootdev)
     if state(name, lxc_path) == "RUNNING":
-        out = attach(name, ["stat", "-f", "-c", "%S %f", "/"], lxc_path)
+        from mc_project.node import inside  # inside.py runs its commands through this module
+
+        out = inside.attach(name, ["stat", "-f", "-c", "%S %f", "/"], lxc_path)
         if out["retcode"] == 0:
             block, free = (int(n) for n in out["stdout"].split())
-            used = fs_size - block * free // MIB
+            used = fs_size - block * free // images.MIB
     return size, used
 
 
-def info(name, lxc_path=DEFAULT_LXC_PATH):
+def info(name, lxc_path=LXC_PATH):
     """``{name, state, ip, disk_size_mb, disk_used_mb}`` of one container."""
     require(name, lxc_path)
     size, used = disk_usage_mb(name, lxc_path)
@@ -969,7 +770,7 @@ def info(name, lxc_path=DEFAULT_LXC_PATH):
     }
 
 
-def list_containers(lxc_path=DEFAULT_LXC_PATH):
+def list_containers(lxc_path=LXC_PATH):
     """Every corpus container under ``lxc_path`` (not the golden one), with its state and address."""
     if not os.path.isdir(lxc_path):
         return []
@@ -1001,7 +802,7 @@ def check_trim(name, size_mb, used_mb):
         )
 
 
-def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
+def resize(name, size_mb, lxc_path=LXC_PATH):
     """Enlarge or trim a container's fixed-size disk to ``size_mb`` MiB.
 
     A running container is stopped for the change and started again. Trimming below the
@@ -1021,150 +822,14 @@ def resize(name, size_mb, lxc_path=DEFAULT_LXC_PATH):
         rootdev = rootdev_path(name, lxc_path)
         if size_mb < size:
             # The superblock counts filesystem metadata too: the stricter check, now it is still.
-            check_trim(name, size_mb, fs_usage_mb(rootdev)[1])
-        resize_image(rootdev, size_mb)
+            check_trim(name, size_mb, images.fs_usage_mb(rootdev)[1])
+        images.resize_image(rootdev, size_mb)
     finally:
         if was_running:
             start(name, lxc_path)
     return {
         "name": name,
-        "disk_size_mb": image_size_mb(rootdev_path(name, lxc_path)),
+        "disk_size_mb": images.image_size_mb(rootdev_path(name, lxc_path)),
         "previous_mb": size,
         "changed": True,
-    }
-
-
-# --------------------------------------------------------------------------- inside a container
-
-
-def attach(name, cmd, lxc_path=DEFAULT_LXC_PATH, input=None, timeout=900, text=True):
-    """Run ``cmd`` (a list, or a string run by ``sh -c``) in a running container.
-    Returns ``{retcode, stdout, stderr}``; ``input`` goes to its stdin (bytes, and
-    bytes out, with ``text=False``)."""
-    require(name, lxc_path)
-    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(part) for part in cmd]
-    proc = run(
-        [
-            "lxc-attach",
-            "-n",
-            name,
-            "-P",
-            lxc_path,
-            "--clear-env",
-            "--set-var",
-            "PATH=" + CONTAINER_PATH,
-            "--set-var",
-            "HOME=/root",
-            "--set-var",
-            "LANG=C.UTF-8",
-            "--",
-        ]
-        + argv,
-        "Running a command in container {}".format(name),
-        input=input,
-        check=False,
-        timeout=timeout,
-        text=text,
-    )
-    return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-
-
-def run_inside(name, lxc_path, argv, what, input=None):
-    """Run ``argv`` in the container whether it runs (lxc-attach) or not (chroot into its image);
-    raise with ``what`` when it fails. Returns stdout."""
-    require(name, lxc_path)
-    if state(name, lxc_path) == "RUNNING":
-        out = attach(name, argv, lxc_path, input=input)
-        if out["retcode"]:
-            lines = [line for line in (out["stderr"] or out["stdout"]).splitlines() if line.strip()]
-            raise CorpusError(
-                "{} failed: {}.".format(
-                    what, lines[-1].strip().rstrip(".") if lines else "exit status {}".format(out["retcode"])
-                )
-            )
-        return out["stdout"]
-    with mounted_image(rootdev_path(name, lxc_path)) as rootfs:
-        env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
-        return run(chroot_argv(rootfs, id_base(name, lxc_path)) + list(argv), what, input=input, env=env).stdout
-
-
-def set_root_password(name, password_hash, lxc_path=DEFAULT_LXC_PATH):
-    """Set root's password from its crypt(3) SHA-512 hash (the password itself never comes here)."""
-    if not isinstance(password_hash, str) or not SHA512_CRYPT_RE.match(password_hash):
-        raise CorpusError("The root password must be given as a SHA-512 crypt hash ($6$...).")
-    # Through stdin: the hash stays out of the process list.
-    run_inside(
-        name,
-        lxc_path,
-        ["chpasswd", "-e"],
-        "Setting the root password of {}".format(name),
-        input="root:{}\n".format(password_hash),
-    )
-    return {"name": name, "changed": True}
-
-
-AUTHORIZE_SCRIPT = """set -e
-umask 077
-mkdir -p /root/.ssh
-keys=/root/.ssh/authorized_keys
-touch "$keys"
-if grep -qxF "$1" "$keys"; then echo present; else printf '%s\\n' "$1" >> "$keys"; echo added; fi
-"""
-
-
-def authorize_key(name, public_key, lxc_path=DEFAULT_LXC_PATH):
-    """Let ``public_key`` (an OpenSSH public key line) log in as root. Adding it twice is fine."""
-    public_key = (public_key or "").strip() if isinstance(public_key, str) else ""
-    if not PUBLIC_KEY_RE.match(public_key):
-        raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
-    out = run_inside(
-        name,
-        lxc_path,
-        ["sh", "-c", AUTHORIZE_SCRIPT, "authorize", public_key],
-        "Authorizing a key in {}".format(name),
-    )
-    return {"name": name, "changed": out.strip() == "added"}
-
-
-def host_keys(name, lxc_path=DEFAULT_LXC_PATH):
-    """The container's SSH host public keys as ``"<type> <base64>"`` lines (no comment)."""
-    out = run_inside(
-        name,
-        lxc_path,
-        ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true"],
-        "Reading the SSH host keys of {}".format(name),
-    )
-    keys = [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
-    if not keys:
-        raise CorpusError("Container {} has no SSH host keys: configure it first.".format(name))
-    return sorted(keys)
-
-
-# --------------------------------------------------------------------------- benchmark
-
-
-def bench_clone_vs_create(
-    lxc_path, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
-):
-    """Seconds for a container cloned from the golden image vs one made by a full template create.
-
-    The template create still uses lxc's debootstrap cache when it is warm, as it would on a
-    node: the comparison is with the fastest create LXC offers. Both containers are removed.
-    """
-    golden(lxc_path, mirror, suite, disk_size_mb)
-    clone_name, create_name = "bench-clone-{}".format(os.getpid()), "bench-create-{}".format(os.getpid())
-    try:
-        started = time.monotonic()
-        clone(clone_name, lxc_path)
-        clone_seconds = time.monotonic() - started
-        started = time.monotonic()
-        template_create(create_name, lxc_path, mirror, suite, disk_size_mb)
-        create_seconds = time.monotonic() - started
-    finally:
-        destroy(clone_name, lxc_path)
-        destroy(create_name, lxc_path)
-    return {
-        "clone_seconds": round(clone_seconds, 2),
-        "create_seconds": round(create_seconds, 2),
-        "create_over_clone": round(create_seconds / clone_seconds, 1) if clone_seconds else None,
     }

@@ -14,7 +14,7 @@ import tarfile
 
 from mc_project.common.vocabulary import LXC_PATH, MINION_UNIT
 from mc_project.errors import CorpusError
-from mc_project.node import lxc
+from mc_project.node import inside, lxc
 
 PREFIX = "/opt/corpus"
 VENV = PREFIX + "/venv"
@@ -76,22 +76,6 @@ def wheelhouse_tar(wheelhouse):
     return buffer.getvalue()
 
 
-def inside(name, lxc_path, cmd, what, input=None, text=True):
-    """Run a shell command in the running container; stdout, or one sentence on failure."""
-    out = lxc.attach(name, cmd, lxc_path, input=input, text=text)
-    if out["retcode"]:
-        said = out["stderr"] or out["stdout"]
-        if not text:
-            said = said.decode(errors="replace")
-        lines = [line.strip() for line in said.splitlines() if line.strip()]
-        raise CorpusError(
-            "{} in container {} failed: {}.".format(
-                what, name, lines[-1].rstrip(".") if lines else "exit status {}".format(out["retcode"])
-            )
-        )
-    return out["stdout"]
-
-
 def install_minion(
     name, master, minion_id, wheelhouse, lxc_path=LXC_PATH, publish_port=None, master_port=None
 ):
@@ -110,52 +94,55 @@ def install_minion(
         if port is not None and not str(port).isdigit():
             raise CorpusError("{!r} is not a port.".format(port))
     archive = wheelhouse_tar(wheelhouse)
-    inside(name, lxc_path, "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
-           "Copying the wheelhouse", input=archive, text=False)
-    inside(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV), "Making the venv")
-    inside(
+    where = " in container {}".format(name)  # how each step's failure names the container
+    inside.run(name, lxc_path, "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
+               "Copying the wheelhouse" + where, input=archive, text=False)
+    inside.run(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV),
+               "Making the venv" + where)
+    inside.run(
         name,
         lxc_path,
         "{}/bin/pip install -q --no-index --find-links {} corpus".format(VENV, WHEELHOUSE),
-        "Installing corpus",
+        "Installing corpus" + where,
     )
-    inside(
+    inside.run(
         name,
         lxc_path,
         "mkdir -p {} && cat > {}".format(os.path.dirname(MINION_CONF), MINION_CONF),
-        "Writing the minion configuration",
+        "Writing the minion configuration" + where,
         input=minion_config(master, minion_id, publish_port, master_port),
     )
-    inside(
+    inside.run(
         name,
         lxc_path,
         "test -f {0}/minion.pem || {1}/bin/salt-key -q --gen-keys=minion --gen-keys-dir={0}".format(
             PKI_DIR, VENV
         ),
-        "Making the minion key",
+        "Making the minion key" + where,
     )
-    inside(
+    inside.run(
         name,
         lxc_path,
         "cat > /etc/systemd/system/{}".format(MINION_UNIT),
-        "Writing the minion unit",
+        "Writing the minion unit" + where,
         input=UNIT_TEXT,
     )
-    inside(
+    inside.run(
         name,
         lxc_path,
         "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(MINION_UNIT),
-        "Starting the minion",
+        "Starting the minion" + where,
     )
-    out = inside(
+    out = inside.run(
         name,
         lxc_path,
         "{}/bin/salt-call --local --out=json key.finger".format(VENV),
-        "Reading the minion key fingerprint",
+        "Reading the minion key fingerprint" + where,
     )
     try:
         fingerprint = json.loads(out)["local"]
     except (ValueError, KeyError, TypeError):
         raise CorpusError("salt-call in container {} gave no key fingerprint.".format(name)) from None
-    public_key = inside(name, lxc_path, "cat {}/minion.pub".format(PKI_DIR), "Reading the minion public key")
+    public_key = inside.run(name, lxc_path, "cat {}/minion.pub".format(PKI_DIR),
+                            "Reading the minion public key" + where)
     return {"minion_id": minion_id, "fingerprint": fingerprint, "public_key": public_key}

@@ -19,7 +19,7 @@ import pytest
 import salt.utils.crypt
 
 from mc_project.errors import CorpusError
-from mc_project.node import firewall, host, lxc, minion, nat, proxy
+from mc_project.node import firewall, host, images, inside, lxc, minion, nat, proxy
 from support import lxc_cache, needs
 from support.ports import free_port
 from support.wait import wait_port
@@ -161,30 +161,30 @@ def test_setup_node_is_idempotent(node):
 def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
     other = node.name("other")
     result = lxc.clone(other, node.lxc_path)
-    assert result["disk_size_mb"] == lxc.DEFAULT_DISK_SIZE_MB
+    assert result["disk_size_mb"] == images.DEFAULT_DISK_SIZE_MB
     # Two containers, two id ranges.
     assert result["id_base"] == lxc.id_base(other, node.lxc_path) != lxc.id_base(web, node.lxc_path)
     assert lxc.info(other, node.lxc_path)["state"] == "STOPPED"
     lxc.configure(other, "other.corpus.test", node.address(11), None, node.bridge, node.lxc_path)
-    web_keys, other_keys = lxc.host_keys(web, node.lxc_path), lxc.host_keys(other, node.lxc_path)
+    web_keys, other_keys = inside.host_keys(web, node.lxc_path), inside.host_keys(other, node.lxc_path)
     assert any(key.startswith("ssh-ed25519 ") for key in web_keys)
     assert not set(web_keys) & set(other_keys)
     # Configuring again keeps the keys (SSHFP records stay true) and the address.
     lxc.configure(other, "other.corpus.test", node.address(11), None, node.bridge, node.lxc_path)
-    assert lxc.host_keys(other, node.lxc_path) == other_keys
+    assert inside.host_keys(other, node.lxc_path) == other_keys
     assert lxc.list_containers(node.lxc_path) == [
         {"name": other, "state": "STOPPED", "ip": node.address(11).split("/")[0]},
         {"name": web, "state": "RUNNING", "ip": node.address(10).split("/")[0]},
     ]
     # A stopped container is changed through its image.
     password_hash = openssl_hash("stopped")
-    lxc.set_root_password(other, password_hash, node.lxc_path)
-    shadow = lxc.run_inside(other, node.lxc_path, ["getent", "shadow", "root"], "Reading shadow")
+    inside.set_root_password(other, password_hash, node.lxc_path)
+    shadow = inside.run(other, node.lxc_path, ["getent", "shadow", "root"], "Reading shadow")
     assert shadow.split(":")[1] == password_hash
     with pytest.raises(CorpusError, match="Container {} already exists".format(other)):
         lxc.clone(other, node.lxc_path)
     assert lxc.clone(other, node.lxc_path, exist_ok=True)["changed"] is False
-    assert lxc.host_keys(other, node.lxc_path) == other_keys
+    assert inside.host_keys(other, node.lxc_path) == other_keys
     lxc.destroy(other, node.lxc_path)
     assert not os.path.exists(os.path.join(node.lxc_path, other))
     # Made again, it gets its id range back.
@@ -194,7 +194,7 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
 
 def test_ssh_reaches_the_container_through_the_nated_port(node, web):
     key = paramiko.ECDSAKey.generate()
-    lxc.authorize_key(web, "{} {} test".format(key.get_name(), key.get_base64()), node.lxc_path)
+    inside.authorize_key(web, "{} {} test".format(key.get_name(), key.get_base64()), node.lxc_path)
     port = free_port()
     address = node.address(10).split("/")[0]
     assert nat.map_port(port, address, 22, table=node.table, state_dir=node.state_dir)["changed"] is True
@@ -206,17 +206,17 @@ def test_ssh_reaches_the_container_through_the_nated_port(node, web):
         out, server_key = ssh_run(target, port, key, "cat /etc/hostname; ip -4 -o addr show dev eth0")
         assert out.splitlines()[0] == node.domain.split(".")[0]
         assert " {} ".format(node.address(10)) in out
-        assert server_key in lxc.host_keys(web, node.lxc_path)
+        assert server_key in inside.host_keys(web, node.lxc_path)
     assert {"external_port": port, "address": address, "internal_port": 22, "protocol": "tcp"} in nat.ports(
         node.table
     )
 
 
 def test_the_container_boots_clean_with_its_route_through_the_node(node, web):
-    route = lxc.attach(web, "ip route show default", node.lxc_path)["stdout"]
+    route = inside.attach(web, "ip route show default", node.lxc_path)["stdout"]
     assert "default via {} dev eth0".format(node.subnet.network_address + 1) in route
     # No failed unit: the static address does not trip networking.service.
-    running = lxc.attach(web, "timeout 60 systemctl is-system-running --wait", node.lxc_path)
+    running = inside.attach(web, "timeout 60 systemctl is-system-running --wait", node.lxc_path)
     assert running["stdout"].strip() == "running", running
 
 
@@ -224,13 +224,13 @@ def test_the_container_is_unprivileged_in_an_id_range_of_its_own(node, web):
     base = lxc.id_base(web, node.lxc_path)
     assert base is not None and base >= lxc.ID_POOL_START
     for id_map in ("uid_map", "gid_map"):
-        mapped = lxc.attach(web, "cat /proc/self/" + id_map, node.lxc_path)["stdout"].split()
+        mapped = inside.attach(web, "cat /proc/self/" + id_map, node.lxc_path)["stdout"].split()
         assert mapped == ["0", str(base), "65536"]
-    mounted = lxc.attach(web, "mount -t tmpfs none /mnt", node.lxc_path)
+    mounted = inside.attach(web, "mount -t tmpfs none /mnt", node.lxc_path)
     assert mounted["retcode"] != 0 and "permission denied" in mounted["stderr"].lower()
-    assert lxc.attach(web, "dmesg", node.lxc_path)["retcode"] != 0
+    assert inside.attach(web, "dmesg", node.lxc_path)["retcode"] != 0
     # Root's file in the container is the container's base on the node.
-    made = lxc.attach(web, "touch /root/made-inside && stat -c '%u %g' /root/made-inside", node.lxc_path)
+    made = inside.attach(web, "touch /root/made-inside && stat -c '%u %g' /root/made-inside", node.lxc_path)
     assert made["stdout"].split() == ["0", "0"]
     init = lxc.lxc_info(web, node.lxc_path)["pid"]
     seen = os.stat("/proc/{}/root/root/made-inside".format(init))
@@ -250,24 +250,24 @@ def test_a_container_made_privileged_becomes_unprivileged_when_it_starts(node, w
     legacy = node.name("legacy")
     directory = os.path.join(node.lxc_path, legacy)
     os.makedirs(os.path.join(directory, "rootfs"))
-    lxc.copy_sparse(lxc.rootdev_path(lxc.GOLDEN_NAME, node.lxc_path), os.path.join(directory, "rootdev"))
+    images.copy_sparse(lxc.rootdev_path(lxc.GOLDEN_NAME, node.lxc_path), os.path.join(directory, "rootdev"))
     with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
         fh.write(lxc.render_config(legacy, os.path.join(directory, "rootdev")))
     assert lxc.id_base(legacy, node.lxc_path) is None
     # Host keys made by the node's root, as configure made them.
-    lxc.run_inside(legacy, node.lxc_path, ["ssh-keygen", "-A"], "Making host keys")
+    inside.run(legacy, node.lxc_path, ["ssh-keygen", "-A"], "Making host keys")
     try:
         lxc.start(legacy, node.lxc_path)
         base = lxc.id_base(legacy, node.lxc_path)
         assert base not in (None, lxc.id_base(web, node.lxc_path))
-        mapped = lxc.attach(legacy, "cat /proc/self/uid_map", node.lxc_path)["stdout"].split()
+        mapped = inside.attach(legacy, "cat /proc/self/uid_map", node.lxc_path)["stdout"].split()
         assert mapped == ["0", str(base), "65536"]
-        owner = lxc.attach(legacy, "stat -c %u /etc/ssh/ssh_host_ed25519_key", node.lxc_path)["stdout"]
+        owner = inside.attach(legacy, "stat -c %u /etc/ssh/ssh_host_ed25519_key", node.lxc_path)["stdout"]
         assert owner.strip() == "0"
         # Its sshd reads those keys: it starts (no address, so start did not wait for it).
         deadline = time.monotonic() + 60
         while True:
-            sshd = lxc.attach(legacy, "systemctl is-active ssh", node.lxc_path)
+            sshd = inside.attach(legacy, "systemctl is-active ssh", node.lxc_path)
             if sshd["stdout"].strip() == "active" or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -278,7 +278,7 @@ def test_a_container_made_privileged_becomes_unprivileged_when_it_starts(node, w
 
 def test_http_is_routed_by_host_header_and_reloads_keep_serving(node, web):
     address = node.address(10).split("/")[0]
-    started = lxc.attach(
+    started = inside.attach(
         web,
         "mkdir -p /srv/www && echo hello from web > /srv/www/index.html && "
         "systemd-run --unit corpus-test-http python3 -m http.server 8000 --directory /srv/www",
@@ -318,7 +318,7 @@ def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
     assert before["disk_size_mb"] == 2048 and 300 < before["disk_used_mb"] < 1500
 
     assert lxc.resize(web, 3072, node.lxc_path)["disk_size_mb"] == 3072
-    df = lxc.attach(web, ["df", "-BM", "--output=size", "/"], node.lxc_path)["stdout"].split()[-1]
+    df = inside.attach(web, ["df", "-BM", "--output=size", "/"], node.lxc_path)["stdout"].split()[-1]
     assert int(df.rstrip("M")) > 2900
     assert lxc.info(web, node.lxc_path)["state"] == "RUNNING"
 
@@ -329,15 +329,15 @@ def test_disk_enlarges_and_trims_and_a_trim_below_use_is_refused(node, web):
 
     assert lxc.resize(web, 1536, node.lxc_path)["disk_size_mb"] == 1536
     assert lxc.info(web, node.lxc_path)["state"] == "RUNNING"
-    assert os.path.getsize(lxc.rootdev_path(web, node.lxc_path)) == 1536 * lxc.MIB
+    assert os.path.getsize(lxc.rootdev_path(web, node.lxc_path)) == 1536 * images.MIB
     # The data survived, and the container answers SSH again.
-    assert lxc.attach(web, "cat /srv/www/index.html", node.lxc_path)["stdout"] == "hello from web\n"
+    assert inside.attach(web, "cat /srv/www/index.html", node.lxc_path)["stdout"] == "hello from web\n"
 
 
 def test_root_password_is_set_from_its_hash(node, web):
     password_hash = openssl_hash("correct horse")
-    lxc.set_root_password(web, password_hash, node.lxc_path)
-    shadow = lxc.attach(web, "getent shadow root", node.lxc_path)["stdout"]
+    inside.set_root_password(web, password_hash, node.lxc_path)
+    shadow = inside.attach(web, "getent shadow root", node.lxc_path)["stdout"]
     assert shadow.split(":")[1] == password_hash
 
 
@@ -351,15 +351,15 @@ def test_install_minion_returns_the_fingerprint_of_the_key_it_starts_with(node, 
         publish_port=14505,
         master_port=14506,
     )
-    public = lxc.attach(web, "cat /etc/salt/pki/minion/minion.pub", node.lxc_path)["stdout"]
+    public = inside.attach(web, "cat /etc/salt/pki/minion/minion.pub", node.lxc_path)["stdout"]
     (tmp_path / "minion.pub").write_text(public)
     assert result == {
         "minion_id": "web.corpus.test",
         "fingerprint": salt.utils.crypt.pem_finger(str(tmp_path / "minion.pub"), sum_type="sha256"),
         "public_key": public,
     }
-    assert lxc.attach(web, "systemctl is-active corpus-minion", node.lxc_path)["stdout"].strip() == "active"
-    config = lxc.attach(web, "cat /etc/salt/minion.d/corpus.conf", node.lxc_path)["stdout"]
+    assert inside.attach(web, "systemctl is-active corpus-minion", node.lxc_path)["stdout"].strip() == "active"
+    config = inside.attach(web, "cat /etc/salt/minion.d/corpus.conf", node.lxc_path)["stdout"]
     assert 'master: "10.0.0.1"' in config and "master_port: 14506" in config
 
 

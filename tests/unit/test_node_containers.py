@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from mc_project.errors import CorpusError
-from mc_project.node import lxc, minion
+from mc_project.node import images, inside, lxc, minion
 
 SHA512_HASH = "$6$saltsaltsalt$" + "a" * 86
 
@@ -128,8 +128,8 @@ def test_disk_size_given_as_text_is_a_number():
 
 
 def test_security_mirror_sits_next_to_the_mirror():
-    assert lxc.security_mirror("http://mirror.local/debian/") == "http://mirror.local/debian-security"
-    assert lxc.security_mirror("http://mirror.local/deb") == "http://deb.debian.org/debian-security"
+    assert images.security_mirror("http://mirror.local/debian/") == "http://mirror.local/debian-security"
+    assert images.security_mirror("http://mirror.local/deb") == "http://deb.debian.org/debian-security"
 
 
 def test_resize_refuses_a_trim_below_use_before_touching_anything(tmp_path, monkeypatch):
@@ -138,7 +138,7 @@ def test_resize_refuses_a_trim_below_use_before_touching_anything(tmp_path, monk
     monkeypatch.setattr(lxc, "disk_usage_mb", lambda name, path: (2048, 900))
     touched = []
     monkeypatch.setattr(lxc, "stop", lambda *a, **k: touched.append("stop"))
-    monkeypatch.setattr(lxc, "resize_image", lambda *a, **k: touched.append("resize"))
+    monkeypatch.setattr(images, "resize_image", lambda *a, **k: touched.append("resize"))
     with pytest.raises(CorpusError, match="cannot be trimmed below 1028 MB"):
         lxc.resize("ct-a", 1000, str(tmp_path))
     assert touched == []
@@ -158,13 +158,13 @@ def test_clone_without_golden_says_what_to_do(tmp_path):
 def test_clone_again_with_exist_ok_leaves_a_complete_container_alone(tmp_path):
     (tmp_path / "ct-a").mkdir()
     (tmp_path / "ct-a" / "config").write_text(lxc.render_config("ct-a", str(tmp_path / "ct-a" / "rootdev")))
-    (tmp_path / "ct-a" / "rootdev").write_bytes(b"\0" * lxc.MIB)
+    (tmp_path / "ct-a" / "rootdev").write_bytes(b"\0" * images.MIB)
     assert lxc.clone("ct-a", str(tmp_path), exist_ok=True) == {
         "name": "ct-a",
         "disk_size_mb": 1,
         "changed": False,
     }
-    assert (tmp_path / "ct-a" / "rootdev").stat().st_size == lxc.MIB
+    assert (tmp_path / "ct-a" / "rootdev").stat().st_size == images.MIB
 
 
 def test_destroy_of_an_absent_container_is_fine(tmp_path):
@@ -174,14 +174,14 @@ def test_destroy_of_an_absent_container_is_fine(tmp_path):
 @pytest.mark.parametrize("value", ["secret", "$1$abc$def", "$6$salt$short", SHA512_HASH + "\nroot::0", None])
 def test_root_password_must_be_a_sha512_hash_and_is_never_echoed(value, tmp_path):
     with pytest.raises(CorpusError) as info:
-        lxc.set_root_password("ct-a", value, str(tmp_path))
+        inside.set_root_password("ct-a", value, str(tmp_path))
     assert "SHA-512 crypt hash" in str(info.value)
     if isinstance(value, str):
         assert value not in str(info.value)
 
 
 def test_a_sha512_hash_is_accepted_by_the_check():
-    assert lxc.SHA512_CRYPT_RE.match(SHA512_HASH)
+    assert inside.SHA512_CRYPT_RE.match(SHA512_HASH)
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
@@ -189,7 +189,7 @@ def test_the_hash_openssl_makes_is_accepted():
     made = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input="pw\n", capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert lxc.SHA512_CRYPT_RE.match(made)
+    assert inside.SHA512_CRYPT_RE.match(made)
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_the_hash_openssl_makes_is_accepted():
 )
 def test_bad_public_keys_are_refused(key, tmp_path):
     with pytest.raises(CorpusError, match="not an OpenSSH public key"):
-        lxc.authorize_key("ct-a", key, str(tmp_path))
+        inside.authorize_key("ct-a", key, str(tmp_path))
 
 
 def test_golden_rootfs_loses_its_identity(tmp_path):
@@ -211,7 +211,7 @@ def test_golden_rootfs_loses_its_identity(tmp_path):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x")
     (tmp_path / "etc" / "machine-id").write_text("0123456789abcdef\n")
-    lxc.prepare_golden_rootfs(str(tmp_path))
+    images.prepare_golden_rootfs(str(tmp_path))
     assert sorted(os.listdir(tmp_path / "etc" / "ssh")) == ["sshd_config"]
     assert (tmp_path / "etc" / "machine-id").read_text() == ""
     assert "dhcp" not in (tmp_path / "etc" / "network" / "interfaces").read_text()
@@ -222,23 +222,23 @@ def test_cached_golden_image_is_reused_only_if_built_with_todays_packages(tmp_pa
     (tmp_path / "bookworm.img").write_bytes(b"image")
     built = []
     monkeypatch.setattr(
-        lxc,
+        images,
         "template_create",
         lambda *args: built.append(args) or (_ for _ in ()).throw(CorpusError("no template here")),
     )
-    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": list(lxc.GOLDEN_PACKAGES)}))
-    assert lxc.build_golden_image(cache_dir=str(tmp_path))["built"] is False
+    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": list(images.GOLDEN_PACKAGES)}))
+    assert images.build_golden_image(cache_dir=str(tmp_path))["built"] is False
     (tmp_path / "bookworm.json").write_text(json.dumps({"packages": ["python3"]}))
-    monkeypatch.setattr(lxc, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(images, "run", lambda *args, **kwargs: None)
     with pytest.raises(CorpusError, match="no template here"):
-        lxc.build_golden_image(cache_dir=str(tmp_path))
+        images.build_golden_image(cache_dir=str(tmp_path))
     assert len(built) == 1
     assert (tmp_path / "bookworm.img").read_bytes() == b"image"
 
 
 def test_a_bad_suite_is_refused():
     with pytest.raises(CorpusError, match="not a Debian suite"):
-        lxc.build_golden_image(suite="../etc")
+        images.build_golden_image(suite="../etc")
 
 
 def test_minion_config_quotes_values_and_adds_ports_only_when_given():

@@ -232,7 +232,7 @@ def test_the_node_module_opens_the_sealed_hash_with_its_minion_key(tmp_path, mon
     module.__opts__ = {"pki_dir": str(minion_pki)}
     module.__salt__ = {"config.get": lambda key, default=None: default}
     given = []
-    monkeypatch.setattr(module.lxc, "set_root_password",
+    monkeypatch.setattr(module.inside, "set_root_password",
                         lambda name, password_hash, lxc_path: given.append(password_hash) or {"name": name})
     module.set_root_password("ct", sealed_hash=box, lxc_path="/x")
     module.set_root_password("ct", HASH, lxc_path="/x")  # the plain form, for direct calls

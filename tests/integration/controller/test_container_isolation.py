@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from mc_project.node import firewall, lxc, nat
+from mc_project.node.inside import attach
 
 BRIDGE = "corpusbr0"  # node1's, linked with the default bridge
 NAMES = ("accapp", "accother")
@@ -87,7 +88,7 @@ except OSError as exc:
 
 
 def inside(node, name, script, *args):
-    out = lxc.attach(name, ["python3", "-", *map(str, args)], node["lxc_path"], input=script, timeout=120)
+    out = attach(name, ["python3", "-", *map(str, args)], node["lxc_path"], input=script, timeout=120)
     assert out["retcode"] == 0, out
     return out["stdout"].strip()
 
@@ -126,7 +127,7 @@ def envs(salt_run, node1):
             made[name]["identity"] = lxc.network_identity(name, node1["lxc_path"])
             serve = ("mkdir -p /srv/www && echo {} > /srv/www/index.html && systemd-run --unit corpus-test-http "
                      "python3 -m http.server 8080 --directory /srv/www").format(name)
-            started = lxc.attach(name, serve, node1["lxc_path"])
+            started = attach(name, serve, node1["lxc_path"])
             assert started["retcode"] == 0, started
         yield made
     finally:
@@ -166,7 +167,7 @@ def test_each_container_is_pinned_to_its_own_port_mac_and_address(envs, node1):
     for name in NAMES:
         identity = envs[name]["identity"]
         assert identity["port"] == firewall.port_name(BRIDGE, name, node1["lxc_path"])
-        assert identity["hwaddr"] == lxc.attach(name, "cat /sys/class/net/eth0/address", node1["lxc_path"])[
+        assert identity["hwaddr"] == attach(name, "cat /sys/class/net/eth0/address", node1["lxc_path"])[
             "stdout"].strip()
         pinned[identity["port"]] = (identity["hwaddr"], identity["address"])
     hosts = {port: (mac, address) for port, mac, address in firewall.hosts(nat.DEFAULT_TABLE)}

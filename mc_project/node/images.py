@@ -1,0 +1,215 @@
+"""Disk images of containers: the golden image a node clones its containers from, and the
+loop images (fixed-size ext4 files) every container's root filesystem lives in.
+
+The golden image is built once per machine from the Debian template into a cache
+(``/var/cache/corpus/golden``, or ``$CORPUS_GOLDEN_CACHE``) and copied from there into each
+``lxc_path`` that needs it (``lxc.golden``).
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+
+from mc_project.errors import CorpusError
+from mc_project.node.shell import file_lock, last_line, run
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SUITE = "bookworm"
+DEFAULT_DISK_SIZE_MB = 2048
+# haproxy: each project's front (mc_project/project/front.py).
+GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates", "haproxy")
+DEFAULT_GOLDEN_CACHE = "/var/cache/corpus/golden"
+
+MIB = 1024 * 1024
+
+# Attaching loop devices races between processes ("Failed to set loop fd"):
+# every attach on this machine (lxc-start of a loop rootfs, mount -o loop) takes it.
+LOOP_LOCK = "/run/lock/corpus-loop.lock"
+
+
+def golden_cache_dir():
+    return os.environ.get("CORPUS_GOLDEN_CACHE") or DEFAULT_GOLDEN_CACHE
+
+
+def copy_sparse(source, target):
+    """Copy a loop image: holes stay holes, and a reflink is used where the filesystem has them."""
+    run(["cp", "--sparse=always", "--reflink=auto", source, target], "Copying {}".format(source))
+
+
+def fs_usage_mb(image):
+    """``(filesystem size, used)`` in MiB from an unmounted ext4 image's superblock."""
+    out = run(["dumpe2fs", "-h", image], "Reading the filesystem of {}".format(image)).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    block = int(fields["Block size"])
+    count, free = int(fields["Block count"]), int(fields["Free blocks"])
+    return count * block // MIB, (count - free) * block // MIB
+
+
+def image_size_mb(image):
+    return os.stat(image).st_size // MIB
+
+
+def resize_image(image, size_mb):
+    """Make an unmounted ext4 image ``size_mb`` MiB (grow: file then filesystem; shrink: the reverse)."""
+    current = os.stat(image).st_size
+    target = size_mb * MIB
+    wait_image_released(image)
+    proc = run(["e2fsck", "-f", "-y", image], "Checking the filesystem of {}".format(image), check=False)
+    if proc.returncode > 2:  # 1 and 2 mean "errors corrected"
+        raise CorpusError("Checking the filesystem of {} failed: {}.".format(image, last_line(proc)))
+    if target > current:
+        os.truncate(image, target)
+        try:
+            run(["resize2fs", image], "Enlarging the filesystem of {}".format(image))
+        except CorpusError:
+            os.truncate(image, current)
+            raise
+    elif target < current:
+        run(["resize2fs", image, "{}M".format(size_mb)], "Shrinking the filesystem of {}".format(image))
+        os.truncate(image, target)
+
+
+def wait_image_released(image, wait=15):
+    """Wait until no loop device holds ``image``: a container just stopped may still have it
+    attached for a moment, and e2fsck refuses an image in use."""
+    deadline = time.monotonic() + wait
+    while run(["losetup", "-j", image], "Looking for loop devices of {}".format(image)).stdout.strip():
+        if time.monotonic() > deadline:
+            raise CorpusError("The disk {} is still in use.".format(image))
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def mounted_image(image):
+    """Mount a stopped container's image on a temporary directory for the time of the block."""
+    mountpoint = tempfile.mkdtemp(prefix="corpus-rootfs-")
+    try:
+        with file_lock(LOOP_LOCK):
+            run(["mount", "-o", "loop", image, mountpoint], "Mounting {}".format(image))
+        try:
+            yield mountpoint
+        finally:
+            run(["umount", mountpoint], "Unmounting {}".format(image))
+    finally:
+        os.rmdir(mountpoint)
+
+
+def prepare_golden_rootfs(rootfs):
+    """Make a freshly built template rootfs fit to be copied: no identity of its own.
+
+    Host keys and the machine id are removed (each container gets its own), the network
+    configuration waits for ``configure`` (the template's DHCP would hold the boot for ~50 s),
+    and downloaded packages go.
+    """
+    for name in os.listdir(os.path.join(rootfs, "etc", "ssh")):
+        if name.startswith("ssh_host_"):
+            os.unlink(os.path.join(rootfs, "etc", "ssh", name))
+    # An empty machine-id makes systemd generate a new one at first boot.
+    with open(os.path.join(rootfs, "etc", "machine-id"), "w", encoding="utf-8"):
+        pass
+    with open(os.path.join(rootfs, "etc", "network", "interfaces"), "w", encoding="utf-8") as fh:
+        fh.write("auto lo\niface lo inet loopback\n")
+    archives = os.path.join(rootfs, "var", "cache", "apt", "archives")
+    for name in os.listdir(archives):
+        if name.endswith(".deb"):
+            os.unlink(os.path.join(archives, name))
+
+
+def security_mirror(mirror):
+    """The security archive next to ``mirror`` (``.../debian`` -> ``.../debian-security``)."""
+    return (
+        mirror.rstrip("/") + "-security"
+        if mirror.rstrip("/").endswith("/debian")
+        else "http://deb.debian.org/debian-security"
+    )
+
+
+def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN_PACKAGES):
+    """A full ``lxc-create -t debian`` with a loop backing store and no network."""
+    os.makedirs(lxc_path, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="corpus-lxc-") as conf:
+        conf.write("lxc.net.0.type = empty\n")
+        conf.flush()
+        env = dict(os.environ, MIRROR=mirror, SECURITY_MIRROR=security_mirror(mirror))
+        run(
+            [
+                "lxc-create",
+                "-n",
+                name,
+                "-P",
+                lxc_path,
+                "-t",
+                "debian",
+                "-B",
+                "loop",
+                "--fssize",
+                "{}M".format(disk_size_mb),
+                "-f",
+                conf.name,
+                "--",
+                "-r",
+                suite,
+                "--packages={}".format(",".join(packages)),
+            ],
+            "Creating container {} from the Debian template ({})".format(name, suite),
+            env=env,
+        )
+
+
+def build_golden_image(
+    mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB, cache_dir=None
+):
+    """The machine's cached golden image for ``suite``, built from the Debian template if missing.
+
+    Returns ``{"image", "built", "seconds"}``. The cache holds ``<suite>.img`` and
+    ``<suite>.json`` (how and when it was built); a lock serialises builders.
+    """
+    if not re.match(r"^[a-z]+$", suite or ""):
+        raise CorpusError("{!r} is not a Debian suite name.".format(suite))
+    cache_dir = cache_dir or golden_cache_dir()
+    image = os.path.join(cache_dir, "{}.img".format(suite))
+    started = time.monotonic()
+    with file_lock(os.path.join(cache_dir, ".lock")):
+        if os.path.isfile(image) and cached_packages(cache_dir, suite) == list(GOLDEN_PACKAGES):
+            return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
+        build_path = os.path.join(cache_dir, "build")
+        build_name = "golden-{}".format(suite)
+        run(["lxc-destroy", "-n", build_name, "-P", build_path, "-f"], "Removing an old build", check=False)
+        shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
+        try:
+            template_create(build_name, build_path, mirror, suite, disk_size_mb)
+            built = os.path.join(build_path, build_name, "rootdev")
+            with mounted_image(built) as rootfs:
+                prepare_golden_rootfs(rootfs)
+            os.replace(built, image + ".part")
+            os.replace(image + ".part", image)
+        finally:
+            shutil.rmtree(os.path.join(build_path, build_name), ignore_errors=True)
+        seconds = round(time.monotonic() - started, 2)
+        with open(os.path.join(cache_dir, "{}.json".format(suite)), "w", encoding="utf-8") as fh:
+            json.dump(
+                {
+                    "suite": suite,
+                    "mirror": mirror,
+                    "disk_size_mb": disk_size_mb,
+                    "packages": list(GOLDEN_PACKAGES),
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": seconds,
+                },
+                fh,
+                indent=2,
+            )
+    return {"image": image, "built": True, "seconds": seconds}
+
+
+def cached_packages(cache_dir, suite):
+    """The packages the cached image was built with (None when unknown): a changed list rebuilds it."""
+    try:
+        with open(os.path.join(cache_dir, "{}.json".format(suite)), encoding="utf-8") as fh:
+            return json.load(fh).get("packages")
+    except (OSError, ValueError, AttributeError):
+        return None
