@@ -33,11 +33,12 @@ def present(name, projects_root=None, branch="main"):
 
         salt-call --local state.single mc_project.present myapp
     """
+    from mc_project.common.vocabulary import PROJECTS_ROOT  # pylint: disable=import-outside-toplevel
     from mc_project.project import layout  # pylint: disable=import-outside-toplevel
     from mc_project.errors import CorpusError  # pylint: disable=import-outside-toplevel
 
     ret = _ret(name)
-    root = projects_root or __salt__["config.get"]("mc_project:projects_root", "/srv/projects")
+    root = projects_root or __salt__["config.get"]("mc_project:projects_root", PROJECTS_ROOT)
     try:
         planned = layout.planned_changes(name, root, __salt__["mc_project.hook_salt_call"]())
     except CorpusError as exc:

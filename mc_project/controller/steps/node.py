@@ -31,6 +31,7 @@ from mc_project.controller import checks, nodes, ssh
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, SshKey
+from mc_project.project import files
 from mc_project.project.bundle import sha256_of
 
 UNDO_OWN_FAILURE = False
@@ -60,14 +61,6 @@ def close_shell(job_id):
     shell = _shells.pop(job_id, None)
     if shell is not None:
         shell.close()
-
-
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
 
 
 def ssh_connect(ctl, ctx):
@@ -233,7 +226,7 @@ def seed_key(ctl, ctx):
         shell.write(posixpath.join(paths["pki_dir"], "minion.pub"), public)
         ctx.log("a new minion key pair was made here; its private half went to the node only")
     # The minion trusts this master from its first connection on.
-    master_public = _read(os.path.join(ctl.opts["pki_dir"], "master.pub"))
+    master_public = files.read_text(os.path.join(ctl.opts["pki_dir"], "master.pub"))
     if master_public:
         shell.write(posixpath.join(paths["pki_dir"], "minion_master.pub"), master_public)
     shell.check("mkdir -p {}".format(shlex.quote(paths["config_dir"])), "Making " + paths["config_dir"])
