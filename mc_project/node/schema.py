@@ -1,7 +1,7 @@
 """The schema of a compute node's options: how it is linked and what its minion uses.
 
 ``LinkNodeOptions`` lists the options of ``salt-run mc_cloud.link_node`` (the same
-rules ``mc_project.controller.nodes.link_node`` applies when it runs);
+rules ``mc_project.controller.operations.link_node`` applies when it runs);
 ``NodeMinionOptions`` the minion options ``mc_lxc:*`` that linking writes into the
 node's minion configuration and that ``mc_lxc`` falls back on. Each field's
 docstring is its documentation. ``validate`` checks a mapping and raises one
