@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import time
 
 import pytest
 
+from support.ports import free_ports
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = "127.0.0.1"
 UNPRIVILEGED = "nobody"
@@ -28,19 +29,6 @@ UNPRIVILEGED = "nobody"
 LEFT_OUT = shutil.ignore_patterns(".git", ".venv", ".demo", "build", "dist", "*.egg-info", "_data",
                                   "__pycache__", "*.pyc", ".ruff_cache", ".pytest_cache")
 PIP_TIMEOUT = 900
-
-
-def free_ports(count):
-    probes = []
-    try:
-        for _ in range(count):
-            probe = socket.socket()
-            probe.bind((LOOPBACK, 0))
-            probes.append(probe)
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def run(command, timeout=300, env=None, user=None):
