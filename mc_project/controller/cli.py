@@ -400,8 +400,10 @@ def init(args, out):
         revision = db.init(settings["db_url"], secrets_key=settings["secrets_key"])
         encrypted = secrets_crypto.encrypt_leftovers(settings["db_url"], settings["secrets_key"])
     except OSError as exc:
-        raise CorpusError("Cannot write the secrets key {}: {}.".format(
-            settings["secrets_key"], exc.strerror or type(exc).__name__)) from exc
+        error = BadInput if exc.errno in NOT_PERMITTED else CorpusError
+        what = exc.filename if exc.filename and not str(exc.filename).startswith(
+            settings["secrets_key"]) else "the secrets key " + settings["secrets_key"]
+        raise error("Cannot write {}: {}.".format(what, exc.strerror or type(exc).__name__)) from exc
     except SQLAlchemyError as exc:
         raise CorpusError("Cannot reach the inventory database {}: {}.".format(
             _safe_url(settings["db_url"]), _first_line(exc))) from exc
