@@ -15,6 +15,8 @@ TEST_TMPDIR_MODE := $(if $(filter 0,$(TEST_UID)),0711,0700)
 # one missing fails instead of skipping (CORPUS_TESTS_STRICT, tests/support/needs.py).
 TEST_STRICT := $(if $(filter 0,$(TEST_UID)),1,)
 PYTEST_ARGS ?= --timeout=900
+# What to run, e.g. `make test TESTS="tests/unit tests/functional"`.
+TESTS ?= tests
 # -rs: one line per skipped group, saying what it needs; the 15 slowest tests.
 PYTEST_REPORT ?= -v -rs --durations=15
 
@@ -33,7 +35,7 @@ test: deps venv
 	install -d -m $(TEST_TMPDIR_MODE) $(TEST_TMPDIR)
 	@test -O $(TEST_TMPDIR) || { echo "$(TEST_TMPDIR) belongs to another user" >&2; exit 1; }
 	TMPDIR=$(TEST_TMPDIR) CORPUS_AGENT_IDLE_TIMEOUT=120 CORPUS_TESTS_STRICT=$(TEST_STRICT) \
-		$(VENV)/bin/pytest tests -p no:cacheprovider $(PYTEST_REPORT) $(PYTEST_ARGS)
+		$(VENV)/bin/pytest $(TESTS) -p no:cacheprovider $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 demo: venv
 	$(VENV)/bin/python -m mc_project.demo

@@ -28,6 +28,19 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n N --dist loadgroup``) each test module runs whole on one
+    worker, in order, with its module fixtures set up once; a conftest may put a whole
+    directory in one group first (tests/integration/controller/: the fixtures of the
+    package are shared)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     wanted = [name for mark in item.iter_markers("needs") for name in mark.args]
     if wanted:
@@ -37,13 +50,17 @@ def pytest_runtest_setup(item):
 def _traversable_mktemp(mktemp):
     """As root, projects' apps run as users of their own: they must be able to reach
     projects under pytest's temporary directories (made 0700) as they reach
-    /srv/projects. Search permission only: nobody else can list them."""
+    /srv/projects. Search permission only: nobody else can list them. The directories
+    are the new one and pytest's above it: ``pytest-of-USER/pytest-N/`` and, under
+    pytest-xdist, a worker's ``popen-gwN/``."""
 
     def wrapper(self, *args, **kwargs):
         path = mktemp(self, *args, **kwargs)
-        for each in (path, path.parent, path.parent.parent):
-            if each.name.startswith(("pytest-", "pytest-of-")) or each == path:
-                os.chmod(each, 0o711)
+        os.chmod(path, 0o711)
+        for each in path.parents:
+            if not each.name.startswith(("pytest-", "popen-gw")):
+                break
+            os.chmod(each, 0o711)
         return path
 
     return wrapper

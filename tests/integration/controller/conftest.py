@@ -44,12 +44,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NEEDS = needs.LXC_NODE + ("sshd", "pdns")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Every test of this directory needs what the fixtures above use (a ``pytestmark``
-    in a conftest.py applies to nothing: pytest reads marks from test modules only)."""
+    in a conftest.py applies to nothing: pytest reads marks from test modules only).
+    Under pytest-xdist they all run on one worker: the package's fixtures (a controller,
+    two linked nodes with fixed names, subnets and LXC paths) exist once."""
     for item in items:
         if str(item.path).startswith(HERE + os.sep):
             item.add_marker(pytest.mark.needs(*NEEDS))
+            if config.pluginmanager.hasplugin("xdist"):
+                item.add_marker(pytest.mark.xdist_group("controller"))
 
 
 @pytest.fixture(scope="package")
