@@ -185,7 +185,7 @@ def settings(name, projects_root=None, **kwargs):
     return _call(_settings.build, name, _root(projects_root), pillar=_pillar(name), overrides=overrides)
 
 
-def deploy(name, rev=None, archive=None, old=None, ref=None, who=None, projects_root=None, **kwargs):
+def deploy(name, rev=None, objects=None, old=None, ref=None, who=None, projects_root=None, **kwargs):
     """
     Deploy project ``name``: ``rev`` (default: the deploy branch head) through every
     phase, switch, health check, automatic rollback on failure. Returns the deploy
@@ -201,7 +201,7 @@ def deploy(name, rev=None, archive=None, old=None, ref=None, who=None, projects_
     job = _job_id(kwargs)
     overrides = salt.utils.args.clean_kwargs(**kwargs)
     return _call(engine.deploy, name, _root(projects_root), _bindings(),
-                 rev=_sha(rev, "rev", kwargs), archive=archive, old=_sha(old, "old", kwargs),
+                 rev=_sha(rev, "rev", kwargs), objects=objects, old=_sha(old, "old", kwargs),
                  ref=ref, pillar=_pillar(name),
                  overrides=overrides or None, job_id=job, who=who)
 

@@ -532,7 +532,7 @@ class Agent:
         os.close(done_w)
         os.set_blocking(done_r, False)
         what = "{} {}".format(request["fun"], " ".join(str(a) for a in request.get("args") or []
-                                                      if not str(a).startswith("archive=")))
+                                                      if not str(a).startswith(("archive=", "objects="))))
         self.children[pid] = {"conn": conn, "done": done_r, "what": what}
         self.fd_child[conn.fileno()] = pid
         self.poller.register(conn.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)

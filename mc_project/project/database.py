@@ -211,7 +211,12 @@ def ensure_postgresql(cfg):
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
             verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute("{} ROLE {} LOGIN PASSWORD %s".format(verb, _quote_ident(name)), (password,))
+            # The server gets a SCRAM verifier made here, never the password itself: a
+            # statement log or pg_stat_activity would show it.
+            from psycopg2.extensions import encrypt_password
+
+            verifier = encrypt_password(password, name, conn, "scram-sha-256")
+            cur.execute("{} ROLE {} LOGIN PASSWORD %s".format(verb, _quote_ident(name)), (verifier,))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if not cur.fetchone():
                 cur.execute("CREATE DATABASE {0} OWNER {1}".format(_quote_ident(name), _quote_ident(name)))

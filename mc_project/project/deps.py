@@ -40,14 +40,86 @@ def _run(cmd, cwd, what, env=None, log=None):
     return proc.stdout
 
 
-def _digest(tree, names, extra):
+def _digest(tree, names, extra, local=()):
+    """The cache key: the dependency files, the local sources they install from (each
+    file under them), and ``extra`` (the interpreter)."""
     digest = hashlib.sha256(extra.encode())
     for name in names:
         path = os.path.join(tree, name)
         if os.path.isfile(path):
             with open(path, "rb") as fh:
                 digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+    for rel in sorted(local):
+        for path in _files_under(os.path.join(tree, rel)):
+            with open(path, "rb") as fh:
+                digest.update(os.path.relpath(path, tree).encode() + b"\0" + fh.read() + b"\0")
     return digest.hexdigest()[:20]
+
+
+def _files_under(path):
+    if os.path.isfile(path):
+        return [path]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".venv", "node_modules", "__pycache__"))
+        found.extend(os.path.join(dirpath, name) for name in sorted(filenames))
+    return found
+
+
+def _inside(tree, rel):
+    """``rel`` when it names an existing path inside ``tree`` other than the tree itself."""
+    real, top = os.path.realpath(os.path.join(tree, rel)), os.path.realpath(tree)
+    if real != top and real.startswith(top + os.sep) and os.path.exists(real):
+        return os.path.relpath(real, top)
+    return None
+
+
+# requirements.txt lines that install from the tree: ``./lib``, ``-e ./lib``, ``file:lib``;
+# and the files it includes (``-r``, ``-c``).
+REQUIREMENT_PATH = re.compile(r"(?:(?:-e|--editable)\s+)?(?:file:)?((?:\.{1,2}/|/)\S*)")
+REQUIREMENT_INCLUDE = re.compile(r"(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+
+
+def python_local_sources(tree, name="requirements.txt", seen=None):
+    """Paths in the tree that ``requirements.txt`` installs from or includes. The project
+    itself (``.``, ``-e .``) is not one: its code runs from the release."""
+    seen = set() if seen is None else seen
+    path = os.path.join(tree, name)
+    if name in seen or not os.path.isfile(path):
+        return seen
+    seen.add(name)
+    base = os.path.dirname(name)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.split(" #", 1)[0].strip()
+            include = REQUIREMENT_INCLUDE.fullmatch(line)
+            if include:
+                rel = _inside(tree, os.path.join(base, include.group(1)))
+                if rel:
+                    python_local_sources(tree, rel, seen)
+                continue
+            local = REQUIREMENT_PATH.fullmatch(line)
+            rel = _inside(tree, local.group(1).rstrip("/")) if local else None
+            if rel:
+                seen.add(rel)
+    return seen
+
+
+def node_local_sources(tree):
+    """Paths in the tree that ``package.json`` depends on (``"file:../lib"``-style specs)."""
+    try:
+        with open(os.path.join(tree, "package.json"), encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError):
+        return set()
+    found = set()
+    for group in ("dependencies", "devDependencies", "optionalDependencies"):
+        for spec in (manifest.get(group) or {}).values():
+            if isinstance(spec, str) and spec.startswith("file:"):
+                rel = _inside(tree, spec[len("file:"):])
+                if rel:
+                    found.add(rel)
+    return found
 
 
 # --------------------------------------------------------------------------- python
@@ -151,7 +223,7 @@ def install_python(cfg, tree, log, configured_python=None, symlink=False):
         return None
     python = python_for(tree, configured_python)
     version = _run([python, "-c", "import sys; print(sys.version)"], tree, "Asking {} its version".format(python))
-    key = _digest(tree, PYTHON_FILES, python + version)
+    key = _digest(tree, PYTHON_FILES, python + version, python_local_sources(tree))
     cache = os.path.join(cfg["paths"]["root"], "cache", "venv-" + key)
     if os.path.isdir(cache):
         log("       virtualenv reused ({}, dependencies unchanged)".format(os.path.basename(cache)))
@@ -180,7 +252,8 @@ def install_node(cfg, tree, log, env=None, symlink=False):
     npm = shutil.which("npm")
     if not npm:
         raise CorpusError("The project has a package.json but this host has no npm (apt-get install npm).")
-    key = _digest(tree, NODE_FILES, _run(["node", "--version"], tree, "node --version"))
+    local = node_local_sources(tree)
+    key = _digest(tree, NODE_FILES, _run(["node", "--version"], tree, "node --version"), local)
     cache = os.path.join(cfg["paths"]["root"], "cache", "node-" + key)
     if os.path.isdir(cache):
         log("       node_modules reused ({})".format(os.path.basename(cache)))
@@ -192,6 +265,14 @@ def install_node(cfg, tree, log, env=None, symlink=False):
             for name in NODE_FILES:
                 if os.path.isfile(os.path.join(tree, name)):
                     shutil.copy2(os.path.join(tree, name), tmp)
+            for rel in local:  # npm ci resolves file: dependencies beside package.json
+                dest = os.path.join(tmp, rel)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                if os.path.isdir(os.path.join(tree, rel)):
+                    shutil.copytree(os.path.join(tree, rel), dest, symlinks=True,
+                                    ignore=shutil.ignore_patterns("node_modules", ".git"))
+                else:
+                    shutil.copy2(os.path.join(tree, rel), dest)
             lock = any(os.path.isfile(os.path.join(tmp, n)) for n in NODE_FILES[1:])
             _run([npm, "ci" if lock else "install", "--no-audit", "--no-fund"], tmp, "npm install", log=log)
             os.rename(tmp, cache)

@@ -141,12 +141,12 @@ def _fail(run, log, phase, exc, what):
     return error
 
 
-def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=None,
+def deploy(name, projects_root, bindings, rev=None, objects=None, old=None, ref=None,
            pillar=None, overrides=None, private_pillar_dir=None, job_id=None, who=None, out=None):
     """Deploy ``rev`` (default: the deploy branch head) of project ``name``.
 
-    ``archive`` is a tar of the commit's tree (a pre-receive hook makes it, since
-    the pushed objects are not in the repository yet); ``old`` and ``ref`` come from
+    ``objects`` is the push's quarantine object directory (a pre-receive hook runs
+    before the pushed objects enter the repository); ``old`` and ``ref`` come from
     the push. Returns the history record; raises CorpusError when the deploy failed
     (after rolling back) or was refused (with nothing changed).
     """
@@ -174,11 +174,11 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         release_id = releases.new_release_id(paths["releases"], rev, taken={r.get("id") for r in records})
         build_dir = os.path.join(paths["build"], release_id)
         try:
-            if archive:
-                releases.extract_tar(archive, build_dir)
-                commit = rev
-            else:
-                commit = gitrepo.export_tree(paths["project_git"], rev, build_dir)
+            # The checkout is kept between deploys and git rewrites only what changed; the
+            # build gets hard links of it, so staging costs the change, not the project.
+            commit = gitrepo.update_checkout(paths["project_git"], rev, paths["checkout"],
+                                             objects=_quarantine(paths, objects))
+            releases.hard_link_copy(paths["checkout"], build_dir)
             cfg = settings.build(name, projects_root, pillar=pillar, overrides=overrides,
                                  source_dir=build_dir, private_pillar_dir=private_pillar_dir,
                                  release_id=release_id, commit=commit)
@@ -224,6 +224,16 @@ def deploy(name, projects_root, bindings, rev=None, archive=None, old=None, ref=
         _housekeeping(run, log)
         record["result"] = True
         return record
+
+
+def _quarantine(paths, objects):
+    """The push's quarantine object directory, which git makes inside the repository."""
+    if not objects:
+        return None
+    real = os.path.realpath(objects)
+    if not real.startswith(os.path.realpath(paths["project_git"]) + os.sep) or not os.path.isdir(real):
+        raise CorpusError("objects={} is not an object directory of {}.".format(objects, paths["project_git"]))
+    return real
 
 
 def _stage_bundle(cfg, build_dir, log):

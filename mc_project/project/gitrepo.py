@@ -1,6 +1,8 @@
 """The project's bare repositories: what a branch holds, a commit's tree."""
 
 import os
+import shutil
+import time
 
 import git
 
@@ -40,3 +42,58 @@ def export_tree(git_dir, commit, dest):
     releases.extract_tar(tar_path, dest)
     os.unlink(tar_path)
     return sha
+
+
+def update_checkout(git_dir, commit, worktree, objects=None):
+    """Make ``worktree`` hold exactly the tree of ``commit``, writing only the files that
+    differ from what it held: git's index beside it (``<worktree>.index``) remembers what
+    was written, so a 1-file change of a 1 GB project writes one file. Anything else in
+    the tree is removed. ``objects`` is a push's quarantine object directory (the pushed
+    objects are there until the push is accepted). Returns the commit's full sha."""
+    repo = git.Repo(git_dir)
+    env = {}
+    if objects:
+        env.update(GIT_OBJECT_DIRECTORY=os.path.abspath(objects),
+                   GIT_ALTERNATE_OBJECT_DIRECTORIES=os.path.join(os.path.abspath(git_dir), "objects"))
+    with repo.git.custom_environment(**env):
+        try:
+            sha = repo.git.rev_parse("--verify", "-q", commit + "^{commit}")
+        except git.GitCommandError:
+            raise CorpusError("Commit {} is not in {}.".format(commit, git_dir)) from None
+    index = os.path.abspath(worktree) + ".index"
+    # The build gets hard links of the checkout, and a link changes a file's ctime:
+    # git must judge a file by its size and mtime only, or it reads every file again.
+    env.update(GIT_WORK_TREE=os.path.abspath(worktree), GIT_INDEX_FILE=index, GIT_CONFIG_COUNT="1",
+               GIT_CONFIG_KEY_0="core.trustctime", GIT_CONFIG_VALUE_0="false")
+    fresh = not os.path.exists(index)
+    os.makedirs(worktree, exist_ok=True)  # git refuses a work tree that does not exist
+    with repo.git.custom_environment(**env):
+        try:
+            _reset_worktree(repo, sha)
+        except git.GitCommandError:
+            # An update killed half way (a stale index.lock, a damaged index): start afresh.
+            shutil.rmtree(worktree)
+            for leftover in (index, index + ".lock"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+            os.makedirs(worktree)
+            _reset_worktree(repo, sha)
+            fresh = True
+        if fresh:
+            _settle_index(repo)
+    return sha
+
+
+def _reset_worktree(repo, sha):
+    """``git reset --hard`` of the private index and work tree, then ``git clean``."""
+    repo.git.read_tree("--reset", "-u", sha)
+    repo.git.clean("-ffdxq")
+
+
+def _settle_index(repo):
+    """After a whole tree was written: git cannot trust the times of files written in
+    the second its index was (they are "racily clean") and would read every one of them
+    at the next update. Refreshed a second later, the index trusts them: the first
+    deploy pays that read, not the next."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+    repo.git.update_index("-q", "--refresh")

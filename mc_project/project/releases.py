@@ -62,17 +62,21 @@ def extract_tar(tar_path, dest):
         raise CorpusError("Cannot unpack {}: {}.".format(tar_path, exc)) from None
 
 
-def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False, exclude=()):
+def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, private=False, exclude=(),
+              files_from=None):
     """Copy ``src``/ onto ``dest``/ with rsync; unchanged files become hard links to
     ``link_dest`` (a dir, or dirs tried in order) when given. ``keep`` names paths
     that ``--delete`` must spare.
     ``read_only`` makes every file read-only (a release's files are shared, as hard
     links, with the releases before it: nobody may write them in place). ``private``
-    gives every directory 0700 and every file 0600, as they land (secrets)."""
+    gives every directory 0700 and every file 0600, as they land (secrets).
+    ``files_from`` limits the copy to those relative paths (a NUL-separated list file)."""
     os.makedirs(dest, exist_ok=True)
     # Compare by content: size + mtime misses a same-size change made in the same second
-    # (git archive stamps every file with the commit time).
+    # (a tar stamps every file with its commit's time; npm's with 1985).
     cmd = ["rsync", "-a", "--no-inc-recursive", "--checksum"]
+    if files_from:
+        cmd.extend(["--from0", "--files-from={}".format(files_from)])
     if delete:
         cmd.append("--delete")
     if read_only:
@@ -99,10 +103,15 @@ def sync_tree(src, dest, link_dest=None, delete=True, keep=(), read_only=False, 
 LINKED_TREES = (".venv", "node_modules")
 
 
-def link_tree(src, dest):
-    """``dest`` becomes hard links of ``src``'s files (``cp -al``; ``src`` may be a link
-    to the tree), every file read-only."""
+def hard_link_copy(src, dest):
+    """``dest`` (which must not exist) becomes a tree of hard links to ``src``'s files
+    (``cp -al``; ``src`` may be a link to the tree)."""
     _run(["cp", "-al", os.path.realpath(src), dest], "Linking {}".format(src))
+
+
+def link_tree(src, dest):
+    """``dest`` becomes hard links of ``src``'s files, every file read-only."""
+    hard_link_copy(src, dest)
     for dirpath, dirnames, filenames in os.walk(dest):
         os.chmod(dirpath, os.stat(dirpath).st_mode & ~0o022)
         for name in filenames:
@@ -112,16 +121,36 @@ def link_tree(src, dest):
                 os.chmod(path, mode & ~0o222)
 
 
-def make_release(build_dir, release_dir, previous_release=None):
-    """Create the immutable release from the build tree."""
+def make_release(build_dir, release_dir, previous_release=None, checkout=None):
+    """Create the immutable release from the build tree.
+
+    A file the build left as it came from ``checkout`` (the same inode), with the size
+    and modification time of the previous release's file, is that file: git wrote it
+    once, with the time of the write, and has not rewritten it since. Such files become
+    links of the previous release without being read; rsync compares the rest (what
+    the build wrote, what the push changed) by content, and a release file that came
+    from the checkout takes its time, for the next release to compare."""
     tmp = release_dir + ".partial"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     try:
-        # The build tree comes second: a final target's is made of read-only hard
-        # links to the bundle's objects, which the release then shares too.
-        sync_tree(build_dir, tmp, link_dest=[previous_release, build_dir], read_only=True,
-                  exclude=LINKED_TREES)
+        unchanged, from_checkout, others = _split_by_checkout(build_dir, previous_release, checkout)
+        listing = tmp + ".files"
+        with open(listing, "wb") as fh:
+            fh.write(b"".join(os.fsencode(rel) + b"\0" for rel in from_checkout + others))
+        try:
+            # The build tree comes second: a final target's is made of read-only hard
+            # links to the bundle's objects, which the release then shares too.
+            sync_tree(build_dir, tmp, link_dest=[previous_release, build_dir], read_only=True,
+                      delete=False, files_from=listing)
+        finally:
+            os.unlink(listing)
+        os.chmod(tmp, stat.S_IMODE(os.stat(build_dir).st_mode) & ~0o022)  # what Dgo-w gives the others
+        for rel in unchanged:
+            os.link(os.path.join(previous_release, rel), os.path.join(tmp, rel))
+        for rel in from_checkout:
+            st = os.lstat(os.path.join(build_dir, rel))
+            os.utime(os.path.join(tmp, rel), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         for name in LINKED_TREES:
             if os.path.isdir(os.path.join(build_dir, name)):
                 link_tree(os.path.join(build_dir, name), os.path.join(tmp, name))
@@ -130,6 +159,49 @@ def make_release(build_dir, release_dir, previous_release=None):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return release_dir
+
+
+def _split_by_checkout(build_dir, previous_release, checkout):
+    """The build tree's paths, LINKED_TREES left out, in three lists: files to link from
+    the previous release as they are; other files as git wrote them into the checkout;
+    everything else (what the build made, directories, symbolic links)."""
+    unchanged, from_checkout, others = [], [], []
+    for dirpath, dirnames, filenames in os.walk(build_dir):
+        rel_dir = os.path.relpath(dirpath, build_dir)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in LINKED_TREES]
+            filenames = [f for f in filenames if f not in LINKED_TREES]
+        else:
+            others.append(rel_dir)
+        for name in dirnames:
+            if os.path.islink(os.path.join(dirpath, name)):
+                others.append(os.path.normpath(os.path.join(rel_dir, name)))
+        for name in filenames:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(os.path.join(build_dir, rel))
+            checkout_st = _lstat(os.path.join(checkout, rel)) if checkout else None
+            if (not stat.S_ISREG(st.st_mode) or checkout_st is None
+                    or (st.st_ino, st.st_dev) != (checkout_st.st_ino, checkout_st.st_dev)):
+                others.append(rel)
+            elif _same_as_before(st, _lstat(os.path.join(previous_release, rel)) if previous_release else None):
+                unchanged.append(rel)
+            else:
+                from_checkout.append(rel)
+    return unchanged, from_checkout, others
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _same_as_before(st, previous):
+    return (previous is not None and stat.S_ISREG(previous.st_mode)
+            and st.st_size == previous.st_size and st.st_mtime_ns == previous.st_mtime_ns
+            and stat.S_IMODE(st.st_mode) & ~0o222 == stat.S_IMODE(previous.st_mode)
+            and (st.st_uid, st.st_gid) == (previous.st_uid, previous.st_gid))
 
 
 def live_target(current):

@@ -67,6 +67,8 @@ def project_paths(projects_root, name):
         "project": os.path.join(root, "project"),
         "pillar": os.path.join(root, "pillar"),
         "build": os.path.join(root, "build"),
+        # the deployed tree, kept between deploys: git rewrites only what a push changed
+        "checkout": os.path.join(root, "cache", "checkout"),
         "releases": os.path.join(root, "releases"),
         "current": os.path.join(root, "current"),
         "data": os.path.join(root, "data"),

@@ -160,7 +160,8 @@ def prepare_make_release(run):
 
 def do_make_release(run, entry):
     previous = run.previous_release_dir()
-    releases.make_release(run.paths["build_dir"], entry["release"], previous_release=previous)
+    releases.make_release(run.paths["build_dir"], entry["release"], previous_release=previous,
+                          checkout=run.paths["checkout"])
     run.cfg["app_root"] = entry["release"]
 
 

@@ -146,6 +146,13 @@ def test_sqlite_rolls_back_with_the_code(corpus):
 def test_postgresql_database_of_its_own_dumped_and_restored(corpus, postgresql_server):  # noqa: F811
     name = "dbapp-pg"
     admin = postgresql_server.url("postgres")
+    # The server logs every statement: the role's password must not be in any.
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET log_statement = 'all'")
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
     paths = corpus.init(name, env="staging", database="postgresql", database_server=admin)
     port = mc_settings.default_port(name)
     src = corpus.source(DBAPP, name=name)
@@ -159,6 +166,9 @@ def test_postgresql_database_of_its_own_dumped_and_restored(corpus, postgresql_s
     creds = json.load(open(creds_file))
     assert creds["database"] == creds["role"] == database.pg_name(name)
     assert creds["password"] not in push.stderr + push.stdout
+    server_log = open(postgresql_server.log_file, errors="replace").read()
+    assert 'ROLE "{}" LOGIN PASSWORD'.format(creds["role"]) in server_log
+    assert creds["password"] not in server_log
     for dirpath, _dirs, files in os.walk(paths["logs"]):
         for log_name in files:
             assert creds["password"] not in open(os.path.join(dirpath, log_name), errors="replace").read()

@@ -130,9 +130,11 @@ def tree_digest(path, skip=()):
 
 def project_state(paths):
     """Everything of a project a refused push or call must leave as it was: the
-    whole tree (the deploy lock's owner note, logs, supervisor runtime files and
-    git internals aside) plus the branches of both bare repositories."""
-    state = tree_digest(paths["root"], skip={".deploy.lock", "logs", "supervisor", "git"})
+    whole tree (the deploy lock's owner note, logs, supervisor runtime files, git
+    internals and the kept checkout, a cache of the last tree checked out, aside) plus
+    the branches of both bare repositories."""
+    state = tree_digest(paths["root"], skip={".deploy.lock", "logs", "supervisor", "git",
+                                             "cache/checkout", "cache/checkout.index"})
     for kind in ("project_git", "pillar_git"):
         state[kind] = git(paths[kind], "for-each-ref", "--format=%(refname) %(objectname)").stdout
     return state

@@ -2,6 +2,7 @@
 asks for, Procfile parsing."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -61,3 +62,42 @@ def test_procfile_types_and_release(tmp_path):
 
 def test_no_procfile_serves_the_tree(tmp_path):
     assert procfile.processes({}, str(tmp_path))["web"].startswith("exec python3 -m http.server $PORT")
+
+
+def test_local_sources_are_part_of_the_dependency_key(tmp_path):
+    tree = str(tmp_path / "app")
+    write(os.path.join(tree, "requirements.txt"),
+          "flask==3.0\n-e .\n./libs/tool  # vendored\n-r extra/more.txt\n-e /etc\n")
+    write(os.path.join(tree, "extra", "more.txt"), "./libs/other\n")
+    write(os.path.join(tree, "libs", "tool", "setup.py"), "v1\n")
+    write(os.path.join(tree, "libs", "other", "pyproject.toml"), "v1\n")
+    write(os.path.join(tree, "app.py"), "code\n")
+    found = deps.python_local_sources(tree)
+    assert found == {"requirements.txt", "extra/more.txt", "libs/tool", "libs/other"}
+    key = deps._digest(tree, deps.PYTHON_FILES, "py", found)
+    write(os.path.join(tree, "app.py"), "other code\n")  # the project's own code runs from the release
+    assert deps._digest(tree, deps.PYTHON_FILES, "py", deps.python_local_sources(tree)) == key
+    write(os.path.join(tree, "libs", "other", "pyproject.toml"), "v2\n")
+    assert deps._digest(tree, deps.PYTHON_FILES, "py", deps.python_local_sources(tree)) != key
+
+
+@pytest.mark.skipif(not (shutil.which("npm") and shutil.which("node")), reason="needs npm and node")
+def test_npm_ci_installs_a_file_dependency_and_rebuilds_when_it_changes(tmp_path):
+    tree = str(tmp_path / "app")
+    write(os.path.join(tree, "lib", "package.json"), '{"name": "lib", "version": "1.0.0", "main": "index.js"}\n')
+    write(os.path.join(tree, "lib", "index.js"), "module.exports = 'one';\n")
+    write(os.path.join(tree, "package.json"),
+          '{"name": "app", "version": "1.0.0", "dependencies": {"lib": "file:lib"}}\n')
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--offline"], cwd=tree, check=True,
+                   capture_output=True)
+    shutil.rmtree(os.path.join(tree, "node_modules"))
+    cfg = {"paths": {"root": str(tmp_path / "root")}}
+    lines = []
+    first = deps.install_node(cfg, tree, lines.append)
+    out = subprocess.run(["node", "-e", "console.log(require('lib'))"], cwd=tree, capture_output=True, text=True)
+    assert out.stdout == "one\n"
+    assert deps.install_node(cfg, tree, lines.append) == first  # unchanged: reused
+    write(os.path.join(tree, "lib", "index.js"), "module.exports = 'two';\n")
+    assert deps.install_node(cfg, tree, lines.append) != first
+    out = subprocess.run(["node", "-e", "console.log(require('lib'))"], cwd=tree, capture_output=True, text=True)
+    assert out.stdout == "two\n"
