@@ -15,6 +15,7 @@ import salt.utils.args
 from salt.exceptions import CommandExecutionError
 
 try:
+    from mc_project.common.vocabulary import PROJECTS_ROOT
     from mc_project.project import bundle, engine, layout
     from mc_project.project import settings as _settings
     from mc_project.errors import CorpusError
@@ -35,7 +36,7 @@ def __virtual__():
 
 
 def _root(projects_root=None):
-    return projects_root or __salt__["config.get"]("mc_project:projects_root", "/srv/projects")
+    return projects_root or __salt__["config.get"]("mc_project:projects_root", PROJECTS_ROOT)
 
 
 def _pillar(name):
