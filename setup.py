@@ -122,18 +122,29 @@ setup(
         # PostgreSQL inventories; the binary wheel needs no libpq headers.
         "psycopg2-binary",
     ],
+    # Compute nodes and containers need neither: their wheelhouse stays small.
     extras_require={
+        # The controller's REST API (corpus-api) and its logins.
+        "api": ["fastapi", "uvicorn", "ldap3", "argon2-cffi"],
+        # The corpus command on a developer's machine, which talks only to the API.
+        "cli": ["typer", "rich", "httpx"],
         "test": [
+            "corpus[api,cli]",
             "pytest",
             "pytest-salt-factories==1.0.5",
             "pytest-timeout",
             "ruff",
             "aiosmtpd",
+            "schemathesis",
         ],
     },
     entry_points={
         "salt.loader": ["corpus = mc_project.resources:loader_dirs"],
-        "console_scripts": ["corpus-controller = mc_project.controller.cli:main"],
+        "console_scripts": [
+            "corpus-controller = mc_project.controller.cli:main",
+            "corpus-api = mc_project.api.server:main",
+            "corpus = mc_project.cli.main:main",
+        ],
     },
     cmdclass={"build_py": BuildPyWithResources},
     zip_safe=False,
