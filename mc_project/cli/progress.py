@@ -1,0 +1,119 @@
+"""A job's steps as they happen, from its event stream: one progress bar per step on a
+terminal (rich), one plain line per step change otherwise (pipes, CI, ``--json``)."""
+
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .client import DONE_STATUSES
+from .errors import CliError
+
+RUNNING = ("running", "started", "pending")
+STYLES = {"done": "green", "failed": "red", "undone": "yellow", "undoing": "yellow", "skipped": "dim"}
+LOG_LINES_SHOWN = 20
+
+
+class StepProgress:
+    """Shows ``step`` events; ``live`` draws rich bars, otherwise plain lines."""
+
+    def __init__(self, console, live):
+        self.console = console
+        self.live = live
+        self.tasks = {}
+        self.failed_logs = []
+        self.progress = None
+        if live:
+            self.progress = Progress(
+                SpinnerColumn(finished_text=" "),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        for step, log in self.failed_logs:
+            self.console.print(f"{step} log:", style="bold red", markup=False)
+            for line in log[-LOG_LINES_SHOWN:]:
+                self.console.print(f"  {line}", markup=False)
+
+    def step(self, data):
+        if not isinstance(data, dict):
+            return
+        step = str(data.get("step") or "?")
+        status = str(data.get("status") or "").lower()
+        seconds = data.get("seconds")
+        log = data.get("log")
+        if status == "failed" and log:
+            lines = log if isinstance(log, list) else str(log).splitlines()
+            self.failed_logs.append((step, [line for line in lines if str(line).strip()]))
+        if self.progress:
+            self._bar(step, status, seconds)
+        else:
+            timing = f" {seconds:.1f}s" if isinstance(seconds, (int, float)) and status not in RUNNING else ""
+            self.console.print(f"step {step} {status}{timing}", markup=False)
+
+    def _bar(self, step, status, seconds):
+        style = STYLES.get(status, "")
+        label = f"[{style}]{status}[/]" if style else status
+        if isinstance(seconds, (int, float)) and status not in RUNNING:
+            label += f" {seconds:.1f}s"
+        finished = status not in RUNNING
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=None, status=label)
+        task = self.tasks[step]
+        if finished:
+            self.progress.update(task, total=1, completed=1, status=label)
+            self.progress.stop_task(task)
+        else:
+            self.progress.update(task, status=label)
+
+
+def follow(client, job_id, console, live=None):
+    """Watch job ``job_id`` to its end; return its ``{"status", "result"}``."""
+    live = console.is_terminal if live is None else live
+    final = None
+    with StepProgress(console, live) as steps:
+        try:
+            for event, data in client.events(job_id):
+                if event == "step":
+                    steps.step(data)
+                elif event == "end":
+                    final = data if isinstance(data, dict) else {"status": str(data)}
+                    break
+        except CliError as exc:
+            if exc.status is not None:  # the API said no (unknown job, not allowed)
+                raise
+            final = None  # the stream broke off: the job's record says how it ended
+    if final is None:
+        job = client.wait_job(job_id)
+        final = {"status": job.get("status"), "result": job.get("result")}
+    final.setdefault("result", None)
+    final["job_id"] = job_id
+    return final
+
+
+def succeeded(final):
+    return str(final.get("status", "")).lower() in DONE_STATUSES
+
+
+def failure_reason(final):
+    """One sentence on why a job failed, from its result when it says."""
+    result = final.get("result")
+    reason = ""
+    if isinstance(result, dict):
+        reason = result.get("error") or result.get("message") or result.get("comment") or ""
+        if isinstance(reason, dict):
+            reason = reason.get("message", "")
+    elif isinstance(result, str):
+        reason = result
+    reason = " ".join(str(reason).split()).rstrip(".")
+    status = final.get("status") or "failed"
+    text = f"Job {final.get('job_id')} {status}"
+    return f"{text}: {reason}" if reason else text
