@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -31,6 +33,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Every node and environment belongs to a tenant; rows made without one (by the
+# runners, or before tenants were used) belong to this one.
+DEFAULT_TENANT = "default"
+# What a member of a tenant may do, lowest first: viewer reads; deployer pushes,
+# rolls back, makes and destroys environments; admin also manages nodes and tenants.
+ROLES = ("viewer", "deployer", "admin")
+TOKEN_KINDS = ("session", "api")
 
 JOB_STATUSES = ("pending", "running", "success", "failed", "interrupted", "undone")
 # A step whose undo raised stays ``undo_failed``: something of it may be left.
@@ -65,6 +75,11 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
 
 
+def default_tenant_id():
+    """The default tenant's id, as a SQL expression (None until that tenant exists)."""
+    return select(Tenant.id).where(Tenant.name == DEFAULT_TENANT).scalar_subquery()
+
+
 class Region(Base):
     __tablename__ = "regions"
     __repr_keys__ = ("id", "name")
@@ -89,6 +104,8 @@ class ComputeNode(Base):
     subnet: Mapped[str | None] = mapped_column(String(64))  # containers' addresses, CIDR
     status: Mapped[str] = mapped_column(String(32), default="active")
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True,
+                                                  default=default_tenant_id())
     # The node's Salt minion id; its name unless told otherwise.
     minion_id: Mapped[str] = mapped_column(
         String(255), unique=True, default=lambda context: context.get_current_parameters()["name"])
@@ -129,7 +146,8 @@ class Environment(Base):
     ssh_nat_port: Mapped[int | None] = mapped_column(Integer)
     domains: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(32), default="pending")
-    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True,
+                                                  default=default_tenant_id())
     project: Mapped[str | None] = mapped_column(String(255))
     container: Mapped[str | None] = mapped_column(String(255))  # the LXC container's name
     disk_size_mb: Mapped[int | None] = mapped_column(Integer)
@@ -280,3 +298,74 @@ class JobStep(Base):
     undo_data: Mapped[dict] = mapped_column(JSON, default=dict)
 
     job: Mapped[Job] = relationship(back_populates="steps")
+
+
+class User(Base):
+    """Someone who logs in to the API: a local user (argon2 ``password_hash``) or one
+    the LDAP directory vouched for (no hash; memberships refreshed at each login)."""
+
+    __tablename__ = "users"
+    __repr_keys__ = ("id", "name", "source")
+    __table_args__ = (one_of("source", ("local", "ldap")),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    source: Mapped[str] = mapped_column(String(16), default="local")
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="user",
+                                                           cascade="all, delete-orphan")
+
+    def __repr__(self):
+        return "<User id={!r}, name={!r}, source={!r}>".format(self.id, self.name, self.source)
+
+
+class Membership(Base):
+    """A user's role in a tenant."""
+
+    __tablename__ = "memberships"
+    __repr_keys__ = ("user_id", "tenant_id", "role")
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id"), one_of("role", ROLES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    tenant: Mapped[Tenant] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token: only its SHA-256 is kept; it expires and can be revoked."""
+
+    __tablename__ = "api_tokens"
+    __repr_keys__ = ("id", "user_id", "kind", "name")
+    __table_args__ = (one_of("kind", TOKEN_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="session")
+    name: Mapped[str | None] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class AuditEntry(Base):
+    """One call that changed something (or tried to): who, what, when, result."""
+
+    __tablename__ = "audit_entries"
+    __repr_keys__ = ("id", "user", "action", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(255))  # "POST /v1/environments"
+    target: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status answered
+    result: Mapped[str] = mapped_column(Text, default="")  # one sentence, or the job made
