@@ -43,7 +43,7 @@ def error_message(response):
     if not message:
         message = f"The controller answered {response.status_code} {response.reason_phrase}"
     message = " ".join(message.split()).rstrip(".")
-    if response.status_code == 401:
+    if response.status_code == 401 and not response.request.url.path.endswith("/login"):
         message += " (run corpus login)"
     return message
 
