@@ -85,9 +85,7 @@ def _render_created(state, name, final):
     output = state.output
     output.note(f"Environment {name} is ready (job {final['job_id']}).")
     result = final.get("result") if isinstance(final.get("result"), dict) else {}
-    for key in ("ssh", "domains", "git_remote", "remote", "ip", "node"):
-        if result.get(key):
-            output.fields(result, [key])
+    output.fields(result, [key for key in ("ssh", "domains", "git_remote", "remote", "ip", "node") if result.get(key)])
     output.note(f"Next: corpus init PROJECT --env {name}, then corpus push {name}.")
 
 
