@@ -274,6 +274,8 @@ class Job(Base):
     owner_pid: Mapped[int | None] = mapped_column(Integer)
     owner_host: Mapped[str | None] = mapped_column(String(255))
     owner_started: Mapped[float | None] = mapped_column(Float)
+    # The tenant of the API caller who started it (None: a runner's; its target's tenant).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
 
     steps: Mapped[list["JobStep"]] = relationship(back_populates="job", order_by="JobStep.index",
                                                   cascade="all, delete-orphan")
@@ -367,5 +369,6 @@ class AuditEntry(Base):
     user: Mapped[str | None] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(255))  # "POST /v1/environments"
     target: Mapped[str | None] = mapped_column(String(255))
+    tenant: Mapped[str | None] = mapped_column(String(128))  # the tenant of the target, when known
     status: Mapped[int] = mapped_column(Integer)  # the HTTP status answered
     result: Mapped[str] = mapped_column(Text, default="")  # one sentence, or the job made

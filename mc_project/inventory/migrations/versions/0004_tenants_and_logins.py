@@ -1,5 +1,5 @@
 """Tenants in use, and the API's logins: every compute node and environment
-belongs to a tenant (existing rows go to tenant ``default``, made here when there
+belongs to a tenant, and so does a job the API starts (existing rows go to tenant ``default``, made here when there
 are any; ``corpus-controller init`` and the API make it otherwise); users
 (local, argon2-hashed, or vouched for by LDAP), their role in each tenant,
 bearer tokens (hashed, expiring, revocable), and the audit of changing calls.
@@ -42,6 +42,7 @@ def upgrade():
     sa.Column('user', sa.String(length=255), nullable=True),
     sa.Column('action', sa.String(length=255), nullable=False),
     sa.Column('target', sa.String(length=255), nullable=True),
+    sa.Column('tenant', sa.String(length=128), nullable=True),
     sa.Column('status', sa.Integer(), nullable=False),
     sa.Column('result', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
@@ -95,6 +96,10 @@ def upgrade():
     with op.batch_alter_table('environments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_environments_tenant_id'), ['tenant_id'], unique=False)
 
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tenant_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_jobs_tenant_id_tenants'), 'tenants', ['tenant_id'], ['id'])
+
     # Every existing node and environment goes to the default tenant.
     for name in ('compute_nodes', 'environments'):
         table = sa.table(name, sa.column('tenant_id', sa.Integer))
@@ -104,6 +109,9 @@ def upgrade():
 
 def downgrade():
     _0002.without_sqlite_foreign_keys()
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_jobs_tenant_id_tenants'), type_='foreignkey')
+        batch_op.drop_column('tenant_id')
     with op.batch_alter_table('environments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_environments_tenant_id'))
     with op.batch_alter_table('compute_nodes', schema=None) as batch_op:

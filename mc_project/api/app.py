@@ -1,0 +1,40 @@
+"""The API's application: ``create_app(opts)`` over the master's options.
+
+Everything lives under ``/v1`` (OpenAPI at ``/v1/openapi.json``, docs at
+``/v1/docs``). ``GET /v1/health`` needs no token; every other route does.
+"""
+
+from fastapi import APIRouter, FastAPI
+
+from mc_project.api import errors, settings, tenants
+from mc_project.api.audit import AuditMiddleware
+from mc_project.api.routers import audit, environments, jobs, nodes, projects, tokens
+from mc_project.controller.runtime import Controller
+
+PREFIX = "/v1"
+
+
+def create_app(opts, ctl=None):
+    """The FastAPI app of the controller whose master options are ``opts``."""
+    api_settings = settings.api_settings(opts)
+    ctl = ctl or Controller(opts)
+    tenants.ensure_default(ctl.url)
+    app = FastAPI(title="corpus controller API", version="1", openapi_url=PREFIX + "/openapi.json",
+                  docs_url=PREFIX + "/docs", redoc_url=None)
+    app.state.ctl = ctl
+    app.state.url = ctl.url
+    app.state.settings = api_settings
+    errors.install(app)
+    app.add_middleware(AuditMiddleware, url_of=lambda: app.state.url)
+
+    health = APIRouter(tags=["health"])
+
+    @health.get("/health")
+    def health_check():
+        """200 while the API answers; no token needed."""
+        return {"status": "ok"}
+
+    for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
+                   audit.router):
+        app.include_router(router, prefix=PREFIX)
+    return app

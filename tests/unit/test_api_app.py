@@ -1,0 +1,256 @@
+"""The REST API in process (FastAPI's TestClient) over an SQLite inventory: local
+users, tokens, tenants, environments, jobs, projects with the Salt calls replaced.
+The LDAP logins, the running server and the live events are in tests/integration/api."""
+
+import datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from mc_project.api import auth
+from mc_project.api.app import create_app
+from mc_project.controller.runtime import Controller
+from mc_project.inventory import db
+from mc_project.inventory.models import (
+    ApiToken,
+    AuditEntry,
+    ComputeNode,
+    Environment,
+    Job,
+    JobStep,
+    Project,
+    Tenant,
+)
+
+
+@pytest.fixture
+def opts(tmp_path):
+    return {"corpus": {"db_url": "sqlite:///{}".format(tmp_path / "inventory.sqlite"),
+                       "secrets_key": str(tmp_path / "secrets.key"), "master_address": "127.0.0.1"},
+            "cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
+
+
+@pytest.fixture
+def ctl(opts):
+    return Controller(opts)
+
+
+@pytest.fixture
+def client(opts, ctl):
+    app = create_app(opts, ctl=ctl)
+    url = ctl.url
+    auth.add_local_user(url, "alice", "alice-pw", "alpha", "deployer")
+    auth.add_local_user(url, "victor", "victor-pw", "alpha", "viewer")
+    auth.add_local_user(url, "bob", "bob-pw", "beta", "admin")
+    with db.session(url) as sess:
+        alpha = sess.scalar(select(Tenant).where(Tenant.name == "alpha"))
+        beta = sess.scalar(select(Tenant).where(Tenant.name == "beta"))
+        node = ComputeNode(name="node1", address="192.0.2.1", slots=10, tenant_id=alpha.id)
+        sess.add(node)
+        sess.flush()
+        for number, (name, tenant) in enumerate((("a1", alpha), ("a2", alpha), ("b1", beta)), 1):
+            env = Environment(name=name, env_type="dev", status="active", tenant_id=tenant.id, node_id=node.id,
+                              ip="10.0.0.{}".format(number), ssh_nat_port=40000 + ord(name[0]),
+                              domains=["{}.corpus.test".format(name)], minion_id="env-" + name, project=name)
+            env.projects.append(Project(name=name))
+            sess.add(env)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def login(client, user):
+    answer = client.post("/v1/login", json={"username": user, "password": user + "-pw"})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": "Bearer " + answer.json()["token"]}
+
+
+def error(answer, status):
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and body["error"]["status"] == status
+    assert body["error"]["message"].endswith(".")
+    return body["error"]["message"]
+
+
+def test_health_needs_no_token(client):
+    assert client.get("/v1/health").json() == {"status": "ok"}
+    assert client.get("/v1/openapi.json").status_code == 200
+
+
+def test_login_whoami_and_bad_password(client):
+    answer = client.post("/v1/login", json={"username": "alice", "password": "alice-pw"})
+    body = answer.json()
+    assert body["user"] == {"name": "alice", "tenants": [{"name": "alpha", "role": "deployer"}]}
+    assert body["token"].startswith("corpus_") and body["expires_at"]
+    headers = {"Authorization": "Bearer " + body["token"]}
+    assert client.get("/v1/whoami", headers=headers).json() == body["user"]
+    assert "Wrong user name or password" in error(
+        client.post("/v1/login", json={"username": "alice", "password": "nope"}), 401)
+    error(client.post("/v1/login", json={"username": "nobody", "password": "x"}), 401)
+    error(client.post("/v1/login", json={"username": "alice"}), 422)
+    error(client.get("/v1/whoami"), 401)
+    error(client.get("/v1/whoami", headers={"Authorization": "Bearer corpus_forged"}), 401)
+
+
+def test_tokens_are_stored_hashed_expire_and_revoke(client, ctl):
+    headers = login(client, "alice")
+    made = client.post("/v1/tokens", json={"name": "ci", "expires_in_days": 7}, headers=headers)
+    assert made.status_code == 201 and made.headers["location"] == "/v1/tokens/{}".format(made.json()["id"])
+    script = {"Authorization": "Bearer " + made.json()["token"]}
+    assert client.get("/v1/whoami", headers=script).json()["name"] == "alice"
+    with db.session(ctl.url) as sess:
+        hashes = sess.scalars(select(ApiToken.token_hash)).all()
+    assert made.json()["token"] not in hashes and auth.hash_token(made.json()["token"]) in hashes
+    listed = client.get("/v1/tokens", headers=headers).json()
+    assert listed["total"] == 2 and "token" not in listed["items"][0]
+    assert client.delete("/v1/tokens/{}".format(made.json()["id"]), headers=headers).status_code == 204
+    error(client.get("/v1/whoami", headers=script), 401)
+    error(client.delete("/v1/tokens/{}".format(made.json()["id"]), headers=login(client, "bob")), 404)
+    with db.session(ctl.url) as sess:
+        sess.execute(update(ApiToken).values(expires=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)))
+    assert "expired" in error(client.get("/v1/whoami", headers=headers), 401)
+    fresh = login(client, "alice")
+    assert client.post("/v1/logout", headers=fresh).status_code == 204
+    error(client.get("/v1/whoami", headers=fresh), 401)
+
+
+def test_tenants_see_only_their_environments(client):
+    alice, bob = login(client, "alice"), login(client, "bob")
+    listed = client.get("/v1/environments", headers=alice).json()
+    assert [row["name"] for row in listed["items"]] == ["a1", "a2"] and listed["total"] == 2
+    assert listed["limit"] == 50 and listed["offset"] == 0
+    row = client.get("/v1/environments/a1", headers=alice).json()
+    assert set(row) == {"name", "uuid", "type", "status", "project", "projects", "node", "ip", "ssh", "domains",
+                        "disk_size_mb", "tenant"}
+    assert row["tenant"] == "alpha" and row["projects"] == ["a1"] and row["ssh"] == "192.0.2.1:40097"
+    assert error(client.get("/v1/environments/b1", headers=alice), 404) == "No environment named b1."
+    assert error(client.get("/v1/environments/zz", headers=alice), 404) == "No environment named zz."
+    assert [row["name"] for row in client.get("/v1/environments", headers=bob).json()["items"]] == ["b1"]
+    page = client.get("/v1/environments?limit=1&offset=1", headers=alice).json()
+    assert [row["name"] for row in page["items"]] == ["a2"] and page["total"] == 2
+    assert client.get("/v1/environments?tenant=beta", headers=alice).json()["total"] == 0
+    assert client.get("/v1/environments?type=prod", headers=alice).json()["total"] == 0
+    assert client.get("/v1/environments?node=node1&status=active", headers=alice).json()["total"] == 2
+    error(client.get("/v1/environments?limit=501", headers=alice), 422)
+    error(client.get("/v1/environments?type=weird", headers=alice), 422)
+    assert [n["name"] for n in client.get("/v1/nodes", headers=alice).json()["items"]] == ["node1"]
+    assert client.get("/v1/nodes", headers=bob).json()["total"] == 0
+    error(client.get("/v1/nodes/node1", headers=bob), 404)
+
+
+def test_roles(client):
+    viewer, alice = login(client, "victor"), login(client, "alice")
+    assert "deployer is needed" in error(client.delete("/v1/environments/a1", headers=viewer), 403)
+    error(client.get("/v1/environments/a1/credentials", headers=viewer), 403)
+    error(client.post("/v1/environments", json={"name": "new", "type": "dev"}, headers=viewer), 403)
+    error(client.post("/v1/environments", json={"name": "new", "type": "dev", "tenant": "beta"}, headers=alice),
+          404)
+    error(client.get("/v1/audit", headers=alice), 403)
+    error(client.delete("/v1/environments/b1", headers=alice), 404)
+
+
+def test_create_refusals_are_one_sentence_and_make_no_job(client, ctl):
+    alice = login(client, "alice")
+    assert "already exists" in error(client.post("/v1/environments", json={"name": "a1"}, headers=alice), 409)
+    assert "not valid" in error(client.post("/v1/environments", json={"name": "Bad_Name"}, headers=alice), 400)
+    error(client.post("/v1/environments", json={"name": "x", "colour": "red"}, headers=alice), 422)
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Job.id)) is None
+
+
+def test_a_job_is_started_in_the_background_and_watched(client, ctl, monkeypatch):
+    """POST answers 202 with the job's location at once; the job runs with the
+    controller's own machinery; its events end the stream."""
+    from mc_project.controller import operations
+
+    fired = []
+    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: fired.append(tag))
+
+    def fake_destroy(job_ctl, name, progress=None):
+        registry = {"env:retire": (lambda ctx: ctx.log("retired " + name), None)}
+        return job_ctl.jobs(registry=registry).submit("destroy_env", name, ["env:retire"], {"env_name": name})
+
+    monkeypatch.setattr(operations, "destroy_env", fake_destroy)
+    alice = login(client, "alice")
+    answer = client.delete("/v1/environments/a1", headers=alice)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    assert answer.headers["location"] == answer.json()["location"] == "/v1/jobs/{}".format(job_id)
+    with client.stream("GET", "/v1/jobs/{}/events".format(job_id), headers=alice) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        text = "".join(stream.iter_text())
+    assert "event: step" in text and '"status": "success"' in text and text.rstrip().split("\n")[-2] == "event: end"
+    job = client.get("/v1/jobs/{}".format(job_id), headers=alice).json()
+    assert job["status"] == "success" and job["kind"] == "destroy_env" and job["steps"]["total"] == 1
+    steps = client.get("/v1/jobs/{}/steps".format(job_id), headers=alice).json()["items"]
+    assert steps[0]["log"] == "retired a1"
+    assert client.get("/v1/jobs?kind=destroy_env", headers=alice).json()["total"] == 1
+    error(client.get("/v1/jobs/{}".format(job_id), headers=login(client, "bob")), 404)
+    assert client.get("/v1/jobs", headers=login(client, "bob")).json()["total"] == 0
+    assert "corpus/job/{}/success".format(job_id) in fired
+    with db.session(ctl.url) as sess:
+        entry = sess.scalars(select(AuditEntry).where(AuditEntry.action == "DELETE /v1/environments/a1")).one()
+    assert (entry.user, entry.status, entry.tenant, entry.result) == ("alice", 202, "alpha",
+                                                                     "job {} started".format(job_id))
+
+
+def test_undo_of_a_running_job_is_a_conflict(client, ctl):
+    with db.session(ctl.url) as sess:
+        job = Job(kind="destroy_env", target="a2", status="failed", clipboard={}, error="failed at step 1/1",
+                  steps=[JobStep(index=1, name="env:retire", status="undone", log="", undo_data={})])
+        sess.add(job)
+        sess.flush()
+        job_id = job.id
+    alice = login(client, "alice")
+    assert "undone" in error(client.post("/v1/jobs/{}/undo".format(job_id), headers=alice), 409)
+    error(client.post("/v1/jobs/{}/resume".format(job_id), headers=login(client, "victor")), 403)
+    text = client.get("/v1/jobs/{}/events".format(job_id), headers=alice).text
+    assert text.startswith("event: step") and "event: end" in text
+
+
+def test_projects_ask_the_environments_minion(client, monkeypatch):
+    calls = []
+
+    def fake_call(self, minion, fun, *args, **kwargs):
+        calls.append((minion, fun, args))
+        return {"mc_project.status": {"live": "r1"},
+                "mc_project.releases": [{"id": "r1"}, {"id": "r0"}],
+                "mc_project.rollback": {"release": "r0", "result": True},
+                "cmd.run": "one\ntwo"}[fun]
+
+    monkeypatch.setattr(Controller, "call", fake_call)
+    alice, viewer = login(client, "alice"), login(client, "victor")
+    listed = client.get("/v1/environments/a1/projects", headers=alice).json()["items"]
+    assert listed == [{"name": "a1", "remote": "ssh://root@a1.corpus.test:40097/srv/projects/a1/git/project.git",
+                       "pillar_remote": "ssh://root@a1.corpus.test:40097/srv/projects/a1/git/pillar.git"}]
+    assert client.get("/v1/environments/a1/projects/a1", headers=viewer).json()["status"] == {"live": "r1"}
+    assert len(client.get("/v1/environments/a1/projects/a1/releases", headers=alice).json()["items"]) == 2
+    error(client.post("/v1/environments/a1/projects/a1/rollback", json={}, headers=viewer), 403)
+    assert client.post("/v1/environments/a1/projects/a1/rollback", json={"release": "r0"},
+                       headers=alice).json()["release"] == "r0"
+    assert client.get("/v1/environments/a1/projects/a1/logs?lines=2", headers=alice).json() == {
+        "lines": ["one", "two"]}
+    error(client.get("/v1/environments/a1/projects/zz", headers=alice), 404)
+    error(client.get("/v1/environments/b1/projects/b1", headers=alice), 404)
+    assert calls[2] == ("env-a1", "mc_project.rollback", ("a1", "r0"))
+
+
+def test_a_salt_master_down_is_503(client, monkeypatch):
+    from salt.exceptions import SaltClientError
+
+    def down(self, *args, **kwargs):
+        raise SaltClientError("Salt request timed out. The master is not responding.")
+
+    monkeypatch.setattr(Controller, "call", down)
+    assert "Salt master cannot be reached" in error(
+        client.get("/v1/environments/a1/projects/a1", headers=login(client, "alice")), 503)
+
+
+def test_the_audit_is_for_admins(client):
+    bob = login(client, "bob")
+    client.post("/v1/login", json={"username": "bob", "password": "wrong"})
+    listed = client.get("/v1/audit", headers=bob).json()
+    assert listed["total"] == 0  # logins belong to no tenant; bob administers beta only
+    client.delete("/v1/environments/b1", headers={"Authorization": "Bearer nothing"})
+    assert client.get("/v1/audit", headers=bob).json()["total"] == 0
