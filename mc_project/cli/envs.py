@@ -6,7 +6,11 @@ from enum import Enum
 
 import typer
 
+from mc_project.common.vocabulary import NODE_NAME_RE
+
+from . import names, progress
 from .errors import EXIT_BAD_INPUT, CliError
+from .push import forget_host_key, write_private_key
 from .sizes import parse_size_mb
 from .state import state_of
 
@@ -69,10 +73,12 @@ def init_env(
 ):
     """Create an environment (a container) and follow the job."""
     state = state_of(ctx)
-    body = {"name": name, "type": env_type.value}
+    body = {"name": names.env_name(name), "type": env_type.value}
     if project:
-        body["project"] = project
+        body["project"] = names.project_name(project)
     if host:
+        if not NODE_NAME_RE.match(host):
+            raise CliError(f"Bad node name {host!r}", EXIT_BAD_INPUT)
         body["host"] = host
     if disk:
         body["disk_size_mb"] = parse_size_mb(disk)
@@ -108,8 +114,6 @@ def credentials(
     name = state.env_name(name)
     creds = state.client.get(f"/v1/environments/{name}/credentials")
     if key_file:
-        from .push import write_private_key
-
         write_private_key(key_file, creds.get("ssh_private_key") or "")
 
     def render(data):
@@ -130,18 +134,24 @@ def destroy(
 ):
     """Remove an environment: its container, projects, data, DNS names and ports."""
     state = state_of(ctx)
+    name = state.env_name(name)
     if not yes:
         if not sys.stdin.isatty():
             raise CliError(f"Destroying {name} needs --yes when not run from a terminal", EXIT_BAD_INPUT)
         typed = typer.prompt(f"This removes {name} and all its data. Type its name to go on")
         if typed.strip() != name:
             raise CliError(f"Not destroyed: {typed.strip()!r} is not {name!r}", EXIT_BAD_INPUT)
+    ssh = state.client.get(f"/v1/environments/{name}").get("ssh")
     answer = state.client.delete(f"/v1/environments/{name}")
-    state.run_job(answer, wait=wait, render=lambda output, data: output.note(f"Environment {name} destroyed."))
+    final = state.run_job(answer, wait=wait,
+                          render=lambda output, data: output.note(f"Environment {name} destroyed."))
+    if wait and progress.succeeded(final):
+        forget_host_key(ssh)
 
 
 def _resize(ctx, name, size, grow, wait):
     state = state_of(ctx)
+    name = state.env_name(name)
     size_mb = parse_size_mb(size)
     answer = state.client.post(f"/v1/environments/{name}/resize", {"size_mb": size_mb, "grow": grow})
     verb = "enlarged" if grow else "trimmed"

@@ -2,7 +2,7 @@
 
 import typer
 
-from . import progress
+from . import names, progress
 from .errors import EXIT_FAILED, CliError
 from .state import state_of
 
@@ -47,6 +47,7 @@ def job(
 ):
     """A job: its status and steps; with --follow, live until it ends."""
     state = state_of(ctx)
+    names.job_id(job_id)
     if follow:
         record = state.client.get(f"/v1/jobs/{job_id}")  # 404 before any stream
         final = progress.follow(state.client, job_id, state.output.err if state.output.json else state.output.out)
@@ -88,7 +89,7 @@ def undo(
 ):
     """Undo every step a job did, last first."""
     state = state_of(ctx)
-    answer = state.client.post(f"/v1/jobs/{job_id}/undo")
+    answer = state.client.post(f"/v1/jobs/{names.job_id(job_id)}/undo")
     state.run_job(answer, wait=wait, render=lambda output, data: output.note(f"Job {job_id} undone."))
 
 
@@ -99,5 +100,5 @@ def resume(
 ):
     """Finish a job that stopped (its controller died), from the step it was on."""
     state = state_of(ctx)
-    answer = state.client.post(f"/v1/jobs/{job_id}/resume")
+    answer = state.client.post(f"/v1/jobs/{names.job_id(job_id)}/resume")
     state.run_job(answer, wait=wait, render=lambda output, data: output.note(f"Job {job_id} finished."))

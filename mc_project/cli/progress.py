@@ -81,14 +81,14 @@ def follow(client, job_id, console, live=None):
     final = None
     with StepProgress(console, live) as steps:
         try:
-            for event, data in client.events(job_id):
+            for event, data in _events_or_stop(client, job_id):
                 if event == "step":
                     steps.step(data)
                 elif event == "end":
                     final = data if isinstance(data, dict) else {"status": str(data)}
                     break
         except CliError as exc:
-            if exc.status is not None:  # the API said no (unknown job, not allowed)
+            if exc.status is not None or exc.exit_code == 130:  # the API said no, or Ctrl-C
                 raise
             final = None  # the stream broke off: the job's record says how it ended
     if final is None:
@@ -97,6 +97,14 @@ def follow(client, job_id, console, live=None):
     final.setdefault("result", None)
     final["job_id"] = job_id
     return final
+
+
+def _events_or_stop(client, job_id):
+    try:
+        yield from client.events(job_id)
+    except KeyboardInterrupt:
+        raise CliError(f"Stopped watching job {job_id}, which goes on: corpus job {job_id} --follow "
+                       "watches it again", 130) from None
 
 
 def succeeded(final):

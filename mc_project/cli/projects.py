@@ -7,6 +7,7 @@ import time
 
 import typer
 
+from . import names
 from .errors import EXIT_BAD_INPUT, CliError
 from .state import state_of
 
@@ -27,16 +28,16 @@ def split_target(state, target):
     env, _, project = (target or "").partition("/")
     env = state.env_name(env)
     if project:
-        return env, project
+        return env, names.project_name(project)
     record = state.client.get(f"/v1/environments/{env}")
     project = record.get("project")
     if not project:
-        names = [p.get("name") if isinstance(p, dict) else p for p in record.get("projects") or []]
-        if len(names) != 1:
-            raise CliError(f"Environment {env} holds {len(names)} projects: name one as {env}/PROJECT",
+        held = [p.get("name") if isinstance(p, dict) else p for p in record.get("projects") or []]
+        if len(held) != 1:
+            raise CliError(f"Environment {env} holds {len(held)} projects: name one as {env}/PROJECT",
                            EXIT_BAD_INPUT)
-        project = names[0]
-    return env, project
+        project = held[0]
+    return env, names.project_name(project)
 
 
 def project_path(env, project):
@@ -73,6 +74,7 @@ def init(
     """Make a project's remotes in an environment and add the remote to this checkout."""
     state = state_of(ctx)
     env = state.env_name(env)
+    names.project_name(project)
     try:
         answer = state.client.post(f"/v1/environments/{env}/projects", {"project": project})
     except CliError as exc:
@@ -133,7 +135,7 @@ def rollback(
     """Make a kept release live again."""
     state = state_of(ctx)
     env, project = split_target(state, target)
-    body = {"release": release} if release else {}
+    body = {"release": names.release_id(release)} if release else {}
     answer = state.client.post(project_path(env, project) + "/rollback", body)
     state.run_job(answer, render=lambda output, data: _render_rollback(output, env, project, data))
 

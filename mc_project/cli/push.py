@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from . import config
+from . import config, names
 from .errors import EXIT_BAD_INPUT, CliError
 from .projects import git_toplevel, project_path
 from .state import state_of
@@ -29,6 +29,20 @@ def write_private_key(path, key):
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(key.strip() + "\n")
+
+
+def forget_host_key(ssh):
+    """Drop ``HOST:PORT``'s key from corpus's known_hosts: an environment made again
+    behind the same port has a new one, which ssh would refuse as changed."""
+    host, _, port = (ssh or "").rpartition(":")
+    known_hosts = config.known_hosts_path()
+    if not host or not port.isdigit() or not known_hosts.exists():
+        return
+    try:
+        subprocess.run(["ssh-keygen", "-R", f"[{host}]:{port}", "-f", str(known_hosts)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        pass
 
 
 def ssh_command(key_file, known_hosts):
@@ -53,7 +67,7 @@ def push(
     toplevel = git_toplevel()
     if not toplevel:
         raise CliError(f"{os.getcwd()} is not a git checkout: run corpus push from one", EXIT_BAD_INPUT)
-    project = project or Path(toplevel).name
+    project = names.project_name(project or Path(toplevel).name)
     try:
         record = state.client.get(project_path(env, project))
     except CliError as exc:

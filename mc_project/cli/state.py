@@ -3,7 +3,7 @@ and the way a verb that starts a job follows it."""
 
 import typer
 
-from . import progress
+from . import names, progress
 from .client import Client
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, CliError
 from .output import Output
@@ -31,7 +31,7 @@ class State:
         if not name:
             raise CliError("No environment: name one, or set env in the configuration file or CORPUS_ENV",
                            EXIT_BAD_INPUT)
-        return name
+        return names.env_name(name)
 
     def run_job(self, answer, wait=True, render=None):
         """After a 202 ``{"job_id", "location"}``: follow the job (unless ``wait`` is off)

@@ -109,6 +109,10 @@ def test_no_wait_prints_the_job(home, api):
     (["job", "999"], 2, "No job 999"),
     (["frobnicate"], 2, "No such command"),
     (["rollback", "web/shop", "nope"], 2, "No release nope"),
+    (["status", "../nodes"], 2, "Bad environment name '../nodes'"),
+    (["releases", "web/a b"], 2, "Bad project name 'a b'"),
+    (["job", "1/../2"], 2, "Bad job id '1/../2'"),
+    (["init_env", "Bad_Name", "dev"], 2, "Bad environment name 'Bad_Name'"),
 ])
 def test_bad_input_is_exit_2(home, args, code, words):
     result = corpus(home, *args)
@@ -241,3 +245,34 @@ def test_jobs_undo_resume(home, api):
     failed = next(job for job in api.state.jobs.values() if job["status"] == "failed")
     resumed = corpus(home, "resume", failed["id"], "--json")
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "done"
+
+
+def test_ctrl_c_while_following_says_the_job_goes_on(home, api):
+    api.state.step_delay = 1.0
+    try:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CORPUS_")}
+        environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+        watcher = subprocess.Popen([sys.executable, "-m", "mc_project.cli", "init_env", "slow", "dev"],
+                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=10)
+    finally:
+        api.state.step_delay = 0.05
+    assert watcher.returncode == 130
+    assert "step env:register done" in out
+    job_id = next(job["id"] for job in api.state.jobs.values() if job["target"] == "slow")
+    assert err.strip() == (f"corpus: Stopped watching job {job_id}, which goes on: corpus job {job_id} --follow "
+                           "watches it again.")
+
+
+def test_destroy_forgets_the_host_key(home, api):
+    api.state.add_env("again", "dev")
+    known_hosts = home / ".config" / "corpus" / "known_hosts"
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    line = "[192.0.2.10]:40001 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    known_hosts.write_text(line + "\n[192.0.2.11]:40002 " + line.split(" ", 1)[1] + "\n")
+    result = corpus(home, "destroy", "again", "--yes")
+    assert result.returncode == 0, result.stderr
+    if subprocess.run(["which", "ssh-keygen"], capture_output=True).returncode == 0:
+        assert known_hosts.read_text().splitlines() == ["[192.0.2.11]:40002 " + line.split(" ", 1)[1]]
