@@ -13,7 +13,7 @@ STREAM_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=None)
 
 # Job statuses after which nothing changes any more, and those that mean it worked.
 DONE_STATUSES = ("done", "succeeded", "success", "ok", "completed")
-FINAL_STATUSES = DONE_STATUSES + ("failed", "error", "undone", "cancelled", "canceled", "aborted")
+FINAL_STATUSES = DONE_STATUSES + ("failed", "error", "undone", "interrupted", "undo_failed", "cancelled", "aborted")
 
 
 def exit_code_of(status):

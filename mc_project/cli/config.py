@@ -4,7 +4,7 @@ The file is ``~/.makinastates.conf`` (``CORPUS_CONFIG`` names another), INI with
 ``[corpus]`` section::
 
     [corpus]
-    url = https://controller.example.com:8000
+    url = http://controller.example.com:8400
     user = alice
     env = alice-dev
 

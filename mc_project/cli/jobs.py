@@ -6,8 +6,8 @@ from . import names, progress
 from .errors import EXIT_FAILED, CliError
 from .state import state_of
 
-JOB_COLUMNS = ["id", "kind", "target", "status", "step", "started_at", "finished_at"]
-STEP_COLUMNS = ["name", "status", "seconds", "started_at", "finished_at"]
+JOB_COLUMNS = ["id", "kind", "target", "status", "current_step", "created", "ended"]
+STEP_COLUMNS = ["index", "name", "status", "seconds", "started", "ended"]
 
 
 def register(app):
@@ -62,7 +62,7 @@ def job(
     record = dict(record, steps=step_items or [])
 
     def render(data):
-        state.output.fields({k: v for k, v in data.items() if k not in ("steps", "result")})
+        state.output.fields({k: v for k, v in data.items() if k not in ("steps", "result") and v is not None})
         if data.get("result"):
             state.output.fields({"result": data["result"]})
         items = data["steps"]
@@ -73,7 +73,7 @@ def job(
                 columns.insert(0, "step")
             state.output.table(items, columns=columns)
             for item in items:
-                if str(item.get("status")).lower() == "failed" and item.get("log"):
+                if str(item.get("status")).lower() in ("failed", "undo_failed", "interrupted") and item.get("log"):
                     state.output.note(f"{item.get('name') or item.get('step')} log:")
                     log = item["log"]
                     for line in (log if isinstance(log, list) else str(log).splitlines())[-20:]:

@@ -7,7 +7,8 @@ from .client import DONE_STATUSES
 from .errors import CliError
 
 RUNNING = ("running", "started", "pending")
-STYLES = {"done": "green", "failed": "red", "undone": "yellow", "undoing": "yellow", "skipped": "dim"}
+STYLES = {"success": "green", "done": "green", "failed": "red", "undo_failed": "red", "interrupted": "red",
+          "undone": "yellow", "undoing": "yellow", "skipped": "dim"}
 LOG_LINES_SHOWN = 20
 
 
@@ -46,11 +47,12 @@ class StepProgress:
     def step(self, data):
         if not isinstance(data, dict):
             return
-        step = str(data.get("step") or "?")
+        # The API sends the step's index as "step" and its name as "name".
+        step = str(data.get("name") or data.get("step") or "?")
         status = str(data.get("status") or "").lower()
         seconds = data.get("seconds")
         log = data.get("log")
-        if status == "failed" and log:
+        if status in ("failed", "undo_failed", "interrupted") and log:
             lines = log if isinstance(log, list) else str(log).splitlines()
             self.failed_logs.append((step, [line for line in lines if str(line).strip()]))
         if self.progress:
@@ -111,17 +113,16 @@ def succeeded(final):
     return str(final.get("status", "")).lower() in DONE_STATUSES
 
 
+def _message(value):
+    if isinstance(value, dict):
+        value = value.get("error") or value.get("message") or value.get("comment") or ""
+        return _message(value)
+    return str(value or "")
+
+
 def failure_reason(final):
-    """One sentence on why a job failed, from its result when it says."""
-    result = final.get("result")
-    reason = ""
-    if isinstance(result, dict):
-        reason = result.get("error") or result.get("message") or result.get("comment") or ""
-        if isinstance(reason, dict):
-            reason = reason.get("message", "")
-    elif isinstance(result, str):
-        reason = result
-    reason = " ".join(str(reason).split()).rstrip(".")
-    status = final.get("status") or "failed"
-    text = f"Job {final.get('job_id')} {status}"
+    """One sentence on why a job failed: its ``error``, else what its result says."""
+    reason = _message(final.get("error")) or _message(final.get("result"))
+    reason = " ".join(reason.split()).rstrip(".")
+    text = f"Job {final.get('job_id')} {final.get('status') or 'failed'}"
     return f"{text}: {reason}" if reason else text

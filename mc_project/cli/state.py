@@ -37,9 +37,15 @@ class State:
         """After a 202 ``{"job_id", "location"}``: follow the job (unless ``wait`` is off)
         and print how it ended; a failed job is exit 1 with one sentence."""
         job_id = answer.get("job_id") if isinstance(answer, dict) else None
-        if not job_id:  # 200: the work was done at once (a record)
-            self.output.result(answer, render or (lambda data: self.output.fields(data)))
-            return answer
+        if not job_id:  # 200: the work was done at once, and this is its record
+            final = {"job_id": None, "status": "success", "result": answer}
+            if self.output.json:
+                self.output.document(answer)
+            elif render:
+                render(self.output, final)
+            elif isinstance(answer, dict):
+                self.output.fields(answer)
+            return final
         if not wait:
             self.output.result(answer, lambda data: self.output.note(
                 f"Job {job_id} started; watch it with: corpus job {job_id} --follow"))

@@ -23,7 +23,7 @@ import time
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from support.ports import LOOPBACK, free_port
 from support.wait import wait_for
@@ -32,10 +32,9 @@ INIT_ENV_STEPS = ["env:register", "node:pick", "ip:allocate", "lxc:clone", "cred
 DESTROY_STEPS = ["env:deactivate", "lxc:destroy", "env:unregister"]
 RESIZE_STEPS = ["lxc:stop", "lxc:resize", "lxc:start"]
 PROJECT_STEPS = ["project:init", "pillar:write"]
-ROLLBACK_STEPS = ["project:rollback"]
 FAILING_STEP = "lxc:clone"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nstub\n-----END OPENSSH PRIVATE KEY-----"
-FINAL = ("done", "failed", "undone")
+FINAL = ("success", "failed", "undone", "interrupted")
 
 
 class ApiError(Exception):
@@ -86,8 +85,10 @@ class StubState:
     # -- jobs
     def start_job(self, kind, target, steps, result=None, fail_at=None, on_done=None):
         job_id = str(next(self.ids))
-        job = {"id": job_id, "kind": kind, "target": target, "status": "running", "result": None,
-               "steps": [{"name": step, "status": "pending", "seconds": None} for step in steps],
+        job = {"id": job_id, "kind": kind, "target": target, "status": "running", "result": None, "error": None,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "steps": [{"index": index, "name": step, "status": "pending", "seconds": None, "log": ""}
+                         for index, step in enumerate(steps)],
                "events": []}
         self.jobs[job_id] = job
         threading.Thread(target=self._run, args=(job, result, fail_at, on_done), daemon=True).start()
@@ -97,34 +98,45 @@ class StubState:
         with self.lock:
             job["events"].append((event, data))
 
+    def _step_event(self, job, step):
+        data = {"step": step["index"], "name": step["name"], "status": step["status"], "seconds": step["seconds"]}
+        if step.get("log"):
+            data["log"] = step["log"]
+        self._event(job, "step", data)
+
     def _run(self, job, result, fail_at, on_done):
         done_steps = []
         for step in job["steps"]:
-            step["status"] = "running"
-            self._event(job, "step", {"step": step["name"], "status": "running", "seconds": 0})
+            step.update(status="running", seconds=0)
+            self._step_event(job, step)
             time.sleep(self.step_delay)
             if step["name"] == fail_at:
                 step.update(status="failed", seconds=self.step_delay,
-                            log=["lxc-copy: copying the golden image", "lxc-copy: No space left on device"])
-                self._event(job, "step", {"step": step["name"], "status": "failed", "seconds": self.step_delay,
-                                          "log": step["log"]})
+                            log="lxc-copy: copying the golden image\nlxc-copy: No space left on device")
+                self._step_event(job, step)
                 for undone in reversed(done_steps):
                     undone["status"] = "undone"
-                    self._event(job, "step", {"step": undone["name"], "status": "undone", "seconds": 0.0})
-                job.update(status="failed", result={"error": "lxc:clone failed: No space left on device"})
-                self._event(job, "end", {"status": "failed", "result": job["result"]})
+                    self._step_event(job, undone)
+                job.update(status="failed", error="Step lxc:clone failed: No space left on device.")
+                self._event(job, "end", {"status": "failed", "result": None, "error": job["error"]})
                 return
-            step.update(status="done", seconds=self.step_delay)
-            self._event(job, "step", {"step": step["name"], "status": "done", "seconds": self.step_delay})
+            step.update(status="success", seconds=self.step_delay)
+            self._step_event(job, step)
             done_steps.append(step)
         if on_done:
             on_done()
-        job.update(status="done", result=result or {})
-        self._event(job, "end", {"status": "done", "result": job["result"]})
+        job.update(status="success", result=result or {"target": job["target"]})
+        self._event(job, "end", {"status": "success", "result": job["result"], "error": None})
 
     def public_job(self, job):
+        """As the API shows a job: its steps counted, the one it is on."""
+        current = next(({"index": s["index"], "name": s["name"], "status": s["status"]} for s in job["steps"]
+                        if s["status"] not in ("success", "pending")), None)
+        counts = {}
+        for step in job["steps"]:
+            counts[step["status"]] = counts.get(step["status"], 0) + 1
         return {key: value for key, value in job.items() if key not in ("events", "steps")} | {
-            "step": next((s["name"] for s in job["steps"] if s["status"] == "running"), None)}
+            "current_step": current, "steps": {"total": len(job["steps"]), "by_status": counts}}
 
     # -- objects
     def env(self, name):
@@ -196,12 +208,12 @@ def make_app(state):
         state.tokens[token] = body["username"]
         return {"token": token, "expires_at": "2026-12-31T00:00:00Z", "user": state.public_user(body["username"])}
 
-    @app.post("/v1/logout")
+    @app.post("/v1/logout", status_code=204)
     async def logout(request: Request):
         state.user(request)
         token = request.headers["authorization"][len("Bearer "):]
         state.tokens.pop(token, None)
-        return {}
+        return Response(status_code=204)
 
     @app.get("/v1/whoami")
     async def whoami(request: Request):
@@ -302,7 +314,7 @@ def make_app(state):
         state.user(request)
         return paged(state.project(name, project)["releases"], request)
 
-    @app.post("/v1/environments/{name}/projects/{project}/rollback", status_code=202)
+    @app.post("/v1/environments/{name}/projects/{project}/rollback")
     async def rollback(request: Request, name: str, project: str, body: dict):
         state.may_change(state.user(request))
         record = state.project(name, project)
@@ -311,12 +323,10 @@ def make_app(state):
         if wanted not in ids:
             raise ApiError(404, f"No release {wanted} of {project}")
 
-        def switch():
-            for release in record["releases"]:
-                release["live"] = release["id"] == wanted
-
-        return state.start_job("rollback", f"{name}/{project}", ROLLBACK_STEPS, on_done=switch,
-                               result={"release": wanted})
+        # The API answers a rollback with its record (200), not a job.
+        for release in record["releases"]:
+            release["live"] = release["id"] == wanted
+        return {"release": wanted, "previous": ids[-1], "status": "ok"}
 
     @app.get("/v1/environments/{name}/projects/{project}/logs")
     async def logs(request: Request, name: str, project: str, lines: int = 200):
@@ -349,7 +359,8 @@ def make_app(state):
     @app.get("/v1/jobs/{job_id}/steps")
     async def steps(request: Request, job_id: str):
         state.user(request)
-        return {"items": find_job(job_id)["steps"]}
+        steps = find_job(job_id)["steps"]
+        return {"items": steps, "total": len(steps), "limit": len(steps), "offset": 0}
 
     @app.post("/v1/jobs/{job_id}/undo", status_code=202)
     async def undo(request: Request, job_id: str):
@@ -357,16 +368,16 @@ def make_app(state):
         job = find_job(job_id)
         if job["status"] not in FINAL:
             raise ApiError(409, f"Job {job_id} is still running")
-        steps = [f"undo {s['name']}" for s in reversed(job["steps"]) if s["status"] == "done"]
+        steps = [f"undo {s['name']}" for s in reversed(job["steps"]) if s["status"] == "success"]
         return state.start_job("undo", job_id, steps)
 
     @app.post("/v1/jobs/{job_id}/resume", status_code=202)
     async def resume(request: Request, job_id: str):
         state.may_change(state.user(request))
         job = find_job(job_id)
-        if job["status"] == "done":
+        if job["status"] == "success":
             raise ApiError(409, f"Job {job_id} is done already")
-        return state.start_job("resume", job_id, [s["name"] for s in job["steps"] if s["status"] != "done"])
+        return state.start_job("resume", job_id, [s["name"] for s in job["steps"] if s["status"] != "success"])
 
     @app.get("/v1/jobs/{job_id}/events")
     async def events(request: Request, job_id: str):

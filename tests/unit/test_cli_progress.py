@@ -25,8 +25,10 @@ def test_plain_lines_when_not_a_terminal():
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=120)
     with StepProgress(console, live=False) as steps:
-        steps.step({"step": "lxc:clone", "status": "running", "seconds": 0})
-        steps.step({"step": "lxc:clone", "status": "failed", "seconds": 2.25, "log": "copying\nno space left"})
+        # The API's shape: the step's index as "step", its name as "name".
+        steps.step({"step": 3, "name": "lxc:clone", "status": "running", "seconds": 0})
+        steps.step({"step": 3, "name": "lxc:clone", "status": "failed", "seconds": 2.25,
+                    "log": "copying\nno space left"})
     assert out.getvalue().splitlines() == [
         "step lxc:clone running", "step lxc:clone failed 2.2s", "lxc:clone log:", "  copying", "  no space left"]
 
@@ -49,6 +51,8 @@ def test_outcome():
     assert failure_reason({"job_id": "4", "status": "failed", "result": {"error": "disk full."}}) == \
         "Job 4 failed: disk full"
     assert failure_reason({"job_id": "4", "status": "undone", "result": None}) == "Job 4 undone"
+    assert failure_reason({"job_id": 5, "status": "failed", "result": None, "error": "Step x failed: y."}) == \
+        "Job 5 failed: Step x failed: y"
 
 
 def test_new_log_lines():

@@ -61,8 +61,8 @@ def test_init_env_follows_the_job_step_by_step(home, api):
     assert result.returncode == 0, result.stderr
     for step in INIT_ENV_STEPS:
         assert f"step {step} running" in result.stdout
-        assert f"step {step} done" in result.stdout
-    assert result.stdout.index("step env:register done") < result.stdout.index("step env:activate running")
+        assert f"step {step} success" in result.stdout
+    assert result.stdout.index("step env:register success") < result.stdout.index("step env:activate running")
     assert "Environment blog is ready" in result.stdout
     assert api.state.envs["blog"]["disk_size_mb"] == 1536
     assert api.state.envs["blog"]["status"] == "active"
@@ -72,8 +72,8 @@ def test_init_env_json(home):
     result = corpus(home, "--json", "init_env", "shop2", "prod", "--project", "shop")
     assert result.returncode == 0, result.stderr
     final = json.loads(result.stdout)
-    assert final["status"] == "done" and final["result"]["name"] == "shop2"
-    assert "step env:activate done" in result.stderr  # progress goes to stderr with --json
+    assert final["status"] == "success" and final["result"]["name"] == "shop2"
+    assert "step env:activate success" in result.stderr  # progress goes to stderr with --json
 
 
 def test_a_failing_job_is_exit_1_with_its_reason(home):
@@ -83,7 +83,7 @@ def test_a_failing_job_is_exit_1_with_its_reason(home):
     assert "step ip:allocate undone" in result.stdout
     assert "No space left on device" in result.stdout  # the failed step's log
     message = one_sentence(result)
-    assert message.startswith("Job ") and "failed: lxc:clone failed: No space left on device" in message
+    assert message.startswith("Job ") and message.endswith("failed: Step lxc:clone failed: No space left on device.")
     as_json = json.loads(corpus(home, "init_env", "failing2", "dev", "--json").stdout)
     assert as_json["status"] == "failed" and as_json["error"]["exit_code"] == 1
 
@@ -95,9 +95,9 @@ def test_no_wait_prints_the_job(home, api):
     assert started["location"] == f"/v1/jobs/{started['job_id']}"
     followed = corpus(home, "job", started["job_id"], "--follow")
     assert followed.returncode == 0, followed.stderr
-    assert "step env:activate done" in followed.stdout  # the whole stream, from its start
+    assert "step env:activate success" in followed.stdout  # the whole stream, from its start
     shown = json.loads(corpus(home, "job", started["job_id"], "--json").stdout)
-    assert shown["status"] == "done" and [s["name"] for s in shown["steps"]] == INIT_ENV_STEPS
+    assert shown["status"] == "success" and [s["name"] for s in shown["steps"]] == INIT_ENV_STEPS
 
 
 @pytest.mark.parametrize("args, code, words", [
@@ -144,7 +144,7 @@ def test_enlarge_and_trim(home, api):
     api.state.add_env("grow", "dev")
     result = corpus(home, "enlarge", "grow", "20G")
     assert result.returncode == 0, result.stderr
-    assert "step lxc:resize done" in result.stdout and "enlarged to 20480 MiB" in result.stdout
+    assert "step lxc:resize success" in result.stdout and "enlarged to 20480 MiB" in result.stdout
     assert api.state.envs["grow"]["disk_size_mb"] == 20480
     assert corpus(home, "trim", "grow", "512M").returncode == 0
     assert api.state.envs["grow"]["disk_size_mb"] == 512
@@ -175,7 +175,7 @@ def test_destroy_needs_yes_without_a_terminal(home, api):
     assert "gone" in api.state.envs
     result = corpus(home, "destroy", "gone", "--yes")
     assert result.returncode == 0, result.stderr
-    assert "step lxc:destroy done" in result.stdout and "gone" not in api.state.envs
+    assert "step lxc:destroy success" in result.stdout and "gone" not in api.state.envs
 
 
 def test_releases_and_rollback(home, api):
@@ -188,7 +188,7 @@ def test_releases_and_rollback(home, api):
     assert rolled.returncode == 0, rolled.stderr
     assert "web/shop rolled back: 20260101-000001 is live." in rolled.stdout
     again = corpus(home, "rollback", "web/shop", "20260101-000002", "--json")
-    assert json.loads(again.stdout)["result"] == {"release": "20260101-000002"}
+    assert json.loads(again.stdout)["release"] == "20260101-000002"  # the rollback's record
 
 
 def test_logs_and_follow(home, api):
@@ -217,7 +217,7 @@ def test_init_adds_the_git_remote(home, api, tmp_path):
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
     result = corpus(home, "init", "myapp", "--env", "web", cwd=checkout)
     assert result.returncode == 0, result.stderr
-    assert "step project:init done" in result.stdout
+    assert "step project:init success" in result.stdout
     remote = subprocess.run(["git", "remote", "get-url", "corpus-web"], cwd=checkout, capture_output=True,
                             text=True).stdout.strip()
     assert remote == "ssh://root@192.0.2.10:40001/srv/projects/myapp/git/project.git"
@@ -236,15 +236,15 @@ def test_jobs_undo_resume(home, api):
     assert listed["items"] and all(job["status"] == "failed" for job in listed["items"])
     table = corpus(home, "jobs")
     assert table.returncode == 0 and "init_env" in table.stdout and "KIND" in table.stdout
-    done_job = next(job for job in api.state.jobs.values() if job["kind"] == "init_env" and job["status"] == "done")
+    done_job = next(job for job in api.state.jobs.values() if job["kind"] == "init_env" and job["status"] == "success")
     undone = corpus(home, "undo", done_job["id"])
     assert undone.returncode == 0, undone.stderr
-    assert "step undo env:activate done" in undone.stdout
+    assert "step undo env:activate success" in undone.stdout
     refused = corpus(home, "resume", done_job["id"])
     assert refused.returncode == 2 and "done already" in one_sentence(refused)
     failed = next(job for job in api.state.jobs.values() if job["status"] == "failed")
     resumed = corpus(home, "resume", failed["id"], "--json")
-    assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "done"
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "success"
 
 
 def test_ctrl_c_while_following_says_the_job_goes_on(home, api):
@@ -260,7 +260,7 @@ def test_ctrl_c_while_following_says_the_job_goes_on(home, api):
     finally:
         api.state.step_delay = 0.05
     assert watcher.returncode == 130
-    assert "step env:register done" in out
+    assert "step env:register success" in out
     job_id = next(job["id"] for job in api.state.jobs.values() if job["target"] == "slow")
     assert err.strip() == (f"corpus: Stopped watching job {job_id}, which goes on: corpus job {job_id} --follow "
                            "watches it again.")
