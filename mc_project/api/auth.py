@@ -121,34 +121,3 @@ def login(app_state, username, password):
             raise ApiError(401, "Wrong user name or password.")
         row, token = issue(sess, user.id, "session", lifetime)
         return principal_of(sess, user), token, row.expires
-
-
-def add_local_user(url, name, password, tenant_name, role):
-    """Create or update local user ``name`` with ``role`` in ``tenant_name``; whether it was new."""
-    if not ldap.USERNAME_RE.fullmatch(name or ""):
-        raise ApiError(400, "User name {!r} is not valid: letters, digits, ., _, @ and -.".format(name))
-    if role not in tenants.RANK:
-        raise ApiError(400, "Unknown role {!r}; use one of {}.".format(role, ", ".join(tenants.RANK)))
-    if not password:
-        raise ApiError(400, "The password must not be empty.")
-    with db.session(url) as sess:
-        user = sess.scalar(select(User).where(User.name == name))
-        created = user is None
-        if created:
-            user = User(name=name, source="local")
-            sess.add(user)
-        user.password_hash = passwords.hash_password(password)
-        sess.flush()
-        tenant = tenants.ensure_tenant(sess, tenant_name)
-        membership = sess.scalar(select(Membership).where(Membership.user_id == user.id,
-                                                          Membership.tenant_id == tenant.id))
-        if membership is None:
-            sess.add(Membership(user_id=user.id, tenant_id=tenant.id, role=role))
-        else:
-            membership.role = role
-    return created
-
-
-def any_user(url):
-    with db.session(url) as sess:
-        return sess.scalar(select(User.id).limit(1)) is not None

@@ -5,11 +5,11 @@ An object of a tenant the user is not a member of does not exist for them (404);
 one they see but may not act on is 403.
 """
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from mc_project.api.errors import ApiError
-from mc_project.inventory import db
-from mc_project.inventory.models import DEFAULT_TENANT, ROLES, ComputeNode, Environment, Tenant
+from mc_project.api.users import ensure_default, ensure_tenant  # noqa: F401 (what the API uses)
+from mc_project.inventory.models import ROLES, Tenant
 
 RANK = {role: number for number, role in enumerate(ROLES)}
 
@@ -47,29 +47,6 @@ def check(principal, tenant_id, role, what):
         raise ApiError(404, "No {}.".format(what))
     if RANK[held] < RANK[role]:
         raise ApiError(403, "Your role in this tenant is {}; {} is needed.".format(held, role))
-
-
-def ensure_default(url):
-    """Make tenant ``default`` if missing and put in it every node and environment
-    without a tenant (made by the runners before it existed); its id."""
-    with db.session(url) as sess:
-        tenant = sess.scalar(select(Tenant).where(Tenant.name == DEFAULT_TENANT))
-        if tenant is None:
-            tenant = Tenant(name=DEFAULT_TENANT)
-            sess.add(tenant)
-            sess.flush()
-        for model in (ComputeNode, Environment):
-            sess.execute(update(model).where(model.tenant_id.is_(None)).values(tenant_id=tenant.id))
-        return tenant.id
-
-
-def ensure_tenant(sess, name):
-    tenant = sess.scalar(select(Tenant).where(Tenant.name == name))
-    if tenant is None:
-        tenant = Tenant(name=name)
-        sess.add(tenant)
-        sess.flush()
-    return tenant
 
 
 def tenant_id(sess, name):

@@ -12,13 +12,23 @@ log, cache, sockets and keys, the secrets key, the inventory file, a
 wheelhouse that needs building), checked before anything is written. A
 failure while applying it (database, wheelhouse, master) is exit status 1.
 No error is ever a traceback.
+
+``init`` also writes the REST API's settings (the master option ``corpus_api``:
+bind address, port, TLS, LDAP, token lifetime) and starts ``corpus-api`` beside
+the master; with no LDAP and no user yet it creates tenant ``default``'s
+``admin``, whose generated password it prints once (and keeps 0600 in
+``<root>/admin-password``). ``corpus-controller user add NAME --tenant T --role R``
+adds a local user (password from stdin or a prompt).
 """
 
 import argparse
 import errno
+import getpass
+import importlib.util
 import ipaddress
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,6 +42,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mc_project import resources
+from mc_project.api import process as api_process
+from mc_project.api import settings as api_settings
 from mc_project.controller import wheelhouse
 from mc_project.controller.config import ROOT_DB, controller_settings
 from mc_project.errors import CorpusError
@@ -58,6 +70,10 @@ DEFAULT_PUBLISH_PORT = 4505
 DEFAULT_RET_PORT = 4506
 # Where an API key can come from instead of the command line (seen by ps).
 DNS_KEY_ENV = "CORPUS_DNS_KEY"
+LDAP_PASSWORD_ENV = "CORPUS_LDAP_BIND_PASSWORD"
+ADMIN_PASSWORD_FILE = "admin-password"
+# What the REST API needs beyond the controller (setup.py's extra "api").
+API_MODULES = ("fastapi", "uvicorn", "ldap3", "argon2")
 
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -256,6 +272,7 @@ def plan(args):
         ret_port=args.ret_port or current.get("ret_port", DEFAULT_RET_PORT))
     if options["publish_port"] == options["ret_port"]:
         raise BadInput("The publish port and the return port must differ.")
+    options[api_settings.OPTION] = plan_api(args, current.get(api_settings.OPTION))
     try:
         settings = controller_settings({"corpus": options["corpus"],
                                         "cachedir": os.path.join(root, CACHEDIR)})
@@ -268,6 +285,44 @@ def plan(args):
     # Written out, so that any reader of the master's options finds the same ones.
     options["corpus"].update(db_url=settings["db_url"], wheelhouse=settings["wheelhouse"])
     return options, settings
+
+
+def _group_grant(value):
+    group, _, grant = value.partition("=")
+    tenant, _, role = grant.partition(":")
+    if not group or not tenant or not role:
+        raise argparse.ArgumentTypeError("{} is not GROUP=TENANT:ROLE".format(value))
+    return group, {"tenant": tenant, "role": role}
+
+
+def plan_api(args, current):
+    """The ``corpus_api`` settings ``init`` writes: ``args`` over what is there, checked."""
+    given = dict(current or {})
+    for key, value in (("port", args.api_port), ("bind", args.api_bind), ("token_hours", args.token_hours),
+                       ("tls_cert", args.api_cert and os.path.abspath(args.api_cert)),
+                       ("tls_key", args.api_key and os.path.abspath(args.api_key))):
+        if value is not None:
+            given[key] = value
+    ldap_args = {"url": args.ldap_url, "user_dn": args.ldap_user_dn, "search_base": args.ldap_search_base,
+                 "search_filter": args.ldap_search_filter, "bind_dn": args.ldap_bind_dn,
+                 "group_base": args.ldap_group_base, "bind_password": os.environ.get(LDAP_PASSWORD_ENV)}
+    if args.ldap_group:
+        ldap_args["groups"] = dict(args.ldap_group)
+    if any(value is not None for value in ldap_args.values()):
+        given["ldap"] = dict(given.get("ldap") or {}, **{k: v for k, v in ldap_args.items() if v is not None})
+    try:
+        api_settings.api_settings({api_settings.OPTION: given})
+    except CorpusError as exc:
+        raise BadInput(str(exc)) from exc
+    for what in ("tls_cert", "tls_key"):
+        if given.get(what) and not os.path.isfile(given[what]):
+            raise BadInput("The API's TLS {} {} is not a file.".format(what[4:], given[what]))
+    return given
+
+
+def api_available():
+    """Whether the REST API's packages are installed (``pip install corpus[api]``)."""
+    return all(importlib.util.find_spec(name) is not None for name in API_MODULES)
 
 
 # --------------------------------------------------------------------------- the master
@@ -395,6 +450,11 @@ def init(args, out):
         for port in (options["publish_port"], options["ret_port"]):
             if _port_in_use(options["interface"], port):
                 raise BadInput("Port {} on {} is already in use.".format(port, options["interface"]))
+    api = api_settings.api_settings(options)
+    api_running = api_process.running(root)
+    if api_running is None and args.api_port is not None and api_process.port_taken(api):
+        raise BadInput("Port {} on {} is already in use; choose another with --api-port.".format(
+            api["port"], api["bind"]))
     try:
         key_created = secrets_crypto.ensure_key(settings["secrets_key"])
         revision = db.init(settings["db_url"], secrets_key=settings["secrets_key"])
@@ -434,7 +494,44 @@ def init(args, out):
     out("wheelhouse: {} ({:.1f}s)".format(wheels, wheel_seconds))
     out("salt-master: {} (pid {}, {} ports {} and {})".format(
         action, pid, options["interface"], options["publish_port"], options["ret_port"]))
+    if api_available():
+        init_logins(root, settings, api, out)
+        out("api: {}".format(ensure_api(root, api, api_running, changed)))
+    else:
+        out("api: not started (the REST API needs pip install 'corpus[api]')")
     return 0
+
+
+def init_logins(root, settings, api, out):
+    """Tenant ``default``; without LDAP and without any user, an ``admin`` whose password
+    is printed once and kept 0600 in ``<root>/admin-password``."""
+    from mc_project.api import users
+
+    users.ensure_default(settings["db_url"])
+    if api["ldap"] or users.any_user(settings["db_url"]):
+        return
+    password = secrets.token_urlsafe(18)
+    path = os.path.join(root, ADMIN_PASSWORD_FILE)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
+    users.add_local_user(settings["db_url"], "admin", password, "default", "admin")
+    out("admin: user admin of tenant default, password {} (also in {}; shown once)".format(password, path))
+
+
+def ensure_api(root, api, running, config_changed):
+    """Start (or restart, when the configuration changed) ``corpus-api``; what was done."""
+    url = api_process.base_url(api)
+    if running is not None and not config_changed:
+        return "already running (pid {}, {})".format(running.pid, url)
+    action = "started"
+    if running is not None:
+        api_process.stop(root)
+        action = "restarted"
+    if api_process.port_taken(api):
+        return "not started: port {} on {} is already in use; choose another with --api-port".format(
+            api["port"], api["bind"])
+    pid = api_process.start(root, config_path(root), api)
+    return "{} (pid {}, {}; log {})".format(action, pid, url, api_process.log_file(root))
 
 
 def _existing_root(args):
@@ -462,6 +559,12 @@ def status(args, out):
     out("wheelhouse: {} ({})".format(
         settings["wheelhouse"], "corpus {}".format(stamp["version"]) if stamp else "not built"))
     out("master address: {}".format(settings["master_address"]))
+    api = api_process.running(root)
+    try:
+        url = api_process.base_url(api_settings.api_settings(options))
+    except CorpusError:
+        url = "settings not valid"
+    out("api: {}".format("running (pid {}, {})".format(api.pid, url) if api else "stopped"))
     if process is None:
         out("salt-master: stopped")
         return EXIT_FAILED
@@ -486,7 +589,39 @@ def rotate_key(args, out):
 
 def stop(args, out):
     root, _ = _existing_root(args)
+    out("api: {}".format("stopped" if api_process.stop(root) else "not running"))
     out("salt-master: {}".format("stopped" if stop_master(root) else "not running"))
+    return 0
+
+
+def _read_password(prompt_in):
+    if not prompt_in.isatty():
+        password = prompt_in.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise BadInput("The two passwords differ.")
+    if not password:
+        raise BadInput("The password must not be empty.")
+    return password
+
+
+def user_add(args, out, prompt_in=None):
+    root, options = _existing_root(args)
+    if not api_available():
+        raise CorpusError("Local users are the REST API's: install corpus[api] first.")
+    from mc_project.api import users
+
+    settings = controller_settings({"corpus": options.get("corpus"),
+                                    "cachedir": os.path.join(root, CACHEDIR)})
+    password = _read_password(prompt_in or sys.stdin)
+    try:
+        created = users.add_local_user(settings["db_url"], args.name, password, args.tenant, args.role)
+    except SQLAlchemyError as exc:
+        raise CorpusError("Cannot reach the inventory database {}: {}.".format(
+            _safe_url(settings["db_url"]), _first_line(exc))) from exc
+    out("user {}: {} ({} of tenant {})".format(args.name, "created" if created else "updated", args.role,
+                                               args.tenant))
     return 0
 
 
@@ -514,14 +649,38 @@ def parser():
     init_parser.add_argument("--ret-port", type=_port)
     init_parser.add_argument("--master-address", help="address minions reach the master at")
     init_parser.add_argument("--wheelhouse", help="directory of the wheels shipped to nodes")
+    init_parser.add_argument("--api-port", type=_port, help="the REST API's port (default {})".format(
+        api_settings.DEFAULT_PORT))
+    init_parser.add_argument("--api-bind", type=_address, help="the REST API's address (default {})".format(
+        api_settings.DEFAULT_BIND))
+    init_parser.add_argument("--api-cert", help="TLS certificate (PEM) of the REST API")
+    init_parser.add_argument("--api-key", help="TLS private key (PEM) of the REST API")
+    init_parser.add_argument("--token-hours", type=float, help="lifetime of a login's token (default 12)")
+    init_parser.add_argument("--ldap-url", help="LDAP directory for logins, ldap://HOST[:PORT]")
+    init_parser.add_argument("--ldap-user-dn", help="DN template of a user, e.g. uid={username},ou=people,dc=x")
+    init_parser.add_argument("--ldap-search-base", help="where to search users (instead of a DN template)")
+    init_parser.add_argument("--ldap-search-filter", help="search filter, default (uid={username})")
+    init_parser.add_argument("--ldap-bind-dn", help="DN the search binds as (password in {})".format(
+        LDAP_PASSWORD_ENV))
+    init_parser.add_argument("--ldap-group-base", help="where the users' groups are")
+    init_parser.add_argument("--ldap-group", action="append", type=_group_grant, metavar="GROUP=TENANT:ROLE",
+                             help="members of GROUP (cn or DN) get ROLE (viewer, deployer, admin) in TENANT")
     for name, text in (("status", "say whether the master runs and what it uses"),
                        ("stop", "stop the master"),
                        ("rotate-key", "encrypt every secret with a new key and drop the old one")):
         commands.add_parser(name, help=text).add_argument("--root", required=True)
+    user_parser = commands.add_parser("user", help="local users of the REST API")
+    user_commands = user_parser.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    add_parser = user_commands.add_parser("add", help="add or update a local user (password from stdin "
+                                                      "or a prompt)")
+    add_parser.add_argument("name")
+    add_parser.add_argument("--root", required=True)
+    add_parser.add_argument("--tenant", default="default")
+    add_parser.add_argument("--role", default="viewer", choices=("viewer", "deployer", "admin"))
     return main_parser
 
 
-COMMANDS = {"init": init, "status": status, "stop": stop, "rotate-key": rotate_key}
+COMMANDS = {"init": init, "status": status, "stop": stop, "rotate-key": rotate_key, "user": user_add}
 
 
 def main(argv=None):

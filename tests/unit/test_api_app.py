@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from mc_project.api import auth
+from mc_project.api import auth, users
 from mc_project.api.app import create_app
 from mc_project.controller.runtime import Controller
 from mc_project.inventory import db
@@ -40,9 +40,9 @@ def ctl(opts):
 def client(opts, ctl):
     app = create_app(opts, ctl=ctl)
     url = ctl.url
-    auth.add_local_user(url, "alice", "alice-pw", "alpha", "deployer")
-    auth.add_local_user(url, "victor", "victor-pw", "alpha", "viewer")
-    auth.add_local_user(url, "bob", "bob-pw", "beta", "admin")
+    users.add_local_user(url, "alice", "alice-pw", "alpha", "deployer")
+    users.add_local_user(url, "victor", "victor-pw", "alpha", "viewer")
+    users.add_local_user(url, "bob", "bob-pw", "beta", "admin")
     with db.session(url) as sess:
         alpha = sess.scalar(select(Tenant).where(Tenant.name == "alpha"))
         beta = sess.scalar(select(Tenant).where(Tenant.name == "beta"))
