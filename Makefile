@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_STAMP := $(VENV)/.installed
 # salt-factories puts unix sockets under the temporary directory: keep it
-# short (AF_UNIX paths are limited to 108 bytes) and out of /tmp itself.
-# One per user: a directory a root run made is not writable by anyone else.
+# short (AF_UNIX paths are limited to 108 bytes; pytest adds pytest-of-USER/pytest-N)
+# and out of /tmp itself. One per user: a directory a root run made is not writable
+# by anyone else.
 TEST_UID := $(shell id -u)
-TEST_TMPDIR ?= /var/tmp/corpus-tests-$(TEST_UID)
+TEST_TMPDIR ?= /var/tmp/corpus-$(TEST_UID)
 # Private to its user; root's may be searched (not listed), since the apps of the
 # projects under it run as users of their own and must reach their trees.
 TEST_TMPDIR_MODE := $(if $(filter 0,$(TEST_UID)),0711,0700)
