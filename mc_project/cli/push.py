@@ -3,9 +3,11 @@ NATed SSH port, with the deploy's output streamed as git prints it."""
 
 import os
 import shlex
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -45,13 +47,37 @@ def forget_host_key(ssh):
         pass
 
 
-def ssh_command(key_file, known_hosts):
-    return " ".join([
+def ssh_command(key_file, known_hosts, host_name=None):
+    words = [
         "ssh", "-i", shlex.quote(str(key_file)),
         "-o", "IdentitiesOnly=yes",
         "-o", "StrictHostKeyChecking=accept-new",
         "-o", shlex.quote(f"UserKnownHostsFile={known_hosts}"),
-    ])
+    ]
+    if host_name:
+        words += ["-o", shlex.quote(f"HostName={host_name}")]
+    return " ".join(words)
+
+
+def resolves(host):
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def address_instead(remote, env_ssh, resolve=resolves):
+    """The address to reach an ``ssh://`` remote through when its host name does not
+    resolve (a new environment's DNS name may not have reached this machine yet): the
+    node's address of the environment's ``ssh`` (``HOST:PORT``, the same NATed port)."""
+    parts = urlsplit(remote or "")
+    host, _, port = (env_ssh or "").rpartition(":")
+    if parts.scheme != "ssh" or not parts.hostname or not host or resolve(parts.hostname):
+        return None
+    if parts.port is not None and port and str(parts.port) != port:
+        return None
+    return host.strip("[]")
 
 
 def push(
@@ -79,12 +105,16 @@ def push(
     if not remote:
         raise CliError(f"The controller gave no remote for {env}/{project}")
     creds = state.client.get(f"/v1/environments/{env}/credentials")
+    via = address_instead(remote, creds.get("ssh"))
+    if via:
+        state.output.notes.print(f"{urlsplit(remote).hostname} does not resolve here: pushing through {via}.",
+                                 markup=False)
     known_hosts = config.known_hosts_path()
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(prefix="corpus-push-") as tmp:
         key_file = Path(tmp) / "id"
         write_private_key(key_file, creds.get("ssh_private_key") or "")
-        environ = dict(os.environ, GIT_SSH_COMMAND=ssh_command(key_file, known_hosts))
+        environ = dict(os.environ, GIT_SSH_COMMAND=ssh_command(key_file, known_hosts, via))
         command = ["git", "push"] + (["--force"] if force else []) + [remote, f"HEAD:refs/heads/{branch}"]
         state.output.notes.print(f"Pushing {toplevel} to {env}/{project} ({remote})", markup=False)
         # git's stderr (the deploy's output, from the remote hook) goes straight to the user.

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from mc_project.cli.push import address_instead, ssh_command
 from support.api_stub import StubApi, run_corpus
 
 # The remote's hook stands for the deploy: it prints to the pusher, and records how ssh
@@ -101,3 +102,13 @@ def test_unknown_project_says_init(setup):
 def test_outside_a_checkout(setup):
     result = run_corpus(["push", setup["env"]], setup["home"], cwd=setup["home"])
     assert result.returncode == 2 and "is not a git checkout" in result.stderr
+
+
+def test_a_remote_whose_name_does_not_resolve_goes_through_the_nodes_address():
+    remote = "ssh://root@web.corpus.test:40001/srv/projects/shop/git/project.git"
+    assert address_instead(remote, "192.0.2.1:40001", resolve=lambda host: False) == "192.0.2.1"
+    assert address_instead(remote, "192.0.2.1:40001", resolve=lambda host: True) is None
+    assert address_instead(remote, "192.0.2.1:40002", resolve=lambda host: False) is None  # another port
+    assert address_instead("/srv/git/project.git", "192.0.2.1:40001", resolve=lambda host: False) is None
+    assert address_instead(remote, None, resolve=lambda host: False) is None
+    assert ssh_command("/k", "/kh", "192.0.2.1").endswith("-o UserKnownHostsFile=/kh -o HostName=192.0.2.1")
