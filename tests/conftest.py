@@ -42,9 +42,23 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    wanted = [name for mark in item.iter_markers("needs") for name in mark.args]
-    if wanted:
-        needs.require(*wanted)
+    marks = list(item.iter_markers_with_node("needs"))
+    if marks:
+        node, closest = marks[0]
+        # a module's pytestmark groups its tests; a conftest names its directory
+        group = closest.kwargs.get("group") or node.path
+        needs.require(*[name for _node, mark in marks for name in mark.args], group=group)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skip from ``support.needs`` is reported at its group (a module, a directory, a
+    support module), so ``-rs`` shows one line for the group, not one per test."""
+    report = yield
+    group = getattr(call.excinfo.value, "needs_group", None) if call.excinfo else None
+    if group and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (group, None, report.longrepr[2])
+    return report
 
 
 def _traversable_mktemp(mktemp):

@@ -82,13 +82,21 @@ def reason(*needs):
     return "needs {}".format(", ".join(lacking)) if lacking else None
 
 
-def require(*needs):
-    """Skip the calling test (fail it in strict mode, unless only root is lacking) when
-    the machine lacks one of ``needs``."""
+def require(*needs, group=None, what=None):
+    """Skip the calling test (fail it in strict mode) when the machine lacks one of ``needs``.
+
+    The skip line reads ``[what ]needs X, Y``; ``group`` (a file or directory) is where
+    ``pytest -rs`` reports it, once for all the tests it skipped (tests/conftest.py's
+    ``pytest_runtest_makereport``), instead of once per test.
+    """
     why = reason(*needs)
     if why is None:
         return
+    if what:
+        why = "{} {}".format(what, why)
     if strict() and os.geteuid() == 0:
         pytest.fail("{}, although scripts/install-deps ran as root (CORPUS_TESTS_STRICT=1)".format(why),
                     pytrace=False)
-    pytest.skip(why)
+    skipped = pytest.skip.Exception(why)
+    skipped.needs_group = str(group) if group else None
+    raise skipped

@@ -120,7 +120,8 @@ def running_postgresql(base_dir):
 
 @pytest.fixture(scope="session")
 def postgresql_server(tmp_path_factory):
-    needs.require("root", "postgresql")  # the cluster runs as the postgres user
+    # the cluster runs as the postgres user
+    needs.require("root", "postgresql", group=__file__, what="a test PostgreSQL")
     with running_postgresql(tmp_path_factory.mktemp("postgresql")) as server:
         yield server
 

@@ -39,7 +39,7 @@ START_TIMEOUT = 20
 
 
 def pdns_schema():
-    needs.require("pdns")
+    needs.require("pdns", group=__file__, what="a test PowerDNS")
     return next(path for path in PDNS_SQLITE_SCHEMAS if os.path.exists(path))
 
 
@@ -47,7 +47,7 @@ class PdnsServer:
     """A real PowerDNS Authoritative server with its API on, under ``tmpdir``."""
 
     def __init__(self, tmpdir):
-        needs.require("pdns")
+        needs.require("pdns", group=__file__, what="a test PowerDNS")
         self.dir = os.path.join(str(tmpdir), "pdns")
         os.makedirs(self.dir, exist_ok=True)
         self.api_key = secrets.token_hex(16)

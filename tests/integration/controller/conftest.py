@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
     two linked nodes with fixed names, subnets and LXC paths) exist once."""
     for item in items:
         if str(item.path).startswith(HERE + os.sep):
-            item.add_marker(pytest.mark.needs(*NEEDS))
+            item.add_marker(pytest.mark.needs(*NEEDS, group=HERE))
             if config.pluginmanager.hasplugin("xdist"):
                 item.add_marker(pytest.mark.xdist_group("controller"))
 
