@@ -82,7 +82,8 @@ def init(
             raise
         state.output.note(f"Project {project} exists in {env} already.")
     else:
-        state.run_job(answer, render=lambda output, data: output.note(f"Project {project} created in {env}."))
+        final = state.run_job(answer, show=False)
+        state.output.note(f"Project {project} created in {env} (job {final['job_id']}).")
     record = state.client.get(project_path(env, project))
     remote = record.get("remote")
     if not remote:

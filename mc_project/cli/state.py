@@ -33,9 +33,10 @@ class State:
                            EXIT_BAD_INPUT)
         return names.env_name(name)
 
-    def run_job(self, answer, wait=True, render=None):
+    def run_job(self, answer, wait=True, render=None, show=True):
         """After a 202 ``{"job_id", "location"}``: follow the job (unless ``wait`` is off)
-        and print how it ended; a failed job is exit 1 with one sentence."""
+        and print how it ended (unless ``show`` is off: the verb prints more after it);
+        a failed job is exit 1 with one sentence."""
         job_id = answer.get("job_id") if isinstance(answer, dict) else None
         if not job_id:  # 200: the work was done at once, and this is its record
             final = {"job_id": None, "status": "success", "result": answer}
@@ -54,6 +55,8 @@ class State:
         final = progress.follow(self.client, job_id, self.output.err if self.output.json else self.output.out)
         if not progress.succeeded(final):
             raise CliError(progress.failure_reason(final), EXIT_FAILED, data=final)
+        if not show:
+            return final
         self.output.result(final, lambda data: (render or _render_result)(self.output, data))
         return final
 

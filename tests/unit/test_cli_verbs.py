@@ -215,9 +215,10 @@ def test_init_adds_the_git_remote(home, api, tmp_path):
     checkout = tmp_path / "myapp"
     checkout.mkdir()
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
-    result = corpus(home, "init", "myapp", "--env", "web", cwd=checkout)
+    result = corpus(home, "init", "myapp", "--env", "web", "--json", cwd=checkout)
     assert result.returncode == 0, result.stderr
-    assert "step project:init success" in result.stdout
+    assert "step project:init success" in result.stderr and "Project myapp created in web" in result.stderr
+    assert json.loads(result.stdout)["git_remote"] == "added"  # one document
     remote = subprocess.run(["git", "remote", "get-url", "corpus-web"], cwd=checkout, capture_output=True,
                             text=True).stdout.strip()
     assert remote == "ssh://root@192.0.2.10:40001/srv/projects/myapp/git/project.git"
