@@ -13,6 +13,8 @@ import subprocess
 import sys
 import urllib.request
 
+from rich.console import Console
+
 from mc_project import localsalt
 from mc_project.project import settings
 
@@ -22,8 +24,12 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
            "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@localhost"}
 
 
+# Bold on a terminal, plain text in a file or a pipe.
+console = Console(highlight=False)
+
+
 def say(text):
-    print("\n\033[1m==> {}\033[0m".format(text), flush=True)
+    console.print("\n==> {}".format(text), style="bold", markup=False)
 
 
 def run(cmd, cwd=None, check=True):

@@ -162,12 +162,13 @@ class Options:
         self.salt_call = None
         self.projects_root = None
         self.out_file = None
+        self.pusher = False
         self.fun = None
         self.args = []
 
 
 USAGE = ("usage: python -m mc_project.project.agent_client (-c DIR [--local] | --salt-call CMD) "
-         "[--projects-root ROOT] [--out-file FILE] FUN [ARG ...]")
+         "[--projects-root ROOT] [--out-file FILE] [--pusher] FUN [ARG ...]")
 
 
 def parse_args(argv):
@@ -180,6 +181,9 @@ def parse_args(argv):
             break
         if word == "--local":
             opts.local = True
+            continue
+        if word == "--pusher":  # the output goes to a git pusher: corpus's sentences only
+            opts.pusher = True
             continue
         for flag, attr in (("-c", "config_dir"), ("--config-dir", "config_dir"),
                            ("--salt-call", "salt_call"), ("--projects-root", "projects_root"),
@@ -258,6 +262,16 @@ def start_agent(opts):
 
 class Retry(Exception):
     """The agent did not run the call (it restarts or went away first): ask again."""
+
+
+def for_pusher(fun, out=say):
+    """``out`` without Salt's ``Error running 'FUN': `` wrapper: a pusher reads corpus's
+    sentence as it is."""
+    wrapper = f"Error running '{fun}': "
+
+    def relay(line):
+        out(line[len(wrapper):] if line.startswith(wrapper) else line)
+    return relay
 
 
 def exchange(sock, request, out=say):
@@ -357,7 +371,7 @@ def call(opts, hook_started=None):
                 reason = f"nothing listens on {path} after it started"
                 continue
         try:
-            final = exchange(sock, request)
+            final = exchange(sock, request, for_pusher(opts.fun) if opts.pusher else say)
         except Retry as exc:
             reason = str(exc)
             continue

@@ -26,6 +26,16 @@ def is_full(exc):
     return False
 
 
+def no_room(path):
+    """Is the filesystem holding ``path`` (nearly) out of space? For tools that fail a
+    write without saying why (git's "unable to write file")."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < RESERVE_BYTES
+
+
 def mount_point(path):
     path = os.path.realpath(path)
     while not os.path.ismount(path):

@@ -1,5 +1,6 @@
 """The project's bare repositories: what a branch holds, a commit's tree."""
 
+import errno
 import os
 import shutil
 import time
@@ -7,7 +8,7 @@ import time
 import git
 
 from mc_project.errors import CorpusError
-from mc_project.project import releases
+from mc_project.project import diskfull, releases
 
 ZERO = "0" * 40
 
@@ -77,7 +78,14 @@ def update_checkout(git_dir, commit, worktree, objects=None):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
             os.makedirs(worktree)
-            _reset_worktree(repo, sha)
+            try:
+                _reset_worktree(repo, sha)
+            except git.GitCommandError as exc:
+                if diskfull.no_room(worktree):
+                    raise OSError(errno.ENOSPC, "No space left on device", worktree) from None
+                lines = [line.strip(" '") for line in str(exc.stderr).splitlines() if line.strip(" '")]
+                raise CorpusError("Checking out {} into {} failed: {}".format(
+                    sha[:12], worktree, lines[-1] if lines else "git exited {}".format(exc.status))) from None
             fresh = True
         if fresh:
             _settle_index(repo)

@@ -147,7 +147,7 @@ def test_postgresql_database_of_its_own_dumped_and_restored(corpus, postgresql_s
     name = "dbapp-pg"
     admin = postgresql_server.url("postgres")
     # The server logs every statement: the role's password must not be in any.
-    conn = psycopg2.connect(admin)
+    conn = psycopg2.connect(admin.replace("postgresql+psycopg2://", "postgresql://"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("ALTER SYSTEM SET log_statement = 'all'")

@@ -126,6 +126,17 @@ def test_exchange_passes_a_failing_retcode_through():
     assert result["retcode"] == 1 and out == ["Error running 'mc_project.deploy': boom"]
 
 
+def test_a_pusher_reads_corpus_sentence_without_salts_wrapper():
+    lines = []
+    relay = proto.for_pusher("mc_project.deploy", lines.append)
+    relay("Error running 'mc_project.deploy': Deploy of app 1234 failed in phase build and was rolled back: boom")
+    relay("-----> build")
+    relay("Error running 'mc_project.other': kept")
+    assert lines == ["Deploy of app 1234 failed in phase build and was rolled back: boom", "-----> build",
+                     "Error running 'mc_project.other': kept"]
+    assert proto.parse_args(["--pusher", "-c", "/x", "mc_project.deploy", "app"]).pusher
+
+
 def test_parse_args_takes_the_config_from_the_hooks_salt_call():
     opts = proto.parse_args(["--salt-call", "/venv/bin/salt-call -c '/srv/my salt' --local",
                              "--projects-root", "/srv/projects", "--out-file", "/tmp/r.json",
