@@ -22,6 +22,8 @@ measured in the same run, on this machine.
     the commit out, reuses the virtualenv, runs collectstatic and migrate and restarts
     gunicorn; push wall time and push start to the new version answering, by phase and
     step (``--only i``, ~2 minutes).
+(j) the REST API: ``GET /v1/environments`` p50/p99 with 10,000 environments against
+    ``GET /v1/health``, and a step's SSE event against the master's bus (``--only j``, bench/api.py).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 
+import api
 import controller
 import gen_tree
 import harness
@@ -58,6 +61,7 @@ HEADERS = {
     "g": "(g) zero downtime under load: examples/wsgi-app deploys and rollbacks, cooking, env staging",
     "h": "(h) database snapshot and restore: SQLite backup API vs cp, 100 MiB and 1 GiB",
     "i": "(i) a 1-file change of a Django app: corpus cooking and editable vs piku-style checkout + restart",
+    "j": "(j) the REST API: GET /v1/environments with 10,000 environments, and a step's SSE event",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -1354,7 +1358,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefghi", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghij", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -1391,6 +1395,8 @@ def main(argv=None):
             bench_database(sizes, os.path.join(args.root, "database"))
         if "i" in args.only:
             bench_django_change(corpus, sizes, "bench-django-staging", "bench-django-dev", free_port())
+        if "j" in args.only:
+            api.bench_api(section, out, notes, quick=args.quick)
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:
