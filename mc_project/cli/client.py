@@ -57,6 +57,7 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT, transport=transport)
+        self.last_status = None  # of the last answer: 202 means a job was started
 
     def close(self):
         self.http.close()
@@ -79,6 +80,7 @@ class Client:
         return self.decode(response)
 
     def decode(self, response):
+        self.last_status = response.status_code
         if response.status_code >= 400:
             raise CliError(error_message(response), exit_code_of(response.status_code), response.status_code)
         if not response.content:

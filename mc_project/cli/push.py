@@ -105,7 +105,8 @@ def push(
     if not remote:
         raise CliError(f"The controller gave no remote for {env}/{project}")
     creds = state.client.get(f"/v1/environments/{env}/credentials")
-    via = address_instead(remote, creds.get("ssh"))
+    # The environment's "ssh" is its node's address and NATed port (HOST:PORT).
+    via = address_instead(remote, state.client.get(f"/v1/environments/{env}").get("ssh"))
     if via:
         state.output.notes.print(f"{urlsplit(remote).hostname} does not resolve here: pushing through {via}.",
                                  markup=False)

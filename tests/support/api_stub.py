@@ -326,7 +326,8 @@ def make_app(state):
         # The API answers a rollback with its record (200), not a job.
         for release in record["releases"]:
             release["live"] = release["id"] == wanted
-        return {"release": wanted, "previous": ids[-1], "status": "ok"}
+        # Like the engine's record, it holds a job id of its own (Salt's), which is no API job.
+        return {"release": wanted, "previous": ids[-1], "status": "ok", "job_id": "20260101000000000001"}
 
     @app.get("/v1/environments/{name}/projects/{project}/logs")
     async def logs(request: Request, name: str, project: str, lines: int = 200):
