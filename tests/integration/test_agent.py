@@ -20,6 +20,7 @@ import time
 import psutil
 import pytest
 from support.corpus import EXAMPLES, hold_push, sample_project
+from support.web import get_json
 from support.git import head, ls_remote
 from support.wait import wait_for
 
@@ -65,9 +66,7 @@ def read(path):
 
 
 def answer(corpus, name):
-    status, body = corpus.get(name)
-    assert status == 200, body
-    return json.loads(body)
+    return get_json(corpus.port(name))
 
 
 def test_second_push_is_served_by_the_running_agent_and_streams(corpus, tmp_path):

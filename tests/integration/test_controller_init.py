@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
+from support import lxc_cache
 from support.ports import free_ports
 from support.postgresql import postgresql_server, postgresql_url  # noqa: F401  (fixtures)
 
@@ -46,7 +47,7 @@ class Controller:
     def init(self, *extra):
         return run("corpus-controller", "init", "--root", self.root, "--interface", LOOPBACK,
                    "--publish-port", str(self.publish_port), "--ret-port", str(self.ret_port),
-                   "--wheelhouse", wheelhouse.shared_cache(), *extra)
+                   "--wheelhouse", lxc_cache.wheelhouse_dir(), *extra)
 
     def options(self):
         with open(os.path.join(self.config_dir, "master"), encoding="utf-8") as fh:
@@ -154,7 +155,7 @@ def test_init_writes_the_config_and_starts_a_master_that_runs_corpus_runners(con
         controller.root)
     assert oct(os.stat(os.path.join(controller.config_dir, "master")).st_mode & 0o777) == "0o600"
     assert db.current_revision(options["corpus"]["db_url"]) == db.head_revision()
-    assert wheelhouse.read_stamp(wheelhouse.shared_cache())["version"]
+    assert wheelhouse.read_stamp(lxc_cache.wheelhouse_dir())["version"]
     assert controller.pid()
     result = run("salt-run", "-c", controller.config_dir, "mc_jobs.status", "1")
     assert result.returncode == 1
@@ -361,7 +362,7 @@ def test_an_unreachable_inventory_serves_nothing_and_logs_one_line(caplog):
 # --------------------------------------------------------------------------- the wheelhouse
 
 def test_the_wheelhouse_installs_corpus_and_salt_with_no_index(tmp_path):
-    wheels = wheelhouse.ensure_wheelhouse(wheelhouse.shared_cache())
+    wheels = lxc_cache.wheelhouse()
     corpus_wheels = [name for name in os.listdir(wheels) if name.startswith("corpus-")]
     assert len(corpus_wheels) == 1
     built = os.stat(os.path.join(wheels, corpus_wheels[0])).st_mtime_ns

@@ -21,7 +21,7 @@ import time
 import psycopg2
 
 from support.corpus import REPO_ROOT, sample_project
-from support.web import http_get
+from support.web import get_json, http_get
 from mc_project.project import database
 from mc_project.project import settings as mc_settings
 from support.postgresql import postgresql_server  # noqa: F401  (fixture)
@@ -51,12 +51,6 @@ sys.exit("migration failed on purpose")
 '''
 
 
-def body(port, path="/"):
-    status, text = http_get(port, path)
-    assert status == 200, text
-    return json.loads(text)
-
-
 def columns(path):
     conn = sqlite3.connect(path)
     try:
@@ -78,11 +72,11 @@ def test_sqlite_rolls_back_with_the_code(corpus):
     db_file = os.path.join(paths["data"], "db.sqlite3")
 
     # DATABASE_URL: a file under data/, made and owned by the app user
-    first = body(port)
+    first = get_json(port)
     assert first["url"] == "sqlite:///" + db_file
     for _ in range(3):
-        body(port, "/write")
-    assert body(port)["count"] == 3
+        get_json(port, "/write")
+    assert get_json(port)["count"] == 3
     if os.geteuid() == 0:
         assert pwd.getpwuid(os.stat(db_file).st_uid).pw_name == "app-" + name
 
@@ -92,7 +86,7 @@ def test_sqlite_rolls_back_with_the_code(corpus):
     push = corpus.push(src, name)
     assert push.returncode != 0
     assert "data/ and the database restored from their snapshot" in notes(corpus, name)
-    assert body(port) == dict(first, count=3)
+    assert get_json(port) == dict(first, count=3)
     assert columns(db_file) == ["n", "at"]
 
     # 2. the same failure while the live app takes writes: kept as it is, one sentence
@@ -123,14 +117,14 @@ def test_sqlite_rolls_back_with_the_code(corpus):
     corpus.commit(src, {"migrate.py": open(os.path.join(REPO_ROOT, "tests", "projects", "dbapp",
                                                         "migrate.py")).read(),
                         "SLEEP": None, "VERSION": "4\n"})
-    before = body(port)["count"]
+    before = get_json(port)["count"]
     assert corpus.push(src, name).returncode == 0
-    body(port, "/write")
-    body(port, "/write")
-    assert body(port)["count"] == before + 2
+    get_json(port, "/write")
+    get_json(port, "/write")
+    assert get_json(port)["count"] == before + 2
     rolled = corpus.salt("mc_project.rollback", name, "data=True", check=True)
     assert rolled.local["status"] == "success"
-    answer = body(port)
+    answer = get_json(port)
     assert answer["version"] == "1"
     assert answer["count"] == before
 
@@ -158,7 +152,7 @@ def test_postgresql_database_of_its_own_dumped_and_restored(corpus, postgresql_s
     src = corpus.source(DBAPP, name=name)
     push = corpus.push(src, name)
     assert push.returncode == 0, push.stderr
-    assert body(port)["scheme"] == "postgresql"
+    assert get_json(port)["scheme"] == "postgresql"
 
     # its own role and database; the password 0600, and in no log or output
     creds_file = os.path.join(paths["supervisor"], "database.json")
@@ -205,6 +199,6 @@ def test_postgresql_database_of_its_own_dumped_and_restored(corpus, postgresql_s
         cur.execute("SELECT to_regclass('junk')")
         assert cur.fetchone()[0] is None
     conn.close()
-    assert body(port)["version"] == "2"
+    assert get_json(port)["version"] == "2"
     listed = corpus.salt("mc_project.snapshots", name, check=True).local
     assert listed[-1]["database"] == "postgresql" and listed[-1]["database_bytes"] > 0

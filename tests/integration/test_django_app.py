@@ -7,20 +7,16 @@ reaches the package index once; later pushes with the same requirements reuse th
 virtualenv.
 """
 
-import json
 import os
 import re
-import urllib.request
 
 import pytest
 
-from support.web import http_get
+from support.web import get_json, http_get
 
 
 def notes(port):
-    req = urllib.request.Request("http://127.0.0.1:{}/".format(port), headers={"Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=20) as resp:
-        return json.loads(resp.read())
+    return get_json(port)
 
 
 @pytest.mark.timeout(1200)

@@ -22,7 +22,7 @@ import pytest
 from support.corpus import Corpus, project_state, sample_project, tree_digest
 from support.git import ls_remote
 from support.saltcall import local_salt
-from support.web import http_get
+from support.web import get_json
 from mc_project.project import bundle as mc_bundle
 from mc_project.project import settings as mc_settings
 
@@ -39,9 +39,7 @@ def corpus(tmp_path_factory):
 
 
 def version_of(name):
-    status, body = http_get(mc_settings.default_port(name))
-    assert status == 200, body
-    return json.loads(body)["version"]
+    return get_json(mc_settings.default_port(name))["version"]
 
 
 def phases_run(paths, commit):

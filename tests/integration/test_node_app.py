@@ -13,19 +13,13 @@ import os
 
 import pytest
 
-from support.web import http_get
+from support.web import get_json
 
 pytestmark = pytest.mark.needs("node")
 
 
-def app(port, path="/"):
-    status, body = http_get(port, path)
-    assert status == 200, (status, body)
-    return json.loads(body)
-
-
 def summary(port, path="/"):
-    answer = app(port, path)
+    answer = get_json(port, path)
     return {k: answer[k] for k in ("app", "version", "hits")}
 
 
@@ -40,7 +34,7 @@ def test_node_app_builds_reuses_node_modules_and_rolls_back(corpus):
     assert "node_modules reused" not in first.stderr
     port = corpus.port("counter")
     assert summary(port) == {"app": "node-app", "version": "1", "hits": 0}
-    assert app(port, "/health")["status"] == "ok"
+    assert get_json(port, "/health")["status"] == "ok"
     assert summary(port, "/hit")["hits"] == 1
     assert summary(port, "/hit")["hits"] == 2
     assert json.load(open(os.path.join(paths["data"], "hits.json"))) == {"hits": 2}

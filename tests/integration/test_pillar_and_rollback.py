@@ -18,7 +18,7 @@ import pytest
 from support.corpus import Corpus, pillar_source, project_state, sample_project, tree_digest
 from support.git import head, ls_remote
 from support.saltcall import local_salt
-from support.web import http_get
+from support.web import get_json
 from mc_project.project import settings as mc_settings
 
 PHASEFAIL = sample_project("phasefail")
@@ -32,9 +32,7 @@ def corpus(tmp_path_factory):
 
 
 def answer(name):
-    status, body = http_get(mc_settings.default_port(name))
-    assert status == 200, body
-    return json.loads(body)
+    return get_json(mc_settings.default_port(name))
 
 
 def push_version(corpus, src, name, version, files=None):

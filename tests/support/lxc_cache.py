@@ -7,6 +7,8 @@
   ``install_minion`` (``mc_project.controller.wheelhouse``, the one ``corpus-controller
   init`` and the controller tests use): the dependencies are built once, the corpus
   wheel again whenever the working tree changed, so containers run the code under test.
+  ``wheelhouse_dir()`` says where it is: the machine's (``/var/cache/corpus``) when this
+  user may write there (root), else one in the user's own cache directory.
 """
 
 import os
@@ -21,6 +23,21 @@ def golden(lxc_path, mirror=None, suite=lxc.DEFAULT_SUITE, disk_size_mb=lxc.DEFA
     return lxc.golden(lxc_path, mirror, suite, disk_size_mb)
 
 
+def _writable(path):
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def wheelhouse_dir():
+    """Where the tests' wheelhouse lives (see the module's docstring)."""
+    shared = controller_wheelhouse.shared_cache()
+    if _writable(shared):
+        return shared
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "corpus", "wheelhouse")
+
+
 def wheelhouse():
-    """The shared wheelhouse directory, current with this working tree."""
-    return controller_wheelhouse.ensure_wheelhouse(controller_wheelhouse.shared_cache())
+    """The tests' wheelhouse directory, current with this working tree."""
+    return controller_wheelhouse.ensure_wheelhouse(wheelhouse_dir())
