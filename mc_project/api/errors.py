@@ -22,9 +22,10 @@ from mc_project.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND_RE = re.compile(r"^No (environment|job|compute node|project|token|user|tenant)\b|"
+NOT_FOUND_RE = re.compile(r"^No (environment|compute node|project|token|user|tenant) named\b|"
                           r"\bhas no project\b|^No job \d+")
-CONFLICT_RE = re.compile(r"\balready\b")
+# Exists already; in a state that does not allow it (not active, no node linked yet).
+CONFLICT_RE = re.compile(r"\balready\b|, not active\b|^No compute node is linked\b")
 STATUS_WORDS = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
                 405: "Method not allowed", 409: "Conflict", 422: "Invalid request",
                 500: "Internal error", 503: "Service unavailable"}

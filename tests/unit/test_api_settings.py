@@ -62,6 +62,9 @@ def test_refusals_map_to_statuses():
     assert from_corpus_error(CorpusError("No job 7 in the inventory.")).status == 404
     assert from_corpus_error(CorpusError("Environment e has no project p.")).status == 404
     assert from_corpus_error(CorpusError("An environment named x already exists.")).status == 409
+    assert from_corpus_error(CorpusError("No compute node is linked; link one first.")).status == 409
+    assert from_corpus_error(CorpusError("Environment e is creating, not active.")).status == 409
+    assert from_corpus_error(CorpusError("No compute node named n.")).status == 404
     assert from_corpus_error(CorpusError("Size must be a whole number of MiB, not 'x'.")).status == 400
     assert sentence("first line\nsecond") == "first line."
 
