@@ -254,3 +254,32 @@ def test_the_audit_is_for_admins(client):
     assert listed["total"] == 0  # logins belong to no tenant; bob administers beta only
     client.delete("/v1/environments/b1", headers={"Authorization": "Bearer nothing"})
     assert client.get("/v1/audit", headers=bob).json()["total"] == 0
+
+
+def test_a_new_environment_belongs_to_the_callers_tenant(client, ctl, monkeypatch):
+    """The runners' steps make the row in the default tenant; the API moves it to the
+    caller's as soon as ``env:register`` is done, and the job is the tenant's too."""
+    from mc_project.controller import operations
+
+    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
+
+    def register(ctx):
+        with db.session(ctl.url) as sess:
+            sess.add(Environment(name=ctx.clipboard["env_name"], env_type="dev", status="creating"))
+
+    def fake_init(job_ctl, name, env_type="dev", **kwargs):
+        registry = {"env:register": (register, None), "env:activate": (lambda ctx: None, None)}
+        return job_ctl.jobs(registry=registry).submit("init_env", name, list(registry), {"env_name": name})
+
+    monkeypatch.setattr(operations, "init_env", fake_init)
+    alice = login(client, "alice")
+    answer = client.post("/v1/environments", json={"name": "a9", "type": "dev"}, headers=alice)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    text = client.get("/v1/jobs/{}/events".format(job_id), headers=alice).text
+    assert '"status": "success"' in text.split("event: end")[1]
+    assert client.get("/v1/environments/a9", headers=alice).json()["tenant"] == "alpha"
+    error(client.get("/v1/environments/a9", headers=login(client, "bob")), 404)
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Job.tenant_id).where(Job.id == job_id)) == sess.scalar(
+            select(Tenant.id).where(Tenant.name == "alpha"))
