@@ -143,7 +143,7 @@ def save_file_values(**values):
     for key, value in values.items():
         if value:
             parser.set(SECTION, key, value)
-    lines = [f"# corpus: the controller, your user name and default environment (see {path.name} in the README)"]
+    lines = ["# corpus: the controller's URL, your user name, your default environment (env = NAME)"]
     for section in parser.sections():
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {value}" for key, value in parser.items(section, raw=True))
