@@ -110,10 +110,13 @@ def setup_node(
     )
 
 
-def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm", disk_size_mb=2048):
+def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm", disk_size_mb=2048,
+           wheelhouse=None):
     """
     Make sure the node has its golden container ``corpus-golden`` (from the machine's
-    cache, built from the Debian template the first time). Returns ``{name, built, seconds}``.
+    cache, built from the Debian template the first time). With ``wheelhouse``, its image
+    carries the container minion's venv installed from it, baked again when the wheelhouse
+    changed. Returns ``{name, built, seconds, venv}``.
 
     CLI Example:
 
@@ -121,7 +124,7 @@ def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm
 
         salt node1 mc_lxc.golden mirror=http://deb.debian.org/debian suite=bookworm
     """
-    return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb)
+    return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb, wheelhouse)
 
 
 def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False):
@@ -377,10 +380,15 @@ def routes(state_dir=None):
     return _call(proxy.routes, _state_dir(state_dir))
 
 
-def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_port=None, master_port=None):
+def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_port=None, master_port=None,
+                   public_key=None, sealed_private_key=None):
     """
     Install corpus and a salt-minion (from the node's ``wheelhouse``) in a running container,
-    pointed at ``master`` as ``minion_id``, and start it. Returns ``{minion_id, fingerprint}``.
+    pointed at ``master`` as ``minion_id``, and start it. A container cloned from a golden
+    image baked from this wheelhouse already has them: then nothing is installed. With
+    ``public_key`` and ``sealed_private_key`` (the private key sealed to this minion's key)
+    the minion starts with that key pair, which the master accepted in advance. Returns
+    ``{minion_id, fingerprint, public_key, path}``.
 
     CLI Example:
 
@@ -388,6 +396,9 @@ def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_p
 
         salt node1 mc_lxc.install_minion ct-myapp 10.0.0.1 myapp-staging /srv/corpus/wheelhouse
     """
+    private_key = None
+    if sealed_private_key is not None:
+        private_key = _call(sealed.open_with_minion_key, __opts__["pki_dir"], sealed_private_key)
     return _call(
         minion.install_minion,
         name,
@@ -397,4 +408,6 @@ def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_p
         _lxc_path(lxc_path),
         publish_port,
         master_port,
+        public_key=public_key,
+        private_key=private_key,
     )

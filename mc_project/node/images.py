@@ -7,9 +7,11 @@ The golden image is built once per machine from the Debian template into a cache
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -213,3 +215,63 @@ def cached_packages(cache_dir, suite):
             return json.load(fh).get("packages")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+# --------------------------------------------------------------------------- the minion's venv
+
+# The golden image carries the container minion's venv (Salt, corpus and their dependencies from
+# the node's wheelhouse) and the stamp of the wheelhouse it was installed from: a container whose
+# stamp is the node's wheelhouse's needs no pip at all (``minion.install_minion``).
+MINION_PREFIX = "/opt/corpus"
+MINION_VENV = MINION_PREFIX + "/venv"
+VENV_STAMP = MINION_PREFIX + "/.wheelhouse-stamp"
+
+
+def wheelhouse_stamp(wheelhouse):
+    """A digest of the wheels in ``wheelhouse`` (names and contents): it changes with any wheel."""
+    digest = hashlib.sha256()
+    wheels = sorted(name for name in os.listdir(wheelhouse) if name.endswith(".whl"))
+    if not any(name.startswith("corpus-") for name in wheels):
+        raise CorpusError("The wheelhouse {} has no corpus wheel.".format(wheelhouse))
+    for name in wheels:
+        digest.update(name.encode() + b"\0")
+        with open(os.path.join(wheelhouse, name), "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def venv_install_script(wheelhouse):
+    """The shell that (re)makes the minion's venv from the wheels in ``wheelhouse`` (a path inside
+    the container or image), with no index."""
+    return (
+        "rm -rf {venv} && python3 -m venv {venv} && "
+        "PIP_DISABLE_PIP_VERSION_CHECK=1 {venv}/bin/pip install -q --no-cache-dir --no-index "
+        "--find-links {wheels} corpus"
+    ).format(venv=MINION_VENV, wheels=wheelhouse)
+
+
+def bake_minion_venv(rootfs, wheelhouse, stamp):
+    """Install the minion's venv from ``wheelhouse`` into the mounted (privileged) image
+    ``rootfs`` and stamp it. pip runs chrooted, with the node's /dev and a /proc of its own
+    in a private mount namespace that ends with it."""
+    staged = os.path.join(rootfs, MINION_PREFIX.lstrip("/"), "wheelhouse")
+    shutil.rmtree(staged, ignore_errors=True)
+    os.makedirs(staged)
+    try:
+        for name in os.listdir(wheelhouse):
+            if name.endswith(".whl"):
+                shutil.copyfile(os.path.join(wheelhouse, name), os.path.join(staged, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(rootfs, VENV_STAMP.lstrip("/")))
+        inner = "/usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root " + \
+            "sh -c {}".format(shlex.quote(venv_install_script(MINION_PREFIX + "/wheelhouse")))
+        script = "mount --rbind /dev {0}/dev && mount -t proc proc {0}/proc && exec chroot {0} {1}".format(
+            shlex.quote(rootfs), inner)
+        run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            "Installing the minion's venv in the golden image", timeout=1800)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    with open(os.path.join(rootfs, VENV_STAMP.lstrip("/")), "w", encoding="utf-8") as fh:
+        fh.write(stamp + "\n")

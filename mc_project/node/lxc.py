@@ -225,31 +225,78 @@ def parse_network(address, gateway=None):
 
 
 def golden(
-    lxc_path=LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB
+    lxc_path=LXC_PATH, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, disk_size_mb=DEFAULT_DISK_SIZE_MB,
+    wheelhouse=None,
 ):
     """Make sure ``lxc_path`` has the golden container; copy it from the machine's cache
-    (building that first if needed). Returns ``{name, built, seconds}``."""
+    (building that first if needed). Returns ``{name, built, seconds, venv}``.
+
+    With ``wheelhouse`` (the node's), the golden image also carries the container minion's
+    venv installed from it: when the wheelhouse's stamp is not the one the image was baked
+    with, the venv is made again once here, for every container cloned after. ``venv`` says
+    ``current``, ``baked`` or why it could not be baked (containers then install it with pip).
+    """
     started = time.monotonic()
     rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
+    result = {"name": GOLDEN_NAME, "built": False}
     with file_lock(os.path.join(lxc_path, ".corpus-golden.lock")):
-        if os.path.isfile(rootdev):
-            return {"name": GOLDEN_NAME, "built": False, "seconds": round(time.monotonic() - started, 2)}
-        cached = images.build_golden_image(mirror, suite, disk_size_mb)
-        directory = container_dir(GOLDEN_NAME, lxc_path)
-        os.makedirs(os.path.join(directory, "rootfs"), exist_ok=True)
-        with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
-            fh.write(render_config(GOLDEN_NAME, rootdev, autostart=False))
-        images.copy_sparse(cached["image"], rootdev + ".part")
-        if images.image_size_mb(rootdev + ".part") != disk_size_mb:
-            images.resize_image(rootdev + ".part", disk_size_mb)
-        # The image appears last and whole: clone() only ever sees a complete golden.
+        if not os.path.isfile(rootdev):
+            cached = images.build_golden_image(mirror, suite, disk_size_mb)
+            directory = container_dir(GOLDEN_NAME, lxc_path)
+            os.makedirs(os.path.join(directory, "rootfs"), exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(golden_stamp_path(lxc_path))
+            with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
+                fh.write(render_config(GOLDEN_NAME, rootdev, autostart=False))
+            images.copy_sparse(cached["image"], rootdev + ".part")
+            if images.image_size_mb(rootdev + ".part") != disk_size_mb:
+                images.resize_image(rootdev + ".part", disk_size_mb)
+            # The image appears last and whole: clone() only ever sees a complete golden.
+            os.replace(rootdev + ".part", rootdev)
+            result.update(built=True, image_built=cached["built"])
+        if wheelhouse:
+            result["venv"] = _refresh_golden_venv(lxc_path, wheelhouse)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def golden_stamp_path(lxc_path=LXC_PATH):
+    """Beside the golden image: the stamp of the wheelhouse its minion venv comes from."""
+    return os.path.join(container_dir(GOLDEN_NAME, lxc_path), "wheelhouse-stamp")
+
+
+def golden_stamp(lxc_path=LXC_PATH):
+    try:
+        with open(golden_stamp_path(lxc_path), encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _refresh_golden_venv(lxc_path, wheelhouse):
+    """Bake the minion venv into the golden image when its stamp is not ``wheelhouse``'s (the
+    golden lock held). Baked in a copy that then replaces the image, so a clone reading the
+    image meanwhile copies the old one whole."""
+    try:
+        stamp = images.wheelhouse_stamp(wheelhouse)
+    except (OSError, CorpusError) as exc:
+        return "not baked: {}".format(exc)
+    if golden_stamp(lxc_path) == stamp:
+        return "current"
+    rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
+    try:
+        images.copy_sparse(rootdev, rootdev + ".part")
+        with images.mounted_image(rootdev + ".part") as rootfs:
+            images.bake_minion_venv(rootfs, wheelhouse, stamp)
         os.replace(rootdev + ".part", rootdev)
-    return {
-        "name": GOLDEN_NAME,
-        "built": True,
-        "seconds": round(time.monotonic() - started, 2),
-        "image_built": cached["built"],
-    }
+    except (OSError, CorpusError) as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(rootdev + ".part")
+        return "not baked: {}".format(exc)
+    with open(golden_stamp_path(lxc_path) + ".part", "w", encoding="utf-8") as fh:
+        fh.write(stamp + "\n")
+    os.replace(golden_stamp_path(lxc_path) + ".part", golden_stamp_path(lxc_path))
+    return "baked"
 
 
 # --------------------------------------------------------------------------- unprivileged containers

@@ -1,23 +1,27 @@
 """A corpus salt-minion inside a container, installed from the node's wheelhouse (no internet).
 
-The wheelhouse is streamed into the container as a tar through ``lxc-attach``; corpus and
-Salt go into the venv ``/opt/corpus/venv``; the minion runs as the systemd unit
-``corpus-minion.service``. Its key pair is made before the first start, so the fingerprint
-returned is the one the minion will present and the controller can accept exactly that key.
+Corpus and Salt live in the venv ``/opt/corpus/venv``, which a container cloned from a golden
+image baked from the node's wheelhouse has already (``images.bake_minion_venv``); otherwise the
+wheelhouse is streamed into the container as a tar through ``lxc-attach`` and pip makes it
+there. The minion runs as the systemd unit ``corpus-minion.service``. Its key pair is written
+before the first start (the controller's, accepted in advance, or one made here), so the
+fingerprint returned is the one the minion presents.
 """
 
+import hashlib
 import io
 import json
 import os
 import re
 import tarfile
+import time
 
 from mc_project.common.vocabulary import LXC_PATH, MINION_UNIT
 from mc_project.errors import CorpusError
-from mc_project.node import inside, lxc
+from mc_project.node import images, inside, lxc
 
-PREFIX = "/opt/corpus"
-VENV = PREFIX + "/venv"
+PREFIX = images.MINION_PREFIX
+VENV = images.MINION_VENV
 WHEELHOUSE = PREFIX + "/wheelhouse"
 MINION_CONF = "/etc/salt/minion.d/corpus.conf"
 PKI_DIR = "/etc/salt/pki/minion"
@@ -77,10 +81,19 @@ def wheelhouse_tar(wheelhouse):
 
 
 def install_minion(
-    name, master, minion_id, wheelhouse, lxc_path=LXC_PATH, publish_port=None, master_port=None
+    name, master, minion_id, wheelhouse, lxc_path=LXC_PATH, publish_port=None, master_port=None,
+    public_key=None, private_key=None,
 ):
     """Install and start the corpus minion in running container ``name``; returns
-    ``{minion_id, fingerprint}``. Running it again reinstalls and restarts it, same key."""
+    ``{minion_id, fingerprint, public_key, path}``. Running it again restarts it, same key.
+
+    A container cloned from a golden image baked from this very wheelhouse (its venv stamp is
+    the wheelhouse's) has the venv already: only the configuration, the key and the unit are
+    written (``path`` "golden"); otherwise the wheelhouse is copied in and pip installs corpus
+    (``path`` "pip (why)"). ``public_key`` and ``private_key`` (PEM) are the key pair the
+    minion starts with, accepted by the master in advance; without them the container keeps
+    the key it has, or gets a new one made here.
+    """
     lxc.require(name, lxc_path)
     if not isinstance(master, str) or not MASTER_RE.match(master):
         raise CorpusError("{!r} is not a master address.".format(master))
@@ -93,56 +106,88 @@ def install_minion(
     for port in (publish_port, master_port):
         if port is not None and not str(port).isdigit():
             raise CorpusError("{!r} is not a port.".format(port))
-    archive = wheelhouse_tar(wheelhouse)
+    if bool(public_key) != bool(private_key):
+        raise CorpusError("A minion key pair needs both its public and its private half.")
     where = " in container {}".format(name)  # how each step's failure names the container
+    stamp = images.wheelhouse_stamp(wheelhouse)
+    found = inside.run(name, lxc_path, PROBE_SCRIPT.format(venv=VENV, stamp=images.VENV_STAMP, pki=PKI_DIR),
+                       "Looking at the minion's venv" + where)
+    container_stamp, _, container_public = found.partition(PROBE_SEPARATOR)
+    if container_stamp.strip() == stamp:
+        path = "golden"
+    else:
+        path = "pip ({})".format("the venv was baked from another wheelhouse" if container_stamp.strip()
+                                 else "no venv baked in the golden image")
+        _pip_install(name, lxc_path, wheelhouse, stamp, where)
+    files = {MINION_CONF: (minion_config(master, minion_id, publish_port, master_port), 0o644),
+             "/etc/systemd/system/" + MINION_UNIT: (UNIT_TEXT, 0o644)}
+    if private_key:
+        files[PKI_DIR + "/minion.pem"] = (private_key, 0o400)
+        files[PKI_DIR + "/minion.pub"] = (public_key, 0o644)
+    elif container_public.strip():
+        public_key = container_public.strip() + "\n"
+    else:
+        import salt.crypt  # on the node, where Salt runs this
+
+        private_key, public_key = salt.crypt.gen_keys(KEY_SIZE)
+        files[PKI_DIR + "/minion.pem"] = (private_key, 0o400)
+        files[PKI_DIR + "/minion.pub"] = (public_key, 0o644)
+    inside.run(
+        name,
+        lxc_path,
+        "tar -x -C / && systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(
+            MINION_UNIT),
+        "Writing and starting the minion" + where,
+        input=files_tar(files),
+        text=False,
+    )
+    return {"minion_id": minion_id, "fingerprint": pem_fingerprint(public_key), "public_key": public_key,
+            "path": path}
+
+
+KEY_SIZE = 2048
+PROBE_SEPARATOR = "\n--corpus-minion-key--\n"
+# The stamp of the venv the container has (none without a working salt-minion), then its key.
+PROBE_SCRIPT = ("test -x {venv}/bin/salt-minion && cat {stamp} 2>/dev/null; "
+                "printf '" + PROBE_SEPARATOR.replace("\n", "\\n") + "'; cat {pki}/minion.pub 2>/dev/null; true")
+
+
+def _pip_install(name, lxc_path, wheelhouse, stamp, where):
+    """The slow path: the wheelhouse into the container, the venv made with pip there."""
     inside.run(name, lxc_path, "rm -rf {0} && mkdir -p {0} && tar -x -C {0}".format(WHEELHOUSE),
-               "Copying the wheelhouse" + where, input=archive, text=False)
+               "Copying the wheelhouse" + where, input=wheelhouse_tar(wheelhouse), text=False)
     inside.run(name, lxc_path, "test -x {0}/bin/python || python3 -m venv {0}".format(VENV),
                "Making the venv" + where)
     inside.run(
         name,
         lxc_path,
-        "{}/bin/pip install -q --no-index --find-links {} corpus".format(VENV, WHEELHOUSE),
+        "{}/bin/pip install -q --no-index --find-links {} corpus && printf '%s\\n' {} > {}".format(
+            VENV, WHEELHOUSE, stamp, images.VENV_STAMP),
         "Installing corpus" + where,
     )
-    inside.run(
-        name,
-        lxc_path,
-        "mkdir -p {} && cat > {}".format(os.path.dirname(MINION_CONF), MINION_CONF),
-        "Writing the minion configuration" + where,
-        input=minion_config(master, minion_id, publish_port, master_port),
-    )
-    inside.run(
-        name,
-        lxc_path,
-        "test -f {0}/minion.pem || {1}/bin/salt-key -q --gen-keys=minion --gen-keys-dir={0}".format(
-            PKI_DIR, VENV
-        ),
-        "Making the minion key" + where,
-    )
-    inside.run(
-        name,
-        lxc_path,
-        "cat > /etc/systemd/system/{}".format(MINION_UNIT),
-        "Writing the minion unit" + where,
-        input=UNIT_TEXT,
-    )
-    inside.run(
-        name,
-        lxc_path,
-        "systemctl daemon-reload && systemctl enable -q {0} && systemctl restart {0}".format(MINION_UNIT),
-        "Starting the minion" + where,
-    )
-    out = inside.run(
-        name,
-        lxc_path,
-        "{}/bin/salt-call --local --out=json key.finger".format(VENV),
-        "Reading the minion key fingerprint" + where,
-    )
-    try:
-        fingerprint = json.loads(out)["local"]
-    except (ValueError, KeyError, TypeError):
-        raise CorpusError("salt-call in container {} gave no key fingerprint.".format(name)) from None
-    public_key = inside.run(name, lxc_path, "cat {}/minion.pub".format(PKI_DIR),
-                            "Reading the minion public key" + where)
-    return {"minion_id": minion_id, "fingerprint": fingerprint, "public_key": public_key}
+
+
+def files_tar(files):
+    """``{absolute path: (text, mode)}`` as a tar to extract at ``/`` (owned by root); the
+    minion's key directory is made private."""
+    buffer, now = io.BytesIO(), time.time()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        if any(path.startswith(PKI_DIR + "/") for path in files):
+            for directory, mode in ((os.path.dirname(PKI_DIR), 0o755), (PKI_DIR, 0o700)):
+                info = tarfile.TarInfo(directory.lstrip("/"))
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, now
+                tar.addfile(info)
+        for path, (text, mode) in sorted(files.items()):
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), mode, now
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def pem_fingerprint(public_key):
+    """The fingerprint Salt shows for a PEM public key (``salt.utils.crypt.pem_finger``): the
+    SHA-256 of its base64 lines."""
+    lines = [line.strip() + "\n" for line in public_key.splitlines() if line.strip()][1:-1]
+    digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))

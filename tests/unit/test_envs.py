@@ -5,6 +5,8 @@ tests/integration/controller/; here the node is a dict so every step's undo can
 be checked to leave nothing behind, quickly, for every step of ``init_env``.
 """
 
+import contextlib
+
 import pytest
 from sqlalchemy import func, select
 
@@ -87,8 +89,17 @@ class FakeController(Controller):
     def delete_key(self, minion):
         self.keys.discard(minion)
 
+    def seed_key(self, minion, public_key):
+        self.keys.add(minion)
+
     def wait_for_minion(self, minion, timeout=120):
         pass
+
+    def listening(self):
+        return contextlib.nullcontext()
+
+    def wait_for_ping(self, minion, timeout=120, events=None):
+        return True
 
     def seal(self, minion, text):
         return "sealed to " + minion  # sealing itself: tests/unit/test_secrets_crypto.py

@@ -8,8 +8,10 @@ def clone_container(ctl, ctx):
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     lxc = ctl.settings["lxc"]
     golden = ctl.call(node["minion_id"], "mc_lxc.golden", lxc_path=node["lxc_path"], mirror=lxc["mirror"],
-                      suite=lxc["suite"], disk_size_mb=lxc["disk_size_mb"], timeout=1800)
-    ctx.log("golden image {} ({})".format(golden.get("name"), "built" if golden.get("built") else "cached"))
+                      suite=lxc["suite"], disk_size_mb=lxc["disk_size_mb"],
+                      wheelhouse="{}/wheelhouse".format(node["prefix"]), timeout=1800)
+    ctx.log("golden image {} ({}; minion venv {})".format(
+        golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
     ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
              disk_size_mb=clip["disk_size_mb"], exist_ok=True, timeout=600)
     ctx.log("container {} cloned on {}".format(clip["env_name"], node["name"]))

@@ -1,21 +1,35 @@
 """``salt:*``: an environment's minion, installed in its container, accepted, highstated."""
 
+import salt.crypt
+
 from mc_project.common.vocabulary import MINION_UNIT
 from mc_project.errors import CorpusError
 
+KEY_SIZE = 2048
+MINION_TIMEOUT = 120
+
 
 def install_minion(ctl, ctx):
+    """Start the container's minion with a key pair made here and accepted before it runs: it
+    is answering as soon as it connects, with no key to wait for and accept."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
-    installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=clip["env_name"],
-                         master=ctl.settings["master_address"], minion_id=clip["minion_id"],
-                         master_port=ctl.opts.get("ret_port", 4506),
-                         publish_port=ctl.opts.get("publish_port", 4505),
-                         wheelhouse="{}/wheelhouse".format(node["prefix"]), lxc_path=node["lxc_path"],
-                         timeout=900)
+    private, public = salt.crypt.gen_keys(KEY_SIZE)
     ctx.undo_data["minion_id"] = clip["minion_id"]
-    ctl.accept_key(clip["minion_id"], installed["public_key"], timeout=120)
-    ctl.wait_for_minion(clip["minion_id"], timeout=120)
-    ctx.log("minion {} installed, key {} accepted".format(clip["minion_id"], installed["fingerprint"]))
+    ctl.seed_key(clip["minion_id"], public)
+    # Sealed to the node's key: the job's load, kept in the master's job cache, holds no key.
+    sealed_private = ctl.seal(node["minion_id"], private)
+    del private
+    with ctl.listening() as events:
+        installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=clip["env_name"],
+                             master=ctl.settings["master_address"], minion_id=clip["minion_id"],
+                             master_port=ctl.opts.get("ret_port", 4506),
+                             publish_port=ctl.opts.get("publish_port", 4505),
+                             wheelhouse="{}/wheelhouse".format(node["prefix"]), lxc_path=node["lxc_path"],
+                             public_key=public, sealed_private_key=sealed_private, timeout=900)
+        if not ctl.wait_for_ping(clip["minion_id"], MINION_TIMEOUT, events):
+            raise CorpusError("Minion {} did not answer within {} s.".format(clip["minion_id"], MINION_TIMEOUT))
+    ctx.log("minion {} started with its key {} accepted in advance; venv: {}".format(
+        clip["minion_id"], installed["fingerprint"], installed.get("path", "pip")))
 
 
 def remove_minion(ctl, ctx):
@@ -33,15 +47,19 @@ def remove_minion(ctl, ctx):
 
 def highstate(ctl, ctx):
     clip = ctx.clipboard
-    try:
-        ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
-    except CorpusError as exc:
-        # A fresh minion may miss a publication while it reconnects; a highstate is
-        # safe to apply again.
-        if "did not answer" not in str(exc):
-            raise
-        ctx.log("{}; applying it again".format(exc))
-        ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
+    with ctl.listening() as events:
+        try:
+            # install_minion waited for this minion's start event: it is connected, and with
+            # its key accepted in advance it does not reconnect to be accepted.
+            ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
+        except CorpusError as exc:
+            # A fresh minion may miss a publication while it reconnects: once it says it has
+            # started again, a highstate is safe to apply again.
+            if "did not answer" not in str(exc):
+                raise
+            ctx.log("{}; applying it again once the minion is back".format(exc))
+            ctl.wait_for_ping(clip["minion_id"], MINION_TIMEOUT, events)
+            ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
     ctx.log("highstate: {} states applied".format(len(ret) if isinstance(ret, dict) else "no"))
 
 
