@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conftest import USERS
 
-EXAMPLES = 12
+EXAMPLES = 25
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
                     database=None, phases=[Phase.explicit, Phase.generate], derandomize=True)
 
