@@ -28,10 +28,12 @@ PYTEST_REPORT ?= -v -rs --durations=15
 
 venv: $(VENV_STAMP)
 
-# Reinstalled only when setup.py (the dependency list) changes.
+# Reinstalled only when setup.py (the dependency list) changes. wheel: the tests build
+# corpus's wheel (the controller's wheelhouse), which the pip of Debian's python3-venv
+# (23.0) does with `setup.py bdist_wheel`.
 $(VENV_STAMP): setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[test]'
+	$(VENV)/bin/pip install wheel -e '.[test]'
 	touch $@
 
 # Each test's Salt configuration gets its own deploy agent: idle ones go after 2 minutes.
