@@ -53,6 +53,7 @@ REQUIREMENTS = {
     "postgresql": ("PostgreSQL 15 (postgresql)",
                    lambda: os.path.exists(os.path.join(PG_BIN, "initdb")) and bool(command("runuser"))),
     "node": ("node and npm (nodejs, npm)", _commands("node", "npm")),
+    "slapd": ("slapd and ldapadd (slapd, ldap-utils)", _commands("slapd", "ldapadd")),
 }
 
 # The tools a real LXC node uses (tests/integration/test_node_lxc.py, the controller tests).
