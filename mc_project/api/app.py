@@ -4,6 +4,9 @@ Everything lives under ``/v1`` (OpenAPI at ``/v1/openapi.json``, docs at
 ``/v1/docs``). ``GET /v1/health`` needs no token; every other route does.
 """
 
+import contextlib
+
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from mc_project.api import errors, settings, tenants
@@ -12,6 +15,15 @@ from mc_project.api.routers import audit, environments, jobs, nodes, projects, t
 from mc_project.controller.runtime import Controller
 
 PREFIX = "/v1"
+# Routes and event streams run in worker threads; each watcher of a job holds one for
+# as long as it watches, so there are more than the default 40.
+WORKER_THREADS = 200
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app):
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    yield
 
 
 def create_app(opts, ctl=None):
@@ -20,7 +32,7 @@ def create_app(opts, ctl=None):
     ctl = ctl or Controller(opts)
     tenants.ensure_default(ctl.url)
     app = FastAPI(title="corpus controller API", version="1", openapi_url=PREFIX + "/openapi.json",
-                  docs_url=PREFIX + "/docs", redoc_url=None)
+                  docs_url=PREFIX + "/docs", redoc_url=None, lifespan=lifespan)
     app.state.ctl = ctl
     app.state.url = ctl.url
     app.state.settings = api_settings

@@ -81,3 +81,24 @@ def test_another_tenants_job_is_404(http, login, ctl):
     error(http.get("/v1/jobs/{}/events".format(job_id), headers=login("alice")), 404)
     error(http.get("/v1/jobs/{}".format(job_id), headers=login("alice")), 404)
     assert http.get("/v1/jobs/{}".format(job_id), headers=login("bob")).json()["status"] == "pending"
+
+
+def test_many_watchers_do_not_stall_the_api(api, login, ctl):
+    """Each watcher holds a worker thread while it watches: more of them than uvicorn's
+    default 40 threads still leave the API answering."""
+    import contextlib
+
+    import httpx
+
+    alice = login("alice")
+    manager, job_id = quick_job(ctl, "a1", {})
+    with httpx.Client(base_url=api, timeout=10, limits=httpx.Limits(max_connections=100)) as client, \
+            contextlib.ExitStack() as streams:
+        for _ in range(50):
+            response = streams.enter_context(client.stream("GET", "/v1/jobs/{}/events".format(job_id),
+                                                           headers=alice))
+            assert response.status_code == 200
+        started = time.monotonic()
+        assert client.get("/v1/environments", headers=alice).json()["total"] == 2
+        assert time.monotonic() - started < 2
+        manager.run(job_id)  # every stream ends
