@@ -64,8 +64,8 @@ def list_envs(
 
 def init_env(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The environment's name (a DNS label)."),
-    env_type: EnvType = typer.Argument(..., metavar="{dev,staging,prod}", help="What it is for."),
+    name: str = typer.Argument(..., metavar="NAME", help="The environment's name (a DNS label)."),
+    env_type: EnvType = typer.Argument(..., metavar="TYPE", help="What it is for: dev, staging or prod."),
     project: str = typer.Option(None, "--project", "-p", help="Its first project (default: NAME)."),
     host: str = typer.Option(None, "--host", help="The node to put it on (default: one with a free slot)."),
     disk: str = typer.Option(None, "--disk", help="Its disk size: 10G, 512M..."),
