@@ -374,11 +374,11 @@ def subordinate_ids_reserved(text):
     return False
 
 
-def ensure_subordinate_ids(files=SUBORDINATE_ID_FILES):
+def ensure_subordinate_ids(files=SUBORDINATE_ID_FILES, lock="/run/lock/corpus-subid.lock"):
     """Give root the id pool in /etc/subuid and /etc/subgid (LXC and newuidmap check there).
-    Idempotent; returns the files changed."""
+    Idempotent; returns the files changed. ``lock`` serialises the nodes of one machine."""
     changed = []
-    with file_lock("/run/lock/corpus-subid.lock"):
+    with file_lock(lock):
         for path in files:
             try:
                 with open(path, encoding="utf-8") as fh:

@@ -71,11 +71,12 @@ def test_the_record_maps_the_range_and_drops_the_dangerous_capabilities(tmp_path
 def test_root_gets_the_pool_once_and_other_lines_stay(tmp_path):
     subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
     subuid.write_text("alice:100000:65536")
-    assert lxc.ensure_subordinate_ids((str(subuid), str(subgid))) == [str(subuid), str(subgid)]
+    lock = str(tmp_path / "subid.lock")
+    assert lxc.ensure_subordinate_ids((str(subuid), str(subgid)), lock) == [str(subuid), str(subgid)]
     line = "root:{}:{}\n".format(lxc.ID_POOL_START, lxc.ID_POOL_SLOTS * lxc.ID_RANGE)
     assert subuid.read_text() == "alice:100000:65536\n" + line
     assert subgid.read_text() == line
-    assert lxc.ensure_subordinate_ids((str(subuid), str(subgid))) == []
+    assert lxc.ensure_subordinate_ids((str(subuid), str(subgid)), lock) == []
     assert lxc.subordinate_ids_reserved("root:0:4294967295\n")
     assert not lxc.subordinate_ids_reserved("root:{}:65536\n".format(lxc.ID_POOL_START))
 
