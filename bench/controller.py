@@ -175,7 +175,7 @@ class BenchController:
         self._link_node()
 
     def _start_pdns(self):
-        from services import PDNS_SERVER, PdnsServer  # tests/services.py: a real pdns_server on 127.0.0.1
+        from support.services import PDNS_SERVER, PdnsServer  # a real pdns_server on 127.0.0.1
 
         if not os.access(PDNS_SERVER, os.X_OK):
             self.pdns_error = "pdns_server is not installed"

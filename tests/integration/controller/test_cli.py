@@ -16,7 +16,8 @@ import requests
 import salt.config
 import uvicorn
 
-from helpers import EXAMPLES, git
+from support.corpus import EXAMPLES
+from support.git import git
 from mc_project.api import users
 from mc_project.api.app import create_app
 from support.api_stub import run_corpus

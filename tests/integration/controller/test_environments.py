@@ -22,10 +22,11 @@ import salt.payload
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from helpers import EXAMPLES, git
+from support.corpus import EXAMPLES
+from support.git import git
 from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.models import DnsRecord, Environment, Pillar, PortMapping, Secret, SshKey
-from services import dns_query
+from support.services import dns_query
 
 ENV = "shop"
 

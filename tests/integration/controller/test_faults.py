@@ -20,7 +20,7 @@ from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.inventory import db
 from mc_project.inventory.models import Job, JobStep
-from services import free_port
+from support.ports import free_port
 from test_environments import inventory_counts
 from test_undo_and_placement import leftovers
 

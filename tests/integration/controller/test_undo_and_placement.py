@@ -14,7 +14,7 @@ import requests
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
-from services import dns_query
+from support.services import dns_query
 from test_environments import inventory_counts
 
 
