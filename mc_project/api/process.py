@@ -7,7 +7,6 @@ reports it; ``stop`` stops it.
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import urllib.request
 
 import psutil
 
+from mc_project.common.ports import port_in_use
+from mc_project.common.processes import running_process
 from mc_project.errors import CorpusError
 
 PIDFILE = os.path.join("var", "run", "corpus-api.pid")
@@ -34,15 +35,7 @@ def log_file(root):
 
 def running(root):
     """The running ``corpus-api`` of ``root`` (a ``psutil.Process``), or None."""
-    try:
-        with open(pidfile(root), encoding="utf-8") as fh:
-            process = psutil.Process(int(fh.read().strip()))
-        if process.is_running() and process.status() != psutil.STATUS_ZOMBIE and any(
-                "mc_project.api.server" in part for part in process.cmdline()):
-            return process
-    except (OSError, ValueError, psutil.Error):
-        pass
-    return None
+    return running_process(pidfile(root), "mc_project.api.server")
 
 
 def base_url(settings):
@@ -64,15 +57,7 @@ def healthy(settings, timeout=2):
 
 
 def port_taken(settings):
-    host = settings["bind"]
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, settings["port"]))
-        except OSError:
-            return True
-    return False
+    return port_in_use(settings["bind"], settings["port"])
 
 
 def start(root, config_path, settings):

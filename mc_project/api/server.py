@@ -10,27 +10,16 @@ master. A bad setting or a port in use is one sentence and exit status 2.
 import argparse
 import logging
 import os
-import socket
 import sys
 
 import salt.config
 
 from mc_project.api import settings
+from mc_project.common.ports import port_in_use
 from mc_project.errors import CorpusError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
-
-
-def port_in_use(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def parser():

@@ -43,6 +43,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mc_project import resources
 from mc_project.api import process as api_process
+from mc_project.common.ports import port_in_use
+from mc_project.common.processes import running_process
 from mc_project.api import settings as api_settings
 from mc_project.controller import wheelhouse
 from mc_project.controller.config import ROOT_DB, controller_settings
@@ -339,16 +341,7 @@ def _salt_script(name):
 
 def master_process(root):
     """The running salt-master of ``root`` (a ``psutil.Process``), or None."""
-    try:
-        with open(os.path.join(root, PIDFILE), encoding="utf-8") as fh:
-            pid = int(fh.read().strip())
-        process = psutil.Process(pid)
-        if process.is_running() and process.status() != psutil.STATUS_ZOMBIE and any(
-                "salt-master" in part for part in process.cmdline()):
-            return process
-    except (OSError, ValueError, psutil.Error):
-        pass
-    return None
+    return running_process(os.path.join(root, PIDFILE), "salt-master")
 
 
 def _connect_address(interface):
@@ -356,17 +349,6 @@ def _connect_address(interface):
     if address.is_unspecified:
         return "127.0.0.1" if address.version == 4 else "::1"
     return str(address)
-
-
-def _port_in_use(interface, port):
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((interface, port))
-        except OSError:
-            return True
-    return False
 
 
 def _answers(address, port):
@@ -448,7 +430,7 @@ def init(args, out):
     running = master_process(root)
     if running is None:
         for port in (options["publish_port"], options["ret_port"]):
-            if _port_in_use(options["interface"], port):
+            if port_in_use(options["interface"], port):
                 raise BadInput("Port {} on {} is already in use.".format(port, options["interface"]))
     api = api_settings.api_settings(options)
     api_running = api_process.running(root)
