@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import audit, environments, jobs, nodes, projects, tokens
+from mc_project.api.routers import tenants as tenant_routes
 from mc_project.controller.runtime import Controller
 
 PREFIX = "/v1"
@@ -47,6 +48,6 @@ def create_app(opts, ctl=None):
         return {"status": "ok"}
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
-                   audit.router):
+                   audit.router, tenant_routes.router):
         app.include_router(router, prefix=PREFIX)
     return app
