@@ -51,9 +51,16 @@ def test_no_5xx_without_a_token(operations):
     assert len(CALLS) >= 3 * len(operations)
 
 
+# Linking a node opens an SSH connection to the host it is given: fuzzed hosts are not
+# for a test machine to dial (tests/unit/test_api_admin.py covers that route's answers).
+REACHES_OUT = {("POST", "/v1/nodes")}
+
+
 def test_no_5xx_with_a_token(operations, http):
     CALLS.clear()
     for operation in operations:
+        if (operation.method.upper(), operation.path) in REACHES_OUT:
+            continue
         # A token per route: a fuzzed logout or token deletion revokes only its own.
         token = http.post("/v1/login", json={"username": "bob", "password": USERS["bob"]}).json()["token"]
         fuzz(operation, {"Authorization": "Bearer " + token})
