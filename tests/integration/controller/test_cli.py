@@ -101,6 +101,24 @@ def test_push_deploys_through_the_nated_port(home, checkout, node1):
     assert wait_for(lambda: served_version(node1) == "2", timeout=60, what="version 2 served")
 
 
+def test_init_adds_a_project_and_its_remote_and_push_deploys_it(home, tmp_path):
+    second = tmp_path / "second"
+    shutil.copytree(os.path.join(EXAMPLES, "wsgi-app"), second)
+    git(str(second), "init", "-q", "-b", "main")
+    git(str(second), "add", "-A")
+    git(str(second), "commit", "-qm", "first")
+    made = corpus(home, "init", "second", "--env", ENV, "--json", cwd=second)
+    assert made.returncode == 0, made.stderr
+    outcome = json.loads(made.stdout)
+    assert outcome["remote"].startswith("ssh://") and outcome["remote"].endswith("/second/git/project.git")
+    assert git(str(second), "remote", "get-url", "corpus-" + ENV).stdout.strip() == outcome["remote"]
+    listed = json.loads(corpus(home, "projects", ENV, "--json").stdout)
+    assert {"second", ENV} <= {row["name"] for row in listed["items"]}
+    pushed = corpus(home, "push", ENV, cwd=second)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "Deployed {}/second.".format(ENV) in pushed.stdout
+
+
 def test_releases_rollback_and_logs(home, node1):
     listed = corpus(home, "releases", ENV, "--json")
     assert listed.returncode == 0, listed.stderr
