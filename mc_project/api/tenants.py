@@ -49,6 +49,21 @@ def check(principal, tenant_id, role, what):
         raise ApiError(403, "Your role in this tenant is {}; {} is needed.".format(held, role))
 
 
+def tenant_for_new(sess, caller, wanted, role, refusal):
+    """The tenant a new object goes to: ``wanted`` (404 unless the caller is in it, 403
+    below ``role`` there), else the first tenant, by name, where the caller has ``role``;
+    without one, 403 with ``refusal``. Returns (id, name)."""
+    if wanted is not None:
+        found = tenant_id(sess, wanted)
+        if found is None or found not in caller.roles:
+            raise ApiError(404, "No tenant named {}.".format(wanted))
+        check(caller, found, role, "tenant named {}".format(wanted))
+        return found, wanted
+    for found in sorted(caller.tenant_ids(role), key=lambda key: caller.roles[key][0]):
+        return found, caller.roles[found][0]
+    raise ApiError(403, refusal)
+
+
 def tenant_id(sess, name):
     """The id of tenant ``name``, or None."""
     return sess.scalar(select(Tenant.id).where(Tenant.name == name))

@@ -56,26 +56,14 @@ def get_environment(request: Request, name: str = EnvName, caller: Principal = D
         return envquery.find(sess, caller, name)[1]
 
 
-def _creation_tenant(sess, caller, wanted):
-    """The tenant a new environment goes to: the one asked for, else the caller's first
-    where they deploy."""
-    if wanted is not None:
-        tenant_id = tenants.tenant_id(sess, wanted)
-        if tenant_id is None or tenant_id not in caller.roles:
-            raise ApiError(404, "No tenant named {}.".format(wanted))
-        tenants.check(caller, tenant_id, "deployer", "tenant named {}".format(wanted))
-        return tenant_id, wanted
-    for tenant_id in sorted(caller.tenant_ids("deployer"), key=lambda key: caller.roles[key][0]):
-        return tenant_id, caller.roles[tenant_id][0]
-    raise ApiError(403, "You may not create environments: you are deployer or admin of no tenant.")
-
-
 @router.post("", status_code=202)
 def create_environment(body: NewEnvironment, request: Request, caller: Principal = Depends(auth.principal),
                        ctl=Depends(controller)):
     """Create an environment: the ``init_env`` job (202 and the job's location)."""
     with db.session(ctl.url) as sess:
-        tenant_id, tenant_name = _creation_tenant(sess, caller, body.tenant)
+        tenant_id, tenant_name = tenants.tenant_for_new(
+            sess, caller, body.tenant, "deployer",
+            "You may not create environments: you are deployer or admin of no tenant.")
         if body.host is not None:
             node_tenant = sess.scalar(select(ComputeNode.tenant_id).where(ComputeNode.name == body.host))
             if node_tenant is None or node_tenant not in caller.roles:

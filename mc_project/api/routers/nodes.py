@@ -58,26 +58,14 @@ class NewNode(Strict):
     tenant: str | None = Field(None, min_length=1, max_length=128)
 
 
-def _admin_tenant(sess, caller, wanted):
-    """The tenant a new node goes to: the one asked for, else the caller's first they administer."""
-    if wanted is not None:
-        tenant_id = tenants.tenant_id(sess, wanted)
-        if tenant_id is None or tenant_id not in caller.roles:
-            raise ApiError(404, "No tenant named {}.".format(wanted))
-        tenants.check(caller, tenant_id, "admin", "tenant named {}".format(wanted))
-        return tenant_id, wanted
-    for tenant_id in sorted(caller.tenant_ids("admin"), key=lambda key: caller.roles[key][0]):
-        return tenant_id, caller.roles[tenant_id][0]
-    raise ApiError(403, "You may not link nodes: you are admin of no tenant.")
-
-
 @router.post("", status_code=202)
 def link_node(body: NewNode, request: Request, caller: Principal = Depends(auth.principal),
               ctl=Depends(controller)):
     """Link a compute node: the ``link_node`` job (202 and the job's location); the node
     belongs to the tenant asked for (admins of it only)."""
     with db.session(ctl.url) as sess:
-        tenant_id, tenant_name = _admin_tenant(sess, caller, body.tenant)
+        tenant_id, tenant_name = tenants.tenant_for_new(
+            sess, caller, body.tenant, "admin", "You may not link nodes: you are admin of no tenant.")
         if body.name is not None:
             existing = sess.scalar(select(ComputeNode.tenant_id).where(ComputeNode.name == body.name))
             if existing is not None and existing not in caller.roles:
