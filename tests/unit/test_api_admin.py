@@ -13,6 +13,7 @@ from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import AuditEntry, ComputeNode, Environment, Job, Membership, Tenant, User
+from support.api_answers import error, login
 
 
 @pytest.fixture
@@ -48,18 +49,6 @@ def client(opts, ctl, monkeypatch):
         yield test_client
 
 
-def login(client, user):
-    answer = client.post("/v1/login", json={"username": user, "password": user + "-pw"})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["token"]}
-
-
-def error(answer, status):
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"error"} and body["error"]["status"] == status
-    assert body["error"]["message"].endswith(".")
-    return body["error"]["message"]
 
 
 def audited(ctl, action):

@@ -22,6 +22,7 @@ from mc_project.inventory.models import (
     Project,
     Tenant,
 )
+from support.api_answers import error, login
 
 
 @pytest.fixture
@@ -59,18 +60,6 @@ def client(opts, ctl):
         yield test_client
 
 
-def login(client, user):
-    answer = client.post("/v1/login", json={"username": user, "password": user + "-pw"})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": "Bearer " + answer.json()["token"]}
-
-
-def error(answer, status):
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"error"} and body["error"]["status"] == status
-    assert body["error"]["message"].endswith(".")
-    return body["error"]["message"]
 
 
 def test_health_needs_no_token(client):

@@ -6,7 +6,7 @@ import threading
 import time
 
 from mc_project import jobs
-from test_logins import error
+from support.api_answers import error
 
 STEP_SECONDS = 0.3
 

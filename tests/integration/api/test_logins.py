@@ -7,14 +7,8 @@ from sqlalchemy import func, select, update
 
 from mc_project.inventory import db
 from mc_project.inventory.models import ApiToken, User
+from support.api_answers import error
 
-
-def error(answer, status):
-    assert answer.status_code == status, answer.text
-    assert set(answer.json()) == {"error"} and answer.json()["error"]["status"] == status
-    message = answer.json()["error"]["message"]
-    assert message.endswith(".") and "\n" not in message and "Traceback" not in message
-    return message
 
 
 def test_login_maps_ldap_groups_to_tenants_and_roles(http):

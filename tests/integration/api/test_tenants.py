@@ -1,7 +1,7 @@
 """Tenants and roles through a real corpus-api with LDAP users: another tenant's
 objects are 404, a role too low is 403, every changing call is in the audit."""
 
-from test_logins import error
+from support.api_answers import error
 
 
 def test_each_user_sees_only_their_tenants(http, login):
