@@ -186,7 +186,8 @@ def settings(name, projects_root=None, **kwargs):
     return _call(_settings.build, name, _root(projects_root), pillar=_pillar(name), overrides=overrides)
 
 
-def deploy(name, rev=None, objects=None, old=None, ref=None, who=None, projects_root=None, **kwargs):
+def deploy(name, rev=None, objects=None, old=None, ref=None, who=None, push_pid=None,
+           projects_root=None, **kwargs):
     """
     Deploy project ``name``: ``rev`` (default: the deploy branch head) through every
     phase, switch, health check, automatic rollback on failure. Returns the deploy
@@ -204,7 +205,7 @@ def deploy(name, rev=None, objects=None, old=None, ref=None, who=None, projects_
     return _call(engine.deploy, name, _root(projects_root), _bindings(),
                  rev=_sha(rev, "rev", kwargs), objects=objects, old=_sha(old, "old", kwargs),
                  ref=ref, pillar=_pillar(name),
-                 overrides=overrides or None, job_id=job, who=who)
+                 overrides=overrides or None, job_id=job, who=who, push_pid=push_pid)
 
 
 def _sha(value, key, kwargs=None):

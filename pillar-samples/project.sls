@@ -39,7 +39,7 @@ makina-projects:
     # Seconds a deploy waits for the one already running (0 to 86400).
     lock_timeout: 60
 
-    # Port of the web process; 0: a stable port in 20000-39999 derived from
+    # Port of the web process; 0: a stable port in 20000-31999 derived from
     # the name.
     port: 0
 

@@ -15,3 +15,23 @@ def running_process(pidfile, marker):
     except (OSError, ValueError, psutil.Error):
         pass
     return None
+
+
+def identity(pid):
+    """``{"pid", "created"}`` of a live process (its start time tells it from a later
+    process given the same pid), or None when it is gone."""
+    try:
+        return {"pid": int(pid), "created": psutil.Process(int(pid)).create_time()}
+    except (ValueError, psutil.Error):
+        return None
+
+
+def is_alive(ident):
+    """Whether the process ``identity`` described still runs (the same one, not a reuse of its pid)."""
+    if not ident:
+        return False
+    try:
+        process = psutil.Process(ident["pid"])
+        return process.create_time() == ident["created"] and process.status() != psutil.STATUS_ZOMBIE
+    except (KeyError, TypeError, psutil.Error):
+        return False

@@ -19,6 +19,7 @@ import socket
 import time
 import uuid
 
+from mc_project.common import processes
 from mc_project.errors import CorpusError
 from mc_project.project import (bundle, database, deps, diskfull, files, failpoints, gitrepo, history, lock, recipe,
                                 releases, settings, supervisor, undo)
@@ -27,6 +28,9 @@ from mc_project.project.run import Log, Run, SaltBindings, describe_error  # noq
 ZERO = gitrepo.ZERO
 # Virtualenvs / node_modules kept for reuse (releases hold copies of their own).
 DEPENDENCY_CACHES = 3
+# How long a push whose deploy went live may take to move its branch (git moves
+# refs and objects after the hook returned; this is normally milliseconds).
+PUSH_LANDING_TIMEOUT = 30
 branch_head = gitrepo.branch_head
 
 
@@ -42,23 +46,29 @@ def _check_branch_not_moved(paths, branch, old, records, log):
     """Refuse a push whose idea of the branch is stale (another deploy won meanwhile)."""
     if old is None:
         return
-    last = history.last_deployed_commit(records)
+    last = history.last_deploy(records)
+    if last:
+        _wait_for_push(last)
     ref_now = branch_head(paths["project_git"], branch) or ZERO
     if old != ref_now:
         raise CorpusError("Deploy refused: {} moved to {} while this push waited; fetch and "
                           "push again.".format(branch, ref_now[:12]))
-    if last and old != last:
-        # The deploy that just released the lock succeeded, but git may not have moved
-        # the branch yet; wait briefly to tell "someone won" from "an old ref update was lost".
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            ref_now = branch_head(paths["project_git"], branch) or ZERO
-            if ref_now != old:
-                raise CorpusError("Deploy refused: {} moved to {} while this push waited; fetch "
-                                  "and push again.".format(branch, ref_now[:12]))
-            time.sleep(0.1)
+    if last and old != last["commit"]:
         log("       note: {} was last deployed at {} but the branch says {}".format(
-            branch, last[:12], old[:12]))
+            branch, last["commit"][:12], old[:12]))
+
+
+def _wait_for_push(record):
+    """Wait for the push that made deploy ``record`` to finish: git moves the branch
+    after the hook (and with it the deploy lock) is gone, so the next deploy may come
+    while that push is still landing."""
+    deadline = time.monotonic() + PUSH_LANDING_TIMEOUT
+    while processes.is_alive(record.get("push")):
+        if time.monotonic() >= deadline:
+            raise CorpusError("Deploy refused: the push of {} (git pid {}) went live and git has "
+                              "not finished it in {}s; push again when it has.".format(
+                                  record["commit"][:12], record["push"]["pid"], PUSH_LANDING_TIMEOUT))
+        time.sleep(0.05)
 
 
 def prune(cfg):
@@ -142,12 +152,14 @@ def _fail(run, log, phase, exc, what):
 
 
 def deploy(name, projects_root, bindings, rev=None, objects=None, old=None, ref=None,
-           pillar=None, overrides=None, private_pillar_dir=None, job_id=None, who=None, out=None):
+           pillar=None, overrides=None, private_pillar_dir=None, job_id=None, who=None,
+           push_pid=None, out=None):
     """Deploy ``rev`` (default: the deploy branch head) of project ``name``.
 
     ``objects`` is the push's quarantine object directory (a pre-receive hook runs
     before the pushed objects enter the repository); ``old`` and ``ref`` come from
-    the push. Returns the history record; raises CorpusError when the deploy failed
+    the push, ``push_pid`` is git's receive-pack that runs the hook (it moves the
+    branch once the deploy returns). Returns the history record; raises CorpusError when the deploy failed
     (after rolling back) or was refused (with nothing changed).
     """
     log = Log(out)
@@ -193,6 +205,7 @@ def deploy(name, projects_root, bindings, rev=None, objects=None, old=None, ref=
             "id": release_id, "kind": "deploy", "name": name, "status": "running",
             "commit": commit, "mode": cfg["mode"], "env": cfg["env"],
             "pillar_hash": cfg["pillar_hash"], "job_id": job_id, "ref": ref,
+            "push": processes.identity(push_pid) if push_pid else None,
             "who": who or "{}@{}".format(cfg["user"], socket.gethostname()),
             "started": history.now(), "ended": None, "phases": [], "steps": [],
             "release": cfg["mode"] != "editable",
@@ -477,8 +490,10 @@ def _put_back_unlanded_push(name, projects_root, bindings, log, pillar):
     paths = settings.project_paths(projects_root, name)
     records = history.load(paths["history"])
     last = next((r for r in reversed(records) if r.get("status") == "success"), None)
-    if not last or last.get("kind") != "deploy" or not last.get("ref") or \
-            gitrepo.has_commit(paths["project_git"], last["commit"]):
+    if not last or last.get("kind") != "deploy" or not last.get("ref"):
+        return None
+    _wait_for_push(last)
+    if gitrepo.has_commit(paths["project_git"], last["commit"]):
         return None
     log("-----> deploy {} went live but its push never landed: {} is not in the "
         "repository".format(last["id"], last["commit"][:12]))

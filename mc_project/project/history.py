@@ -54,12 +54,16 @@ def find(records, release_id):
     return None
 
 
+def last_deploy(records):
+    """The newest successful deploy record, or None."""
+    return next((record for record in reversed(records)
+                 if record.get("kind") == "deploy" and record.get("status") == "success"), None)
+
+
 def last_deployed_commit(records):
     """Commit of the newest successful deploy: what the deploy branch should hold."""
-    for record in reversed(records):
-        if record.get("kind") == "deploy" and record.get("status") == "success":
-            return record.get("commit")
-    return None
+    last = last_deploy(records)
+    return last.get("commit") if last else None
 
 
 def good_release_ids(records):

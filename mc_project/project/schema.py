@@ -140,7 +140,8 @@ class ProjectSettings(_Strict):
 
     port: StrictInt = _rule("a whole number from 0 to 65535 (0: a port derived from the name)",
                             0, ge=0, le=65535)
-    """Port the web process listens on; 0: a stable port in 20000-39999 derived from the name."""
+    """Port the web process listens on; 0: a stable port in 20000-31999 derived from the
+    name (below the kernel's ephemeral ports)."""
 
     bind: IPAddress = _rule("an IP address such as 127.0.0.1 or 0.0.0.0", "127.0.0.1")
     """Address the web process listens on; a container's proxy on its node needs 0.0.0.0."""

@@ -129,9 +129,14 @@ def pillar_hash(*layers):
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# Below the kernel's ephemeral ports (32768-60999 by default): an outgoing connection
+# takes its local port there, and could hold a project's port when its front binds.
+DERIVED_PORTS = range(20000, 32000)
+
+
 def default_port(name):
-    """A stable port in 20000-39999 derived from the name, so projects rarely collide."""
-    return 20000 + zlib.crc32(name.encode()) % 20000
+    """A stable port in 20000-31999 derived from the name, so projects rarely collide."""
+    return DERIVED_PORTS.start + zlib.crc32(name.encode()) % len(DERIVED_PORTS)
 
 
 _REF_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")

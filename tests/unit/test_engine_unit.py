@@ -6,6 +6,7 @@ reach the switch — supervisord running a tiny ``http.server`` and a real healt
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import urllib.request
@@ -278,6 +279,79 @@ def test_stale_old_is_refused(project):
     assert p.records() == []
     assert p.ls("releases") == [] and p.ls("build") == []
     assert lock.read_holder(p.paths["lock"]) is None
+
+
+def quarantined(p):
+    """The source's objects where git keeps a push's objects until it lands them."""
+    pushed = os.path.join(p.paths["root"], "pushed.git")
+    git(p.paths["root"], "clone", "-q", "--bare", p.src, pushed)
+    quarantine = os.path.join(p.paths["project_git"], "objects", "incoming-test")
+    shutil.copytree(os.path.join(pushed, "objects"), quarantine)
+    return quarantine
+
+
+def landing_push(p, commit, delay):
+    """Stands in for git's receive-pack after its hook returned: it lands ``commit``
+    (objects, then the branch) ``delay`` seconds later, then exits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return subprocess.Popen(
+        ["sh", "-c", "sleep {}; git fetch -q {} {}:refs/heads/main".format(delay, p.src, commit)],
+        cwd=p.paths["project_git"], env=env)
+
+
+def test_a_deploy_waits_for_the_last_push_to_land_before_judging_the_branch(project):
+    p = project()
+    web = p.web_settings(env="staging")
+    p.deploy(overrides=web)
+    second = p.commit({"public/index.html": "v2\n"}, publish=False)
+    third = p.commit({"public/index.html": "v3\n"}, publish=False)
+    git(p.paths["project_git"], "fetch", "-q", p.src, "{}:refs/pushed/second".format(second))
+    git(p.paths["project_git"], "fetch", "-q", p.src, "{}:refs/pushed/third".format(third))
+
+    landing = landing_push(p, second, 4)  # longer than any fixed grace would be
+    won = p.deploy(ref="refs/heads/main", old=p.first, rev=second, push_pid=landing.pid, overrides=web)
+    assert won["push"]["pid"] == landing.pid
+    # the next push thought main was at the first commit: once the first push landed, it is stale
+    with pytest.raises(CorpusError, match="Deploy refused: main moved to {}".format(second[:12])):
+        p.deploy(ref="refs/heads/main", old=p.first, rev=third, overrides=web)
+    assert landing.poll() == 0
+    assert [r["status"] for r in p.records()] == ["success", "success"]
+    assert p.live() == os.path.join(p.paths["releases"], won["id"])
+    assert http_get(p.port, "/index.html") == "v2\n"
+
+
+def test_a_push_whose_objects_are_still_landing_is_not_put_back(project):
+    p = project()
+    web = p.web_settings(env="staging")
+    p.deploy(overrides=web)
+    second = p.commit({"public/index.html": "v2\n"}, publish=False)
+    quarantine = quarantined(p)
+    landing = landing_push(p, second, 1)
+    won = p.deploy(ref="refs/heads/main", old=p.first, rev=second, push_pid=landing.pid,
+                   objects=quarantine, overrides=web)
+    # the repository does not hold the commit yet; the next deploy waits for the push
+    assert engine.recover(NAME, p.root, p.salt.bindings(), out=p.lines.append)["recovered"] == []
+    assert landing.wait(5) == 0
+    assert [r["status"] for r in p.records()] == ["success", "success"]
+    assert p.live() == os.path.join(p.paths["releases"], won["id"])
+
+
+def test_a_push_that_died_before_landing_is_put_back(project):
+    p = project()
+    web = p.web_settings(env="staging")
+    first = p.deploy(overrides=web)
+    second = p.commit({"public/index.html": "v2\n"}, publish=False)
+    quarantine = quarantined(p)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    won = p.deploy(ref="refs/heads/main", old=p.first, rev=second, push_pid=gone.pid,
+                   objects=quarantine, overrides=web)
+    assert won["push"] is None  # nothing to wait for
+    shutil.rmtree(quarantine)  # git dropped the quarantine: the commit never entered the repository
+    assert engine.recover(NAME, p.root, p.salt.bindings(), out=p.lines.append)["recovered"] == [won["id"]]
+    assert [r["status"] for r in p.records()] == ["success", "not landed", "success"]
+    assert p.live() == os.path.join(p.paths["releases"], first["id"])
+    assert http_get(p.port, "/index.html") == "v1\n"
 
 
 def test_deleting_the_deploy_branch_is_refused(project):
