@@ -81,11 +81,15 @@ def default_tenant_id():
 
 
 class Region(Base):
+    """A place hosts are in, of one tenant; its cells are ``fleet_models.Cell``."""
+
     __tablename__ = "regions"
     __repr_keys__ = ("id", "name")
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
 
 
 class ComputeNode(Base):

@@ -1,0 +1,24 @@
+"""What the ext_pillar adds for one minion: its host's resolved variables, secrets in
+plain text, under one key (``inventory``). Only the minion of that host gets them:
+the host is found by the minion id Salt authenticated."""
+
+from mc_project.inventory import host_rows, resolve, secret_vars
+
+PILLAR_KEY = "inventory"
+
+
+def host_pillar(sess, minion_id, keyring):
+    """``{"inventory": {...}}`` for ``minion_id``'s host, or ``{}`` when it is no host's.
+
+    ``keyring`` (``secrets_crypto.Keyring``) decrypts the secrets; without one, secret
+    variables are left out.
+    """
+    host = host_rows.by_minion(sess, minion_id)
+    if host is None:
+        return {}
+    values, _sources = resolve.host_variables(sess, host, with_sources=False)
+    if keyring is None:
+        values = resolve.without_secrets(values)
+    else:
+        values = secret_vars.reveal(sess, keyring, values)
+    return {PILLAR_KEY: values}
