@@ -55,8 +55,9 @@ def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=
 
         salt-run mc_cloud.link_node 192.0.2.10 user=root key=/root/.ssh/id_ed25519 slots=20 nat_ports=40000-40999
     """
-    return _answer(operations.link_node, _controller(), host, user=user, key=key, port=int(port),
-                   name=name, slots=int(slots), subnet=subnet, http_port=int(http_port), prefix=prefix,
+    # Numbers are checked by link_node, which refuses a bad one in one sentence.
+    return _answer(operations.link_node, _controller(), host, user=user, key=key, port=port,
+                   name=name, slots=slots, subnet=subnet, http_port=http_port, prefix=prefix,
                    lxc_path=lxc_path, dns_name=dns_name, bridge=bridge, nft_table=nft_table,
                    nat_ports=nat_ports)
 

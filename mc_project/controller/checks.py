@@ -25,6 +25,14 @@ def check_disk_size(size):
     return size
 
 
+def check_disk_size_given(value):
+    """A disk size as a caller gives it (an int, or digits from a command line) in MiB, or one
+    sentence: a size that is not a whole number never reaches ``int()``'s traceback."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return check_disk_size(value)
+
+
 def check_requester(requester):
     if requester is not None and not MAIL_RE.fullmatch(str(requester)):
         raise CorpusError("Requester {!r} is not an e-mail address (user@domain.tld).".format(requester))

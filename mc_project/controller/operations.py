@@ -108,7 +108,8 @@ def _init_request(ctl, name, env_type, project=None, host=None, requester=None, 
     if not PROJECT_NAME_RE.fullmatch(str(project)):
         raise CorpusError("Project name {!r} is not valid.".format(project))
     checks.check_requester(requester)
-    size = checks.check_disk_size(disk_size_mb or ctl.settings["lxc"]["disk_size_mb"])
+    size = checks.check_disk_size_given(
+        ctl.settings["lxc"]["disk_size_mb"] if disk_size_mb is None else disk_size_mb)
     with db.session(ctl.url) as sess:
         if envs.find_environment(sess, name) is not None:
             raise CorpusError("An environment named {} already exists.".format(name))
@@ -125,8 +126,7 @@ def init_env(ctl, name, env_type="dev", project=None, host=None, requester=None,
              progress=None):
     """Create environment ``name``; its UUID and access details when it worked."""
     clipboard = _init_request(ctl, name, env_type, project=project, host=host,
-                              requester=requester,
-                              disk_size_mb=int(disk_size_mb) if disk_size_mb else None)
+                              requester=requester, disk_size_mb=disk_size_mb)
     result, state = _run(ctl, "init_env", name, INIT_ENV, clipboard, progress)
     if result["result"]:
         clip = state["clipboard"]
@@ -146,11 +146,7 @@ def destroy_env(ctl, name, progress=None):
 
 
 def resize_env(ctl, name, size_mb, grow, progress=None):
-    try:
-        size_mb = int(size_mb) if not isinstance(size_mb, (bool, float)) else size_mb
-    except (TypeError, ValueError):
-        raise CorpusError("Size must be a whole number of MiB, not {!r}.".format(size_mb)) from None
-    checks.check_disk_size(size_mb)
+    size_mb = checks.check_disk_size_given(size_mb)
     clipboard = envs.env_clipboard(ctl, name)
     with db.session(ctl.url) as sess:
         current = envs.environment(sess, name).disk_size_mb

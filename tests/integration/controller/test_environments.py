@@ -186,13 +186,26 @@ def test_enlarge_and_trim(salt_run, shop, node1):
 
 
 def test_bad_requests_are_refused_in_one_sentence(salt_run, shop):
+    jobs_before = salt_run.run("mc_jobs.status", ENV).data
     for args, message in [(("mc_cloud.init_env", ENV, "dev"), "already exists"),
+                          (("mc_cloud.init_env", "../x", "dev"), "Environment name '../x' is not valid"),
                           (("mc_cloud.init_env", "other", "qa"), "Unknown environment type"),
                           (("mc_cloud.init_env", "other", "dev", "host=nowhere"), "No compute node named nowhere"),
+                          (("mc_cloud.init_env", "other", "dev", "disk_size_mb=10G"),
+                           "Disk size must be a whole number of MiB"),
+                          (("mc_cloud.enlarge", ENV, "lots"), "Disk size must be a whole number of MiB"),
+                          (("mc_cloud.link_node", "192.0.2.20", "port=ssh"), "The SSH port must be a whole number"),
+                          (("mc_cloud.unlink_node", "nowhere"), "No compute node named nowhere"),
                           (("mc_cloud.destroy_env", "nowhere"), "No environment named nowhere")]:
         ret = salt_run.run(*args)
         assert ret.returncode == 1, ret
-        assert message in ret.stdout and "Traceback" not in ret.stdout + ret.stderr
+        assert message in ret.data["comment"] and "Traceback" not in ret.stdout + ret.stderr
+        # one sentence: one line, one final period
+        assert "\n" not in ret.data["comment"] and ret.data["comment"].endswith("."), ret.data
+    # no job was made for any of them
+    assert salt_run.run("mc_jobs.status", ENV).data == jobs_before
+    for target in ("../x", "other", "192.0.2.20", "nowhere"):
+        assert salt_run.run("mc_jobs.status", target).returncode == 1
 
 
 def secret_texts(creds):
