@@ -1,0 +1,290 @@
+"""The web page in process (FastAPI's TestClient) over an SQLite inventory: logins and
+logouts, the session cookie's flags, CSRF on every form, the redirects to the login
+page, another tenant's objects refused as in the REST API, and what the pages show."""
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from mc_project import jobs
+from mc_project.api import users
+from mc_project.api.app import create_app
+from mc_project.controller.runtime import Controller
+from mc_project.inventory import db
+from mc_project.inventory.models import AuditEntry, ComputeNode, Environment, Job, JobStep, Project, Tenant
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def opts(tmp_path):
+    return {"corpus": {"db_url": "sqlite:///{}".format(tmp_path / "inventory.sqlite"),
+                       "secrets_key": str(tmp_path / "secrets.key"), "master_address": "127.0.0.1"},
+            "cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
+
+
+@pytest.fixture
+def ctl(opts):
+    return Controller(opts)
+
+
+@pytest.fixture
+def app(opts, ctl):
+    made = create_app(opts, ctl=ctl)
+    url = ctl.url
+    users.add_local_user(url, "alice", "alice-pw", "alpha", "deployer")
+    users.add_local_user(url, "victor", "victor-pw", "alpha", "viewer")
+    users.add_local_user(url, "bob", "bob-pw", "beta", "admin")
+    with db.session(url) as sess:
+        alpha = sess.scalar(select(Tenant).where(Tenant.name == "alpha"))
+        beta = sess.scalar(select(Tenant).where(Tenant.name == "beta"))
+        node = ComputeNode(name="node1", address="192.0.2.1", slots=4, tenant_id=alpha.id, dns_name="node1.test")
+        sess.add(node)
+        sess.flush()
+        for number, (name, tenant, kind) in enumerate((("a1", alpha, "dev"), ("a2", alpha, "prod"),
+                                                       ("b1", beta, "dev")), 1):
+            env = Environment(name=name, env_type=kind, status="active", tenant_id=tenant.id, node_id=node.id,
+                              ip="10.0.0.{}".format(number), ssh_nat_port=40000 + number,
+                              domains=["{}.corpus.test".format(name)], minion_id="env-" + name, project=name)
+            env.projects.append(Project(name=name))
+            sess.add(env)
+    return made
+
+
+def client_of(app, https=False):
+    return TestClient(app, base_url="https://testserver" if https else "http://testserver", follow_redirects=False)
+
+
+@pytest.fixture
+def client(app):
+    with client_of(app) as test_client:
+        yield test_client
+
+
+def log_in(client, user, password=None):
+    form = client.get("/web/login")
+    token = CSRF_RE.search(form.text).group(1)
+    answer = client.post("/web/login", data={"username": user, "password": password or user + "-pw",
+                                             "csrf_token": token, "next": "/web/"})
+    return answer
+
+
+def csrf_of(client, path="/web/"):
+    return CSRF_RE.search(client.get(path).text).group(1)
+
+
+def make_job(url, target, status, steps, error=None):
+    """A job in the inventory; a running one is this process's (else it reads as interrupted)."""
+    with db.session(url) as sess:
+        env_tenant = sess.scalar(select(Environment.tenant_id).where(Environment.name == target))
+        owner = jobs.this_owner() if status == "running" else {}
+        job = Job(kind="init_env", target=target, status=status, clipboard={}, error=error, tenant_id=env_tenant,
+                  **owner,
+                  steps=[JobStep(index=number, name=name, status=state, log=log, undo_data={})
+                         for number, (name, state, log) in enumerate(steps, 1)])
+        sess.add(job)
+        sess.flush()
+        return job.id
+
+
+@pytest.mark.parametrize("path", ["/web/", "/web/environments/a1", "/web/jobs", "/web/jobs/1", "/web/activity",
+                                  "/web/environments/a1/projects/a1/panel"])
+def test_pages_answer_303_to_the_login_page_without_a_session(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/web/login?next=" + path
+
+
+def test_the_root_leads_to_the_page(client):
+    assert client.get("/").headers["location"] == "/web/"
+    assert client.get("/web").headers["location"] == "/web/"
+    assert client.get("/v1/health").json() == {"status": "ok"}  # the API is untouched
+
+
+def test_login_sets_an_httponly_samesite_cookie_and_logout_revokes_it(client):
+    answer = log_in(client, "alice")
+    assert answer.status_code == 303 and answer.headers["location"] == "/web/"
+    cookie = [value for value in answer.headers.get_list("set-cookie") if value.startswith("corpus_session=")][0]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP here
+    page = client.get("/web/")
+    assert page.status_code == 200 and "alice" in page.text and page.headers["x-frame-options"] == "DENY"
+    token = client.cookies.get("corpus_session")
+    assert token not in page.text  # the session token never shows in the page
+    logout = client.post("/web/logout", data={"csrf_token": csrf_of(client)})
+    assert logout.status_code == 303 and logout.headers["location"] == "/web/login"
+    client.cookies.set("corpus_session", token)
+    assert client.get("/web/").status_code == 303  # revoked: back to the login page
+    assert client.get("/v1/whoami", headers={"Authorization": "Bearer " + token}).status_code == 401
+
+
+def test_the_cookie_is_secure_over_tls(app):
+    with client_of(app, https=True) as client:
+        answer = log_in(client, "alice")
+        cookie = [value for value in answer.headers.get_list("set-cookie") if value.startswith("corpus_session=")][0]
+        assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_a_wrong_password_is_one_sentence_and_no_cookie(client):
+    answer = log_in(client, "alice", "nope")
+    assert answer.status_code == 401 and "Wrong user name or password." in answer.text
+    assert "Traceback" not in answer.text
+    assert not any(value.startswith("corpus_session=") for value in answer.headers.get_list("set-cookie"))
+
+
+def test_the_login_form_needs_its_csrf_token(client):
+    client.get("/web/login")
+    answer = client.post("/web/login", data={"username": "alice", "password": "alice-pw", "csrf_token": "forged"})
+    assert answer.status_code == 403 and "reload the page" in answer.text
+    assert "corpus_session" not in client.cookies
+
+
+def test_after_login_the_page_asked_for_opens_and_never_another_site(client):
+    form = client.get("/web/login?next=/web/environments/a1")
+    token = CSRF_RE.search(form.text).group(1)
+    assert 'value="/web/environments/a1"' in form.text
+    answer = client.post("/web/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token,
+                                             "next": "/web/environments/a1"})
+    assert answer.headers["location"] == "/web/environments/a1"
+    token = CSRF_RE.search(client.get("/web/login?next=//evil.example").text).group(1)
+    answer = client.post("/web/login", data={"username": "alice", "password": "alice-pw", "csrf_token": token,
+                                             "next": "//evil.example"})
+    assert answer.headers["location"] == "/web/"
+
+
+@pytest.mark.parametrize("path", ["/web/environments/a1/destroy", "/web/environments", "/web/logout",
+                                  "/web/environments/a1/resize", "/web/jobs/1/undo"])
+def test_every_form_needs_the_session_csrf_token(client, ctl, path):
+    log_in(client, "alice")
+    for fields in ({}, {"csrf_token": "forged"}):
+        answer = client.post(path, data=dict(fields, confirm_name="a1", name="x1", size="4G"))
+        assert answer.status_code == 403, path
+        assert "did not come from this page" in answer.text
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Environment.status).where(Environment.name == "a1")) == "active"
+    # A form of another session's token does not pass either.
+    other = TestClient(client.app, follow_redirects=False)
+    log_in(other, "victor")
+    answer = client.post(path, data={"csrf_token": csrf_of(other), "confirm_name": "a1"})
+    assert answer.status_code == 403
+
+
+def test_another_tenants_objects_are_404_as_in_the_api(client, ctl):
+    job_id = make_job(ctl.url, "b1", "success", [("env:register", "success", "")])
+    log_in(client, "alice")
+    page = client.get("/web/environments/b1")
+    assert page.status_code == 404 and "No environment named b1." in page.text
+    assert client.get("/web/environments/zz").status_code == 404
+    assert client.get("/web/jobs/{}".format(job_id)).status_code == 404
+    assert client.get("/web/jobs/{}/events".format(job_id)).status_code == 404
+    assert client.get("/web/environments/b1/projects/b1/panel").status_code == 404
+    token = csrf_of(client)
+    destroy = client.post("/web/environments/b1/destroy", data={"csrf_token": token, "confirm_name": "b1"})
+    assert destroy.status_code == 404 and "No environment named b1." in destroy.text
+    fleet = client.get("/web/").text
+    assert "a1" in fleet and "a2" in fleet and "/web/environments/b1" not in fleet
+
+
+def test_the_fleet_shows_nodes_environments_counts_and_filters(client):
+    log_in(client, "alice")
+    page = client.get("/web/").text
+    assert "node1.test" in page and "192.0.2.1" in page and "1 free / 3 used" in page
+    assert "<b>2</b> environments" in page and "40001" in page and "a1.corpus.test" in page
+    assert '<svg class="chart"' in page and "Slots used per node" in page
+    prod = client.get("/web/?type=prod").text
+    assert "/web/environments/a2" in prod and "/web/environments/a1" not in prod
+    assert "/web/environments/a1" not in client.get("/web/?node=other").text
+    assert client.get("/web/?type=nonsense").status_code == 200
+
+
+def test_the_environment_page_gives_access_details_and_actions_by_role(client):
+    log_in(client, "alice")
+    page = client.get("/web/environments/a1").text
+    assert "ssh -p 40001 root@a1.corpus.test" in page and "http://a1.corpus.test/" in page
+    assert "ssh://root@a1.corpus.test:40001/srv/projects/a1/git/project.git" in page
+    assert "Destroy" in page and "/web/environments/a1/projects/a1/panel" in page
+    viewer = TestClient(client.app, follow_redirects=False)
+    log_in(viewer, "victor")
+    assert "Destroy" not in viewer.get("/web/environments/a1").text
+
+
+def test_a_refused_change_goes_back_with_one_sentence(client, ctl):
+    log_in(client, "alice")
+    token = csrf_of(client)
+    answer = client.post("/web/environments/a1/destroy", data={"csrf_token": token, "confirm_name": "a2"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/web/environments/a1"
+    page = client.get("/web/environments/a1").text
+    assert "Type the environment&#39;s name, a1, to destroy it." in page
+    assert "to destroy it." not in client.get("/web/environments/a1").text  # shown once
+    bad_size = client.post("/web/environments/a1/resize", data={"csrf_token": token, "size": "lots"})
+    assert bad_size.status_code == 303
+    assert "Bad size &#39;lots&#39;" in client.get("/web/environments/a1").text
+    bad_name = client.post("/web/environments", data={"csrf_token": token, "name": "x" * 41})
+    assert bad_name.status_code == 303 and "Invalid name" in client.get("/web/").text
+    viewer = TestClient(client.app, follow_redirects=False)
+    log_in(viewer, "victor")
+    refused = viewer.post("/web/environments/a1/destroy", data={"csrf_token": csrf_of(viewer), "confirm_name": "a1"})
+    assert refused.status_code == 303
+    assert "deployer is needed" in viewer.get("/web/environments/a1").text
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Environment.status).where(Environment.name == "a1")) == "active"
+        assert sess.scalar(select(AuditEntry.user).where(AuditEntry.action == "POST /web/environments/a1/destroy")
+                           .order_by(AuditEntry.id.desc())) == "victor"
+
+
+def test_a_failed_job_shows_its_failing_step_and_reason(client, ctl):
+    job_id = make_job(ctl.url, "a1", "failed", [
+        ("env:register", "undone", "registered\nundone"),
+        ("lxc:clone", "failed", "failed: lxc-copy exited 1: no space left"),
+        ("env:activate", "pending", "")], error="failed at step 2/3 lxc:clone: lxc-copy exited 1: no space left")
+    log_in(client, "alice")
+    page = client.get("/web/jobs/{}".format(job_id)).text
+    assert "failed at step 2/3 lxc:clone: lxc-copy exited 1: no space left" in page
+    failing = re.search(r'<li id="step-2".*?</li>', page, re.S).group(0)
+    assert "failing" in failing and "<details class=\"log-box\" open>" in failing
+    assert "sse-connect" not in page  # ended: nothing to listen to
+    events = client.get("/web/jobs/{}/events".format(job_id)).text
+    assert "event: step-2" in events and "event: end" in events and "data: <div class=\"step bad failing\"" in events
+    listed = client.get("/web/jobs").text
+    assert "#{}".format(job_id) in listed
+
+
+def test_an_interrupted_job_offers_resume_and_undo_and_a_running_one_listens(client, ctl):
+    interrupted = make_job(ctl.url, "a1", "interrupted", [("env:register", "success", ""),
+                                                          ("lxc:clone", "running", "")])
+    running = make_job(ctl.url, "a2", "running", [("env:register", "running", "")])
+    log_in(client, "alice")
+    page = client.get("/web/jobs/{}".format(interrupted)).text
+    assert "/web/jobs/{}/resume".format(interrupted) in page and "/web/jobs/{}/undo".format(interrupted) in page
+    live = client.get("/web/jobs/{}".format(running)).text
+    assert 'sse-connect="/web/jobs/{}/events"'.format(running) in live and 'sse-swap="step-1"' in live
+
+
+def test_the_activity_is_for_admins_and_filters(client):
+    log_in(client, "alice")
+    assert client.get("/web/activity").status_code == 403
+    admin = TestClient(client.app, follow_redirects=False)
+    log_in(admin, "bob")
+    token = csrf_of(admin)
+    admin.post("/web/environments/b1/destroy", data={"csrf_token": token, "confirm_name": "wrong"})
+    page = admin.get("/web/activity").text
+    assert "POST /web/environments/b1/destroy" in page and "bob" in page
+    assert "POST /web/environments/b1/destroy" not in admin.get("/web/activity?user=nobody").text
+    assert "POST /web/environments/b1/destroy" in admin.get("/web/activity?q=destroy").text
+
+
+def test_unknown_pages_and_bad_values_are_one_sentence_pages(client):
+    log_in(client, "alice")
+    missing = client.get("/web/nothing-here")
+    assert missing.status_code == 404 and "There is no page at /web/nothing-here." in missing.text
+    bad = client.get("/web/jobs/notanumber")
+    assert bad.status_code == 400 and "Traceback" not in bad.text and "<html" in bad.text
+    assert client.get("/v1/nothing").json()["error"]["status"] == 404  # the API keeps its JSON errors
+
+
+def test_static_files_and_vendored_htmx_are_served(client):
+    for path in ("/web/static/corpus.css", "/web/static/vendor/htmx-2.0.11.min.js",
+                 "/web/static/vendor/htmx-ext-sse-2.2.4.min.js", "/web/static/corpus.js"):
+        assert client.get(path).status_code == 200, path
