@@ -102,8 +102,10 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["mc_project", "mc_project.*"]),
     include_package_data=False,
-    # The inventory's Alembic script template (migrations are packages already).
-    package_data={"mc_project.inventory": ["migrations/*.mako"]},
+    # The inventory's Alembic script template (migrations are packages already), and the
+    # web page's templates and static files (CSS, script, the vendored htmx and its licences).
+    package_data={"mc_project.inventory": ["migrations/*.mako"],
+                  "mc_project.web": ["templates/*.html", "static/*.css", "static/*.js", "static/vendor/*"]},
     install_requires=[
         # Newer 3008 releases need a certifi release the package index lacks.
         "salt==3008.3",
@@ -136,6 +138,8 @@ setup(
             "ruff",
             "aiosmtpd",
             "schemathesis",
+            # The web page's tests drive Debian's chromium (scripts/install-deps).
+            "playwright",
         ],
     },
     entry_points={
