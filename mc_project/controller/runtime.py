@@ -55,9 +55,16 @@ class Controller:
                                   full_return=True)
         return (returns or {}).get(minion)
 
-    def call(self, minion, fun, *args, timeout=300, **kwargs):
-        """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence."""
-        answer = self.answer(minion, fun, *args, timeout=timeout, **kwargs)
+    def call(self, minion, fun, *args, timeout=300, again_on_start=False, **kwargs):
+        """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence.
+
+        With ``again_on_start``, a publication the minion missed while it reconnected is made
+        again as soon as it says it started (``answer_again_on_start``), not after ``timeout``.
+        """
+        if again_on_start:
+            answer = self.answer_again_on_start(minion, fun, *args, timeout=timeout, **kwargs)
+        else:
+            answer = self.answer(minion, fun, *args, timeout=timeout, **kwargs)
         if answer is None:
             raise CorpusError("Minion {} did not answer {} within {} s.".format(minion, fun, timeout))
         data = answer.get("ret") if isinstance(answer, dict) else answer
@@ -67,6 +74,40 @@ class Controller:
         if failed and not _state_succeeded(data):
             raise CorpusError("{} on {} failed: {}".format(fun, minion, _state_failures(data)))
         return data
+
+    def answer_again_on_start(self, minion, fun, *args, timeout=600, publications=3, **kwargs):
+        """``minion``'s answer to ``fun`` as ``answer`` gives it, or None after ``timeout`` seconds.
+
+        A minion that reconnects (a fresh one re-authenticating, one restarted) drops what was
+        published while it was away, and would be waited for until ``timeout``. Its start event
+        (``salt/minion/<id>/start`` on the master's bus) says it is back: ``fun`` is published
+        again then, up to ``publications`` times in all (a state run is safe to apply again).
+        """
+        deadline = time.monotonic() + timeout
+        started = "salt/minion/{}/start".format(minion)
+        with self.listening() as bus:
+            jid = self._publish(minion, fun, args, kwargs, timeout)
+            published = 1
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                event = bus.get_event(wait=min(left, 5), full=True, no_block=False)
+                if not event:
+                    continue
+                tag, data = event.get("tag", ""), event.get("data") or {}
+                if tag == "salt/job/{}/ret/{}".format(jid, minion):
+                    return {"ret": data.get("return"), "retcode": data.get("retcode", 0), "jid": jid}
+                if tag == started and published < publications:
+                    jid = self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1))
+                    published += 1
+
+    def _publish(self, minion, fun, args, kwargs, timeout):
+        """Publish ``fun`` to ``minion`` without waiting; its job id."""
+        jid = self.client.cmd_async(minion, fun, list(args), kwarg=kwargs, timeout=int(timeout) + 1)
+        if not jid:
+            raise CorpusError("The master did not publish {} to {}.".format(fun, minion))
+        return jid
 
     def ping(self, minion, timeout=5):
         answer = self.answer(minion, "test.ping", timeout=timeout)

@@ -47,19 +47,9 @@ def remove_minion(ctl, ctx):
 
 def highstate(ctl, ctx):
     clip = ctx.clipboard
-    with ctl.listening() as events:
-        try:
-            # install_minion waited for this minion's start event: it is connected, and with
-            # its key accepted in advance it does not reconnect to be accepted.
-            ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
-        except CorpusError as exc:
-            # A fresh minion may miss a publication while it reconnects: once it says it has
-            # started again, a highstate is safe to apply again.
-            if "did not answer" not in str(exc):
-                raise
-            ctx.log("{}; applying it again once the minion is back".format(exc))
-            ctl.wait_for_ping(clip["minion_id"], MINION_TIMEOUT, events)
-            ret = ctl.call(clip["minion_id"], "state.apply", timeout=600)
+    # A fresh minion may miss the publication while it reconnects: it is published again as
+    # soon as the minion says it has started, not after the 600 s a highstate may take.
+    ret = ctl.call(clip["minion_id"], "state.apply", timeout=600, again_on_start=True)
     ctx.log("highstate: {} states applied".format(len(ret) if isinstance(ret, dict) else "no"))
 
 
