@@ -82,6 +82,7 @@ def setup_node(
     table=None,
     http_bind="",
     outbound=None,
+    previous_tables=None,
 ):
     """
     Prepare this node: bridge up with the subnet's first host, forwarding on, the nftables
@@ -89,6 +90,7 @@ def setup_node(
 
     Containers may reach on the node only DNS on the bridge's address and the master's ports
     (those this minion uses), beyond it the ``outbound`` networks (default: all of IPv4).
+    ``previous_tables`` are tables the node used before ``table``: it leaves them.
 
     CLI Example:
 
@@ -107,7 +109,24 @@ def setup_node(
         http_bind,
         _master_services(),
         outbound or (firewall.ALL_IPV4,),
+        previous_tables or (),
     )
+
+
+def teardown_node(bridge, subnet, lxc_path=None, state_dir=None, table=None):
+    """
+    Take away what ``setup_node`` and the first container made: haproxy, the node's nftables
+    tables (only its own elements of a table another node uses), the golden container and the
+    bridge (kept while another node or a container uses it). Returns ``{removed, kept}``, one
+    sentence per item.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.teardown_node corpusbr0 10.77.0.0/24
+    """
+    return _call(host.teardown_node, bridge, subnet, _lxc_path(lxc_path), _state_dir(state_dir), _table(table))
 
 
 def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm", disk_size_mb=2048,

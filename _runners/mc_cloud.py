@@ -43,11 +43,12 @@ def _answer(func, *args, **kwargs):
 
 def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
               prefix="/srv/corpus", lxc_path="/var/lib/lxc", dns_name=None, bridge="corpusbr0",
-              nft_table="corpus", nat_ports="40000-40999"):
+              nft_table=None, nat_ports="40000-40999"):
     """
     Link a compute node over SSH: install corpus and a salt-minion there from
     this controller, accept its key, set up LXC, its bridge, NAT and proxy, and
-    record it in the inventory.
+    record it in the inventory. The node's nftables tables are its own
+    (``corpus_<name>_<hash>`` unless ``nft_table`` names them).
 
     CLI Example:
 
@@ -65,7 +66,9 @@ def link_node(host, user="root", key=None, port=22, name=None, slots=10, subnet=
 def unlink_node(name, force=False):
     """
     Forget a compute node: refused while environments live on it unless
-    ``force=True``; its minion is stopped and its key removed.
+    ``force=True``. Its haproxy, nftables tables, golden container and bridge
+    are taken away (``removed``; ``kept`` says what stayed and why), its minion
+    is stopped and its key removed.
 
     CLI Example:
 

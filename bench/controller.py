@@ -12,7 +12,6 @@ it. Containers live under their own LXC path; everything is torn down at the
 end, also after a failure.
 """
 
-import ipaddress
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from harness import REPO_ROOT, BenchError, fmt_ratio, fmt_seconds, free_port, ra
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
 from mc_project.controller import cli, config, wheelhouse  # noqa: E402
-from mc_project.controller.nodes import node_paths  # noqa: E402
+from mc_project.controller.nodes import nft_table_for, node_paths  # noqa: E402
 from mc_project.node import lxc  # noqa: E402
 
 WORKDIR = "/var/tmp/corpus-bench-ctl"  # fixed, so that a run killed earlier is cleaned up
@@ -36,10 +35,12 @@ GOLDEN = "corpus-golden"
 NODE = "bench1"
 SUBNET = "10.97.0.0/24"
 SLOTS = 12
-# Node ports NATed to containers' SSH. The nftables table is shared by every
-# controller linking this machine (integration tests use the default 40000-):
-# a range of its own keeps this node's mappings apart.
+# Node ports NATed to containers' SSH: a range of their own, apart from the integration
+# tests' nodes of this machine (the default 40000-).
 NAT_PORTS = (41900, 41999)
+# A bridge of its own: a node's nftables tables guard its bridge for its containers alone,
+# and the integration tests' node1 of this machine has corpusbr0.
+BRIDGE = "corpusbench0"
 ENV_TYPE = "staging"
 COUNTS = (1, 4, 8)
 SALT_RUN_TIMEOUT = 1800
@@ -243,7 +244,7 @@ class BenchController:
         self.run("mc_cloud.link_node", self.address, "user=root", "key=" + self.ssh_key,
                  "port={}".format(self.ssh_port), "name=" + NODE, "slots={}".format(SLOTS),
                  "subnet=" + SUBNET, "http_port={}".format(self.http_port), "prefix=" + self.prefix,
-                 "lxc_path=" + LXC_PATH, "nat_ports={}-{}".format(*NAT_PORTS))
+                 "lxc_path=" + LXC_PATH, "nat_ports={}-{}".format(*NAT_PORTS), "bridge=" + BRIDGE)
 
     # -- teardown
 
@@ -278,8 +279,8 @@ class BenchController:
         return problems
 
     def _remove_node_leftovers(self):
-        """What unlinking leaves on this machine: the node's proxy, minion (if unlink could
-        not stop it), containers, and its subnet on the shared bridge and NAT table."""
+        """What an unlink that failed (or never ran) leaves on this machine: the node's proxy,
+        minion, containers, bridge and nftables tables."""
         paths = node_paths(self.prefix)
         _kill_pidfile(paths["pidfile"], "salt-minion", group=True)
         _kill_pidfile(os.path.join(paths["state_dir"], "haproxy.pid"), "haproxy")
@@ -291,11 +292,9 @@ class BenchController:
                                       capture_output=True, text=True)
                 if gone.returncode:
                     problems.append("lxc-destroy {}: {}".format(container, gone.stderr.strip()[-200:]))
-        network = ipaddress.ip_network(SUBNET)
-        gateway = "{}/{}".format(next(network.hosts()), network.prefixlen)
-        subprocess.run(["ip", "addr", "del", gateway, "dev", "corpusbr0"], capture_output=True)
-        subprocess.run(["nft", "delete", "element", "ip", "corpus", "subnets", "{{ {} }}".format(SUBNET)],
-                       capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        for family in ("ip", "bridge"):
+            subprocess.run(["nft", "delete", "table", family, nft_table_for(NODE)], capture_output=True)
         return problems
 
     def clean_previous(self):

@@ -36,8 +36,9 @@ link_node:
   dns_name: node1.example.com
   # Bridge the containers are plugged into (1 to 15 characters).
   bridge: corpusbr0
-  # nftables table holding the node's NAT rules.
-  nft_table: corpus
+  # nftables tables (ip and bridge) holding the node's NAT and firewall;
+  # empty: the node's own, corpus_<name>_<6 hex digits of its hash>.
+  nft_table: corpus_node1
   # Node ports NATed to the containers' SSH, one per container
   # (MIN-MAX within 1024-65535).
   nat_ports: 40000-40999
@@ -49,5 +50,5 @@ mc_lxc:
   # Where the proxy's routes and the saved port mappings live:
   # <prefix>/var/lib/node (default without link_node: /var/lib/corpus/node).
   state_dir: /srv/corpus/var/lib/node
-  # = link_node's nft_table.
-  nft_table: corpus
+  # = link_node's nft_table (default without link_node: corpus).
+  nft_table: corpus_node1

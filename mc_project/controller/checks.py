@@ -93,7 +93,8 @@ def is_address(host):
 
 
 def check_link_request(host, user, name, bridge, nft_table):
-    """Refuse a bad host, SSH user, node name, bridge or nftables table name in one sentence."""
+    """Refuse a bad host, SSH user, node name, bridge or nftables table name in one sentence
+    (no table name: the node's own, named after it)."""
     if not isinstance(host, str) or not host.strip() or any(char.isspace() for char in host):
         raise CorpusError("A node's host is an address or a DNS name, not {!r}.".format(host))
     if name is not None:
@@ -103,6 +104,6 @@ def check_link_request(host, user, name, bridge, nft_table):
     if not BRIDGE_RE.match(str(bridge)):
         raise CorpusError("A bridge name is 1 to 15 letters, digits, '.', '_' or '-', not {!r}.".format(
             bridge))
-    if not isinstance(nft_table, str) or not NFT_TABLE_RE.match(nft_table):
+    if nft_table is not None and (not isinstance(nft_table, str) or not NFT_TABLE_RE.match(nft_table)):
         raise CorpusError("An nftables table name is a letter then letters, digits or '_', not {!r}.".format(
             nft_table))

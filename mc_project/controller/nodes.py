@@ -7,18 +7,22 @@ installs corpus in ``<prefix>/venv``, writes the minion configuration and runs
 the minion from there.
 """
 
+import hashlib
 import ipaddress
 import os
 import posixpath
 import re
 import shlex
 
+import yaml
+
 from sqlalchemy import func, select
 
+from mc_project.common import messages
 from mc_project.common.vocabulary import LIVE_ENV_STATUSES, MINION_UNIT
 from mc_project.errors import CorpusError
 from mc_project.inventory.models import Environment, SshKey
-from mc_project.node import minion
+from mc_project.node import minion, nat
 
 HOST_KEY_NAME = "ssh-host-key"  # SshKey.name of a node's SSH host key
 
@@ -42,6 +46,28 @@ def node_paths(prefix):
         # mc_lxc's proxy routes and saved port mappings.
         "state_dir": posixpath.join(prefix, "var", "lib", "node"),
     }
+
+
+def nft_table_for(name):
+    """The nftables table of node ``name``: ``corpus_``, the name's letters and digits (16 at
+    most) and 6 hex digits of its hash, so that two names never share a table (nft's names are
+    a letter, then letters, digits or ``_``; 31 characters here)."""
+    readable = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:16]
+    return "corpus_{}_{}".format(readable, hashlib.sha256(name.encode()).hexdigest()[:6])
+
+
+def configured_nft_table(config_text):
+    """The nftables table a node's minion configuration names (``mc_lxc:nft_table``; ``corpus``,
+    which every node of a machine shared, when it names none), or None without a configuration."""
+    if config_text is None:
+        return None
+    try:
+        config = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError:
+        return None
+    options = config.get("mc_lxc") if isinstance(config, dict) else None
+    table = options.get("nft_table") if isinstance(options, dict) else None
+    return table if isinstance(table, str) else nat.DEFAULT_TABLE
 
 
 def minion_config(paths, minion_id, master_address, master_opts, lxc_path, nft_table):
@@ -84,6 +110,25 @@ def stop_minion_command(paths):
         "awk -v g=$pgid '$1 == g && $2 !~ /^Z/ {{live = 1}} END {{exit !live}}' || break; sleep 0.2; done; "
         "kill -KILL -$pgid 2>/dev/null; fi; rm -f {pidfile}; fi; true"
     ).format(unit=MINION_UNIT, pidfile=shlex.quote(paths["pidfile"]))
+
+
+TEARDOWN_TIMEOUT = 300  # stopping haproxy, deleting the tables, the golden container and the bridge
+
+
+def teardown_node(ctl, minion_id, bridge, subnet, lxc_path):
+    """Have node ``minion_id`` take away its haproxy, nftables tables (the one its minion is
+    configured with: ``corpus`` for a node linked when all shared it), golden container and
+    bridge: ``{"removed": [...], "kept": [...]}``, one sentence per item, a kept one saying why.
+    Raises one sentence when the node does not answer or fails."""
+    answer = ctl.answer(minion_id, "mc_lxc.teardown_node", timeout=TEARDOWN_TIMEOUT, bridge=bridge,
+                        subnet=subnet, lxc_path=lxc_path)
+    if answer is None:
+        raise CorpusError("The minion {} did not answer mc_lxc.teardown_node.".format(minion_id))
+    ret = answer.get("ret")
+    if answer.get("retcode") or not isinstance(ret, dict):
+        raise CorpusError("Taking node {} down failed: {}.".format(minion_id, messages.last_line(
+            str(ret), "no output").removeprefix("ERROR: ").rstrip(".")))
+    return {"removed": list(ret.get("removed") or []), "kept": list(ret.get("kept") or [])}
 
 
 # --------------------------------------------------------------------------- the wheelhouse

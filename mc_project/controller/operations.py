@@ -233,7 +233,7 @@ def credentials(ctl, name):
 # --------------------------------------------------------------------------- compute nodes
 
 def link_node(ctl, host, user="root", key=None, port=22, name=None, slots=10, subnet=None, http_port=80,
-              prefix=NODE_PREFIX, lxc_path=LXC_PATH, dns_name=None, bridge="corpusbr0", nft_table="corpus",
+              prefix=NODE_PREFIX, lxc_path=LXC_PATH, dns_name=None, bridge="corpusbr0", nft_table=None,
               nat_ports="40000-40999", progress=None):
     """Install corpus and a minion on ``host`` over SSH and record it as a compute node.
 
@@ -242,7 +242,9 @@ def link_node(ctl, host, user="root", key=None, port=22, name=None, slots=10, su
     sentence when it fails, after undoing what it did.
 
     ``bridge`` and ``nft_table`` name the node's containers' bridge and its
-    nftables table; the node keeps its proxy and NAT state under ``prefix``.
+    nftables tables (by default ``corpus_<name>_<hash>``, the node's own: see
+    ``nodes.nft_table_for``; a node linked when every node of a machine shared
+    ``corpus`` moves to its own); the node keeps its proxy and NAT state under ``prefix``.
     ``nat_ports`` ("MIN-MAX") are the node ports NATed to its containers' SSH.
     """
     checks.check_link_request(host, user, name, bridge, nft_table)
@@ -282,10 +284,12 @@ def link_node(ctl, host, user="root", key=None, port=22, name=None, slots=10, su
 
 
 def unlink_node(ctl, name, force=False):
-    """Forget compute node ``name``: stop its minion, drop its accepted key and its record.
+    """Forget compute node ``name``: take away what linking set up there (its haproxy, nftables
+    tables, golden container and bridge), stop its minion, drop its accepted key and its record.
 
     Refused while environments live on it, unless ``force`` (they are then
-    left without a node, status ``orphaned``).
+    left without a node, status ``orphaned``). ``removed`` and ``kept`` say, one
+    sentence per item, what went from the node and what stayed and why.
     """
     with db.session(ctl.url) as sess:
         node = sess.scalar(select(ComputeNode).where(ComputeNode.name == str(name)))
@@ -294,9 +298,19 @@ def unlink_node(ctl, name, force=False):
         living = sess.scalars(select(Environment.name).where(Environment.node_id == node.id)
                               .order_by(Environment.name)).all()
         minion_id, prefix = node.minion_id, node.prefix
+        bridge, subnet, lxc_path = node.bridge, node.subnet, node.lxc_path
     if living and not force:
         raise CorpusError("Node {} still holds {} environment(s) ({}); unlink it with force=True to "
                           "leave them without a node.".format(name, len(living), ", ".join(living)))
+    report = {"removed": [], "kept": []}
+    if subnet:
+        try:
+            report = nodes.teardown_node(ctl, minion_id, bridge, subnet, lxc_path)
+        except CorpusError as exc:
+            report["kept"].append("haproxy, nft tables, golden container and bridge {} kept: {}".format(
+                bridge, str(exc).rstrip(".")))
+    report["kept"].append("{} kept: corpus's virtualenv and wheelhouse there make a new link "
+                          "quicker".format(prefix))
     # The minion stops itself a moment after answering, from a session of its own
     # (stopping the minion's process group must not stop the stopping shell).
     stop = "setsid sh -c {}".format(shlex.quote("sleep 1; " + nodes.stop_minion_command(nodes.node_paths(prefix))))
@@ -313,7 +327,8 @@ def unlink_node(ctl, name, force=False):
             sess.execute(delete(SshKey).where(SshKey.node_id == node.id))
             sess.delete(node)
     log.info("Unlinked node %s (minion %s stopped: %s)", name, minion_id, stopped)
-    return {"name": name, "minion_id": minion_id, "minion_stopped": stopped, "orphaned": list(living)}
+    return {"name": name, "minion_id": minion_id, "minion_stopped": stopped, "orphaned": list(living),
+            "removed": report["removed"], "kept": report["kept"]}
 
 
 def list_hosts(ctl):

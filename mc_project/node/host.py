@@ -1,13 +1,15 @@
-"""Preparing a machine to be a compute node: bridge, forwarding, NAT table, firewall, proxy."""
+"""Preparing a machine to be a compute node: bridge, forwarding, NAT table, firewall, proxy;
+and taking them away again when the node is unlinked."""
 
+import contextlib
 import ipaddress
 import os
 import re
 import shutil
 
 from mc_project.errors import CorpusError
-from mc_project.node import firewall, nat, proxy
-from mc_project.node.shell import run
+from mc_project.node import firewall, lxc, nat, proxy, tables
+from mc_project.node.shell import file_lock, run
 
 DEFAULT_BRIDGE = "corpusbr0"
 DEFAULT_SUBNET = "10.77.0.0/24"
@@ -93,11 +95,18 @@ def setup_node(
     http_bind="",
     services=(),
     outbound=(firewall.ALL_IPV4,),
+    previous_tables=(),
 ):
     """Everything a node needs before its first container. Idempotent.
 
     ``services`` (``[(address, protocol, port)]``, like the master's ports) are what containers
-    may reach on the node besides DNS; ``outbound`` the networks they may reach beyond it."""
+    may reach on the node besides DNS; ``outbound`` the networks they may reach beyond it.
+    ``previous_tables`` are the nftables tables the node used before ``table`` (the ``corpus``
+    table nodes of one machine shared): its containers move to ``table``, then the node
+    leaves them (``release_table``)."""
+    nat.check_table(table)
+    previous_tables = [nat.check_table(name) for name in previous_tables or () if name != table]
+    tables.refuse_conflicts(tables.corpus_tables(tables.listing()), bridge, table, subnet, previous_tables)
     result = {"installed": ensure_packages(), "bridge": ensure_bridge(bridge, subnet)}
     nat.write_sysctl("net/ipv4/ip_forward", "1")
     result["nat"] = nat.setup(subnet, bridge, table, state_dir)
@@ -105,4 +114,118 @@ def setup_node(
     result["proxy"] = proxy.setup(http_port, state_dir, http_bind)
     os.makedirs(lxc_path, exist_ok=True)
     result["lxc_path"] = lxc_path
+    result["previous_tables"] = [release_table(name, bridge, subnet) for name in previous_tables]
     return result
+
+
+# --------------------------------------------------------------------------- taking a node away
+
+
+def _in_subnet(address, subnet):
+    try:
+        return ipaddress.IPv4Address(str(address).split("/", 1)[0]) in ipaddress.IPv4Network(subnet)
+    except ValueError:
+        return False
+
+
+def release_table(table, bridge, subnet, state_dir=None):
+    """Leave nftables table ``table`` (``ip`` and ``bridge``): delete it when this node (on
+    ``bridge`` and ``subnet``) is its only user, else take only this node's subnet, NATed ports
+    and pinned containers out of it. ``state_dir`` given, the saved copies of the node's ports
+    and pins go too (they are the table's only when the node leaves for good).
+
+    One sentence saying what became of it."""
+    nat.check_table(table)
+    held = tables.corpus_tables(tables.listing()).get(table)
+    if held is None and not firewall.table_ready(table):
+        return "nft table {} was already gone".format(table)
+    if held is None or tables.sole_user(held, bridge, subnet):
+        nat.teardown(table, state_dir)
+        return "nft tables ip {0} and bridge {0} removed".format(table)
+    with nat.table_lock(table):
+        for mapping in nat.ports(table):
+            if _in_subnet(mapping["address"], subnet):
+                nat.change_element("delete", table, mapping["protocol"], "{{ {} }}".format(
+                    mapping["external_port"]))
+        if firewall.table_ready(table):
+            for element in firewall.hosts(table):
+                if _in_subnet(element[2], subnet):
+                    nat.nft(["delete", "element", "bridge", table, "hosts", firewall.host_element(*element)],
+                            "Unpinning the containers of subnet {}".format(subnet))
+        if subnet in held["subnets"]:
+            nat.nft(["delete", "element", "ip", table, "subnets", "{{ {} }}".format(subnet)],
+                    "Removing subnet {} from table {}".format(subnet, table))
+    for saved in (nat.PORTS_FILE, firewall.CONTAINERS_FILE) if state_dir else ():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_dir, saved))
+    return ("nft table {} kept: another node on this machine uses it (subnet {}); this node's subnet, "
+            "ports and containers were taken out of it".format(table, ", ".join(
+                other for other in held["subnets"] if other != subnet)))
+
+
+def stop_proxy(state_dir):
+    """Stop the node's haproxy and remove its configuration and routes."""
+    pid = proxy.running_pid(state_dir)
+    settings = proxy.read_json(proxy.paths(state_dir)["proxy.json"], {})
+    proxy.stop(state_dir)
+    if proxy.running_pid(state_dir):
+        raise CorpusError("The node's haproxy (pid {}) did not stop.".format(pid))
+    for name in ("haproxy.cfg", "haproxy.pid", "routes.json", "proxy.json"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(proxy.paths(state_dir)[name])
+    if pid:
+        return "haproxy (pid {}, port {}) stopped".format(pid, settings.get("http_port", "?"))
+    return "haproxy was not running"
+
+
+def remove_golden(lxc_path):
+    """Destroy the golden container of ``lxc_path`` (under the lock ``lxc.golden`` takes) and its
+    stamp; containers cloned from it are copies and stay."""
+    if not os.path.isdir(lxc.container_dir(lxc.GOLDEN_NAME, lxc_path)):
+        return "no golden container in {}".format(lxc_path)
+    with file_lock(os.path.join(lxc_path, ".corpus-golden.lock")):
+        lxc.destroy(lxc.GOLDEN_NAME, lxc_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lxc.golden_stamp_path(lxc_path))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(lxc_path, ".corpus-golden.lock"))
+    return "golden container {} removed from {}".format(lxc.GOLDEN_NAME, lxc_path)
+
+
+def release_bridge(bridge, subnet):
+    """Remove ``bridge`` unless another node's table guards it or containers are still plugged
+    into it; then only this node's address on it goes."""
+    if not os.path.isdir("/sys/class/net/{}".format(check_bridge(bridge))):
+        return "bridge {} was already gone".format(bridge)
+    # Any table, the node's own included: a table it shared keeps guarding the bridge for the others.
+    others = tables.conflicts(tables.corpus_tables(tables.listing()), bridge, None, subnet)
+    try:
+        ports = sorted(os.listdir("/sys/class/net/{}/brif".format(bridge)))
+    except FileNotFoundError:
+        ports = []
+    if not others and not ports:
+        remove_bridge(bridge)
+        return "bridge {} removed".format(bridge)
+    address = gateway_interface(subnet)
+    run(["ip", "addr", "del", str(address), "dev", bridge], "Removing {} from bridge {}".format(
+        address, bridge), check=False)
+    if others:
+        why = "another node on this machine uses it (table {}, subnet {})".format(
+            others[0][0], ", ".join(others[0][1]))
+    else:
+        why = "{} container port(s) are still plugged into it ({})".format(len(ports), ", ".join(ports))
+    return "bridge {} kept: {}; this node's address {} was taken off it".format(bridge, why, address)
+
+
+def teardown_node(bridge, subnet, lxc_path, state_dir, table):
+    """Take away what ``setup_node`` and the node's first container made: haproxy, the nftables
+    tables (``release_table``), the golden container and the bridge (``release_bridge``).
+
+    ``{"removed": [...], "kept": [...]}``: one sentence per item, a kept one saying why."""
+    check_bridge(bridge)
+    gateway_interface(subnet)
+    nat.check_table(table)
+    done = [stop_proxy(state_dir), release_table(table, bridge, subnet, state_dir), remove_golden(lxc_path),
+            release_bridge(bridge, subnet)]
+    return {"removed": [line for line in done if " kept: " not in line],
+            "kept": [line for line in done if " kept: " in line]}

@@ -114,6 +114,9 @@ def setup(subnet, bridge, table=DEFAULT_TABLE, state_dir=None):
     restored = 0
     if state_dir:
         for entry in load_saved(state_dir):
+            # A table every node of the machine shared saved theirs too: this node restores its own.
+            if ipaddress.IPv4Address(entry["address"]) not in network:
+                continue
             current = {m["external_port"]: m for m in ports(table, entry["protocol"])}
             if entry["external_port"] not in current:
                 map_port(

@@ -113,9 +113,10 @@ class LinkNodeOptions(_Strict):
                            "corpusbr0")
     """Network bridge the node's containers are plugged into."""
 
-    nft_table: NftTable = _rule("an nftables table name (a letter, then letters, digits or '_')",
-                                "corpus")
-    """nftables table holding the node's NAT rules."""
+    nft_table: NftTable | None = _rule("an nftables table name (a letter, then letters, digits or '_'), "
+                                       "or empty", None)
+    """nftables tables (``ip`` and ``bridge``) holding the node's NAT and firewall; empty: its own,
+    ``corpus_<name>_<hash>``."""
 
     nat_ports: PortRange = _rule("a port range MIN-MAX within 1024-65535", "40000-40999")
     """Node ports NATed to the containers' SSH, one per container."""

@@ -7,8 +7,12 @@ pre-seeded and accepted, and answers ``test.ping``; the second one is linked
 through ``salt-run mc_cloud.link_node``. Re-linking changes nothing; a changed
 host key, a refused key, an unreachable host, a host without python3 or a
 minion that never answers is one sentence with nothing recorded (and nothing
-left on the node); unlinking is refused while an environment lives on the
-node, and forced it stops the minion and removes its key.
+left on the node). A link killed mid-way resumes in another process (the node
+then answers) and its undo leaves nothing; each node has nftables tables of its
+own, and a node linked again without ``nft_table`` moves off the table it had.
+Unlinking is refused while an environment lives on the node; forced, it takes
+away the node's haproxy, nft tables, bridge and golden container, stops the
+minion and removes its key.
 """
 
 import ipaddress
@@ -36,6 +40,7 @@ from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Job, SshKey
 from mc_project.node import host, nat, proxy
 from support import needs
+from support.jobs import kill_when_running
 from support.netns import NetnsHost
 from support.ports import free_port
 
@@ -204,6 +209,42 @@ def salt_cli(master):
     return master.salt_cli(timeout=60)
 
 
+def local_node_table(node):
+    """The nftables table the node's minion is configured with."""
+    with open(nodes.node_paths(node["prefix"])["config"], encoding="utf-8") as fh:
+        return nodes.configured_nft_table(fh.read())
+
+
+def nft_tables():
+    """The lines of ``nft list tables``: ``table ip NAME``, ``table bridge NAME``..."""
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout.split("\n")
+
+
+def bridge_exists(bridge):
+    return subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
+
+
+def haproxy_pids(prefix):
+    """The haproxy processes running the proxy of the node installed under ``prefix``."""
+    config = os.path.join(nodes.node_paths(prefix)["state_dir"], "haproxy.cfg")
+    return [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
+            if proc.info["name"] == "haproxy" and config in (proc.info["cmdline"] or [])]
+
+
+def node_traces(prefix, bridge, table, lxc_path=None):
+    """What a node linked under ``prefix`` shows on this machine, by what a user lists."""
+    found = ["nft " + line for line in nft_tables()
+             if line in ("table ip {}".format(table), "table bridge {}".format(table))]
+    if bridge_exists(bridge):
+        found.append("bridge " + bridge)
+    found += ["haproxy {}".format(pid) for pid in haproxy_pids(prefix)]
+    found += ["minion {}".format(pid) for pid in minion_pids(prefix)]
+    if lxc_path and "corpus-golden" in subprocess.run(["lxc-ls", "-P", lxc_path], capture_output=True,
+                                                      text=True).stdout.split():
+        found.append("golden container")
+    return found
+
+
 # --------------------------------------------------------------------------- linking
 
 
@@ -363,11 +404,97 @@ def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, 
         assert job.status == "failed" and "ssh:connect" in job.error
 
 
+# --------------------------------------------------------------------------- resuming and moving tables
+
+
+def link_in_background(master, sshd, name, prefix, bridge, *options):
+    """``salt-run mc_cloud.link_node`` for this machine in a process group of its own."""
+    cmdline = master.salt_run_cli(timeout=900).cmdline(
+        "mc_cloud.link_node", "127.0.0.1", "key={}".format(sshd.client_key), "port={}".format(sshd.listen_port),
+        "name=" + name, "slots=1", "http_port={}".format(free_port()), "prefix=" + prefix,
+        "lxc_path={}/lxc".format(os.path.dirname(prefix)), "bridge=" + bridge, *options)
+    return subprocess.Popen(cmdline, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_a_link_killed_mid_way_resumes_in_another_process_then_undoes_to_nothing(
+        master, local_sshd, local_node, ctl, settings, salt_cli, places):
+    root = places("resume")
+    prefix, bridge = root + "/corpus", "clr" + uuid.uuid4().hex[:6]
+    table = nodes.nft_table_for("node-resume")  # no nft_table=: the node's own
+    proc = link_in_background(master, local_sshd, "node-resume", prefix, bridge)
+    try:
+        job_id, killed_at = kill_when_running(settings["db_url"], "node-resume",
+                                              operations.LINK_NODE.index("salt:start_minion") + 1, proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    salt_run = master.salt_run_cli(timeout=900)
+    status = salt_run.run("mc_jobs.status", str(job_id))
+    assert status.returncode == 1 and status.data["status"] == "interrupted", status
+    assert "node-resume" not in inventory(settings)
+
+    resumed = salt_run.run("mc_jobs.resume", str(job_id))
+    assert resumed.returncode == 0, resumed
+    assert resumed.data["status"] == "success", resumed.data
+    steps = job_steps(settings, job_id)
+    assert all(step["status"] == "success" for step in steps.values())
+    assert ping(salt_cli, "node-resume") is True
+    record = inventory(settings)["node-resume"]
+    with socket.create_connection(("127.0.0.1", record.http_port), timeout=5):
+        pass
+    traces = node_traces(prefix, bridge, table)
+    assert {"nft table ip " + table, "nft table bridge " + table, "bridge " + bridge} <= set(traces)
+    assert haproxy_pids(prefix) and minion_pids(prefix)
+    # Two nodes on this machine, each with tables of its own.
+    assert "table ip " + local_node_table(local_node) in nft_tables()
+
+    undone = salt_run.run("mc_jobs.undo", str(job_id))
+    assert undone.returncode == 0, undone
+    assert undone.data["status"] == "undone", undone.data
+    assert node_traces(prefix, bridge, table, root + "/lxc") == []
+    assert "node-resume" not in inventory(settings) and "node-resume" not in accepted(master)
+    assert not os.path.exists(prefix)  # made by this link, removed by its undo
+
+
+def test_a_node_moves_off_the_table_it_was_linked_with(master, local_sshd, ctl, settings, places):
+    """A node linked with another table (as every node was with ``corpus``) gets its own when it
+    is linked again without ``nft_table``; the old table goes, and unlinking takes the new one."""
+    root = places("move")
+    prefix, bridge = root + "/corpus", "clm" + uuid.uuid4().hex[:6]
+    old, new = "corpus_old" + uuid.uuid4().hex[:6], nodes.nft_table_for("node-move")
+    options = {"key": str(local_sshd.client_key), "port": local_sshd.listen_port, "name": "node-move",
+               "slots": 1, "prefix": prefix, "lxc_path": root + "/lxc", "bridge": bridge}
+    try:
+        operations.link_node(ctl, "127.0.0.1", http_port=free_port(), nft_table=old, **options)
+        assert {"table ip " + old, "table bridge " + old} <= set(nft_tables())
+        operations.link_node(ctl, "127.0.0.1", http_port=free_port(), **options)
+        assert {"table ip " + new, "table bridge " + new} <= set(nft_tables())
+        assert not {"table ip " + old, "table bridge " + old} & set(nft_tables())
+        result = operations.unlink_node(ctl, "node-move")
+        assert "nft tables ip {0} and bridge {0} removed".format(new) in result["removed"]
+        assert node_traces(prefix, bridge, new, root + "/lxc") == []
+    finally:
+        stop_minion(prefix)
+        state_dir = nodes.node_paths(prefix)["state_dir"]
+        proxy.stop(state_dir)
+        for table in (old, new):
+            nat.teardown(table)
+        host.remove_bridge(bridge)
+
+
 # --------------------------------------------------------------------------- unlinking
 
 
 def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, ctl,
                                                                        master, salt_cli):
+    # The node's first environment would have copied the golden container into its LXC path.
+    golden = salt_cli.run("mc_lxc.golden", "lxc_path=" + local_node["lxc_path"], minion_tgt="node-local",
+                          _timeout=1800)
+    assert golden.returncode == 0, golden
+    table = local_node_table(local_node)
+    assert table.startswith("corpus_ln")  # the link's nft_table= option
+    before = node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"])
+    assert len(before) == 6, before  # 2 tables, bridge, haproxy, minion, golden
     with db.session(settings["db_url"]) as sess:
         node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
         sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
@@ -380,6 +507,11 @@ def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_no
 
     result = operations.unlink_node(ctl, "node-local", force=True)
     assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
+    # What linking set up is gone; what stays is said, with why.
+    assert node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"]) == []
+    assert len(result["removed"]) == 4, result
+    assert result["kept"] == ["{} kept: corpus's virtualenv and wheelhouse there make a new link "
+                              "quicker".format(local_node["prefix"])]
     assert "node-local" not in inventory(settings)
     assert "node-local" not in accepted(master)
     assert not os.path.exists(os.path.join(master.config["pki_dir"], "minions", "node-local"))

@@ -14,8 +14,9 @@ MODULE_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "_modules", "m
 # The node interface the controller's steps call (architecture of the controller, "Node side").
 INTERFACE = {
     "setup_node": ["bridge", "subnet", "http_port", "lxc_path"],
+    "teardown_node": ["bridge", "subnet", "lxc_path", "state_dir", "table"],
     "golden": ["lxc_path", "mirror", "suite", "disk_size_mb"],
-    "clone": ["name", "lxc_path", "disk_size_mb"],
+    "clone": ["name", "lxc_path", "disk_size_mb", "exist_ok", "spare"],
     "configure": ["name", "hostname", "address", "gateway", "bridge", "lxc_path"],
     "start": ["name", "lxc_path", "wait"],
     "stop": ["name"],

@@ -186,7 +186,7 @@ def test_the_node_schema_applies_link_nodes_rules():
     ("bridge", "a-very-long-bridge", ("Node option bridge must be a bridge name of 1 to 15 letters, "
                                      "digits, '.', '_' or '-', not 'a-very-long-bridge'.")),
     ("nft_table", "1x", ("Node option nft_table must be an nftables table name (a letter, then "
-                        "letters, digits or '_'), not '1x'.")),
+                        "letters, digits or '_'), or empty, not '1x'.")),
     ("nat_ports", "80-90", ("Node option nat_ports must be a port range MIN-MAX within 1024-65535, "
                            "not '80-90'.")),
     ("colour", "blue", ("Node option colour is unknown; known options are host, user, key, port, "

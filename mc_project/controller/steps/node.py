@@ -31,6 +31,7 @@ from mc_project.controller import checks, nodes, ssh
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, SshKey
+from mc_project.node import tables
 from mc_project.project import files
 from mc_project.project.bundle import sha256_of
 
@@ -99,6 +100,7 @@ def ssh_connect(ctl, ctx):
                 clip["host"], clip["port"], other.name))
         relinked = sess.scalar(select(ComputeNode).where(ComputeNode.name == name))
         clip["relink"] = relinked is not None
+        known_subnet = relinked.subnet if relinked is not None else None
         if relinked is not None and known is None:
             # Linked before at another address: trust its recorded host key only.
             recorded = nodes.host_key_of(sess, relinked)
@@ -112,6 +114,7 @@ def ssh_connect(ctl, ctx):
     clip["minion_id"] = name
     clip["systemd"] = "systemd" in lines[2:3]
     clip["routes"] = nodes.parse_routes("\n".join(lines[2:]), clip["bridge"])
+    choose_nft_table(clip, shell, known_subnet)
 
     code, out, err = shell.run("python3 -c 'import sys, venv, ensurepip; "
                                "print(\"%d.%d\" % sys.version_info[:2])'")
@@ -123,6 +126,19 @@ def ssh_connect(ctl, ctx):
     if wanted and clip["python"] not in wanted:
         raise CorpusError("{} runs Python {} but the controller's wheelhouse is for Python {}.".format(
             clip["host"], clip["python"], ", ".join(sorted(wanted))))
+
+
+def choose_nft_table(clip, shell, known_subnet):
+    """The node's own nftables table (``nft_table``, else one named after the node), refused when
+    another node's table guards its bridge; the tables it used before go to ``node:setup``,
+    which moves the node off them (every node of a machine once shared ``corpus``)."""
+    clip["nft_table"] = clip.get("nft_table") or nodes.nft_table_for(clip["name"])
+    configured = nodes.configured_nft_table(shell.read(nodes.node_paths(clip["prefix"])["config"]))
+    code, out, _err = shell.run("nft -j list sets ip 2>/dev/null")
+    found = tables.corpus_tables(out if code == 0 else "")
+    subnet = clip.get("subnet") or known_subnet
+    tables.refuse_conflicts(found, clip["bridge"], clip["nft_table"], subnet, [configured])
+    clip["previous_nft_tables"] = tables.previous(found, clip["bridge"], clip["nft_table"], subnet, configured)
 
 
 def ssh_disconnect(ctl, ctx):
@@ -293,15 +309,34 @@ def setup(ctl, ctx):
                                                                   ComputeNode.subnet.is_not(None))).all()
         clip["subnet"] = mine or nodes.free_subnet(taken, clip["routes"])
     kwarg = {"bridge": clip["bridge"], "subnet": clip["subnet"], "http_port": clip["http_port"],
-             "lxc_path": clip["lxc_path"]}
+             "lxc_path": clip["lxc_path"], "table": clip["nft_table"],
+             "previous_tables": clip.get("previous_nft_tables") or []}
     answer = ctl.answer(clip["minion_id"], "mc_lxc.setup_node", timeout=SALT_CALL_TIMEOUT, **kwarg)
-    if answer is None:
-        raise CorpusError("The minion {} did not answer mc_lxc.setup_node.".format(clip["minion_id"]))
-    if answer.get("retcode") or not isinstance(answer.get("ret"), dict):
+    if answer is None or answer.get("retcode") or not isinstance(answer.get("ret"), dict):
+        if not clip.get("relink"):  # what it made before it failed goes: this step's undo is not run
+            try:
+                teardown(ctl, ctx)
+            except CorpusError as exc:  # the failure itself is what the job reports
+                ctx.log("taking the node down again failed too: {}".format(exc))
+        if answer is None:
+            raise CorpusError("The minion {} did not answer mc_lxc.setup_node.".format(clip["minion_id"]))
         raise CorpusError("Setting up node {} failed: {}.".format(
             clip["name"], messages.last_line(str(answer.get("ret")), "no output").removeprefix("ERROR: ")))
-    ctx.log("bridge {} on {}, proxy on port {}".format(
-        clip["bridge"], clip["subnet"], clip["http_port"]))
+    ctx.log("bridge {} on {}, proxy on port {}, nft table {}".format(
+        clip["bridge"], clip["subnet"], clip["http_port"], clip["nft_table"]))
+    for released in answer["ret"].get("previous_tables") or []:
+        ctx.log(released)
+
+
+def teardown(ctl, ctx):
+    """Take away what ``setup`` made on a node linked by this job (a relinked node stays as it
+    was): its haproxy, nftables tables, golden container and bridge."""
+    clip = ctx.clipboard
+    if clip.get("relink") or not clip.get("subnet"):
+        return
+    report = nodes.teardown_node(ctl, clip["minion_id"], clip["bridge"], clip["subnet"], clip["lxc_path"])
+    for line in report["removed"] + report["kept"]:
+        ctx.log(line)
 
 
 def add_node(ctl, ctx):
@@ -353,6 +388,6 @@ STEPS = {
     "node:install": (install, None),
     "salt:seed_key": (seed_key, unseed_key),
     "salt:start_minion": (start_minion, stop_minion),
-    "node:setup": (setup, None),
+    "node:setup": (setup, teardown),
     "inventory:add_node": (add_node, remove_node),
 }

@@ -8,10 +8,11 @@
 * ``node2`` is a second host in a network namespace with its own address, sshd
   and minion (tests/support/netns.py).
 
-Containers live under their own LXC path and are all destroyed at the end, with the
-golden containers, the nftables tables and the bridge that linking node1 made, unless
-``CORPUS_TESTS_KEEP_NODES=1`` asks to keep them for a faster next run
-(tests/support/leftovers.py).
+Containers live under their own LXC path and are all destroyed at the end; unlinking the
+nodes takes away their golden containers, nftables tables (each node's own,
+``nodes.nft_table_for``) and bridges, unless ``CORPUS_TESTS_KEEP_NODES=1`` asks to keep
+them for a faster next run (the nodes are then not unlinked, only their minions and
+proxies stopped; tests/support/leftovers.py removes what a failed unlink left).
 """
 
 import json
@@ -37,6 +38,7 @@ LXC_ROOT = "/var/lib/corpus-test"
 DOMAIN = "corpus.test"
 NODE1_SUBNET = "10.91.0.0/24"
 NODE2_SUBNET = "10.92.0.0/24"
+NODE1_TABLE = nodes.nft_table_for("node1")
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -150,20 +152,20 @@ def link(salt_run, name, address, port, key, prefix, subnet, slots, http_port):
 def node1(salt_run, sshd, tmp_path_factory):
     lxc_path = "{}/node1/lxc".format(LXC_ROOT)
     _remove_stale_containers(lxc_path, NODE1_SUBNET)
-    # Linking this machine makes the default bridge and nft tables if no node here has them.
-    before = leftovers.node_network()
+    # Linking this machine makes the default bridge and the node's nft tables; unlinking takes them away.
+    before = leftovers.node_network(NODE1_TABLE)
     http_port = free_port()
     address = config.local_ipv4()
     prefix = str(tmp_path_factory.mktemp("node1"))
     try:
         ret = link(salt_run, "node1", address, sshd["port"], sshd["key"], prefix, NODE1_SUBNET, 2, http_port)
         yield {"name": "node1", "address": address, "http_port": http_port, "subnet": NODE1_SUBNET,
-               "lxc_path": lxc_path, "link": ret.data}
+               "lxc_path": lxc_path, "nft_table": NODE1_TABLE, "link": ret.data}
         _cleanup(salt_run, "node1", lxc_path, prefix)
     finally:
         if not leftovers.keep_nodes():
             leftovers.remove_golden(lxc_path)
-            leftovers.remove_node_network(before)
+            leftovers.remove_node_network(before, NODE1_TABLE)
 
 
 @pytest.fixture(scope="package")
@@ -203,22 +205,27 @@ def _remove_stale_containers(lxc_path, subnet):
     for container in listed:
         if container != "corpus-golden":
             subprocess.run(["lxc-destroy", "-f", "-P", lxc_path, "-n", container], capture_output=True)
-    shown = subprocess.run(["nft", "-j", "list", "map", "ip", "corpus", "tcp_ports"], capture_output=True,
-                           text=True).stdout
-    prefix = subnet.rsplit(".", 1)[0] + "."
-    for item in (json.loads(shown)["nftables"] if shown else []):
-        for port, target in (item.get("map") or {}).get("elem", []) if isinstance(item, dict) else []:
-            if target["concat"][0].startswith(prefix):
-                subprocess.run(["nft", "delete", "element", "ip", "corpus", "tcp_ports", "{{ {} }}".format(port)],
-                               capture_output=True)
+    for table in ("corpus", NODE1_TABLE):  # the table nodes of a machine once shared, node1's own
+        shown = subprocess.run(["nft", "-j", "list", "map", "ip", table, "tcp_ports"], capture_output=True,
+                               text=True).stdout
+        prefix = subnet.rsplit(".", 1)[0] + "."
+        for item in (json.loads(shown)["nftables"] if shown else []):
+            for port, target in (item.get("map") or {}).get("elem", []) if isinstance(item, dict) else []:
+                if target["concat"][0].startswith(prefix):
+                    subprocess.run(["nft", "delete", "element", "ip", table, "tcp_ports",
+                                    "{{ {} }}".format(port)], capture_output=True)
 
 
 def _cleanup(salt_run, name, lxc_path, prefix, host=None):
-    """Destroy what the tests left on a node, unlink it, stop its proxy."""
+    """Destroy what the tests left on a node, unlink it (which takes its network, proxy and
+    golden container away; kept nodes only have their minion and proxy stopped)."""
     for env in (salt_run.run("mc_cloud.list_envs").data or []):
         if isinstance(env, dict) and env.get("node") == name:
             salt_run.run("mc_cloud.destroy_env", env["name"])
-    salt_run.run("mc_cloud.unlink_node", name, "force=True")
+    if leftovers.keep_nodes():
+        subprocess.run(["sh", "-c", nodes.stop_minion_command(nodes.node_paths(prefix))], capture_output=True)
+    else:
+        salt_run.run("mc_cloud.unlink_node", name, "force=True")
     proxy.stop(nodes.node_paths(prefix)["state_dir"])
     prefix = ["ip", "netns", "exec", host.name] if host else []
     listed = subprocess.run(prefix + ["lxc-ls", "-P", lxc_path], capture_output=True, text=True)

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from mc_project.node import firewall, lxc, nat
+from mc_project.node import firewall, lxc
 from mc_project.node.inside import attach
 
 BRIDGE = "corpusbr0"  # node1's, linked with the default bridge
@@ -170,7 +170,7 @@ def test_each_container_is_pinned_to_its_own_port_mac_and_address(envs, node1):
         assert identity["hwaddr"] == attach(name, "cat /sys/class/net/eth0/address", node1["lxc_path"])[
             "stdout"].strip()
         pinned[identity["port"]] = (identity["hwaddr"], identity["address"])
-    hosts = {port: (mac, address) for port, mac, address in firewall.hosts(nat.DEFAULT_TABLE)}
+    hosts = {port: (mac, address) for port, mac, address in firewall.hosts(node1["nft_table"])}
     assert {port: hosts.get(port) for port in pinned} == pinned
     assert subprocess.run(["sysctl", "-n", "net.ipv4.conf.{}.route_localnet".format(BRIDGE)], capture_output=True,
                           text=True).stdout.strip() == "0"

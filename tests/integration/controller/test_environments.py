@@ -299,8 +299,9 @@ def test_destroy_leaves_nothing(salt_run, shop, node1, pdns, ctl, controller):
     assert ENV not in listed
     assert http(node1, "shop.corpus.test").status_code == 503
     assert dns_query("shop.corpus.test", "A", pdns.dns_port) == []
-    mappings = subprocess.run(["nft", "list", "map", "ip", "corpus", "tcp_ports"], capture_output=True,
-                              text=True).stdout
-    assert "{} :".format(shop["access"]["ssh_port"]) not in mappings
+    mappings = subprocess.run(["nft", "list", "map", "ip", node1["nft_table"], "tcp_ports"], capture_output=True,
+                              text=True)
+    assert mappings.returncode == 0, mappings.stderr  # the node's own table, there
+    assert "{} :".format(shop["access"]["ssh_port"]) not in mappings.stdout
     assert inventory_counts(ctl) == dict.fromkeys(inventory_counts(ctl), 0)
     assert ctl.key_fingerprints("shop.corpus.test") == {}  # neither accepted nor offered again

@@ -7,19 +7,14 @@ a job, then ``mc_jobs.status`` shows the job interrupted and ``mc_jobs.undo`` or
 """
 
 import copy
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 import salt.config
-from sqlalchemy import select
 
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
-from mc_project.inventory import db
-from mc_project.inventory.models import Job, JobStep
+from support.jobs import kill_when_running
 from support.ports import free_port
 from test_environments import inventory_counts
 from test_undo_and_placement import leftovers
@@ -61,31 +56,13 @@ def start_init_env(salt_run, name):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def kill_when_running(ctl, name, step_index, proc, timeout=600):
-    """SIGKILL the controller process once job ``name`` runs step ``step_index`` or a later
-    one (a fast step can start and end between two looks); returns (job id, step killed in)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.session(ctl.url) as sess:
-            job = sess.scalar(select(Job).where(Job.target == name).order_by(Job.id.desc()))
-            running = job is not None and sess.scalar(select(JobStep).where(
-                JobStep.job_id == job.id, JobStep.index >= step_index, JobStep.status == "running"))
-            if running:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return job.id, running.index
-        assert proc.poll() is None, "the job ended before step {}".format(step_index)
-        time.sleep(0.05)
-    raise AssertionError("job {} never reached step {}".format(name, step_index))
-
-
 @pytest.mark.parametrize("finish", ["undo", "resume"])
 def test_controller_killed_mid_job_is_interrupted_then_finished(finish, controller, ctl, node1, pdns,
                                                                  salt_run):
     name = "killed-" + finish
     proc = start_init_env(salt_run, name)
     # from proxy:add_route on, the container, its address and its NATed port are made
-    job_id, killed_at = kill_when_running(ctl, name, 8, proc)
+    job_id, killed_at = kill_when_running(ctl.url, name, 8, proc)
     status = salt_run.run("mc_jobs.status", str(job_id))
     assert status.returncode == 1
     assert status.data["status"] == "interrupted"

@@ -41,7 +41,7 @@ def leftovers(ctl, node, pdns, name):
             found.append("inventory " + model)
     if name in subprocess.run(["lxc-ls", "-P", node["lxc_path"]], capture_output=True, text=True).stdout.split():
         found.append("container")
-    mappings = subprocess.run(["nft", "list", "map", "ip", "corpus", "tcp_ports"], capture_output=True,
+    mappings = subprocess.run(["nft", "list", "map", "ip", node["nft_table"], "tcp_ports"], capture_output=True,
                               text=True).stdout
     if ": {}".format(node["subnet"].rsplit(".", 1)[0]) in mappings:  # one to a container of this node
         found.append("NAT mapping")
