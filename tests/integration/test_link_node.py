@@ -494,7 +494,9 @@ def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_no
     table = local_node_table(local_node)
     assert table.startswith("corpus_ln")  # the link's nft_table= option
     before = node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"])
-    assert len(before) == 6, before  # 2 tables, bridge, haproxy, minion, golden
+    assert {"nft table ip " + table, "nft table bridge " + table, "bridge " + local_node["bridge"],
+            "golden container"} <= set(before), before
+    assert haproxy_pids(local_node["prefix"]) and minion_pids(local_node["prefix"])
     with db.session(settings["db_url"]) as sess:
         node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
         sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
