@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from mc_project import web
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
-from mc_project.api.routers import audit, environments, jobs, nodes, projects, tokens
+from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
 from mc_project.api.routers import tenants as tenant_routes
 from mc_project.controller.runtime import Controller
 
@@ -49,7 +49,7 @@ def create_app(opts, ctl=None):
         return {"status": "ok"}
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
-                   audit.router, tenant_routes.router):
+                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router):
         app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app
