@@ -3,6 +3,10 @@
 The controller writes a minion's pillar (its credentials, DNS names, firewall
 rules, env and mode) as one row of the inventory's ``pillars`` table; this
 serves that row to the minion with that id, and nothing to any other minion.
+When the minion is a host of the fleet inventory (a node, an environment, or a
+machine given that minion id), its resolved variables are added under the key
+``inventory``, secret variables decrypted with the controller's key
+(``corpus:secrets_key``): only that host's minion ever receives them.
 The inventory is the one named by the master option ``corpus:db_url``.
 
 Master configuration:
@@ -20,9 +24,9 @@ import logging
 
 from sqlalchemy import select
 
-from mc_project.controller.config import inventory_url
+from mc_project.controller.config import controller_settings, inventory_url
 from mc_project.errors import CorpusError
-from mc_project.inventory import db
+from mc_project.inventory import db, host_pillar, secrets_crypto
 from mc_project.inventory.models import Pillar
 
 __virtualname__ = "corpus_inventory"
@@ -52,6 +56,8 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         url = inventory_url(__opts__)
         with db.session(url) as sess:
             data = sess.scalars(select(Pillar.data).where(Pillar.minion_id == minion_id)).first()
+            served = dict(data or {})
+            served.update(host_pillar.host_pillar(sess, minion_id, lambda: _keyring(minion_id)))
     except CorpusError as exc:
         log.error("corpus_inventory: no pillar for %s: %s", minion_id, exc)
         return {}
@@ -61,4 +67,17 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         log.error("corpus_inventory: cannot read the pillar of %s from the inventory: %s: %s",
                   minion_id, type(exc).__name__, _one_line(exc))
         return {}
-    return data or {}
+    return served
+
+
+def _keyring(minion_id):
+    """The controller's secrets keyring, or None (the minion then gets no secret variable)."""
+    given = __opts__.get("corpus") or {}
+    try:
+        # The full settings only when the key file is not named (they look up this host's address).
+        path = given.get("secrets_key") if isinstance(given, dict) and given.get("secrets_key") else \
+            controller_settings(__opts__)["secrets_key"]
+        return secrets_crypto.load(path)
+    except CorpusError as exc:
+        log.error("corpus_inventory: no secret variables for %s: %s", minion_id, exc)
+        return None

@@ -7,18 +7,17 @@ from mc_project.inventory import host_rows, resolve, secret_vars
 PILLAR_KEY = "inventory"
 
 
-def host_pillar(sess, minion_id, keyring):
+def host_pillar(sess, minion_id, keyring_of):
     """``{"inventory": {...}}`` for ``minion_id``'s host, or ``{}`` when it is no host's.
 
-    ``keyring`` (``secrets_crypto.Keyring``) decrypts the secrets; without one, secret
-    variables are left out.
+    ``keyring_of()`` gives the ``secrets_crypto.Keyring`` that decrypts the secrets,
+    asked for only when the host has some; when it gives None they are left out.
     """
     host = host_rows.by_minion(sess, minion_id)
     if host is None:
         return {}
     values, _sources = resolve.host_variables(sess, host, with_sources=False)
-    if keyring is None:
-        values = resolve.without_secrets(values)
-    else:
-        values = secret_vars.reveal(sess, keyring, values)
+    if any(isinstance(value, resolve.SecretRef) for value in values.values()):
+        keyring = keyring_of()
+        values = secret_vars.reveal(sess, keyring, values) if keyring else resolve.without_secrets(values)
     return {PILLAR_KEY: values}
