@@ -138,6 +138,8 @@ setup(
             "ruff",
             "aiosmtpd",
             "schemathesis",
+            # The inventory's test runs a real ansible-playbook over the corpus-inventory script.
+            "ansible-core",
             # The web page's tests drive Debian's chromium (scripts/install-deps).
             "playwright",
         ],
@@ -148,6 +150,8 @@ setup(
             "corpus-controller = mc_project.controller.cli:main",
             "corpus-api = mc_project.api.server:main",
             "corpus = mc_project.cli.main:main",
+            # An Ansible dynamic inventory script: ansible-playbook -i $(which corpus-inventory).
+            "corpus-inventory = mc_project.cli.ansible_inventory:main",
         ],
     },
     cmdclass={"build_py": BuildPyWithResources},

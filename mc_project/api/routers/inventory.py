@@ -90,12 +90,14 @@ def _region(sess, caller, region_id, role="viewer"):
 
 @router.get("/regions")
 def list_regions(request: Request, page: Page = Depends(), tenant: str | None = Query(None, max_length=128),
-                 caller: Principal = Depends(auth.principal)):
-    """The regions of your tenants (filter: tenant)."""
+                 name: str | None = Query(None, max_length=255), caller: Principal = Depends(auth.principal)):
+    """The regions of your tenants (filters: tenant, name)."""
     with db.session(_url(request)) as sess:
-        where = Region.tenant_id.in_(_visible(sess, caller, tenant))
-        total = sess.scalar(select(func.count(Region.id)).where(where))
-        found = sess.scalars(select(Region).where(where).order_by(Region.name, Region.id)
+        where = [Region.tenant_id.in_(_visible(sess, caller, tenant))]
+        if name is not None:
+            where.append(Region.name == name)
+        total = sess.scalar(select(func.count(Region.id)).where(*where))
+        found = sess.scalars(select(Region).where(*where).order_by(Region.name, Region.id)
                              .limit(page.limit).offset(page.offset)).all()
         return page.answer([fleet.region_record(sess, region) for region in found], total)
 
@@ -158,12 +160,15 @@ def _cell(sess, caller, cell_id, role="viewer"):
 
 @router.get("/cells")
 def list_cells(request: Request, page: Page = Depends(), tenant: str | None = Query(None, max_length=128),
-               region: str | None = Query(None, max_length=255), caller: Principal = Depends(auth.principal)):
-    """The cells of your tenants' regions (filters: tenant, region)."""
+               region: str | None = Query(None, max_length=255), name: str | None = Query(None, max_length=255),
+               caller: Principal = Depends(auth.principal)):
+    """The cells of your tenants' regions (filters: tenant, region, name)."""
     with db.session(_url(request)) as sess:
         where = [Region.tenant_id.in_(_visible(sess, caller, tenant))]
         if region is not None:
             where.append(Region.name == region)
+        if name is not None:
+            where.append(Cell.name == name)
         base = select(Cell).join(Region, Region.id == Cell.region_id).where(*where)
         total = sess.scalar(select(func.count()).select_from(base.subquery()))
         found = sess.scalars(base.order_by(Region.name, Cell.name).limit(page.limit).offset(page.offset)).all()
