@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from mc_project.api import sse
+from mc_project.api.errors import sentence
 from mc_project.api.deps import controller
 from mc_project.api.routers import projects as project_routes
 from mc_project.api.tenants import Principal
@@ -85,17 +86,17 @@ def job_events(request: Request, job_id: int = JobId, caller: Principal = Depend
 
 
 def progress_lines(record):
-    """What a deploy record says so far, one line per step and phase, in order."""
+    """What a deploy record says so far, a line per step started and per step done. Steps
+    run one after another, so the list only grows at its end as the deploy goes on."""
     if not isinstance(record, dict):
         return []
     lines = ["{} {} of {} ({})".format(record.get("kind", "deploy"), record.get("id", "?"),
                                       (record.get("commit") or "")[:12] or "?", record.get("mode") or "?")]
-    for key in ("steps", "phases"):
-        for item in record.get(key) or []:
-            if isinstance(item, dict):
-                lines.append("{:<7} {:<20} {}".format(key[:-1], item.get("name", "?"), item.get("status", "")))
-            else:
-                lines.append("{:<7} {}".format(key[:-1], item))
+    for entry in record.get("steps") or []:
+        if isinstance(entry, dict) and entry.get("step"):
+            lines.append("-----> {}".format(entry["step"]))
+            if entry.get("state") == "done":
+                lines.append("       {} done".format(entry["step"]))
     if record.get("status") and record.get("status") != "running":
         lines.append("{} {}{}".format(record.get("kind", "deploy"), record["status"],
                                       ": " + str(record["error"]) if record.get("error") else ""))
@@ -103,31 +104,35 @@ def progress_lines(record):
 
 
 def deploy_frames(request, ctl, name, project, caller):
-    sent = 0
+    """The lines of each deploy of ``project`` that runs while the page watches: the one
+    running when it started watching, or any newer one (even one that began and ended
+    between two reads)."""
+    escape = render.templates.env.filters["e"]
+    before = None  # the newest record when the watch began, then the last one shown
+    watched, sent = None, 0
     deadline = time.monotonic() + DEPLOY_WAIT
-    watched = None
     while time.monotonic() < deadline:
         try:
             status = project_routes.get_project(request, name=name, project=project, caller=caller,
                                                 ctl=ctl)["status"] or {}
         except Exception as exc:  # a minion that does not answer: said once, then the stream ends
-            yield frame("deploy", "<div class=\"line bad\">{}</div>".format(
-                render.templates.env.filters["e"](messages.reason(exc))))
+            yield frame("deploy", "<div class=\"line bad\">{}</div>".format(escape(sentence(messages.reason(exc)))))
             return
         last = status.get("last") or {}
-        if watched is None and status.get("deploying"):
-            watched = last.get("id")
+        running = status.get("deploying") and last.get("status") == "running"
+        if before is None and not running:
+            before = last.get("id") or ""
+        elif watched is None and last.get("id") and (running or last.get("id") != before):
+            watched, sent = last["id"], 0
             deadline = time.monotonic() + DEPLOY_MAX
-            sent = 0
         if watched is not None and last.get("id") == watched:
             lines = progress_lines(last)
             for line in lines[sent:]:
-                yield frame("deploy", "<div class=\"line\">{}</div>".format(render.templates.env.filters["e"](line)))
+                yield frame("deploy", "<div class=\"line\">{}</div>".format(escape(line)))
             sent = len(lines)
-            if not status.get("deploying"):
-                yield frame("deployed", "<span>{}</span>".format(render.templates.env.filters["e"](
-                    last.get("status", ""))))
-                watched, sent = None, 0
+            if last.get("status") != "running":
+                yield frame("deployed", "<span>{} {}</span>".format(escape(watched), escape(last.get("status"))))
+                before, watched, sent = watched, None, 0
                 deadline = time.monotonic() + DEPLOY_WAIT
         # A comment each round: a page that went away ends the stream at the next write.
         yield b": waiting\n\n"

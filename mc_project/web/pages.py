@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import select
 
 from mc_project.api.deps import MAX_LIMIT, Page, controller
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, sentence
 from mc_project.api.routers import audit as audit_routes
 from mc_project.api.routers import environments as env_routes
 from mc_project.api.routers import jobs as job_routes
@@ -162,7 +162,7 @@ def project_panel(request: Request, name: str = EnvName, project: str = ProjectN
             raise
         context["problem"] = exc.message
     except Exception as exc:  # the minion, Salt or the project: the panel says so in one sentence
-        context["problem"] = messages.reason(exc)
+        context["problem"] = sentence(messages.reason(exc))
     return render.page(request, "_project.html", context)
 
 

@@ -12,7 +12,9 @@ from mc_project import jobs
 from mc_project.api import users
 from mc_project.api.app import create_app
 from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
 from mc_project.inventory import db
+from mc_project.web import live
 from mc_project.inventory.models import AuditEntry, ComputeNode, Environment, Job, JobStep, Project, Tenant
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -288,3 +290,89 @@ def test_static_files_and_vendored_htmx_are_served(client):
     for path in ("/web/static/corpus.css", "/web/static/vendor/htmx-2.0.11.min.js",
                  "/web/static/vendor/htmx-ext-sse-2.2.4.min.js", "/web/static/corpus.js"):
         assert client.get(path).status_code == 200, path
+
+
+RELEASES = [{"id": "r1", "commit": "a" * 40, "mode": "cooking", "status": "success", "time": "2026-12-01T10:00:00",
+             "live": False},
+            {"id": "r2", "commit": "b" * 40, "mode": "cooking", "status": "success", "time": "2026-12-01T11:00:00",
+             "live": True}]
+
+
+def minion_answers(statuses, calls):
+    """A stand-in for the Salt calls to an environment's minion: ``statuses`` in turn for
+    ``mc_project.status`` (the last one repeated), the releases, a rollback record."""
+    def call(self, minion, fun, *args, **kwargs):
+        calls.append((minion, fun, args))
+        if fun == "mc_project.status":
+            return statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        if fun == "mc_project.releases":
+            return RELEASES
+        if fun == "mc_project.rollback":
+            return {"id": "x", "kind": "rollback", "from": "r2", "to": args[1] if len(args) > 1 else "r1",
+                    "result": True}
+        raise AssertionError(fun)
+    return call
+
+
+def status(deploying=False, last=None):
+    return {"name": "a1", "env": "staging", "mode": "cooking", "live": True, "release": "r2", "commit": "b" * 40,
+            "since": "2026-12-01T11:00:00", "url": "http://127.0.0.1:8000/", "app": {"web-a": "RUNNING"},
+            "deploying": deploying, "interrupted": [], "last": last}
+
+
+def test_the_project_panel_shows_the_live_release_and_rollback_is_confirmed_first(client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(Controller, "call", minion_answers([status(last={
+        "id": "r2", "kind": "deploy", "status": "success", "who": "alice", "ended": "2026-12-01T11:00:00"})], calls))
+    log_in(client, "alice")
+    panel = client.get("/web/environments/a1/projects/a1/panel").text
+    assert "<b>r2</b>" in panel and "by alice" in panel and "running" in panel
+    assert panel.count("Roll back to this") == 1  # not on the live release
+    token = csrf_of(client)
+    confirm = client.post("/web/environments/a1/projects/a1/rollback", data={"csrf_token": token, "release": "r1"})
+    assert confirm.status_code == 200 and "Roll back a1/a1?" in confirm.text
+    assert not [call for call in calls if call[1] == "mc_project.rollback"]  # nothing done yet
+    done = client.post("/web/environments/a1/projects/a1/rollback",
+                       data={"csrf_token": token, "release": "r1", "confirmed": "yes"})
+    assert done.status_code == 303 and done.headers["location"] == "/web/environments/a1"
+    assert ("env-a1", "mc_project.rollback", ("a1", "r1")) in calls
+    assert "a1/a1 rolled back to r1." in client.get("/web/environments/a1").text
+
+
+def test_a_project_panel_whose_minion_does_not_answer_says_so(client, monkeypatch):
+    def silent(self, minion, fun, *args, **kwargs):
+        raise CorpusError("Minion {} did not answer {} within 60 s.".format(minion, fun))
+    monkeypatch.setattr(Controller, "call", silent)
+    log_in(client, "alice")
+    panel = client.get("/web/environments/a1/projects/a1/panel")
+    assert panel.status_code == 200 and "Minion env-a1 did not answer mc_project.status within 60 s." in panel.text
+
+
+def test_a_deploy_streams_its_steps_as_they_are_recorded(client, monkeypatch):
+    before = {"id": "r2", "kind": "deploy", "status": "success"}
+    running = {"id": "r3", "kind": "deploy", "status": "running", "commit": "c" * 40, "mode": "cooking",
+               "steps": [{"step": "snapshot_data", "state": "done"}, {"step": "make_release", "state": "doing"}]}
+    ended = dict(running, status="success", steps=[{"step": "snapshot_data", "state": "done"},
+                                                   {"step": "make_release", "state": "done"},
+                                                   {"step": "move_traffic", "state": "done"}])
+    monkeypatch.setattr(Controller, "call", minion_answers(
+        [status(last=before), status(True, running), status(False, ended)], []))
+    monkeypatch.setattr(live, "DEPLOY_POLL", 0)
+    log_in(client, "alice")
+    lines = []
+    with client.stream("GET", "/web/environments/a1/projects/a1/deploys") as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        for line in answer.iter_lines():
+            lines.append(line)
+            if line.startswith("event: deployed"):
+                break
+    shown = [line[len("data: "):] for line in lines if line.startswith("data: ")]
+    assert shown == ['<div class="line">deploy r3 of cccccccccccc (cooking)</div>',
+                     '<div class="line">-----&gt; snapshot_data</div>',
+                     '<div class="line">       snapshot_data done</div>',
+                     '<div class="line">-----&gt; make_release</div>',
+                     '<div class="line">       make_release done</div>',
+                     '<div class="line">-----&gt; move_traffic</div>',
+                     '<div class="line">       move_traffic done</div>',
+                     '<div class="line">deploy success</div>']
+    assert lines[-1] == "event: deployed"
