@@ -20,7 +20,7 @@ import time
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from mc_project.api import sse
+from mc_project.api import background, sse
 from mc_project.api.errors import sentence
 from mc_project.api.deps import controller
 from mc_project.api.routers import projects as project_routes
@@ -151,5 +151,15 @@ def deploy_watch(request: Request, name: str = EnvName, project: str = ProjectNa
 def deploy_events(request: Request, name: str = EnvName, project: str = ProjectName,
                   caller: Principal = Depends(viewer), ctl=Depends(controller)):
     project_routes._project(ctl, caller, name, project)  # 404 unknown or another tenant's
-    return StreamingResponse(deploy_frames(request, ctl, name, project, caller), media_type="text/event-stream",
-                             headers=HEADERS)
+    # The stream is read in whichever worker thread is free: it has a Salt client of its own.
+    own = background.worker_controller(request.app.state.ctl)
+
+    def frames():
+        try:
+            yield from deploy_frames(request, own, name, project, caller)
+        finally:
+            client = own.__dict__.get("_client")
+            if client is not None:
+                client.destroy()
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=HEADERS)
