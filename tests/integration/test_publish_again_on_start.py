@@ -1,8 +1,8 @@
 """A publication a minion missed while it was away is made again when it says it started.
 
 A real salt-master and salt-minion (pytest-salt-factories). The controller publishes to
-the minion while it is stopped, as it may to a fresh container's minion that reconnects;
-then the minion starts. The controller hears its start event on the master's bus
+the minion (its key accepted) while it is stopped, as it may to a fresh container's minion
+that reconnects; then the minion starts. The controller hears its start event on the master's bus
 (``salt/minion/<id>/start``), publishes again, and gets the answer: it does not wait out
 the call's timeout (600 s for a highstate) to find the first publication lost.
 """
@@ -32,6 +32,8 @@ def master(salt_factories, tmp_path_factory):
 
 def test_a_missed_publication_is_made_again_when_the_minion_starts(master):
     minion = master.salt_minion_daemon("corpus-away-{}".format(uuid.uuid4().hex[:6]))
+    with minion.started():
+        pass  # its key is accepted now: it is a known minion, away for a while
     ctl = Controller(salt.config.master_config(master.config_file))
     answers, failures = [], []
 
