@@ -86,21 +86,21 @@ class Controller:
         deadline = time.monotonic() + timeout
         started = "salt/minion/{}/start".format(minion)
         with self.listening() as bus:
-            jid = self._publish(minion, fun, args, kwargs, timeout)
-            published = 1
+            # The first answer to any of the publications is the answer.
+            returns = {"salt/job/{}/ret/{}".format(self._publish(minion, fun, args, kwargs, timeout), minion)}
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                event = bus.get_event(wait=min(left, 5), full=True, no_block=False)
+                event = bus.get_event(wait=min(left, 5), full=True)
                 if not event:
                     continue
                 tag, data = event.get("tag", ""), event.get("data") or {}
-                if tag == "salt/job/{}/ret/{}".format(jid, minion):
-                    return {"ret": data.get("return"), "retcode": data.get("retcode", 0), "jid": jid}
-                if tag == started and published < publications:
+                if tag in returns:
+                    return {"ret": data.get("return"), "retcode": data.get("retcode", 0), "jid": data.get("jid")}
+                if tag == started and len(returns) < publications:
                     jid = self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1))
-                    published += 1
+                    returns.add("salt/job/{}/ret/{}".format(jid, minion))
 
     def _publish(self, minion, fun, args, kwargs, timeout):
         """Publish ``fun`` to ``minion`` without waiting; its job id."""
