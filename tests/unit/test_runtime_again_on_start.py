@@ -1,0 +1,68 @@
+"""A call published again when its minion says it started, with a fake master.
+
+The real thing (a real master and a minion started after the publication) is
+tests/integration/test_publish_again_on_start.py; here the master's bus is a list of
+events, to check which publications are made and which answer is taken.
+"""
+
+import contextlib
+
+import pytest
+
+from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
+
+MINION = "shop.corpus.test"
+STARTED = {"tag": "salt/minion/{}/start".format(MINION), "data": {"id": MINION}}
+
+
+def ret(jid, value, retcode=0):
+    return {"tag": "salt/job/{}/ret/{}".format(jid, MINION),
+            "data": {"id": MINION, "jid": jid, "return": value, "retcode": retcode}}
+
+
+class FakeMaster:
+    """Publications made (``cmd_async``) and the events the bus hands out, in order."""
+
+    def __init__(self, events):
+        self.events = list(events)
+        self.published = []
+
+    def cmd_async(self, minion, fun, arg, kwarg=None, timeout=None):
+        self.published.append((minion, fun, tuple(arg), kwarg))
+        return "2026{:04d}".format(len(self.published))
+
+    def get_event(self, wait=5, full=False):
+        return self.events.pop(0) if self.events else None
+
+
+def controller(master):
+    ctl = Controller.__new__(Controller)
+    ctl._client = master
+    ctl.listening = lambda: contextlib.nullcontext(master)
+    return ctl
+
+
+def test_a_publication_missed_while_the_minion_was_away_is_made_again_when_it_starts():
+    master = FakeMaster([STARTED, ret("20260002", {"state": {"result": True}})])
+    answer = controller(master).call(MINION, "state.apply", timeout=600, again_on_start=True)
+    assert answer == {"state": {"result": True}}
+    assert [fun for _minion, fun, _args, _kwarg in master.published] == ["state.apply", "state.apply"]
+
+
+def test_the_answer_to_the_first_publication_counts_too():
+    master = FakeMaster([{"tag": "salt/job/other/ret/elsewhere", "data": {}}, STARTED,
+                         ret("20260001", "pong")])
+    assert controller(master).call(MINION, "test.echo", "pong", timeout=600, again_on_start=True) == "pong"
+    assert len(master.published) == 2
+
+
+def test_a_minion_that_keeps_restarting_gets_three_publications_at_most():
+    master = FakeMaster([STARTED] * 5 + [ret("20260003", True)])
+    assert controller(master).call(MINION, "test.ping", timeout=600, again_on_start=True) is True
+    assert len(master.published) == 3
+
+
+def test_no_answer_within_the_timeout_is_one_sentence():
+    with pytest.raises(CorpusError, match=r"^Minion shop\.corpus\.test did not answer state\.apply within 0\.01 s\.$"):
+        controller(FakeMaster([])).call(MINION, "state.apply", timeout=0.01, again_on_start=True)
