@@ -127,7 +127,8 @@ setup(
     # Compute nodes and containers need neither: their wheelhouse stays small.
     extras_require={
         # The controller's REST API (corpus-api) and its logins.
-        "api": ["fastapi", "uvicorn", "ldap3", "argon2-cffi"],
+        # orjson: the inventory's exports decode one JSON mapping per host, twice as fast.
+        "api": ["fastapi", "uvicorn", "ldap3", "argon2-cffi", "orjson"],
         # The corpus command on a developer's machine, which talks only to the API.
         "cli": ["typer", "rich", "httpx"],
         "test": [

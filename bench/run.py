@@ -24,6 +24,9 @@ measured in the same run, on this machine.
     step (``--only i``, ~2 minutes).
 (j) the REST API: ``GET /v1/environments`` p50/p99 with 10,000 environments against
     ``GET /v1/health``, and a step's SSE event against the master's bus (``--only j``, bench/api.py).
+(k) the fleet inventory with 10,000 hosts, on SQLite and PostgreSQL: the Ansible export, one host's
+    resolved variables, a search by a resolved value and one host's ext_pillar, against one query per
+    level per host (``--only k``, bench/inventory.py, ~2 minutes).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -46,6 +49,7 @@ import api
 import controller
 import gen_tree
 import harness
+import inventory
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
 
@@ -62,6 +66,7 @@ HEADERS = {
     "h": "(h) database snapshot and restore: SQLite backup API vs cp, 100 MiB and 1 GiB",
     "i": "(i) a 1-file change of a Django app: corpus cooking and editable vs piku-style checkout + restart",
     "j": "(j) the REST API: GET /v1/environments with 10,000 environments, and a step's SSE event",
+    "k": "(k) the fleet inventory: 10,000 hosts, export, resolution, search and pillar, SQLite and PostgreSQL",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -1358,7 +1363,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefghij", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghijk", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -1397,6 +1402,8 @@ def main(argv=None):
             bench_django_change(corpus, sizes, "bench-django-staging", "bench-django-dev", free_port())
         if "j" in args.only:
             api.bench_api(section, out, notes, quick=args.quick)
+        if "k" in args.only:
+            inventory.bench_inventory(section, out, notes, quick=args.quick)
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:

@@ -61,7 +61,7 @@ def add_tenant(inventory, snapshot):
     labels = snapshot.labels
     for host in snapshot.hosts:
         name = host["name"]
-        values = resolve.without_secrets(snapshot.values(host))
+        values = snapshot.public_values(host)
         values.update(connection_vars(host))
         values["corpus_kind"] = host["kind"]
         if host["parent_id"] in parents:

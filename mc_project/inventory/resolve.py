@@ -13,7 +13,7 @@ variable takes part like any other; its value is a ``SecretRef`` until someone
 allowed to read it asks for the plain text (``secret_vars.reveal``).
 """
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Text, and_, or_, select, type_coerce
 
 from mc_project.inventory import host_rows
 from mc_project.inventory.fleet_models import Cell, GroupChild, GroupMember, Host, HostGroup, HostLabel, VariableSet
@@ -139,18 +139,38 @@ def without_secrets(values):
     return {key: value for key, value in values.items() if not isinstance(value, SecretRef)}
 
 
-def load_varsets(sess, tenant_id, host_layers=None):
-    """``{(level, id): (data, secret keys)}`` of a tenant: all of them, or those of ``host_layers``."""
-    query = select(VariableSet.level, VariableSet.object_id, VariableSet.data, VariableSet.secret_keys).where(
-        VariableSet.tenant_id == tenant_id)
+def decode_json(text):
+    """A JSON column's text as Python values (orjson when installed: the export decodes
+    one mapping per host)."""
+    if text is None:
+        return None
+    return _loads(text)
+
+
+try:
+    from orjson import loads as _loads
+except ImportError:  # the plain decoder: twice as slow, the same values
+    from json import loads as _loads
+
+
+def load_varsets(sess, tenant_id, host_layers=None, levels=None):
+    """``{(level, id): (data, secret keys)}`` of a tenant: all of them (or those of ``levels``),
+    or those of ``host_layers``. The JSON is decoded here, from the rows' text."""
+    columns = (VariableSet.level, VariableSet.object_id, type_coerce(VariableSet.data, Text),
+               type_coerce(VariableSet.secret_keys, Text))
     if host_layers is not None:
+        # By (level, object id) alone: each term of the OR is a lookup in their unique index.
         wanted = {}
         for level, object_id in host_layers:
             wanted.setdefault(level, []).append(object_id)
-        query = query.where(or_(*(and_(VariableSet.level == level, VariableSet.object_id.in_(ids))
-                                  for level, ids in wanted.items())))
-    return {(level, object_id): (data or {}, secret_keys or [])
-            for level, object_id, data, secret_keys in sess.execute(query)}
+        query = select(*columns).where(or_(*(and_(VariableSet.level == level, VariableSet.object_id.in_(ids))
+                                             for level, ids in wanted.items())))
+    else:
+        query = select(*columns).where(VariableSet.tenant_id == tenant_id)
+        if levels is not None:
+            query = query.where(VariableSet.level.in_(levels))
+    return {(level, object_id): (decode_json(data) or {}, decode_json(secret_keys) or [])
+            for level, object_id, data, secret_keys in sess.connection().execute(query)}
 
 
 def direct_groups(sess, host_id):
@@ -184,20 +204,24 @@ def host_variables(sess, host, with_sources=True):
 
 
 class TenantInventory:
-    """Everything needed to resolve every host of a tenant, read in seven queries."""
+    """Everything needed to resolve every host of a tenant, read in seven queries.
+
+    Hosts in the same region, cell and groups share every level above their own:
+    that part is merged once per such place, then each host adds its own variables.
+    """
 
     def __init__(self, sess, tenant_id, where=(), with_labels=False):
         self.tenant_id = tenant_id
         self.hosts = host_rows.rows(sess, host_rows.in_tenant(tenant_id), *where)
         self.labels = {}
         if with_labels:
-            for host_id, label in sess.execute(host_rows.joined(
+            for host_id, label in sess.connection().execute(host_rows.joined(
                     select(HostLabel.host_id, HostLabel.label).join(Host, Host.id == HostLabel.host_id))
                     .where(host_rows.in_tenant(tenant_id)).order_by(HostLabel.label)):
                 self.labels.setdefault(host_id, []).append(label)
         self.tree = GroupTree.load(sess, tenant_id)
         self.memberships = {}
-        for group_id, host_id in sess.execute(
+        for group_id, host_id in sess.connection().execute(
                 select(GroupMember.group_id, GroupMember.host_id)
                 .join(HostGroup, HostGroup.id == GroupMember.group_id).where(HostGroup.tenant_id == tenant_id)):
             self.memberships.setdefault(host_id, []).append(group_id)
@@ -206,10 +230,34 @@ class TenantInventory:
         self.cells = {cell_id: (name, region_id) for cell_id, name, region_id in sess.execute(
             select(Cell.id, Cell.name, Cell.region_id).join(Region, Region.id == Cell.region_id)
             .where(Region.tenant_id == tenant_id))}
+        self._bases = {}
 
     def layers_of(self, host):
         return layers(host, self.tenant_id, self.tree.order(self.memberships.get(host["id"], ())))
 
-    def values(self, host):
-        return merge(self.layers_of(host), self.varsets)
+    def _base(self, host):
+        """``(values, public values)`` of the levels above ``host``, merged once per place."""
+        place = (host["region_id"], host["cell_id"], frozenset(self.memberships.get(host["id"], ())))
+        found = self._bases.get(place)
+        if found is None:
+            values = merge(self.layers_of(host)[:-1], self.varsets)
+            found = self._bases[place] = (values, without_secrets(values))
+        return found
 
+    def values(self, host):
+        """The host's resolved variables, secrets as ``SecretRef``."""
+        values = dict(self._base(host)[0])
+        data, secret_keys = self.varsets.get(("host", host["id"]), ({}, []))
+        values.update(data)
+        for key in secret_keys:
+            values[key] = SecretRef("host", host["id"], key)
+        return values
+
+    def public_values(self, host):
+        """The host's resolved variables without any secret (what an export may show)."""
+        values = dict(self._base(host)[1])
+        data, secret_keys = self.varsets.get(("host", host["id"]), ({}, []))
+        values.update(data)
+        for key in secret_keys:
+            values.pop(key, None)
+        return values

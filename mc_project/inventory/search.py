@@ -10,7 +10,7 @@ in Python -- never every variable of every host.
 
 import json
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import Text, and_, false, func, or_, select, type_coerce
 
 from mc_project.errors import CorpusError
 from mc_project.inventory import fleet_rules, host_rows, resolve
@@ -71,46 +71,53 @@ def sql_filters(sess, tenant_id, name=None, kind=None, label=None, group=None, r
 def resolved_key(sess, tenant_id, key, host_rows_found):
     """``{host id: resolved value of key}`` (hosts where no level sets it are left out)."""
     above = {}
-    for level, object_id, data, secret_keys in sess.execute(
-            select(VariableSet.level, VariableSet.object_id, VariableSet.data, VariableSet.secret_keys)
-            .where(VariableSet.tenant_id == tenant_id, VariableSet.level != "host")):
-        if key in (secret_keys or []):
+    for (level, object_id), (data, secret_keys) in resolve.load_varsets(
+            sess, tenant_id, levels=("tenant", "region", "cell", "group")).items():
+        if key in secret_keys:
             above[(level, object_id)] = resolve.SecretRef(level, object_id, key)
-        elif key in (data or {}):
+        elif key in data:
             above[(level, object_id)] = data[key]
     # The database extracts the one key from each host's JSON; a host without it reads None.
     own, secret_hosts = {}, set()
-    for object_id, value, secret_keys in sess.execute(
-            select(VariableSet.object_id, VariableSet.data[key], VariableSet.secret_keys).where(
+    for object_id, value, secret_keys in sess.connection().execute(
+            select(VariableSet.object_id, type_coerce(VariableSet.data[key], Text),
+                   type_coerce(VariableSet.secret_keys, Text)).where(
                 VariableSet.tenant_id == tenant_id, VariableSet.level == "host")):
-        if value is not None:
+        if value is not None and value != "null":  # SQLite quotes a missing key as JSON null
             own[object_id] = value
-        if secret_keys and key in secret_keys:
+        if secret_keys and secret_keys != "[]" and key in resolve.decode_json(secret_keys):
             secret_hosts.add(object_id)
-    tree = resolve.GroupTree.load(sess, tenant_id) if any(level == "group" for level, _id in above) else None
+    # Who is in which group matters only for hosts that do not set the key themselves.
+    unresolved = any(host["id"] not in own and host["id"] not in secret_hosts for host in host_rows_found)
+    tree = resolve.GroupTree.load(sess, tenant_id) \
+        if unresolved and any(level == "group" for level, _id in above) else None
     memberships = {}
     if tree is not None:
-        for group_id, host_id in sess.execute(
+        for group_id, host_id in sess.connection().execute(
                 select(GroupMember.group_id, GroupMember.host_id)
                 .join(HostGroup, HostGroup.id == GroupMember.group_id).where(HostGroup.tenant_id == tenant_id)):
             memberships.setdefault(host_id, []).append(group_id)
-    found = {}
+    found, by_place = {}, {}
     for host in host_rows_found:
         host_id = host["id"]
         if host_id in secret_hosts:
             found[host_id] = resolve.SecretRef("host", host_id, key)
             continue
         if host_id in own:
-            found[host_id] = own[host_id]
+            found[host_id] = resolve.decode_json(own[host_id])
             continue
-        value = MISSING
-        order = tree.order(memberships.get(host_id, ())) if tree is not None else ()
-        for layer in reversed(resolve.layers(host, tenant_id, order)[:-1]):
-            if layer in above:
-                value = above[layer]
-                break
-        if value is not MISSING:
-            found[host_id] = value
+        groups = frozenset(memberships.get(host_id, ()))
+        place = (host["region_id"], host["cell_id"], groups)
+        if place not in by_place:
+            value = MISSING
+            order = tree.order(groups) if tree is not None else ()
+            for layer in reversed(resolve.layers(host, tenant_id, order)[:-1]):
+                if layer in above:
+                    value = above[layer]
+                    break
+            by_place[place] = value
+        if by_place[place] is not MISSING:
+            found[host_id] = by_place[place]
     return found
 
 
@@ -125,11 +132,15 @@ def find(sess, tenant_ids, limit, offset, var_filters=(), **filters):
         return [dict(row._mapping) for row in found], total
     matching = []
     for tenant_id in tenant_ids:
-        candidates = host_rows.rows(sess, *sql_filters(sess, tenant_id, **filters))
+        # Only what the resolution needs of each candidate; the page's hosts are read whole after.
+        candidates = [dict(zip(("id", "name", "region_id", "cell_id"), row)) for row in sess.connection().execute(
+            host_rows.joined(select(Host.id, Host.name, Host.region_id, Host.cell_id))
+            .where(*sql_filters(sess, tenant_id, **filters)))]
         for key, path, expected in parsed:
             values = resolved_key(sess, tenant_id, key, candidates)
             candidates = [host for host in candidates
                           if host["id"] in values and matches(values[host["id"]], path, expected)]
         matching.extend(candidates)
     matching.sort(key=lambda row: (row["name"], row["id"]))
-    return matching[offset:offset + limit], len(matching)
+    page_ids = [row["id"] for row in matching[offset:offset + limit]]
+    return (host_rows.rows(sess, Host.id.in_(page_ids)) if page_ids else []), len(matching)
