@@ -82,6 +82,10 @@ def viewer(request: Request):
 
 
 def _here(request):
+    """The page to come back to after logging in: this one, or the fleet after a form
+    (a form's address is not a page)."""
+    if request.method != "GET":
+        return HOME_PATH
     query = "?" + request.url.query if request.url.query else ""
     return request.url.path + query
 

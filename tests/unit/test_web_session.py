@@ -99,6 +99,11 @@ def test_pages_answer_303_to_the_login_page_without_a_session(client, path):
     assert answer.headers["location"] == "/web/login?next=" + path
 
 
+def test_a_form_sent_without_a_session_leads_to_the_login_page_then_the_fleet(client):
+    answer = client.post("/web/environments/a1/destroy", data={"confirm_name": "a1"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/web/login?next=/web/"
+
+
 def test_the_root_leads_to_the_page(client):
     assert client.get("/").headers["location"] == "/web/"
     assert client.get("/web").headers["location"] == "/web/"
