@@ -1,6 +1,6 @@
 """A real browser for the web page's tests: Debian's chromium driven by Playwright.
 
-``chromium`` is one browser for the whole run. ``open_page(name)`` gives a fresh
+``chromium`` is one browser per test module. ``open_page(name)`` gives a fresh
 browser context (its own cookies) at 1280 px, or 375 px with ``phone=True``, whose
 page records every console error, page error and failed request: ``watched.check()``
 fails the test with them. ``watched.shot(name)`` saves a full-page screenshot under
@@ -28,8 +28,9 @@ def _missing(why):
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """One browser per test module (its driver's event loop lives no longer than the module)."""
     if not os.access(CHROMIUM, os.X_OK):
         _missing("needs chromium (apt-get install chromium)")
     try:
