@@ -10,9 +10,15 @@ that needs one reads it on the host from its pillar, or asks the API.
 ``corpus-inventory`` script and a later playbook runner all call it.
 """
 
+import json
 import re
 
 from mc_project.inventory import resolve
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # the plain encoder
+    _orjson_dumps = None
 
 INVALID_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
@@ -102,3 +108,10 @@ def ansible_inventory(sess, tenant_ids):
             shown["children"] = group["children"]
         answer[name] = shown
     return answer
+
+
+def to_json(inventory):
+    """The export as JSON bytes."""
+    if _orjson_dumps is not None:
+        return _orjson_dumps(inventory)
+    return json.dumps(inventory, separators=(",", ":")).encode("utf-8")

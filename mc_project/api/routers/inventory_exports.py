@@ -6,7 +6,7 @@
 import contextlib
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from mc_project.api import audit, auth, tenants
@@ -36,7 +36,9 @@ def ansible_inventory(request: Request, tenant: str | None = Query(None, max_len
     group, region, cell and label, every host's resolved variables in ``_meta.hostvars``
     (secret variables left out)."""
     with db.session(request.app.state.url) as sess:
-        return ansible_export.ansible_inventory(sess, _tenant_ids(sess, caller, tenant))
+        found = ansible_export.ansible_inventory(sess, _tenant_ids(sess, caller, tenant))
+    # Already plain JSON values: encoded at once, not walked again by the framework's encoder.
+    return Response(content=ansible_export.to_json(found), media_type="application/json")
 
 
 @router.get("/salt-roster")
