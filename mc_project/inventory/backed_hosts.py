@@ -9,7 +9,7 @@ foreign key's ``ON DELETE CASCADE``. ``adopt_missing`` makes the hosts of rows
 inserted without the ORM (bulk loads, an inventory older than the hosts table).
 """
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert
 
 from mc_project.inventory.fleet_models import Host
 from mc_project.inventory.models import ComputeNode, Environment, utcnow
@@ -29,16 +29,3 @@ def _host_of_environment(_mapper, connection, env):
 event.listen(ComputeNode, "after_insert", _host_of_node)
 event.listen(Environment, "after_insert", _host_of_environment)
 
-
-def adopt_missing(connection):
-    """Make the host of every node and environment that has none; return how many were made."""
-    made = 0
-    for model, kind, column in ((ComputeNode, "node", HOSTS.c.node_id),
-                                (Environment, "environment", HOSTS.c.environment_id)):
-        missing = select(model.id, model.name).where(model.id.not_in(select(column).where(column.is_not(None))))
-        rows = connection.execute(missing).all()
-        if rows:
-            connection.execute(insert(HOSTS), [
-                {"name": name, "kind": kind, column.name: row_id, "created": utcnow()} for row_id, name in rows])
-        made += len(rows)
-    return made
