@@ -141,9 +141,9 @@ def without_secrets(values):
 
 def decode_json(text):
     """A JSON column's text as Python values (orjson when installed: the export decodes
-    one mapping per host)."""
-    if text is None:
-        return None
+    one mapping per host). psycopg2 decodes PostgreSQL's ``json`` itself: its values pass."""
+    if not isinstance(text, (str, bytes)):
+        return text
     return _loads(text)
 
 

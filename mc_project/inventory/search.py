@@ -10,7 +10,7 @@ in Python -- never every variable of every host.
 
 import json
 
-from sqlalchemy import Text, and_, false, func, or_, select, type_coerce
+from sqlalchemy import Text, and_, cast, false, func, or_, select, type_coerce
 
 from mc_project.errors import CorpusError
 from mc_project.inventory import fleet_rules, host_rows, resolve
@@ -78,15 +78,18 @@ def resolved_key(sess, tenant_id, key, host_rows_found):
         elif key in data:
             above[(level, object_id)] = data[key]
     # The database extracts the one key from each host's JSON; a host without it reads None.
-    own, secret_hosts = {}, set()
-    for object_id, value, secret_keys in sess.connection().execute(
-            select(VariableSet.object_id, type_coerce(VariableSet.data[key], Text),
-                   type_coerce(VariableSet.secret_keys, Text)).where(
+    own = {}
+    for object_id, value in sess.connection().execute(
+            select(VariableSet.object_id, type_coerce(VariableSet.data[key], Text)).where(
                 VariableSet.tenant_id == tenant_id, VariableSet.level == "host")):
         if value is not None and value != "null":  # SQLite quotes a missing key as JSON null
             own[object_id] = value
-        if secret_keys and secret_keys != "[]" and key in resolve.decode_json(secret_keys):
-            secret_hosts.add(object_id)
+    # Few hosts have secrets: only their rows are read for them.
+    secret_hosts = {object_id for object_id, secret_keys in sess.connection().execute(
+        select(VariableSet.object_id, type_coerce(VariableSet.secret_keys, Text)).where(
+            VariableSet.tenant_id == tenant_id, VariableSet.level == "host",
+            cast(VariableSet.secret_keys, Text) != "[]"))
+        if key in (resolve.decode_json(secret_keys) or ())}
     # Who is in which group matters only for hosts that do not set the key themselves.
     unresolved = any(host["id"] not in own and host["id"] not in secret_hosts for host in host_rows_found)
     tree = resolve.GroupTree.load(sess, tenant_id) \
