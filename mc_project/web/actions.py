@@ -93,6 +93,8 @@ def attempt(request, back, change):
         error = refused(exc)
         if error.status in (401, 404):
             raise error from None
+        # The page answers 303 (back to the form's page): the audit keeps the refusal.
+        audit.note(request, result="refused ({}): {}".format(error.status, error.message))
         return render.redirect(request, back, error.message, "bad")
 
 

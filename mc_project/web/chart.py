@@ -12,6 +12,7 @@ BAR = 22
 GAP = 8
 LABEL = 110
 WIDTH = 600
+MAX_COLUMN = 24  # a few jobs are thin columns, not a wall
 
 
 def slots_per_node(nodes):
@@ -46,7 +47,7 @@ def durations(jobs_seen, height=140):
         return Markup("")
     longest = max(max(job["seconds"] or 0 for job in jobs_seen), 1)
     plot = height - 30
-    step = (WIDTH - 50) / len(jobs_seen)
+    step = min((WIDTH - 50) / len(jobs_seen), MAX_COLUMN)
     parts = ['<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="Job durations">'.format(WIDTH, height),
              '<text x="0" y="12" class="label">{:.0f} s</text>'.format(longest),
              '<line x1="44" y1="{0}" x2="{1}" y2="{0}" class="axis"/>'.format(plot + 10, WIDTH)]
@@ -58,6 +59,7 @@ def durations(jobs_seen, height=140):
                          "used" if job["status"] == "success" else "failed", job["id"], escape(job["target"]),
                          job["seconds"] or 0, escape(job["status"])))
     parts.append('<text x="50" y="{}" class="label">oldest</text>'.format(height - 4))
-    parts.append('<text x="{}" y="{}" class="label" text-anchor="end">newest</text>'.format(WIDTH, height - 4))
+    parts.append('<text x="{:.0f}" y="{}" class="label" text-anchor="end">newest</text>'.format(
+        max(50 + step * len(jobs_seen), 140), height - 4))
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -237,8 +237,10 @@ def test_a_refused_change_goes_back_with_one_sentence(client, ctl):
     assert "deployer is needed" in viewer.get("/web/environments/a1").text
     with db.session(ctl.url) as sess:
         assert sess.scalar(select(Environment.status).where(Environment.name == "a1")) == "active"
-        assert sess.scalar(select(AuditEntry.user).where(AuditEntry.action == "POST /web/environments/a1/destroy")
-                           .order_by(AuditEntry.id.desc())) == "victor"
+        entry = sess.scalars(select(AuditEntry).where(AuditEntry.action == "POST /web/environments/a1/destroy")
+                             .order_by(AuditEntry.id.desc())).first()
+        assert entry.user == "victor" and entry.tenant == "alpha"
+        assert entry.result == "refused (403): Your role in this tenant is viewer; deployer is needed."
 
 
 def test_a_failed_job_shows_its_failing_step_and_reason(client, ctl):

@@ -130,6 +130,7 @@ def test_the_activity_shows_who_did_what(open_page, log_in, api, passwords):
     page.wait_for_url(api + "/web/activity")
     feed = page.inner_text("#activity")
     assert "POST /web/environments/b1/destroy" in feed and "bob" in feed
+    assert "refused (400): Type the environment's name, b1, to destroy it." in feed
     page.fill("input[name=q]", "destroy")
     page.click(".filters button[type=submit]")
     page.wait_for_url(api + "/web/activity?user=&q=destroy")
