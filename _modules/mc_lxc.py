@@ -14,7 +14,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from mc_project import sealed
     from mc_project.errors import CorpusError
-    from mc_project.node import firewall, host, inside, lxc, minion, nat, proxy
+    from mc_project.node import firewall, host, inside, lxc, minion, nat, proxy, spares
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -146,10 +146,12 @@ def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm
     return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb, wheelhouse)
 
 
-def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False):
+def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True):
     """
     Create stopped container ``name`` as a copy of the golden image. An existing container
-    is refused unless ``exist_ok`` (then a complete one is left as it is).
+    is refused unless ``exist_ok`` (then a complete one is left as it is). With ``spare``,
+    the node's spare container becomes it when one fits, and the next spare is made in the
+    background.
 
     CLI Example:
 
@@ -157,7 +159,7 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False):
 
         salt node1 mc_lxc.clone ct-myapp-staging disk_size_mb=4096
     """
-    return _call(lxc.clone, name, _lxc_path(lxc_path), disk_size_mb, exist_ok)
+    return _call(spares.clone, name, _lxc_path(lxc_path), disk_size_mb, exist_ok, bool(spare))
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None, table=None,

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
 from mc_project.controller import cli, config, wheelhouse  # noqa: E402
 from mc_project.controller.nodes import nft_table_for, node_paths  # noqa: E402
-from mc_project.node import lxc  # noqa: E402
+from mc_project.node import lxc, spares  # noqa: E402
 
 WORKDIR = "/var/tmp/corpus-bench-ctl"  # fixed, so that a run killed earlier is cleaned up
 LXC_PATH = "/var/lib/corpus-bench/lxc"
@@ -285,6 +285,7 @@ class BenchController:
         _kill_pidfile(paths["pidfile"], "salt-minion", group=True)
         _kill_pidfile(os.path.join(paths["state_dir"], "haproxy.pid"), "haproxy")
         problems = []
+        spares.remove(LXC_PATH)
         listed = subprocess.run(["lxc-ls", "-P", LXC_PATH], capture_output=True, text=True)
         for container in listed.stdout.split():
             if container != GOLDEN:
@@ -328,8 +329,8 @@ def init_env_steps(ctl, name):
     raise BenchError("mc_jobs.status {} shows no init_env job: {}".format(name, str(jobs)[:300]))
 
 
-def bench_init_env(ctl, out):
-    name = "bench-e"
+def timed_init_env(ctl, name):
+    """init_env then destroy_env of ``name``: (wall seconds, [(step, seconds)], destroy seconds)."""
     created = ctl.run("mc_cloud.init_env", name, ENV_TYPE, check=False)
     if not created.ok:
         raise BenchError("init_env {} failed: {}".format(name, created.reason()))
@@ -337,21 +338,36 @@ def bench_init_env(ctl, out):
     destroyed = ctl.run("mc_cloud.destroy_env", name, check=False)
     if not destroyed.ok:
         raise BenchError("destroy_env {} failed: {}".format(name, destroyed.reason()))
-    in_steps = sum(seconds or 0 for _, seconds in steps)
-    out("one environment ({}) on node {}: salt-run mc_cloud.init_env, then mc_cloud.destroy_env".format(
+    return created.seconds, steps, destroyed.seconds
+
+
+def bench_init_env(ctl, out):
+    """One environment with the node's spare container ready (a node that has been up), then
+    one with none (the node's first environment; its next spare is made meanwhile)."""
+    spares.refill(LXC_PATH)  # the golden image's size: the controller's default disk
+    warm = timed_init_env(ctl, "bench-e")
+    spares.remove(LXC_PATH)
+    cold = timed_init_env(ctl, "bench-e-cold")
+    spares.remove(LXC_PATH)
+    out("one environment ({}) on node {}: salt-run mc_cloud.init_env, then mc_cloud.destroy_env;".format(
         ENV_TYPE, NODE))
-    out("step times from salt-run mc_jobs.status {}".format(name))
+    out("first with the node's spare container ready, then with none; step times from mc_jobs.status")
     out()
-    rows = [["{:>2}. {}".format(i, step), fmt_seconds(seconds), "{:.0f}%".format(100 * (seconds or 0) / in_steps)
-             if in_steps else "-"] for i, (step, seconds) in enumerate(steps, 1)]
+    in_steps = [sum(seconds or 0 for _, seconds in run[1]) for run in (warm, cold)]
+    rows = []
+    for i, ((step, seconds), (_, cold_seconds)) in enumerate(zip(warm[1], cold[1]), 1):
+        rows.append(["{:>2}. {}".format(i, step), fmt_seconds(seconds),
+                     "{:.0f}%".format(100 * (seconds or 0) / in_steps[0]) if in_steps[0] else "-",
+                     fmt_seconds(cold_seconds)])
     rows += [
-        ["sum of the {} steps".format(len(steps)), fmt_seconds(in_steps), "100%"],
-        ["salt-run start-up, checks, job records (wall - steps)", fmt_seconds(created.seconds - in_steps), ""],
-        ["init_env wall time (salt-run)", fmt_seconds(created.seconds), ""],
-        ["destroy_env wall time (salt-run)", fmt_seconds(destroyed.seconds), ""],
+        ["sum of the {} steps".format(len(warm[1])), fmt_seconds(in_steps[0]), "100%", fmt_seconds(in_steps[1])],
+        ["salt-run start-up, checks, job records (wall - steps)", fmt_seconds(warm[0] - in_steps[0]), "",
+         fmt_seconds(cold[0] - in_steps[1])],
+        ["init_env wall time (salt-run)", fmt_seconds(warm[0]), "", fmt_seconds(cold[0])],
+        ["destroy_env wall time (salt-run)", fmt_seconds(warm[2]), "", fmt_seconds(cold[2])],
     ]
-    table(["init_env step", "seconds", "share"], rows, out=out)
-    return {"wall": created.seconds, "steps": steps, "destroy": destroyed.seconds}
+    table(["init_env step", "spare ready", "share", "no spare"], rows, out=out)
+    return {"wall": warm[0], "steps": warm[1], "destroy": warm[2], "cold_wall": cold[0]}
 
 
 # --------------------------------------------------------------------------- (f)

@@ -64,6 +64,8 @@ corpus:
     suite: bookworm
     # Disk size of a container, in MB (positive).
     disk_size_mb: 2048
+    # Keep the next environment's container ready on each node (true or false).
+    spare: true
 
 # Also in the master's configuration: serve each minion its pillar from the
 # inventory, and never the master's options (the DNS API key) as pillar.

@@ -47,6 +47,8 @@ SECTIONS = {
         "mirror": ((str,), "http://deb.debian.org/debian"),
         "suite": ((str,), "bookworm"),
         "disk_size_mb": ((int,), 2048),
+        # Each node keeps the next environment's container ready (node/spares.py).
+        "spare": ((bool,), True),
     },
 }
 TOP_LEVEL = {
@@ -60,7 +62,8 @@ TOP_LEVEL = {
 POSITIVE = {"dns:ttl", "smtp:timeout", "lxc:disk_size_mb"}
 PORTS = {"smtp:port"}
 
-TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", type(None): "empty"}
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+              type(None): "empty"}
 
 
 def local_ipv4():
@@ -90,7 +93,7 @@ def local_ipv4():
 
 def _check_type(name, value, types):
     # bool is an int to Python, never to a user.
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         wanted = " or ".join(TYPE_NAMES[kind] for kind in types)
         raise CorpusError("The controller setting corpus:{} must be {}, not {}.".format(
             name, wanted, type(value).__name__))

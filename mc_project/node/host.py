@@ -8,7 +8,7 @@ import re
 import shutil
 
 from mc_project.errors import CorpusError
-from mc_project.node import firewall, lxc, nat, proxy, tables
+from mc_project.node import firewall, lxc, nat, proxy, spares, tables
 from mc_project.node.shell import file_lock, run
 
 DEFAULT_BRIDGE = "corpusbr0"
@@ -178,6 +178,13 @@ def stop_proxy(state_dir):
     return "haproxy was not running"
 
 
+def remove_spare(lxc_path):
+    """Stop the making of the node's spare container and destroy it (``spares.remove``); what
+    went, or None when there was none."""
+    removed = spares.remove(lxc_path)
+    return "{} removed from {}".format(" and ".join(removed), lxc_path) if removed else None
+
+
 def remove_golden(lxc_path):
     """Destroy the golden container of ``lxc_path`` (under the lock ``lxc.golden`` takes) and its
     stamp; containers cloned from it are copies and stay."""
@@ -219,13 +226,14 @@ def release_bridge(bridge, subnet):
 
 def teardown_node(bridge, subnet, lxc_path, state_dir, table):
     """Take away what ``setup_node`` and the node's first container made: haproxy, the nftables
-    tables (``release_table``), the golden container and the bridge (``release_bridge``).
+    tables (``release_table``), the spare and golden containers and the bridge (``release_bridge``).
 
     ``{"removed": [...], "kept": [...]}``: one sentence per item, a kept one saying why."""
     check_bridge(bridge)
     gateway_interface(subnet)
     nat.check_table(table)
-    done = [stop_proxy(state_dir), release_table(table, bridge, subnet, state_dir), remove_golden(lxc_path),
-            release_bridge(bridge, subnet)]
+    done = [stop_proxy(state_dir), release_table(table, bridge, subnet, state_dir), remove_spare(lxc_path),
+            remove_golden(lxc_path), release_bridge(bridge, subnet)]
+    done = [line for line in done if line]
     return {"removed": [line for line in done if " kept: " not in line],
             "kept": [line for line in done if " kept: " in line]}

@@ -28,6 +28,8 @@ from mc_project.node.images import DEFAULT_DISK_SIZE_MB, DEFAULT_MIRROR, DEFAULT
 from mc_project.node.shell import file_lock, last_line, run
 
 GOLDEN_NAME = "corpus-golden"
+# The next environment's container, made ahead (spares.py).
+SPARE_NAME = "corpus-spare"
 COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
 
 # Trimming must leave this much free space above what the filesystem already uses.
@@ -144,6 +146,12 @@ def render_config(name, rootdev, hostname=None, network=None, autostart=True):
     else:
         lines.append("lxc.net.0.type = empty")
     return "\n".join(lines) + "\n"
+
+
+def write_config(name, lxc_path=LXC_PATH, autostart=True):
+    """The configuration of a container as cloned: no network until ``configure``."""
+    with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
+        fh.write(render_config(name, rootdev_path(name, lxc_path), autostart=autostart))
 
 
 def read_config(name, lxc_path=LXC_PATH):
@@ -548,8 +556,7 @@ def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False):
             shift_rootfs(rootfs, base)
         shift_seconds = time.monotonic() - shift_started
         os.replace(rootdev + ".part", rootdev)
-        with open(os.path.join(directory, "config"), "w", encoding="utf-8") as fh:
-            fh.write(render_config(name, rootdev))
+        write_config(name, lxc_path)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -818,12 +825,13 @@ def info(name, lxc_path=LXC_PATH):
 
 
 def list_containers(lxc_path=LXC_PATH):
-    """Every corpus container under ``lxc_path`` (not the golden one), with its state and address."""
+    """Every corpus container under ``lxc_path`` (not the golden or spare one), with its state
+    and address."""
     if not os.path.isdir(lxc_path):
         return []
     found = []
     for name in sorted(os.listdir(lxc_path)):
-        if name != GOLDEN_NAME and NAME_RE.match(name) and exists(name, lxc_path):
+        if name not in (GOLDEN_NAME, SPARE_NAME) and NAME_RE.match(name) and exists(name, lxc_path):
             found.append(
                 {"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path)}
             )

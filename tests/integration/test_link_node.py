@@ -239,9 +239,10 @@ def node_traces(prefix, bridge, table, lxc_path=None):
         found.append("bridge " + bridge)
     found += ["haproxy {}".format(pid) for pid in haproxy_pids(prefix)]
     found += ["minion {}".format(pid) for pid in minion_pids(prefix)]
-    if lxc_path and "corpus-golden" in subprocess.run(["lxc-ls", "-P", lxc_path], capture_output=True,
-                                                      text=True).stdout.split():
-        found.append("golden container")
+    listed = subprocess.run(["lxc-ls", "-P", lxc_path], capture_output=True, text=True).stdout.split() \
+        if lxc_path else []
+    found += ["{} container".format(kind) for kind, name in (("golden", "corpus-golden"), ("spare", "corpus-spare"))
+              if name in listed]
     return found
 
 

@@ -19,7 +19,7 @@ import pytest
 import salt.utils.crypt
 
 from mc_project.errors import CorpusError
-from mc_project.node import firewall, host, images, inside, lxc, minion, nat, proxy
+from mc_project.node import firewall, host, images, inside, lxc, minion, nat, proxy, spares
 from support import lxc_cache, needs
 from support.ports import free_port
 from support.wait import wait_port
@@ -105,6 +105,7 @@ def node(tmp_path_factory):
         lxc_cache.golden(node.lxc_path)
         yield node
     finally:
+        spares.remove(node.lxc_path)
         for container in lxc.list_containers(node.lxc_path):
             lxc.destroy(container["name"], node.lxc_path)
         lxc.destroy(lxc.GOLDEN_NAME, node.lxc_path)
@@ -190,6 +191,93 @@ def test_a_clone_is_a_stopped_container_with_host_keys_of_its_own(node, web):
     # Made again, it gets its id range back.
     assert lxc.clone(other, node.lxc_path)["id_base"] == result["id_base"]
     lxc.destroy(other, node.lxc_path)
+
+
+def wait_for_spare(lxc_path, timeout=120):
+    """The node's spare once a refill made it ready."""
+    deadline = time.monotonic() + timeout
+    ready = os.path.join(lxc.container_dir(spares.SPARE_NAME, lxc_path), spares.READY_FILE)
+    while not os.path.isfile(ready):
+        assert time.monotonic() < deadline, "no spare container after {}s".format(timeout)
+        time.sleep(0.2)
+    return spares.SPARE_NAME
+
+
+def loop_devices_of(lxc_path):
+    """The backing files under ``lxc_path`` of the loop devices in use."""
+    shown = subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True,
+                           check=True).stdout
+    return [line for line in shown.split() if line.startswith(lxc_path)]
+
+
+def test_the_spare_becomes_the_next_container_and_the_next_spare_is_made(node):
+    assert spares.refill(node.lxc_path) == "made"
+    assert spares.refill(node.lxc_path) == "ready"
+    spare_base = lxc.id_base(spares.SPARE_NAME, node.lxc_path)
+    assert lxc.read_config(spares.SPARE_NAME, node.lxc_path)["lxc.start.auto"] == "0"
+    spare_keys = inside.host_keys(spares.SPARE_NAME, node.lxc_path)
+    assert any(key.startswith("ssh-ed25519 ") for key in spare_keys)
+    assert spares.SPARE_NAME not in [c["name"] for c in lxc.list_containers(node.lxc_path)]
+
+    name = node.name("spare")
+    made = spares.clone(name, node.lxc_path)
+    assert made["spare"] is True and made["id_base"] == spare_base
+    assert made["disk_size_mb"] == images.DEFAULT_DISK_SIZE_MB
+    with open(os.path.join(lxc.container_dir(name, node.lxc_path), "config"), encoding="utf-8") as fh:
+        config = fh.read()
+    assert "loop:{}".format(lxc.rootdev_path(name, node.lxc_path)) in config
+    assert spares.SPARE_NAME not in config
+    assert lxc.read_config(name, node.lxc_path)["lxc.start.auto"] == "1"
+    assert inside.host_keys(name, node.lxc_path) == spare_keys
+    # It is a container like any other: configured, it boots and answers as its own root.
+    lxc.configure(name, "spare.corpus.test", node.address(30), None, node.bridge, node.lxc_path)
+    firewall.allow_container(lxc.network_identity(name, node.lxc_path), node.table, node.state_dir)
+    lxc.start(name, node.lxc_path)
+    assert inside.run(name, node.lxc_path, ["id", "-u"], "Asking who runs").strip() == "0"
+    assert inside.host_keys(name, node.lxc_path) == spare_keys
+
+    # The next spare is made in the background, in an id range of its own.
+    wait_for_spare(node.lxc_path)
+    assert lxc.id_base(spares.SPARE_NAME, node.lxc_path) not in (spare_base, None)
+    assert inside.host_keys(spares.SPARE_NAME, node.lxc_path) != spare_keys
+    lxc.destroy(name, node.lxc_path)
+    firewall.forget_container(name, node.table, node.state_dir)
+
+
+def test_a_spare_of_another_golden_image_or_size_is_not_taken(node):
+    if spares.refill(node.lxc_path) == "busy":  # the one the last clone started
+        wait_for_spare(node.lxc_path)
+    name = node.name("sized")
+    bigger = images.DEFAULT_DISK_SIZE_MB + 256
+    made = spares.clone(name, node.lxc_path, disk_size_mb=bigger, spare=False)
+    assert made["spare"] is False and made["disk_size_mb"] == bigger
+    lxc.destroy(name, node.lxc_path)
+    # The golden image was made again since the spare was: the spare is stale.
+    golden = lxc.rootdev_path(lxc.GOLDEN_NAME, node.lxc_path)
+    stat = os.stat(golden)
+    os.utime(golden, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert spares.take(name, node.lxc_path) is False
+    assert spares.refill(node.lxc_path) == "made"
+    assert spares.take(name, node.lxc_path) is True
+    lxc.destroy(name, node.lxc_path)
+    with pytest.raises(CorpusError, match="corpus-spare is the spare container's name"):
+        spares.clone(spares.SPARE_NAME, node.lxc_path)
+
+
+def test_removing_the_spare_stops_its_refill_and_leaves_nothing(node):
+    spares.remove(node.lxc_path)
+    pid = spares.refill_in_background(node.lxc_path)
+    pid_file = os.path.join(node.lxc_path, spares.REFILL_PID)
+    deadline = time.monotonic() + 30
+    while not os.path.isfile(pid_file):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    removed = spares.remove(node.lxc_path)
+    assert "refill process {}".format(pid) in removed
+    assert not os.path.exists(lxc.container_dir(spares.SPARE_NAME, node.lxc_path))
+    assert not [path for path in loop_devices_of(node.lxc_path)
+                if path.startswith(lxc.container_dir(spares.SPARE_NAME, node.lxc_path))]
+    assert not [entry for entry in os.listdir(node.lxc_path) if entry.startswith(".corpus-spare")]
 
 
 def test_ssh_reaches_the_container_through_the_nated_port(node, web):

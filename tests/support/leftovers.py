@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 
+from mc_project.node import spares
+
 GOLDEN = "corpus-golden"
 BRIDGE = "corpusbr0"
 LEGACY_TABLE = "corpus"
@@ -53,7 +55,10 @@ def remove_node_network(before, *tables):
 
 
 def remove_golden(lxc_path):
-    """Destroy the golden container in ``lxc_path`` (a test LXC path), then the path if empty."""
+    """Destroy the spare (and stop its making) and golden containers in ``lxc_path`` (a test LXC
+    path), then the path if empty."""
+    if os.path.isdir(lxc_path):
+        spares.remove(lxc_path)
     if os.path.isdir(os.path.join(lxc_path, GOLDEN)):
         _run("lxc-destroy", "-f", "-P", lxc_path, "-n", GOLDEN)
     for path in (lxc_path, os.path.dirname(lxc_path)):

@@ -27,7 +27,7 @@ def test_defaults_without_a_root():
     assert result["smtp"] == {"host": None, "port": 25, "sender": "corpus@" + socket.getfqdn(),
                               "timeout": 10}
     assert result["lxc"] == {"mirror": "http://deb.debian.org/debian", "suite": "bookworm",
-                             "disk_size_mb": 2048}
+                             "disk_size_mb": 2048, "spare": True}
     assert result["master_address"] == local_ipv4()
 
 

@@ -120,7 +120,7 @@ def test_the_controller_sample_says_the_section_defaults_where_it_keeps_them():
     corpus = sample["corpus"]
     for section, key in (("dns", "server_id"), ("dns", "ttl"), ("smtp", "port"),
                          ("smtp", "timeout"), ("lxc", "mirror"), ("lxc", "suite"),
-                         ("lxc", "disk_size_mb")):
+                         ("lxc", "disk_size_mb"), ("lxc", "spare")):
         assert corpus[section][key] == controller_config.SECTIONS[section][key][1]
 
 

@@ -12,9 +12,10 @@ def clone_container(ctl, ctx):
                       wheelhouse="{}/wheelhouse".format(node["prefix"]), timeout=1800)
     ctx.log("golden image {} ({}; minion venv {})".format(
         golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
-    ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
-             disk_size_mb=clip["disk_size_mb"], exist_ok=True, timeout=600)
-    ctx.log("container {} cloned on {}".format(clip["env_name"], node["name"]))
+    made = ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
+                    disk_size_mb=clip["disk_size_mb"], exist_ok=True, spare=lxc["spare"], timeout=600)
+    ctx.log("container {} {} on {}".format(
+        clip["env_name"], "taken from the spare" if made.get("spare") else "cloned", node["name"]))
 
 
 def destroy_container(ctl, ctx):

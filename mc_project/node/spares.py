@@ -1,0 +1,218 @@
+"""The spare container of a node: the next environment's container, made before it is asked for.
+
+A new container costs a copy of the golden image and a shift of every one of its inodes into
+the container's own id range (``lxc.clone``, one to two seconds). The node keeps one such
+container ready, stopped, with its SSH host keys, under the name ``corpus-spare``. ``clone``
+renames it to the new environment's name (milliseconds) when it was made from the current
+golden image with the disk size asked for, and then makes the next spare in the background,
+at the lowest CPU and I/O priority so the environment being set up keeps the machine.
+
+A spare is ready once its ``spare-ready`` file exists (written last, holding what it was made
+from); one refill runs at a time per LXC path (``.corpus-spare-refill.lock``), and ``remove``
+stops it and deletes the spare (when the node is unlinked).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+
+from mc_project.common import processes
+from mc_project.errors import CorpusError
+from mc_project.node import images, inside, lxc
+from mc_project.node.shell import file_lock
+
+SPARE_NAME = lxc.SPARE_NAME
+READY_FILE = "spare-ready"
+TAKE_LOCK = ".corpus-spare.lock"
+REFILL_LOCK = ".corpus-spare-refill.lock"
+REFILL_PID = ".corpus-spare.pid"
+REFILL_LOG = ".corpus-spare.log"
+# What identifies the refill process behind the pid file (a pid may be reused).
+REFILL_MARKER = "mc_project.node.spares"
+STOP_WAIT = 30
+
+
+def _path(lxc_path, name):
+    return os.path.join(lxc_path, name)
+
+
+def _ready_path(lxc_path):
+    return os.path.join(lxc.container_dir(SPARE_NAME, lxc_path), READY_FILE)
+
+
+def _made_from(lxc_path, disk_size_mb):
+    """What a spare fitting a clone of ``disk_size_mb`` (None: the golden's size) is made from:
+    this golden image (replaced whole when it changes) and that disk size."""
+    golden = lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)
+    st = os.stat(golden)
+    size = int(disk_size_mb) if disk_size_mb else images.image_size_mb(golden)
+    return json.dumps({"golden": [st.st_ino, st.st_size, st.st_mtime_ns], "disk_size_mb": size},
+                      sort_keys=True)
+
+
+def _ready_for(lxc_path, disk_size_mb):
+    """Whether the spare is ready and fits a clone of ``disk_size_mb``."""
+    try:
+        with open(_ready_path(lxc_path), encoding="utf-8") as fh:
+            return fh.read() == _made_from(lxc_path, disk_size_mb)
+    except FileNotFoundError:
+        return False
+
+
+def take(name, lxc_path, disk_size_mb=None):
+    """Make the spare container ``name`` (a rename); False when no ready spare fits."""
+    if os.path.lexists(lxc.container_dir(name, lxc_path)):
+        return False  # lxc.clone says what to do about an existing container
+    with file_lock(_path(lxc_path, TAKE_LOCK)):
+        try:
+            if not _ready_for(lxc_path, disk_size_mb):
+                return False
+        except OSError:  # no golden image: lxc.clone says so
+            return False
+        os.unlink(_ready_path(lxc_path))
+        os.rename(lxc.container_dir(SPARE_NAME, lxc_path), lxc.container_dir(name, lxc_path))
+    lxc.write_config(name, lxc_path)
+    return True
+
+
+def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=True):
+    """``lxc.clone``, from the spare when one fits; then the next spare is made in the
+    background (``spare=False``: neither)."""
+    if name == SPARE_NAME:
+        raise CorpusError("{} is the spare container's name.".format(name))
+    if spare and take(name, lxc_path, disk_size_mb):
+        rootdev = lxc.rootdev_path(name, lxc_path)
+        result = {"name": name, "disk_size_mb": images.image_size_mb(rootdev),
+                  "id_base": lxc.id_base(name, lxc_path), "changed": True, "spare": True}
+    else:
+        result = dict(lxc.clone(name, lxc_path, disk_size_mb, exist_ok=exist_ok), spare=False)
+    if spare:
+        refresh(lxc_path, disk_size_mb)
+    return result
+
+
+@contextlib.contextmanager
+def _refill_lock(lxc_path):
+    """The refill lock if free (True), else False: a refill already runs."""
+    with open(_path(lxc_path, REFILL_LOCK), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _pid_recorded(lxc_path):
+    """This process's pid in ``.corpus-spare.pid`` for the block (``remove`` stops it)."""
+    pid_path = _path(lxc_path, REFILL_PID)
+    with open(pid_path + ".part", "w", encoding="utf-8") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(pid_path + ".part", pid_path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_path)
+
+
+def refill(lxc_path, disk_size_mb=None):
+    """Make the spare unless one that fits is ready or another refill runs; says which."""
+    if not os.path.isfile(lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)):
+        return "no golden image"
+    with _refill_lock(lxc_path) as mine, _pid_recorded(lxc_path) if mine else contextlib.nullcontext():
+        if not mine:
+            return "busy"
+        if _ready_for(lxc_path, disk_size_mb):
+            return "ready"
+        with file_lock(_path(lxc_path, TAKE_LOCK)):  # a stale or half-made spare goes
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_ready_path(lxc_path))
+        lxc.destroy(SPARE_NAME, lxc_path)
+        made_from = _made_from(lxc_path, disk_size_mb)
+        lxc.clone(SPARE_NAME, lxc_path, disk_size_mb)
+        lxc.write_config(SPARE_NAME, lxc_path, autostart=False)  # a node's boot leaves it be
+        # Host keys now (-A makes the missing types): lxc.configure then has none to make.
+        inside.run(SPARE_NAME, lxc_path, ["ssh-keygen", "-A"], "Making SSH host keys for the spare container")
+        ready = _ready_path(lxc_path)
+        with open(ready + ".part", "w", encoding="utf-8") as fh:
+            fh.write(made_from)
+        os.replace(ready + ".part", ready)
+    return "made"
+
+
+def refresh(lxc_path, disk_size_mb=None):
+    """Start a refill in the background unless a spare that fits is ready or one is being
+    made (after a clone took the spare, or the golden image changed); its pid, or None."""
+    try:
+        if _ready_for(lxc_path, disk_size_mb):
+            return None
+    except OSError:
+        return None  # no golden image yet
+    with _refill_lock(lxc_path) as free:
+        if not free:
+            return None
+    return refill_in_background(lxc_path, disk_size_mb)
+
+
+def refill_in_background(lxc_path, disk_size_mb=None):
+    """Start ``refill`` in a process of its own (it outlives the caller); returns its pid."""
+    log_path = _path(lxc_path, REFILL_LOG)
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", REFILL_MARKER, lxc_path, str(int(disk_size_mb or 0))],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            close_fds=True)
+    return child.pid
+
+
+def remove(lxc_path):
+    """Stop a running refill and delete the spare and its files; what was removed."""
+    removed = []
+    refill_process = processes.running_process(_path(lxc_path, REFILL_PID), REFILL_MARKER)
+    if refill_process is not None:
+        refill_process.terminate()
+        try:
+            refill_process.wait(STOP_WAIT)
+        except psutil.TimeoutExpired:
+            refill_process.kill()
+            refill_process.wait(STOP_WAIT)
+        removed.append("refill process {}".format(refill_process.pid))
+    if lxc.destroy(SPARE_NAME, lxc_path)["destroyed"]:
+        removed.append("container {}".format(SPARE_NAME))
+    for name in (TAKE_LOCK, REFILL_LOCK, REFILL_PID, REFILL_LOG):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_path(lxc_path, name))
+    return removed
+
+
+def _stop_on_term(_signum, _frame):
+    raise SystemExit(1)  # unwinds: a mounted image is unmounted, a half copy removed
+
+
+def main(argv):
+    lxc_path, disk_size_mb = argv[0], int(argv[1]) or None
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    os.nice(19)
+    with contextlib.suppress(psutil.Error, AttributeError):
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+    try:
+        print("spare container in {}: {}".format(lxc_path, refill(lxc_path, disk_size_mb)), flush=True)
+    except (CorpusError, OSError) as exc:
+        print("spare container in {} not made: {}".format(lxc_path, exc), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
