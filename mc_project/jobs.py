@@ -25,15 +25,27 @@ from its first unfinished step (so a step must cope with being run again), and
 ``undo`` takes back the steps done, including the one that was cut off (so an
 undo must cope with a step that did only part of its work).
 
+Steps that do not depend on each other run at the same time: a job's plan
+(``Jobs(plans={kind: plan})``; ``operations.PLANS`` for the controller's) lists
+step names, and a tuple in it is a group of steps run together, each in a
+thread with its own copy of the clipboard; what each adds or changes is merged
+into the job's clipboard, in one transaction with its "success". The group
+ends when all its steps have; when one fails, the others finish, then every
+step done is undone. A job whose step names are not its kind's plan (made by
+another version) runs one step at a time.
+
 Only one process runs a job: taking it is a compare-and-swap on the job's row
 (status and owner), which the database serialises.
 """
 
+import concurrent.futures
+import copy
 import datetime
 import json
 import logging
 import os
 import socket
+import threading
 import traceback
 
 import psutil
@@ -48,6 +60,40 @@ log = logging.getLogger(__name__)
 
 # The steps known to this process: "provider:action" -> (do, undo or None).
 REGISTRY = {}
+_GONE = object()  # a clipboard key a step removed
+
+
+def flatten(plan):
+    """The step names of ``plan``, in order."""
+    return [name for item in plan for name in (item if isinstance(item, (tuple, list)) else (item,))]
+
+
+def _groups(plan, steps):
+    """``steps`` (a job's, in order) as the groups ``plan`` runs together; one step per group
+    when the job's steps are not the plan's."""
+    if plan is None or flatten(plan) != [step.name for step in steps]:
+        return [[step] for step in steps]
+    groups, position = [], 0
+    for item in plan:
+        size = len(item) if isinstance(item, (tuple, list)) else 1
+        groups.append(steps[position:position + size])
+        position += size
+    return groups
+
+
+def _changes(before, after):
+    """What a step did to the clipboard: {key: new value or _GONE}."""
+    changed = {key: value for key, value in after.items() if before.get(key, _GONE) != value}
+    changed.update((key, _GONE) for key in before if key not in after)
+    return changed
+
+
+def _apply(clipboard, changes):
+    for key, value in changes.items():
+        if value is _GONE:
+            clipboard.pop(key, None)
+        else:
+            clipboard[key] = value
 
 
 def register(name, do, undo=None, registry=None):
@@ -188,18 +234,22 @@ class Jobs:
     """Create, run, inspect, resume and undo jobs kept in the inventory at ``url``.
 
     ``registry`` maps step names to ``(do, undo)`` (default: ``REGISTRY``);
+    ``plans`` maps a job kind to its plan (names, and tuples of names run together);
     ``fire(tag, data)`` publishes events (Salt's event bus in the runners).
     """
 
-    def __init__(self, url, registry=None, fire=None):
+    def __init__(self, url, registry=None, fire=None, plans=None):
         self.url = url
         self.registry = REGISTRY if registry is None else registry
+        self.plans = plans or {}
         self.fire = fire
+        self._saving = threading.Lock()
 
     # -- creation and running
 
     def create(self, kind, target, steps, clipboard=None):
-        """Record a pending job of ``steps`` (names) and return its id."""
+        """Record a pending job of ``steps`` (names, or its kind's plan) and return its id."""
+        steps = flatten(steps)
         if not steps:
             raise CorpusError("A job needs at least one step.")
         unknown = [name for name in steps if name not in self.registry]
@@ -319,35 +369,53 @@ class Jobs:
         with db.session(self.url) as sess:
             job = self._get(sess, job_id)
             clipboard = dict(job.clipboard or {})
-            todo = [step for step in job.steps if step.status != "success"]
+            groups = _groups(self.plans.get(job.kind), list(job.steps))
             total = len(job.steps)
-        for step in todo:
-            do = self.registry.get(step.name, (None, None))[0]
-            ctx = StepContext(job, step, clipboard, dict(step.undo_data or {}))
-            self._set_step(job_id, step, status="running", started=utcnow(), ended=None)
-            try:
-                if do is None:
-                    raise CorpusError("no step {} is registered on this controller".format(step.name))
-                do(ctx)
-                _check_json(ctx.clipboard)
-                _check_json(ctx.undo_data)
-            except Exception as exc:  # any failure of a step fails the job, with its undo
-                reason = reason_of(exc)
-                ctx.log("failed: " + reason)
-                if not isinstance(exc, CorpusError):
-                    ctx.log(traceback.format_exc().rstrip())
-                self._set_step(job_id, step, status="failed", ended=utcnow(), log=_text(ctx.lines),
-                               undo_data=ctx.undo_data)
-                error = "failed at step {}/{} {}: {}".format(step.index, total, step.name, reason)
+        for group in groups:
+            todo = [step for step in group if step.status != "success"]
+            if len(todo) == 1:
+                failed = [self._run_step(job, todo[0], clipboard, total)]
+            else:
+                with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(todo), 1)) as pool:
+                    failed = list(pool.map(lambda step: self._run_step(job, step, clipboard, total), todo))
+            errors = [error for error in failed if error]
+            if errors:
+                error = errors[0]
                 failures = self._undo_steps(job_id, ("success",))
                 if failures:
                     error += "; the undo failed too: " + "; ".join(failures)
                 self._finish(job_id, "failed", error)
                 return self.status(job_id)
-            self._set_step(job_id, step, status="success", ended=utcnow(), log=_text(ctx.lines),
-                           undo_data=ctx.undo_data, clipboard=ctx.clipboard)
         self._finish(job_id, "success", None)
         return self.status(job_id)
+
+    def _run_step(self, job, step, clipboard, total):
+        """Run one step on its own copy of ``clipboard``, then merge what it changed into it
+        (and the job's row); None, or the job's error when the step failed."""
+        with self._saving:
+            before = copy.deepcopy(clipboard)
+        do = self.registry.get(step.name, (None, None))[0]
+        ctx = StepContext(job, step, copy.deepcopy(before), dict(step.undo_data or {}))
+        self._set_step(job.id, step, status="running", started=utcnow(), ended=None)
+        try:
+            if do is None:
+                raise CorpusError("no step {} is registered on this controller".format(step.name))
+            do(ctx)
+            _check_json(ctx.clipboard)
+            _check_json(ctx.undo_data)
+        except Exception as exc:  # any failure of a step fails the job, with its undo
+            reason = reason_of(exc)
+            ctx.log("failed: " + reason)
+            if not isinstance(exc, CorpusError):
+                ctx.log(traceback.format_exc().rstrip())
+            self._set_step(job.id, step, status="failed", ended=utcnow(), log=_text(ctx.lines),
+                           undo_data=ctx.undo_data)
+            return "failed at step {}/{} {}: {}".format(step.index, total, step.name, reason)
+        with self._saving:
+            _apply(clipboard, _changes(before, ctx.clipboard))
+            self._set_step(job.id, step, status="success", ended=utcnow(), log=_text(ctx.lines),
+                           undo_data=ctx.undo_data, clipboard=clipboard)
+        return None
 
     def _undo_steps(self, job_id, statuses):
         """Run the undo of the steps in ``statuses``, newest first; return failures."""

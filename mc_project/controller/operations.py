@@ -22,6 +22,7 @@ from mc_project.common.vocabulary import (
     NODE_PREFIX,
     PROJECT_NAME_RE,
 )
+from mc_project import jobs
 from mc_project.controller import checks, envs, nodes
 from mc_project.controller.steps import node as node_steps
 from mc_project.errors import CorpusError
@@ -30,18 +31,17 @@ from mc_project.inventory.models import ComputeNode, Environment, PortMapping, S
 
 log = logging.getLogger(__name__)
 
+# A tuple is a group of steps that run at the same time (they need only what the steps
+# before the group made): the NAT and proxy while the container is cloned, the credentials
+# while the minion starts, the DNS records beside the pillar.
 INIT_ENV = (
     "env:register",
     "node:pick",
     "ip:allocate",
-    "lxc:clone",
+    ("lxc:clone", "nft:map_port", "proxy:add_route"),
     "lxc:configure",
-    "creds:generate",
-    "nft:map_port",
-    "proxy:add_route",
-    "pdns:add_records",
-    "pillar:write",
-    "salt:install_minion",
+    ("creds:generate", "salt:install_minion"),
+    ("pdns:add_records", "pillar:write"),
     "salt:highstate",
     "project:init",
     "env:activate",
@@ -72,25 +72,30 @@ LINK_NODE = (
     "node:setup",
     "inventory:add_node",
 )
+# The jobs whose plans group steps (the others run one step at a time).
+PLANS = {"init_env": INIT_ENV}
 
 
-def _submit(ctl, kind, target, steps, clipboard, progress=None):
-    """Run job ``kind`` on ``target`` here; its final state."""
+def _submit(ctl, kind, target, plan, clipboard, progress=None):
+    """Run job ``kind`` (its steps as ``plan`` says) on ``target`` here; its final state."""
+    total = len(jobs.flatten(plan))
+
     def fire(tag, data):
         ctl.fire(tag, data)
         if progress is not None and "step" in data and data["status"] != "pending":
-            progress("{} step {}/{} {}: {}".format(kind, data["step"], len(steps), data["name"], data["status"]))
+            progress("{} step {}/{} {}: {}".format(kind, data["step"], total, data["name"], data["status"]))
 
     manager = ctl.jobs()
     manager.fire = fire
-    return manager.submit(kind, target, list(steps), clipboard)
+    return manager.submit(kind, target, plan, clipboard)
 
 
-def _run(ctl, kind, target, steps, clipboard, progress=None):
-    state = _submit(ctl, kind, target, steps, clipboard, progress)
+def _run(ctl, kind, target, plan, clipboard, progress=None):
+    state = _submit(ctl, kind, target, plan, clipboard, progress)
+    total = len(state["steps"])
     result = {"result": state["status"] == "success", "job": state["id"], "status": state["status"],
               "comment": state["message"],
-              "steps": [{"step": "{}/{} {}".format(step["index"], len(steps), step["name"]),
+              "steps": [{"step": "{}/{} {}".format(step["index"], total, step["name"]),
                          "status": step["status"], "seconds": step["seconds"]} for step in state["steps"]]}
     return result, state
 

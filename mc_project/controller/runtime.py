@@ -8,6 +8,7 @@ master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
 """
 
 import os
+import threading
 import time
 
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +20,7 @@ import salt.wheel
 
 from mc_project import jobs, sealed
 from mc_project.common import messages
-from mc_project.controller import config, events, steps
+from mc_project.controller import config, events, operations, steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 
@@ -30,6 +31,8 @@ class Controller:
         self.settings = config.controller_settings(opts)
         self.url = self.settings["db_url"]
         self._client = client
+        self._client_thread = None  # the thread that made _client (None: it was given)
+        self._other_threads = threading.local()
         self._wheel = None
         self._events_key = None
         db.init(self.url, secrets_key=self.settings["secrets_key"])
@@ -38,9 +41,18 @@ class Controller:
 
     @property
     def client(self):
+        """Salt's LocalClient. Steps of a job may run at the same time, in threads, and a
+        client (its event subscription) is not shared: another thread gets one of its own,
+        destroyed with the thread."""
         if self._client is None:
             self._client = salt.client.get_local_client(mopts=self.opts)
-        return self._client
+            self._client_thread = threading.get_ident()
+        if self._client_thread in (None, threading.get_ident()):
+            return self._client
+        client = getattr(self._other_threads, "client", None)
+        if client is None:
+            client = self._other_threads.client = salt.client.get_local_client(mopts=self.opts)
+        return client
 
     @property
     def wheel(self):
@@ -220,7 +232,7 @@ class Controller:
         """The job manager, with every controller step registered."""
         if registry is None:
             registry = self.registry()
-        return jobs.Jobs(self.url, registry=registry, fire=self.fire)
+        return jobs.Jobs(self.url, registry=registry, fire=self.fire, plans=operations.PLANS)
 
     def registry(self):
         """Every controller step, bound to this controller."""

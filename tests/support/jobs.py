@@ -18,8 +18,10 @@ def kill_when_running(url, target, step_index, proc, timeout=600):
     while time.monotonic() < deadline:
         with db.session(url) as sess:
             job = sess.scalar(select(Job).where(Job.target == target).order_by(Job.id.desc()))
+            # The first one: steps of a group run at the same time.
             running = job is not None and sess.scalar(select(JobStep).where(
-                JobStep.job_id == job.id, JobStep.index >= step_index, JobStep.status == "running"))
+                JobStep.job_id == job.id, JobStep.index >= step_index, JobStep.status == "running")
+                .order_by(JobStep.index))
             if running:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mc_project.common.vocabulary import APP_PORT
+from mc_project import jobs
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
@@ -41,6 +42,7 @@ class FakeNode:
             return {"name": "corpus-golden", "built": False, "seconds": 0}
         if fun == "mc_lxc.clone":
             self.containers[name] = {"state": "STOPPED"}
+            return {"name": name, "changed": True, "spare": kw["spare"]}
         elif fun == "mc_lxc.configure":
             self.containers[name]["address"] = kw["address"]
         elif fun == "mc_lxc.start":
@@ -121,7 +123,8 @@ class FakeController(Controller):
 SETTINGS = {"db_url": None, "master_address": "10.0.0.1", "domain": "corpus.test",
             "dns": {"api_url": None, "zone": "corpus.test.", "ttl": 300},
             "smtp": {"host": None, "port": 25, "sender": "corpus@localhost", "timeout": 5},
-            "lxc": {"mirror": "http://deb.debian.org/debian", "suite": "bookworm", "disk_size_mb": 1024}}
+            "lxc": {"mirror": "http://deb.debian.org/debian", "suite": "bookworm", "disk_size_mb": 1024,
+                    "spare": True}}
 
 
 @pytest.fixture
@@ -171,7 +174,7 @@ def test_init_env_places_allocates_and_records(ctl):
     assert password not in text and "PRIVATE KEY" not in text
 
 
-@pytest.mark.parametrize("step", operations.INIT_ENV)
+@pytest.mark.parametrize("step", jobs.flatten(operations.INIT_ENV))
 def test_failure_at_each_step_leaves_nothing(ctl, step):
     node = add_node(ctl, "n1")
     ctl.fail_at = step

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -382,3 +383,124 @@ def test_status_is_json_ready(manager, world):
     job_id = start(manager)
     manager.run(job_id)
     json.dumps(manager.status(job_id))
+
+
+# --------------------------------------------------------------------------- steps run together
+
+PLAN = ("env:register", ("lxc:clone", "nft:map_port"), "salt:highstate")
+
+
+class Together:
+    """Steps of ``PLAN``: the two of the group wait for each other (so they must run at the
+    same time), each adds its own clipboard key; the last one checks it sees both."""
+
+    def __init__(self, root):
+        self.world = World(root)
+        self.barrier = threading.Barrier(2, timeout=10)
+        self.fail_at = None
+        self.block_at = None
+
+    def registry(self):
+        registry = {}
+        for name in jobs.flatten(PLAN):
+            jobs.register(name, self.make_do(name), self.make_undo(name), registry)
+        return registry
+
+    def make_do(self, name):
+        def do(ctx):
+            self.world.note("do:" + name)
+            if name in PLAN[1]:
+                self.barrier.wait()
+                if name == self.block_at:
+                    open(os.path.join(self.world.root, ".blocked"), "w").close()
+                    time.sleep(120)
+                if name == self.fail_at:
+                    raise CorpusError("{} refused".format(name))
+                time.sleep(0.2 if name == "nft:map_port" else 0)  # the other one ends first
+            if name == "salt:highstate":
+                assert ctx.clipboard["lxc:clone"] and ctx.clipboard["nft:map_port"], ctx.clipboard
+            ctx.clipboard[name] = True
+            ctx.clipboard["env_name"] = "web"  # the same value from both: no conflict
+
+        return do
+
+    def make_undo(self, name):
+        def undo(ctx):
+            self.world.note("undo:" + name)
+
+        return undo
+
+
+def together_manager(url, together, events=None):
+    return jobs.Jobs(url, together.registry(), plans={"init_env": PLAN},
+                     fire=None if events is None else lambda tag, data: events.append((tag, data)))
+
+
+def test_a_group_of_steps_runs_at_the_same_time_and_their_clipboards_merge(url, tmp_path):
+    together = Together(str(tmp_path / "world"))
+    events = []
+    manager = together_manager(url, together, events)
+    state = manager.submit("init_env", "web", PLAN, {"done": []})
+    assert state["status"] == "success", state["message"]
+    assert [step["name"] for step in state["steps"]] == jobs.flatten(PLAN)
+    assert state["clipboard"] == {"done": [], "env_name": "web", "env:register": True, "lxc:clone": True,
+                                  "nft:map_port": True, "salt:highstate": True}
+    assert jobs.Jobs(url).status(state["id"])["clipboard"] == state["clipboard"]
+    # (The two steps of the group wait for each other: run one after the other, they fail.)
+    assert [tag.rsplit("/", 1)[1] for tag, _ in events if "/step/4/" in tag] == ["running", "success"]
+
+
+def test_when_a_step_of_a_group_fails_the_other_finishes_then_both_are_undone(url, tmp_path):
+    together = Together(str(tmp_path / "world"))
+    together.fail_at = "lxc:clone"
+    manager = together_manager(url, together)
+    state = manager.submit("init_env", "web", PLAN, {"done": []})
+    assert state["status"] == "failed"
+    assert state["message"].endswith("failed at step 2/4 lxc:clone: lxc:clone refused.")
+    assert [step["status"] for step in state["steps"]] == ["undone", "failed", "undone", "pending"]
+    journal = together.world.journal()
+    assert journal[-2:] == ["undo:nft:map_port", "undo:env:register"]
+    assert "do:salt:highstate" not in journal
+
+
+def test_a_job_killed_inside_a_group_resumes_only_what_did_not_finish(url, tmp_path):
+    root = str(tmp_path / "world")
+
+    def child_body():
+        together = Together(root)
+        together.block_at = "lxc:clone"
+        together_manager(url, together).run(job_id)
+
+    together = Together(root)
+    manager = together_manager(url, together)
+    job_id = manager.create("init_env", "web", PLAN, {"done": []})
+    child = FORK.Process(target=child_body)
+    child.start()
+    try:
+        wait_for(os.path.join(root, ".blocked"))
+        deadline = time.monotonic() + 10
+        while manager.status(job_id)["steps"][2]["status"] != "success":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    interrupted = manager.status(job_id)
+    assert [step["status"] for step in interrupted["steps"]] == ["success", "interrupted", "success", "pending"]
+    # What the finished step of the group added was saved with its success.
+    assert interrupted["clipboard"]["nft:map_port"] is True
+    together.barrier = threading.Barrier(1)  # resumed, the cut-off step runs alone
+    state = manager.resume(job_id)
+    assert state["status"] == "success", state["message"]
+    assert together.world.journal().count("do:nft:map_port") == 1
+    assert together.world.journal().count("do:lxc:clone") == 2
+
+
+def test_a_job_whose_steps_are_not_its_kinds_plan_runs_them_one_at_a_time(url, tmp_path):
+    together = Together(str(tmp_path / "world"))
+    together.barrier = threading.Barrier(1)  # alone: no partner to wait for
+    manager = together_manager(url, together)
+    older = ["env:register", "nft:map_port", "lxc:clone", "salt:highstate"]  # another version's order
+    state = manager.submit("init_env", "web", older, {"done": []})
+    assert state["status"] == "success", state["message"]
+    assert together.world.journal() == ["do:" + name for name in older]

@@ -61,7 +61,7 @@ def test_controller_killed_mid_job_is_interrupted_then_finished(finish, controll
                                                                  salt_run):
     name = "killed-" + finish
     proc = start_init_env(salt_run, name)
-    # from proxy:add_route on, the container, its address and its NATed port are made
+    # from creds:generate on, the container, its address and its NATed port are made
     job_id, killed_at = kill_when_running(ctl.url, name, 8, proc)
     status = salt_run.run("mc_jobs.status", str(job_id))
     assert status.returncode == 1

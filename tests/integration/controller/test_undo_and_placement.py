@@ -11,6 +11,7 @@ import pytest
 import salt.config
 import requests
 
+from mc_project import jobs
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
@@ -56,14 +57,14 @@ def leftovers(ctl, node, pdns, name):
     return found
 
 
-@pytest.mark.parametrize("step", operations.INIT_ENV)
+@pytest.mark.parametrize("step", jobs.flatten(operations.INIT_ENV))
 def test_failure_at_each_step_leaves_nothing(step, controller, node1, pdns):
     ctl = FailingController(salt.config.master_config(controller.config_file))
     ctl.fail_at = step
     result = operations.init_env(ctl, "undo", "dev", host="node1")
     assert not result["result"]
-    assert "step {}/{} {}: injected failure".format(operations.INIT_ENV.index(step) + 1, len(operations.INIT_ENV),
-                                                    step) in result["comment"]
+    steps = jobs.flatten(operations.INIT_ENV)
+    assert "step {}/{} {}: injected failure".format(steps.index(step) + 1, len(steps), step) in result["comment"]
     assert leftovers(ctl, node1, pdns, "undo") == []
 
 
