@@ -405,6 +405,54 @@ def test_an_unreachable_node_or_a_refused_key_records_nothing(case, local_node, 
         assert job.status == "failed" and "ssh:connect" in job.error
 
 
+# --------------------------------------------------------------------------- unlinking
+
+
+def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, ctl,
+                                                                       master, salt_cli):
+    # The node's first environment would have copied the golden container into its LXC path.
+    golden = salt_cli.run("mc_lxc.golden", "lxc_path=" + local_node["lxc_path"], minion_tgt="node-local",
+                          _timeout=1800)
+    assert golden.returncode == 0, golden
+    table = local_node_table(local_node)
+    assert table.startswith("corpus_ln")  # the link's nft_table= option
+    before = node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"])
+    assert {"nft table ip " + table, "nft table bridge " + table, "bridge " + local_node["bridge"],
+            "golden container"} <= set(before), before
+    assert haproxy_pids(local_node["prefix"]) and minion_pids(local_node["prefix"])
+    with db.session(settings["db_url"]) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
+        sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
+    assert {h["name"]: h["free_slots"] for h in operations.list_hosts(ctl)}["node-local"] == 2
+
+    with pytest.raises(CorpusError, match=r"Node node-local still holds 1 environment\(s\) \(app-staging\)"):
+        operations.unlink_node(ctl, "node-local")
+    assert "node-local" in inventory(settings) and "node-local" in accepted(master)
+    assert minion_pids(local_node["prefix"])
+
+    result = operations.unlink_node(ctl, "node-local", force=True)
+    assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
+    # What linking set up is gone; what stays is said, with why.
+    assert node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"]) == []
+    removed = " / ".join(result["removed"])
+    for what in ("haproxy (pid ", "nft tables ip {0} and bridge {0} removed".format(table),
+                 "golden container corpus-golden removed", "bridge {} removed".format(local_node["bridge"])):
+        assert what in removed, result
+    assert result["kept"] == ["{} kept: corpus's virtualenv and wheelhouse there make a new link "
+                              "quicker".format(local_node["prefix"])]
+    assert "node-local" not in inventory(settings)
+    assert "node-local" not in accepted(master)
+    assert not os.path.exists(os.path.join(master.config["pki_dir"], "minions", "node-local"))
+    assert minion_pids(local_node["prefix"]) == []
+    with db.session(settings["db_url"]) as sess:
+        env = sess.scalar(select(Environment).where(Environment.name == "app-staging"))
+        assert env.node_id is None and env.status == "orphaned"
+    assert [h["name"] for h in operations.list_hosts(ctl)] == ["node-ns"]
+
+    with pytest.raises(CorpusError, match="No compute node named node-local"):
+        operations.unlink_node(ctl, "node-local")
+
+
 # --------------------------------------------------------------------------- resuming and moving tables
 
 
@@ -418,7 +466,8 @@ def link_in_background(master, sshd, name, prefix, bridge, *options):
 
 
 def test_a_link_killed_mid_way_resumes_in_another_process_then_undoes_to_nothing(
-        master, local_sshd, local_node, ctl, settings, salt_cli, places):
+        master, local_sshd, ctl, settings, salt_cli, places):
+    # This machine's sshd is free again: node-local was unlinked above.
     root = places("resume")
     prefix, bridge = root + "/corpus", "clr" + uuid.uuid4().hex[:6]
     table = nodes.nft_table_for("node-resume")  # no nft_table=: the node's own
@@ -446,8 +495,6 @@ def test_a_link_killed_mid_way_resumes_in_another_process_then_undoes_to_nothing
     traces = node_traces(prefix, bridge, table)
     assert {"nft table ip " + table, "nft table bridge " + table, "bridge " + bridge} <= set(traces)
     assert haproxy_pids(prefix) and minion_pids(prefix)
-    # Two nodes on this machine, each with tables of its own.
-    assert "table ip " + local_node_table(local_node) in nft_tables()
 
     undone = salt_run.run("mc_jobs.undo", str(job_id))
     assert undone.returncode == 0, undone
@@ -483,51 +530,6 @@ def test_a_node_moves_off_the_table_it_was_linked_with(master, local_sshd, ctl, 
         host.remove_bridge(bridge)
 
 
-# --------------------------------------------------------------------------- unlinking
-
-
-def test_unlink_is_refused_while_an_environment_lives_there_then_forced(local_node, settings, ctl,
-                                                                       master, salt_cli):
-    # The node's first environment would have copied the golden container into its LXC path.
-    golden = salt_cli.run("mc_lxc.golden", "lxc_path=" + local_node["lxc_path"], minion_tgt="node-local",
-                          _timeout=1800)
-    assert golden.returncode == 0, golden
-    table = local_node_table(local_node)
-    assert table.startswith("corpus_ln")  # the link's nft_table= option
-    before = node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"])
-    assert {"nft table ip " + table, "nft table bridge " + table, "bridge " + local_node["bridge"],
-            "golden container"} <= set(before), before
-    assert haproxy_pids(local_node["prefix"]) and minion_pids(local_node["prefix"])
-    with db.session(settings["db_url"]) as sess:
-        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node-local"))
-        sess.add(Environment(name="app-staging", node_id=node.id, env_type="staging", status="active"))
-    assert {h["name"]: h["free_slots"] for h in operations.list_hosts(ctl)}["node-local"] == 2
-
-    with pytest.raises(CorpusError, match=r"Node node-local still holds 1 environment\(s\) \(app-staging\)"):
-        operations.unlink_node(ctl, "node-local")
-    assert "node-local" in inventory(settings) and "node-local" in accepted(master)
-    assert minion_pids(local_node["prefix"])
-
-    result = operations.unlink_node(ctl, "node-local", force=True)
-    assert result["minion_stopped"] is True and result["orphaned"] == ["app-staging"]
-    # What linking set up is gone; what stays is said, with why.
-    assert node_traces(local_node["prefix"], local_node["bridge"], table, local_node["lxc_path"]) == []
-    assert len(result["removed"]) == 4, result
-    assert result["kept"] == ["{} kept: corpus's virtualenv and wheelhouse there make a new link "
-                              "quicker".format(local_node["prefix"])]
-    assert "node-local" not in inventory(settings)
-    assert "node-local" not in accepted(master)
-    assert not os.path.exists(os.path.join(master.config["pki_dir"], "minions", "node-local"))
-    assert minion_pids(local_node["prefix"]) == []
-    with db.session(settings["db_url"]) as sess:
-        env = sess.scalar(select(Environment).where(Environment.name == "app-staging"))
-        assert env.node_id is None and env.status == "orphaned"
-    assert [h["name"] for h in operations.list_hosts(ctl)] == ["node-ns"]
-
-    with pytest.raises(CorpusError, match="No compute node named node-local"):
-        operations.unlink_node(ctl, "node-local")
-
-
 def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, settings, master_opts, master,
                                                     monkeypatch):
     monkeypatch.setattr(node_steps, "PING_TIMEOUT", 5)
@@ -539,7 +541,7 @@ def test_a_minion_that_never_answers_leaves_nothing(local_node, local_sshd, sett
         with pytest.raises(CorpusError, match=r"minion node-deaf on 127\.0\.0\.1 did not answer test\.ping"):
             operations.link_node(deaf, "127.0.0.1", key=str(local_sshd.client_key),
                                  port=local_sshd.listen_port, name="node-deaf", prefix=root + "/corpus",
-                                 lxc_path=root + "/lxc")
+                                 lxc_path=root + "/lxc", bridge="cld" + uuid.uuid4().hex[:6])
         assert "node-deaf" not in inventory(settings)
         assert "node-deaf" not in accepted(master)
         assert not os.path.exists(root + "/corpus")  # made by this link, removed by its undo
@@ -563,6 +565,7 @@ def test_a_node_without_python3_is_refused_in_one_sentence(salt_factories, setti
         with pytest.raises(CorpusError, match=r"127\.0\.0\.1 has no usable python3 \(corpus needs python3 "
                                               r"and python3-venv there\)"):
             operations.link_node(ctl, "127.0.0.1", key=str(sshd.client_key),
-                                 port=sshd.listen_port, name="node-nopython", prefix=places("nopy") + "/corpus")
+                                 port=sshd.listen_port, name="node-nopython", prefix=places("nopy") + "/corpus",
+                                 bridge="clp" + uuid.uuid4().hex[:6])
     assert "node-nopython" not in inventory(settings)
     assert "node-nopython" not in accepted(master)

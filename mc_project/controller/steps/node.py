@@ -114,7 +114,6 @@ def ssh_connect(ctl, ctx):
     clip["minion_id"] = name
     clip["systemd"] = "systemd" in lines[2:3]
     clip["routes"] = nodes.parse_routes("\n".join(lines[2:]), clip["bridge"])
-    choose_nft_table(clip, shell, known_subnet)
 
     code, out, err = shell.run("python3 -c 'import sys, venv, ensurepip; "
                                "print(\"%d.%d\" % sys.version_info[:2])'")
@@ -126,6 +125,7 @@ def ssh_connect(ctl, ctx):
     if wanted and clip["python"] not in wanted:
         raise CorpusError("{} runs Python {} but the controller's wheelhouse is for Python {}.".format(
             clip["host"], clip["python"], ", ".join(sorted(wanted))))
+    choose_nft_table(clip, shell, known_subnet)
 
 
 def choose_nft_table(clip, shell, known_subnet):
