@@ -1,16 +1,17 @@
 """Finding hosts: by name, kind, label, group (and the groups inside it), region, cell,
 and by the resolved value of a variable (``hardware.disk:ssd``).
 
-The plain filters are SQL. A variable's filter needs each host's resolved value of
-one key: it reads, in a handful of queries, the levels above the hosts (a few
-hundred rows), the hosts' own value of that key only (the database extracts it
-from their JSON), and who is in which group, then resolves that one key per host
-in Python -- never every variable of every host.
+The plain filters are SQL. A variable's filter decides first the hosts that set
+the key themselves, in the database (it compares text along mapping keys itself, or
+hands back that one key's value), then resolves the rest from the levels above,
+which are a few hundred rows, once per place (region, cell, groups) -- never every
+variable of every host.
 """
 
 import json
 
-from sqlalchemy import Text, and_, cast, false, func, or_, select, type_coerce
+from sqlalchemy import Text, and_, cast, false, func, not_, or_, select, type_coerce
+from sqlalchemy.orm import aliased
 
 from mc_project.errors import CorpusError
 from mc_project.inventory import fleet_rules, host_rows, resolve
@@ -68,8 +69,33 @@ def sql_filters(sess, tenant_id, name=None, kind=None, label=None, group=None, r
     return where
 
 
-def resolved_key(sess, tenant_id, key, host_rows_found):
-    """``{host id: resolved value of key}`` (hosts where no level sets it are left out)."""
+def _has_key(data, key, dialect):
+    """SQL: the JSON mapping ``data`` has ``key`` (even set to null)."""
+    if dialect == "sqlite":
+        return func.json_type(data, '$."{}"'.format(key)).is_not(None)
+    return data[key].is_not(None)
+
+
+def _text_at(data, keys, expected, dialect):
+    """SQL: the value at path ``keys`` in ``data`` is the text ``expected``."""
+    if dialect == "sqlite":
+        path = "$" + "".join('."{}"'.format(step) for step in keys)
+        return and_(func.json_type(data, path) == "text", func.json_extract(data, path) == expected)
+    return and_(func.json_typeof(data[tuple(keys)]) == "string", data[tuple(keys)].as_string() == expected)
+
+
+def _compared_in_sql(path, expected):
+    """Whether the database can tell a match itself: text compared along mapping keys.
+    Anything else (a number, true, a list index) is decided in Python."""
+    try:
+        json.loads(expected)
+        return False
+    except ValueError:
+        return all(fleet_rules.VARIABLE_KEY_RE.fullmatch(step) for step in path)
+
+
+def _above_values(sess, tenant_id, key):
+    """``{(level, id): value of key}`` of the levels above the hosts that set it."""
     above = {}
     for (level, object_id), (data, secret_keys) in resolve.load_varsets(
             sess, tenant_id, levels=("tenant", "region", "cell", "group")).items():
@@ -77,50 +103,65 @@ def resolved_key(sess, tenant_id, key, host_rows_found):
             above[(level, object_id)] = resolve.SecretRef(level, object_id, key)
         elif key in data:
             above[(level, object_id)] = data[key]
-    # The database extracts the one key from each host's JSON; a host without it reads None.
-    own = {}
-    for object_id, value in sess.connection().execute(
-            select(VariableSet.object_id, type_coerce(VariableSet.data[key], Text)).where(
-                VariableSet.tenant_id == tenant_id, VariableSet.level == "host")):
-        if value is not None and value != "null":  # SQLite quotes a missing key as JSON null
-            own[object_id] = value
-    # Few hosts have secrets: only their rows are read for them.
-    secret_hosts = {object_id for object_id, secret_keys in sess.connection().execute(
+    return above
+
+
+def matching_hosts(sess, tenant_id, where, key, path, expected):
+    """``{host id: name}`` of the hosts of ``where`` whose resolved ``key`` matches.
+
+    A host that sets the key itself is decided by its own value: the database compares
+    it when it can (text along mapping keys), or hands back that one value. Only the
+    hosts that do not set it are resolved from the levels above, once per place."""
+    dialect = sess.connection().dialect.name
+    own = aliased(VariableSet)
+    present = _has_key(own.data, key, dialect)
+    hosts = host_rows.joined(select(Host.id, Host.name, Host.region_id, Host.cell_id)).outerjoin(
+        own, and_(own.level == "host", own.object_id == Host.id)).where(*where)
+    connection = sess.connection()
+    secret_hosts = {object_id for object_id, secret_keys in connection.execute(
         select(VariableSet.object_id, type_coerce(VariableSet.secret_keys, Text)).where(
             VariableSet.tenant_id == tenant_id, VariableSet.level == "host",
             cast(VariableSet.secret_keys, Text) != "[]"))
         if key in (resolve.decode_json(secret_keys) or ())}
-    # Who is in which group matters only for hosts that do not set the key themselves.
-    unresolved = any(host["id"] not in own and host["id"] not in secret_hosts for host in host_rows_found)
-    tree = resolve.GroupTree.load(sess, tenant_id) \
-        if unresolved and any(level == "group" for level, _id in above) else None
-    memberships = {}
-    if tree is not None:
-        for group_id, host_id in sess.connection().execute(
-                select(GroupMember.group_id, GroupMember.host_id)
-                .join(HostGroup, HostGroup.id == GroupMember.group_id).where(HostGroup.tenant_id == tenant_id)):
-            memberships.setdefault(host_id, []).append(group_id)
-    found, by_place = {}, {}
-    for host in host_rows_found:
-        host_id = host["id"]
-        if host_id in secret_hosts:
-            found[host_id] = resolve.SecretRef("host", host_id, key)
-            continue
-        if host_id in own:
-            found[host_id] = resolve.decode_json(own[host_id])
-            continue
-        groups = frozenset(memberships.get(host_id, ()))
-        place = (host["region_id"], host["cell_id"], groups)
-        if place not in by_place:
-            value = MISSING
-            order = tree.order(groups) if tree is not None else ()
-            for layer in reversed(resolve.layers(host, tenant_id, order)[:-1]):
-                if layer in above:
-                    value = above[layer]
-                    break
-            by_place[place] = value
-        if by_place[place] is not MISSING:
-            found[host_id] = by_place[place]
+    found = {}
+    if _compared_in_sql(path, expected):
+        query = hosts.with_only_columns(Host.id, Host.name).where(present, _text_at(own.data, [key] + path,
+                                                                                  expected, dialect))
+        found.update(connection.execute(query).all())
+    else:
+        query = hosts.with_only_columns(Host.id, Host.name, type_coerce(own.data[key], Text)).where(present)
+        for host_id, name, value in connection.execute(query):
+            if matches(resolve.decode_json(value), path, expected):
+                found[host_id] = name
+    # The hosts that do not set the key take it from the levels above.
+    undecided = [dict(zip(("id", "name", "region_id", "cell_id"), row)) for row in connection.execute(
+        hosts.where(or_(own.id.is_(None), not_(present))))]
+    undecided = [host for host in undecided if host["id"] not in secret_hosts]
+    if undecided:
+        above = _above_values(sess, tenant_id, key)
+        tree, memberships = None, {}
+        if any(level == "group" for level, _id in above):
+            tree = resolve.GroupTree.load(sess, tenant_id)
+            for group_id, host_id in connection.execute(
+                    select(GroupMember.group_id, GroupMember.host_id)
+                    .join(HostGroup, HostGroup.id == GroupMember.group_id).where(HostGroup.tenant_id == tenant_id)):
+                memberships.setdefault(host_id, []).append(group_id)
+        by_place = {}
+        for host in undecided:
+            groups = frozenset(memberships.get(host["id"], ()))
+            place = (host["region_id"], host["cell_id"], groups)
+            if place not in by_place:
+                value = MISSING
+                order = tree.order(groups) if tree is not None else ()
+                for layer in reversed(resolve.layers(host, tenant_id, order)[:-1]):
+                    if layer in above:
+                        value = above[layer]
+                        break
+                by_place[place] = value is not MISSING and matches(value, path, expected)
+            if by_place[place]:
+                found[host["id"]] = host["name"]
+    for host_id in secret_hosts:
+        found.pop(host_id, None)  # a secret never matches: a match would tell its value
     return found
 
 
@@ -133,17 +174,15 @@ def find(sess, tenant_ids, limit, offset, var_filters=(), **filters):
         total = sess.scalar(host_rows.joined(select(func.count(Host.id))).where(where))
         found = sess.execute(host_rows.select_hosts(where).order_by(Host.name, Host.id).limit(limit).offset(offset))
         return [dict(row._mapping) for row in found], total
-    matching = []
+    matching = {}
     for tenant_id in tenant_ids:
-        # Only what the resolution needs of each candidate; the page's hosts are read whole after.
-        candidates = [dict(zip(("id", "name", "region_id", "cell_id"), row)) for row in sess.connection().execute(
-            host_rows.joined(select(Host.id, Host.name, Host.region_id, Host.cell_id))
-            .where(*sql_filters(sess, tenant_id, **filters)))]
+        where = sql_filters(sess, tenant_id, **filters)
+        found = None
         for key, path, expected in parsed:
-            values = resolved_key(sess, tenant_id, key, candidates)
-            candidates = [host for host in candidates
-                          if host["id"] in values and matches(values[host["id"]], path, expected)]
-        matching.extend(candidates)
-    matching.sort(key=lambda row: (row["name"], row["id"]))
-    page_ids = [row["id"] for row in matching[offset:offset + limit]]
-    return (host_rows.rows(sess, Host.id.in_(page_ids)) if page_ids else []), len(matching)
+            these = matching_hosts(sess, tenant_id, where, key, path, expected)
+            found = these if found is None else {host_id: name for host_id, name in found.items()
+                                                 if host_id in these}
+        matching.update(found)
+    ordered = sorted(matching.items(), key=lambda item: (item[1], item[0]))
+    page_ids = [host_id for host_id, _name in ordered[offset:offset + limit]]
+    return (host_rows.rows(sess, Host.id.in_(page_ids)) if page_ids else []), len(ordered)
