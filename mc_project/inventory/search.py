@@ -10,7 +10,7 @@ variable of every host.
 
 import json
 
-from sqlalchemy import Text, and_, cast, false, func, not_, or_, select, type_coerce
+from sqlalchemy import Text, and_, cast, false, func, literal, not_, or_, select, type_coerce
 from sqlalchemy.orm import aliased
 
 from mc_project.errors import CorpusError
@@ -129,9 +129,12 @@ def matching_hosts(sess, tenant_id, where, key, path, expected):
                                                                                   expected, dialect))
         found.update(connection.execute(query).all())
     else:
-        query = hosts.with_only_columns(Host.id, Host.name, type_coerce(own.data[key], Text)).where(present)
-        for host_id, name, value in connection.execute(query):
-            if matches(resolve.decode_json(value), path, expected):
+        # SQLite's extraction turns true and false into 1 and 0; its json_type still tells them.
+        kind = func.json_type(own.data, '$."{}"'.format(key)) if dialect == "sqlite" else literal(None)
+        query = hosts.with_only_columns(Host.id, Host.name, type_coerce(own.data[key], Text), kind).where(present)
+        for host_id, name, value, value_kind in connection.execute(query):
+            value = value_kind == "true" if value_kind in ("true", "false") else resolve.decode_json(value)
+            if matches(value, path, expected):
                 found[host_id] = name
     # The hosts that do not set the key take it from the levels above.
     undecided = [dict(zip(("id", "name", "region_id", "cell_id"), row)) for row in connection.execute(

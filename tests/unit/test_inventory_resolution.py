@@ -175,3 +175,28 @@ def test_unknown_levels_and_bad_names_are_one_sentence(url, keyring):
         with pytest.raises(CorpusError, match="Region name"):
             fleet.create_region(sess, "ada", acme, "eu west")
         assert sess.scalars(select(Region)).all() == []
+
+
+def test_search_decides_a_host_by_its_own_value_of_any_type_and_never_by_a_secret(url, keyring):
+    with db.session(url) as sess:
+        acme = tenant(sess)
+        fleet.set_variables(sess, keyring, "ada", acme, "tenant", acme, "acme",
+                            variables={"cpus": 2, "ha": False, "disk": "hdd", "tags": ["a"]})
+        made = {}
+        for name, own, secret in (("h1", {"cpus": 8, "ha": True}, {}), ("h2", {"disk": None}, {}),
+                                  ("h3", {"tags": ["a", "b"]}, {"disk": "ssd"}), ("h4", {}, {})):
+            made[name] = fleet.create_host(sess, "ada", acme, {"name": name})
+            fleet.set_variables(sess, keyring, "ada", acme, "host", made[name]["id"], name, variables=own,
+                                secrets=secret)
+
+        def names(*filters):
+            return [row["name"] for row in search.find(sess, [acme], 50, 0, var_filters=filters)[0]]
+
+        assert names("cpus:8") == ["h1"] and names("cpus:2") == ["h2", "h3", "h4"]
+        assert names("ha:true") == ["h1"] and names("ha:false") == ["h2", "h3", "h4"]
+        # An explicit null at the host hides the tenant's value; a secret never matches.
+        assert names("disk:hdd") == ["h1", "h4"] and names("disk:null") == ["h2"] and names("disk:ssd") == []
+        assert names("tags.1:b") == ["h3"] and names('tags:["a"]') == ["h1", "h2", "h4"]
+        assert names("disk:hdd", "cpus:2") == ["h4"]
+        page, total = search.find(sess, [acme], 1, 1, var_filters=["cpus:2"])
+        assert [row["name"] for row in page] == ["h3"] and total == 3
