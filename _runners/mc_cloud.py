@@ -6,6 +6,10 @@ master option ``corpus:db_url``, and an event is fired per step
 (``corpus/job/<id>/...``). A failed job has undone what it did.
 """
 
+import threading
+
+import salt.utils.event
+
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
@@ -22,10 +26,22 @@ def _controller():
 
 
 def _progress(message):
-    """Show a line of progress under ``salt-run`` while the job runs."""
+    """Show a line of progress under ``salt-run`` while the job runs.
+
+    Steps that run at the same time report from threads of their own: the runner's event
+    connection belongs to its main thread (used from another one, it breaks the runner's
+    own last event), so they fire on a connection of their own."""
     jid_event = globals().get("__jid_event__")
-    if jid_event is not None:
-        jid_event.fire_event({"message": message}, "progress")
+    if jid_event is None:
+        return
+    data = {"message": message}
+    if threading.current_thread() is threading.main_thread():
+        jid_event.fire_event(data, "progress")
+        return
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
+        event.fire_event(data, salt.utils.event.tagify("progress", base=jid_event.base))
+    if jid_event.print_func is not None:
+        jid_event.print_func("progress", data)
 
 
 def _answer(func, *args, **kwargs):

@@ -38,7 +38,7 @@ class FakeMaster:
 
 def controller(master):
     ctl = Controller.__new__(Controller)
-    ctl._client = master
+    ctl._client, ctl._client_thread = master, None  # a given client serves every thread
     ctl.listening = lambda: contextlib.nullcontext(master)
     return ctl
 
