@@ -8,7 +8,8 @@ by ``event: summary`` (the job's header, counts and buttons); the end is a last
 ``summary`` then ``event: end``, on which the page closes the stream.
 
 A project's panel, once asked to watch, listens to
-``/web/environments/{env}/projects/{project}/deploys``:
+``/web/environments/{env}/projects/{project}/deploys?after=ID`` (the newest deploy
+record the panel showed, so one that ran before the stream was up is not missed):
 while a deploy runs, its record (``mc_project.status`` on the environment's minion,
 which the engine writes before and after each step) is read every two seconds and each
 new line of its progress is sent as it appears.
@@ -17,7 +18,7 @@ new line of its progress is sent as it appears.
 import json
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from mc_project.api import background, sse
@@ -103,12 +104,12 @@ def progress_lines(record):
     return lines
 
 
-def deploy_frames(request, ctl, name, project, caller):
-    """The lines of each deploy of ``project`` that runs while the page watches: the one
-    running when it started watching, or any newer one (even one that began and ended
-    between two reads)."""
+def deploy_frames(request, ctl, name, project, caller, after=None):
+    """The lines of each deploy of ``project`` after record ``after`` (the newest one the
+    page showed; None: the newest when the watch began): the one running, then each newer
+    one, even one that began and ended between two reads."""
     escape = render.templates.env.filters["e"]
-    before = None  # the newest record when the watch began, then the last one shown
+    before = after  # the newest record the page knew of, then the last one shown
     watched, sent = None, 0
     deadline = time.monotonic() + DEPLOY_WAIT
     while time.monotonic() < deadline:
@@ -139,16 +140,19 @@ def deploy_frames(request, ctl, name, project, caller):
         time.sleep(DEPLOY_POLL)
 
 
+AfterRecord = Query("", max_length=64)
+
+
 @router.get("/environments/{name}/projects/{project}/watch")
-def deploy_watch(request: Request, name: str = EnvName, project: str = ProjectName,
+def deploy_watch(request: Request, name: str = EnvName, project: str = ProjectName, after: str = AfterRecord,
                  caller: Principal = Depends(viewer), ctl=Depends(controller)):
     """The part of a project's panel that listens to its deploys (asked for when opened)."""
     project_routes._project(ctl, caller, name, project)
-    return render.page(request, "_deploy_watch.html", {"env": name, "project": project})
+    return render.page(request, "_deploy_watch.html", {"env": name, "project": project, "after": after})
 
 
 @router.get("/environments/{name}/projects/{project}/deploys")
-def deploy_events(request: Request, name: str = EnvName, project: str = ProjectName,
+def deploy_events(request: Request, name: str = EnvName, project: str = ProjectName, after: str = AfterRecord,
                   caller: Principal = Depends(viewer), ctl=Depends(controller)):
     project_routes._project(ctl, caller, name, project)  # 404 unknown or another tenant's
     # The stream is read in whichever worker thread is free: it has a Salt client of its own.
@@ -156,7 +160,7 @@ def deploy_events(request: Request, name: str = EnvName, project: str = ProjectN
 
     def frames():
         try:
-            yield from deploy_frames(request, own, name, project, caller)
+            yield from deploy_frames(request, own, name, project, caller, after)
         finally:
             client = own.__dict__.get("_client")
             if client is not None:

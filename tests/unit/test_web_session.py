@@ -367,7 +367,7 @@ def test_a_deploy_streams_its_steps_as_they_are_recorded(client, monkeypatch):
     monkeypatch.setattr(live, "DEPLOY_POLL", 0)
     log_in(client, "alice")
     lines = []
-    with client.stream("GET", "/web/environments/a1/projects/a1/deploys") as answer:
+    with client.stream("GET", "/web/environments/a1/projects/a1/deploys?after=r2") as answer:
         assert answer.headers["content-type"].startswith("text/event-stream")
         for line in answer.iter_lines():
             lines.append(line)
@@ -383,3 +383,20 @@ def test_a_deploy_streams_its_steps_as_they_are_recorded(client, monkeypatch):
                      '<div class="line">       move_traffic done</div>',
                      '<div class="line">deploy success</div>']
     assert lines[-1] == "event: deployed"
+    watch = client.get("/web/environments/a1/projects/a1/watch?after=r2").text
+    assert 'sse-connect="/web/environments/a1/projects/a1/deploys?after=r2"' in watch
+
+
+def test_a_deploy_that_ended_before_the_stream_was_up_is_still_shown(client, monkeypatch):
+    ended = {"id": "r3", "kind": "deploy", "status": "failed", "commit": "c" * 40, "mode": "cooking",
+             "error": "phase build failed", "steps": [{"step": "make_release", "state": "doing"}]}
+    monkeypatch.setattr(Controller, "call", minion_answers([status(False, ended)], []))
+    monkeypatch.setattr(live, "DEPLOY_POLL", 0)
+    log_in(client, "alice")
+    with client.stream("GET", "/web/environments/a1/projects/a1/deploys?after=r2") as answer:
+        lines = []
+        for line in answer.iter_lines():
+            lines.append(line)
+            if line.startswith("event: deployed"):
+                break
+    assert "data: <div class=\"line\">deploy failed: phase build failed</div>" in lines

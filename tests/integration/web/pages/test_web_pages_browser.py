@@ -122,6 +122,7 @@ def test_the_activity_shows_who_did_what(open_page, log_in, api, passwords):
     watched = open_page()
     page = log_in(watched, api, "bob", passwords["bob"])
     page.goto(api + "/web/environments/b1")
+    page.wait_for_selector("#project-b1 .loading", state="detached")  # the panel answered
     page.fill("input[name=confirm_name]", "not-b1")
     page.click("button.danger:has-text('Destroy')")
     page.wait_for_url(api + "/web/environments/b1")
