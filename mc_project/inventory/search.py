@@ -81,7 +81,7 @@ def _text_at(data, keys, expected, dialect):
     if dialect == "sqlite":
         path = "$" + "".join('."{}"'.format(step) for step in keys)
         return and_(func.json_type(data, path) == "text", func.json_extract(data, path) == expected)
-    return and_(func.json_typeof(data[tuple(keys)]) == "string", data[tuple(keys)].as_string() == expected)
+    return and_(func.jsonb_typeof(data[tuple(keys)]) == "string", data[tuple(keys)].as_string() == expected)
 
 
 def _compared_in_sql(path, expected):

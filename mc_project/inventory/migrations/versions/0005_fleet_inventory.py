@@ -13,6 +13,7 @@ import importlib
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 revision = '0005'
@@ -75,7 +76,7 @@ def upgrade():
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('level', sa.String(length=16), nullable=False),
     sa.Column('object_id', sa.Integer(), nullable=False),
-    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('secret_keys', sa.JSON(), nullable=False),
     sa.CheckConstraint("level IN ('tenant', 'region', 'cell', 'group', 'host')", name=op.f('ck_inventory_variables_level')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_inventory_variables_tenant_id_tenants'), ondelete='CASCADE'),
