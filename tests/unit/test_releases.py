@@ -6,6 +6,7 @@ import shutil
 import socket
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -87,9 +88,15 @@ def test_switch_current_is_atomic_under_concurrent_reads(tmp_path):
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
+    # At least 200 switches, and on until the readers have seen both targets (a loaded
+    # machine may not schedule them during the first 200).
+    deadline = time.monotonic() + 30
+    switches = 0
     try:
-        for n in range(200):
-            releases.switch_current(current, targets[n % 2])
+        while switches < 200 or (seen != valid and time.monotonic() < deadline):
+            releases.switch_current(current, targets[switches % 2])
+            switches += 1
+        releases.switch_current(current, targets[1])
     finally:
         stop.set()
         for t in threads:

@@ -13,6 +13,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import pytest
@@ -247,8 +248,10 @@ def init(capsys, *extra):
 
 
 @pytest.mark.parametrize("case", ["root", "log", "db", "wheelhouse"])
-def test_init_refuses_a_path_it_cannot_write_in_one_sentence(tmp_path_factory, monkeypatch, capsys, case):
-    tmp_path = tmp_path_factory.mktemp("w")  # short: the root's sockets must fit
+def test_init_refuses_a_path_it_cannot_write_in_one_sentence(request, monkeypatch, capsys, case):
+    # Right under the temporary directory, whatever the user's name: the root's sockets must fit.
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="w"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     locked = tmp_path / "locked"
     locked.mkdir()
     root = tmp_path / "ctl"
