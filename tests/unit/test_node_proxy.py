@@ -1,13 +1,13 @@
 """The haproxy configuration generated from the routes, and route input checks (no daemon)."""
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
 from mc_project.errors import CorpusError
 from mc_project.node import proxy
+from support import needs
 
 ROUTES = {
     "app.test": {"address": "10.77.0.10", "port": 80},
@@ -37,11 +37,11 @@ def test_no_route_means_no_backend_so_haproxy_answers_503():
     assert "default_backend" not in text
 
 
-@pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed")
+@pytest.mark.needs("haproxy")
 def test_haproxy_accepts_the_generated_config(tmp_path):
     path = tmp_path / "haproxy.cfg"
     path.write_text(proxy.render_config(ROUTES, 8080, str(tmp_path / "haproxy.pid")))
-    proc = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([needs.command("haproxy"), "-c", "-f", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
