@@ -178,13 +178,14 @@ def direct_groups(sess, host_id):
 
 
 def layer_names(sess, host, tree):
-    """``{(level, id): name}`` for provenance: the tenant, region, cell, groups, host."""
-    names = {("host", host["id"]): host["name"]}
-    names[("tenant", host["tenant_id"])] = sess.scalar(select(Tenant.name).where(Tenant.id == host["tenant_id"]))
-    if host["region_id"]:
-        names[("region", host["region_id"])] = sess.scalar(select(Region.name).where(Region.id == host["region_id"]))
-    if host["cell_id"]:
-        names[("cell", host["cell_id"])] = sess.scalar(select(Cell.name).where(Cell.id == host["cell_id"]))
+    """``{(level, id): name}`` for provenance: the tenant, region, cell, groups, host (one query)."""
+    tenant, region, cell = sess.execute(
+        select(Tenant.name, Region.name, Cell.name).select_from(Tenant)
+        .outerjoin(Region, Region.id == (host["region_id"] or 0))
+        .outerjoin(Cell, Cell.id == (host["cell_id"] or 0))
+        .where(Tenant.id == host["tenant_id"])).one()
+    names = {("host", host["id"]): host["name"], ("tenant", host["tenant_id"]): tenant,
+             ("region", host["region_id"]): region, ("cell", host["cell_id"]): cell}
     names.update((("group", group_id), name) for group_id, name in tree.names.items())
     return names
 
