@@ -10,6 +10,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+import yaml
 
 from .errors import EXIT_BAD_INPUT, CliError
 from .state import state_of
@@ -290,8 +291,6 @@ def ansible(ctx: typer.Context, tenant: str = typer.Option(None, "--tenant")):
 @inventory_app.command("roster")
 def roster(ctx: typer.Context, tenant: str = typer.Option(None, "--tenant")):
     """The salt-ssh roster (YAML) of the hosts that run no minion."""
-    import yaml
-
     state = state_of(ctx)
     found = state.client.get("/v1/salt-roster", tenant=tenant)
     if state.output.json:
