@@ -32,16 +32,18 @@ from mc_project.inventory.models import ComputeNode, Environment, PortMapping, S
 log = logging.getLogger(__name__)
 
 # A tuple is a group of steps that run at the same time (they need only what the steps
-# before the group made): the NAT and proxy while the container is cloned, the credentials
-# while the minion starts, the DNS records beside the pillar.
+# before the group made): the NAT and proxy while the container is cloned, the DNS
+# records beside the pillar. The minion starts after its pillar is written: it keeps the
+# pillar it started with for the calls the controller makes to it.
 INIT_ENV = (
     "env:register",
     "node:pick",
     "ip:allocate",
     ("lxc:clone", "nft:map_port", "proxy:add_route"),
     "lxc:configure",
-    ("creds:generate", "salt:install_minion"),
+    "creds:generate",
     ("pdns:add_records", "pillar:write"),
+    "salt:install_minion",
     "salt:highstate",
     "project:init",
     "env:activate",
