@@ -95,7 +95,7 @@ def test_resolution_search_secrets_and_export_on_postgresql(url, tmp_path):
         assert stored.startswith("fernet:") and "pg-secret" not in stored
         inventory = ansible_export.ansible_inventory(sess, [tenant_id])
         assert inventory["cell_eu_r1"] == {"hosts": ["db1", "db2"]}
-        assert inventory["all-db"] == {"children": ["db"]}
+        assert inventory["all_db"] == {"children": ["db"]}  # Ansible's group names: '-' is '_'
         assert "password" not in inventory["_meta"]["hostvars"]["db1"]
         assert inventory["_meta"]["hostvars"]["web"]["ansible_port"] == 40001
         with pytest.raises(CorpusError, match="cycle"):
