@@ -29,6 +29,7 @@ from sqlalchemy import insert, select
 from mc_project.inventory import (  # noqa: E402  (harness put the repo on sys.path)
     ansible_export,
     db,
+    fleet,
     host_pillar,
     host_rows,
     resolve,
@@ -44,7 +45,7 @@ from mc_project.inventory.fleet_models import (  # noqa: E402
     HostLabel,
     VariableSet,
 )
-from mc_project.inventory.models import Region, Tenant  # noqa: E402
+from mc_project.inventory.models import Region, Tenant, utcnow  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
@@ -101,7 +102,7 @@ def fill(url, hosts, keyring):
             {"name": "host{:05d}".format(n), "kind": "machine", "tenant_id": tenant_id,
              "address": "10.{}.{}.{}".format(n // 65536, n // 256 % 256, n % 256), "ssh_port": 22,
              "region_id": cell_rows[n % len(cell_rows)][1], "cell_id": cell_rows[n % len(cell_rows)][0],
-             "created": db_now()} for n in range(hosts)])
+             "created": utcnow()} for n in range(hosts)])
         host_ids = [row.id for row in connection.execute(select(Host.id).where(Host.tenant_id == tenant_id)
                                                          .order_by(Host.name))]
         children = group_ids[TOP_GROUPS:]
@@ -122,19 +123,11 @@ def fill(url, hosts, keyring):
                      "secret_keys": []} for n, hid in enumerate(host_ids)]
         connection.execute(insert(VariableSet.__table__), varsets)
     # One secret on the first host's first group, as the pillar decrypts it.
-    from mc_project.inventory import fleet
-
     with db.session(url) as sess:
         first_group = sess.scalar(select(GroupMember.group_id).where(GroupMember.host_id == host_ids[0]).limit(1))
         fleet.set_variables(sess, keyring, "bench", tenant_id, "group", first_group, "g", secrets={"db_password": "x"})
         sess.execute(Host.__table__.update().where(Host.id == host_ids[0]).values(minion_id="host00000.minion"))
     return tenant_id, host_ids
-
-
-def db_now():
-    from mc_project.inventory.models import utcnow
-
-    return utcnow()
 
 
 # --------------------------------------------------------------------------- naive: one query per level per host
