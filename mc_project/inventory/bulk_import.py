@@ -85,6 +85,13 @@ def _csv_value(text):
 
 def parse_csv(text):
     """``{"hosts": [...]}`` from CSV text; a bad row is refused by its number."""
+    try:
+        return _parse_csv(text)
+    except csv.Error as exc:
+        raise ImportRefused("The CSV is not valid: {}.".format(str(exc).rstrip("."))) from None
+
+
+def _parse_csv(text):
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     if "name" not in header:
@@ -156,6 +163,8 @@ def apply(sess, keyring, actor, tenant_id, document):
                 region = fleet.region_by_name(sess, tenant_id, item["name"])
             counts["regions"] += 1
             _set_variables(sess, keyring, actor, tenant_id, "region", region.id, region.name, item)
+            if not isinstance(item.get("cells") or [], list):
+                raise CorpusError("cells must be a list")
             for cell_item in item.get("cells") or []:
                 cell_item = {"name": cell_item} if isinstance(cell_item, str) else cell_item
                 if not isinstance(cell_item, dict):
@@ -226,8 +235,10 @@ def needs_keyring(document):
     if document.get("secrets"):
         return True
     for key in ("regions", "groups", "hosts"):
-        for item in document.get(key) or []:
-            if isinstance(item, dict) and (item.get("secrets") or any(
-                    isinstance(cell, dict) and cell.get("secrets") for cell in item.get("cells") or [])):
+        items = document.get(key) or []
+        for item in items if isinstance(items, list) else []:
+            cells = item.get("cells") if isinstance(item, dict) else None
+            if isinstance(item, dict) and (item.get("secrets") or isinstance(cells, list) and any(
+                    isinstance(cell, dict) and cell.get("secrets") for cell in cells)):
                 return True
     return False

@@ -256,6 +256,9 @@ def test_import_is_all_or_nothing(client, heads):
     message = error(client.post("/v1/inventory/import", json={"format": "yaml", "content": "hosts: [{name: a b}]"},
                                 headers=h), 400)
     assert message.startswith("Nothing was imported. hosts[0] (a b): Host name 'a b' is not valid")
+    bad_cells = {"format": "yaml", "content": "regions: [{name: eu2, cells: 5}]"}
+    assert error(client.post("/v1/inventory/import", json=bad_cells, headers=h), 400) == (
+        "Nothing was imported. regions[0] (eu2): cells must be a list.")
     assert "not valid at line" in error(client.post("/v1/inventory/import", json={
         "format": "yaml", "content": "hosts: [\n"}, headers=h), 400)
     error(client.post("/v1/inventory/import", json={"format": "yaml", "content": "hosts: []"}, headers=heads["val"]),
