@@ -400,3 +400,20 @@ def test_a_deploy_that_ended_before_the_stream_was_up_is_still_shown(client, mon
             if line.startswith("event: deployed"):
                 break
     assert "data: <div class=\"line\">deploy failed: phase build failed</div>" in lines
+
+
+def test_an_editable_project_offers_no_rollback(client, monkeypatch):
+    editable = dict(status(), mode="editable", release=None)
+    monkeypatch.setattr(Controller, "call", minion_answers([editable], []))
+    log_in(client, "alice")
+    panel = client.get("/web/environments/a1/projects/a1/panel").text
+    assert "Roll back to this" not in panel and "keeps no releases to roll back to" in panel
+
+
+def test_the_deploy_watch_targets_itself(client, monkeypatch):
+    """The panel's details element targets its .watch, and htmx passes hx-target down to
+    what is swapped in: the stream's elements must name their own target."""
+    monkeypatch.setattr(Controller, "call", minion_answers([status()], []))
+    log_in(client, "alice")
+    watch = client.get("/web/environments/a1/projects/a1/watch?after=").text
+    assert watch.count('hx-target="this"') == 2
