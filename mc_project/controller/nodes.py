@@ -112,6 +112,7 @@ def stop_minion_command(paths):
     ).format(unit=MINION_UNIT, pidfile=shlex.quote(paths["pidfile"]))
 
 
+PING_TIMEOUT = 10
 TEARDOWN_TIMEOUT = 300  # stopping haproxy, deleting the tables, the golden container and the bridge
 
 
@@ -120,6 +121,9 @@ def teardown_node(ctl, minion_id, bridge, subnet, lxc_path):
     configured with: ``corpus`` for a node linked when all shared it), golden container and
     bridge: ``{"removed": [...], "kept": [...]}``, one sentence per item, a kept one saying why.
     Raises one sentence when the node does not answer or fails."""
+    # A node that is down would be waited for the whole teardown time: ask it first.
+    if not ctl.ping(minion_id, timeout=PING_TIMEOUT):
+        raise CorpusError("The minion {} did not answer test.ping.".format(minion_id))
     answer = ctl.answer(minion_id, "mc_lxc.teardown_node", timeout=TEARDOWN_TIMEOUT, bridge=bridge,
                         subnet=subnet, lxc_path=lxc_path)
     if answer is None:
