@@ -130,17 +130,16 @@ def ssh_run(host_address, port, pkey, command):
     """Run ``command`` over SSH as root; returns (output, the server's host key line)."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(
-        host_address,
-        port=port,
-        username="root",
-        pkey=pkey,
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-        banner_timeout=10,
-        auth_timeout=10,
-    )
+    # A connection that times out is tried again (twice): on a machine busy with other
+    # nodes a first SYN can go unanswered; a NAT that is wrong times out every time.
+    for attempt in range(3):
+        try:
+            client.connect(host_address, port=port, username="root", pkey=pkey, look_for_keys=False,
+                           allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
+            break
+        except TimeoutError:
+            if attempt == 2:
+                raise
     try:
         key = client.get_transport().get_remote_server_key()
         _, stdout, _ = client.exec_command(command, timeout=10)
