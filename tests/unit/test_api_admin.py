@@ -17,18 +17,6 @@ from support.api_answers import error, login
 
 
 @pytest.fixture
-def opts(tmp_path):
-    return {"corpus": {"db_url": "sqlite:///{}".format(tmp_path / "inventory.sqlite"),
-                       "secrets_key": str(tmp_path / "secrets.key"), "master_address": "127.0.0.1"},
-            "cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
-
-
-@pytest.fixture
-def ctl(opts):
-    return Controller(opts)
-
-
-@pytest.fixture
 def client(opts, ctl, monkeypatch):
     monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
     app = create_app(opts, ctl=ctl)

@@ -21,18 +21,6 @@ CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def opts(tmp_path):
-    return {"corpus": {"db_url": "sqlite:///{}".format(tmp_path / "inventory.sqlite"),
-                       "secrets_key": str(tmp_path / "secrets.key"), "master_address": "127.0.0.1"},
-            "cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
-
-
-@pytest.fixture
-def ctl(opts):
-    return Controller(opts)
-
-
-@pytest.fixture
 def app(opts, ctl):
     made = create_app(opts, ctl=ctl)
     url = ctl.url
