@@ -373,10 +373,12 @@ class Jobs:
             total = len(job.steps)
         for group in groups:
             todo = [step for step in group if step.status != "success"]
+            if not todo:
+                continue
             if len(todo) == 1:
                 failed = [self._run_step(job, todo[0], clipboard, total)]
             else:
-                with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(todo), 1)) as pool:
+                with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
                     failed = list(pool.map(lambda step: self._run_step(job, step, clipboard, total), todo))
             errors = [error for error in failed if error]
             if errors:
