@@ -6,4 +6,4 @@ the tables are in ``models`` and, for the fleet (cells, hosts, groups, variables
 every node and environment made anywhere is a host.
 """
 
-from mc_project.inventory import backed_hosts, db, fleet_models, models  # noqa: F401
+from mc_project.inventory import backed_hosts, db, fleet_models, health_models, models  # noqa: F401
