@@ -63,6 +63,12 @@ REGISTRY = {}
 _GONE = object()  # a clipboard key a step removed
 
 
+class FailedWithReport(CorpusError):
+    """A step did its work and found that it failed (a state run or a playbook with failed
+    hosts): the job fails, and what the step added to the clipboard (its per-host report)
+    is kept, where any other failure's changes are dropped."""
+
+
 def flatten(plan):
     """The step names of ``plan``, in order."""
     return [name for item in plan for name in (item if isinstance(item, (tuple, list)) else (item,))]
@@ -410,8 +416,13 @@ class Jobs:
             ctx.log("failed: " + reason)
             if not isinstance(exc, CorpusError):
                 ctx.log(traceback.format_exc().rstrip())
+            kept = None
+            if isinstance(exc, FailedWithReport):
+                with self._saving:
+                    _apply(clipboard, _changes(before, ctx.clipboard))
+                    kept = clipboard
             self._set_step(job.id, step, status="failed", ended=utcnow(), log=_text(ctx.lines),
-                           undo_data=ctx.undo_data)
+                           undo_data=ctx.undo_data, clipboard=kept)
             return "failed at step {}/{} {}: {}".format(step.index, total, step.name, reason)
         with self._saving:
             _apply(clipboard, _changes(before, ctx.clipboard))
