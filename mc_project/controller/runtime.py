@@ -67,6 +67,15 @@ class Controller:
                                   full_return=True)
         return (returns or {}).get(minion)
 
+    def answers(self, minions, fun, *args, timeout=60, **kwargs):
+        """``{minion: its whole answer}`` of those of ``minions`` (a list target) that answered
+        ``fun`` within ``timeout`` seconds; one publication for all of them."""
+        if not minions:
+            return {}
+        returns = self.client.cmd(list(minions), fun, list(args), tgt_type="list", timeout=timeout,
+                                  kwarg=kwargs, full_return=True)
+        return {minion: answer for minion, answer in (returns or {}).items() if minion in minions}
+
     def call(self, minion, fun, *args, timeout=300, again_on_start=False, **kwargs):
         """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence.
 
