@@ -2,8 +2,8 @@
 
 ``db.init(url)`` creates or migrates it, ``db.session(url)`` opens a transaction;
 the tables are in ``models`` and, for the fleet (cells, hosts, groups, variables),
-``fleet_models``. Importing the package registers ``backed_hosts``' events, so
-every node and environment made anywhere is a host.
+``fleet_models``; the key/value store's in ``kv_models``. Importing the package
+registers ``backed_hosts``' events, so every node and environment made anywhere is a host.
 """
 
-from mc_project.inventory import backed_hosts, db, fleet_models, health_models, models  # noqa: F401
+from mc_project.inventory import backed_hosts, db, fleet_models, health_models, kv_models, models  # noqa: F401
