@@ -76,6 +76,16 @@ class Controller:
                                   kwarg=kwargs, full_return=True)
         return {minion: answer for minion, answer in (returns or {}).items() if minion in minions}
 
+    def answers_as_they_come(self, minions, fun, *args, timeout=300, **kwargs):
+        """Yield ``(minion, answer)`` as each of ``minions`` answers ``fun`` (``answer`` as
+        ``answer()`` gives it), first come first yielded (``answers`` waits for all): a run on
+        many minions shows each one's result when it has it. A minion that did not answer within ``timeout`` seconds
+        (Salt asks the busy ones whether they still run it) is not yielded."""
+        for returns in self.client.cmd_iter(list(minions), fun, list(args), timeout=timeout, tgt_type="list",
+                                            kwarg=kwargs, full_return=True):
+            for minion, answer in (returns or {}).items():
+                yield minion, answer
+
     def call(self, minion, fun, *args, timeout=300, again_on_start=False, **kwargs):
         """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence.
 
