@@ -6,7 +6,9 @@ serves that row to the minion with that id, and nothing to any other minion.
 When the minion is a host of the fleet inventory (a node, an environment, or a
 machine given that minion id), its resolved variables are added under the key
 ``inventory``, secret variables decrypted with the controller's key
-(``corpus:secrets_key``): only that host's minion ever receives them.
+(``corpus:secrets_key``): only that host's minion ever receives them. A host also
+gets the detectors of the master option ``corpus_detectors`` and their schedule
+(``mc_project.health.detectors``).
 The inventory is the one named by the master option ``corpus:db_url``.
 
 Master configuration:
@@ -26,6 +28,7 @@ from sqlalchemy import select
 
 from mc_project.controller.config import controller_settings, inventory_url
 from mc_project.errors import CorpusError
+from mc_project.health import detectors
 from mc_project.inventory import db, host_pillar, secrets_crypto
 from mc_project.inventory.models import Pillar
 
@@ -57,7 +60,10 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         with db.session(url) as sess:
             data = sess.scalars(select(Pillar.data).where(Pillar.minion_id == minion_id)).first()
             served = dict(data or {})
-            served.update(host_pillar.host_pillar(sess, minion_id, lambda: _keyring(minion_id)))
+            host_values = host_pillar.host_pillar(sess, minion_id, lambda: _keyring(minion_id))
+            served.update(host_values)
+        if host_values:
+            served.update(_detectors(minion_id))
     except CorpusError as exc:
         log.error("corpus_inventory: no pillar for %s: %s", minion_id, exc)
         return {}
@@ -68,6 +74,16 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
                   minion_id, type(exc).__name__, _one_line(exc))
         return {}
     return served
+
+
+def _detectors(minion_id):
+    """A host's detector rules and their schedule; nothing when they are refused (the
+    rest of its pillar is still served)."""
+    try:
+        return detectors.pillar(__opts__)
+    except CorpusError as exc:
+        log.error("corpus_inventory: no detectors for %s: %s", minion_id, exc)
+        return {}
 
 
 def _keyring(minion_id):

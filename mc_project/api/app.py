@@ -13,8 +13,11 @@ from mc_project import web
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
+from mc_project.api.routers import detectors as detector_routes
+from mc_project.api.routers import sites as site_routes
 from mc_project.api.routers import tenants as tenant_routes
 from mc_project.controller.runtime import Controller
+from mc_project.health import background as health_background
 
 PREFIX = "/v1"
 # Routes and event streams run in worker threads; each watcher of a job holds one for
@@ -23,9 +26,14 @@ WORKER_THREADS = 200
 
 
 @contextlib.asynccontextmanager
-async def lifespan(_app):
+async def lifespan(app):
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    yield
+    # Detectors' scheduled results and scheduled site walks, when configured.
+    background = health_background.start(app.state.ctl)
+    try:
+        yield
+    finally:
+        health_background.stop(background)
 
 
 def create_app(opts, ctl=None):
@@ -50,6 +58,8 @@ def create_app(opts, ctl=None):
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
                    audit.router, tenant_routes.router, inventory.router, inventory_exports.router):
+        app.include_router(router, prefix=PREFIX)
+    for router in (detector_routes.router, site_routes.router):
         app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app
