@@ -1,11 +1,14 @@
 """The health work the API process does on its own: writing the detectors' scheduled
-results (and running them after a highstate), and scheduled site walks. Each starts
-only when its master option is set; a bad option is logged, and the API still serves."""
+results (and running them after a highstate), scheduled site walks, and the checks'
+states (``listener``: results, TTL deadlines, handlers). Detectors and walks start
+only when their master option is set; a bad option is logged, and the API still
+serves. The checks' listener starts whenever the master's event bus is there."""
 
 import logging
+import os
 
 from mc_project.errors import CorpusError
-from mc_project.health import detector_runs, detectors, walk_runs
+from mc_project.health import detector_runs, detectors, listener, walk_runs
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ def start(ctl):
             started.append(walk_runs.Scheduler(ctl, walk_runs.schedule_settings(opts)).start())
     except CorpusError as exc:
         log.error("scheduled site walks are off: %s", exc)
+    if opts.get("sock_dir") and os.path.isdir(opts["sock_dir"]) and getattr(ctl, "settings", None):
+        started.append(listener.for_controller(ctl).start())
     return started
 
 

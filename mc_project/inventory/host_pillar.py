@@ -1,7 +1,9 @@
 """What the ext_pillar adds for one minion: its host's resolved variables, secrets in
-plain text, under one key (``inventory``). Only the minion of that host gets them:
-the host is found by the minion id Salt authenticated."""
+plain text, under one key (``inventory``), and its fleet-health checks with their
+schedule (``health.check_pillar``). Only the minion of that host gets them: the host
+is found by the minion id Salt authenticated."""
 
+from mc_project.health import check_pillar
 from mc_project.inventory import host_rows, resolve, secret_vars
 
 PILLAR_KEY = "inventory"
@@ -20,4 +22,4 @@ def host_pillar(sess, minion_id, keyring_of):
     if any(isinstance(value, resolve.SecretRef) for value in values.values()):
         keyring = keyring_of()
         values = secret_vars.reveal(sess, keyring, values) if keyring else resolve.without_secrets(values)
-    return {PILLAR_KEY: values}
+    return dict(check_pillar.checks_pillar(sess, host), **{PILLAR_KEY: values})

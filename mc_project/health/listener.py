@@ -1,0 +1,116 @@
+"""The controller's health service: a thread of ``corpus-api`` that listens to the
+master's event bus for the checks' results (``corpus/check/<minion>/<check>``), keeps
+their states in the inventory, and every ``tick`` seconds moves TTL checks past their
+deadline to CRITICAL and repeats what handlers with a repeat must hear again.
+
+A result is believed only when the minion its tag names signed it (``reports``) and
+is a host of the inventory that has that check; anything else is dropped with a
+warning in the API's log.
+"""
+
+import logging
+import threading
+import time
+
+import salt.utils.event
+
+from mc_project.errors import CorpusError
+from mc_project.health import handlers, reports, results
+from mc_project.inventory import db
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0
+# A minion's accepted key is read again after this long (a key may be deleted, or a
+# minion accepted anew).
+KEY_CACHE_SECONDS = 60
+
+
+class Listener:
+    """``start()`` the thread, ``stop()`` it; ``handle(tag, data)`` and ``tick()`` are
+    what it does (tests call them directly)."""
+
+    def __init__(self, opts, url, smtp, accepted_key, tick=TICK):
+        self.opts = opts
+        self.url = url
+        self.smtp = smtp
+        self.accepted_key = accepted_key  # minion id -> its accepted public key (PEM) or None
+        self.tick_seconds = tick
+        self._keys = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self.ready = threading.Event()  # set once the bus is listened to
+
+    def _key(self, minion_id):
+        cached = self._keys.get(minion_id)
+        if cached is None or time.monotonic() - cached[1] > KEY_CACHE_SECONDS:
+            cached = (self.accepted_key(minion_id), time.monotonic())
+            self._keys[minion_id] = cached
+        return cached[0]
+
+    def handle(self, tag, data):
+        """One event: a check's result recorded (and its notifications sent), or dropped."""
+        parsed = reports.parse_tag(tag)
+        if parsed is None:
+            return None
+        minion_id, check_name = parsed
+        body = reports.body_of(data)
+        if not reports.verify(self._key(minion_id), tag, body):
+            log.warning("health: dropped a result of check %s that minion %s did not sign", check_name, minion_id)
+            return None
+        try:
+            with db.session(self.url) as sess:
+                deliveries = results.record_result(sess, minion_id, check_name, body)
+        except CorpusError as exc:
+            log.warning("health: dropped a result: %s", exc)
+            return None
+        return handlers.dispatch(self.url, deliveries, self.smtp)
+
+    def tick(self):
+        """TTL deadlines and repeats."""
+        with db.session(self.url) as sess:
+            deliveries = results.expire_ttls(sess)
+            deliveries += results.repeats(sess)
+        return handlers.dispatch(self.url, deliveries, self.smtp)
+
+    def run(self):
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                with salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True) as bus:
+                    bus.subscribe(reports.PREFIX)
+                    self.ready.set()
+                    while not self._stop.is_set():
+                        wait = max(min(next_tick - time.monotonic(), self.tick_seconds), 0.01)
+                        event = bus.get_event(wait=wait, tag=reports.PREFIX, full=True)
+                        if event:
+                            self._safely(self.handle, event.get("tag", ""), event.get("data"))
+                        if time.monotonic() >= next_tick:
+                            self._safely(self.tick)
+                            next_tick = time.monotonic() + self.tick_seconds
+            except Exception:  # pylint: disable=broad-except
+                # The master restarting closes the bus: listen again rather than stop checking.
+                log.exception("health: the event bus failed; listening again")
+                self._stop.wait(1)
+
+    @staticmethod
+    def _safely(function, *args):
+        try:
+            function(*args)
+        except Exception:  # pylint: disable=broad-except
+            log.exception("health: %s failed", getattr(function, "__name__", function))
+
+    def start(self):
+        self._thread = threading.Thread(target=self.run, name="corpus-health", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=5):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def for_controller(ctl, tick=TICK):
+    """The listener of controller ``ctl`` (its master options, inventory and mail relay)."""
+    return Listener(ctl.opts, ctl.url, ctl.settings["smtp"], ctl.accepted_key, tick=tick)
