@@ -207,6 +207,25 @@ def destroy_project(name, project):
     return _answer(operations.destroy_project, _controller(), name, project, progress=_progress)
 
 
+def rollback(name, project, release=None):
+    """
+    Make a kept release of ``project`` in environment ``name`` live again (default:
+    the one before the live one), as a job; undoing the job makes the release that
+    was live before live again. An editable project, an unknown release or the live
+    one are refused before any job is made.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.rollback myapp myapp
+        salt-run mc_cloud.rollback myapp api 20261122T101500-ab12cd34
+    """
+    # Salt's command line reads an all-digit id as a number.
+    release = None if release is None else str(release)
+    return _answer(operations.rollback, _controller(), name, str(project), release=release, progress=_progress)
+
+
 def list_envs():
     """
     List the environments with their node, address, ports, domains and status.

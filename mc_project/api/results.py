@@ -1,12 +1,13 @@
 """What the API shows of a job: its summary, its steps, and its result.
 
 A job's state is only ever the inventory's (``jobs.describe``); its result is read
-from its clipboard: a new environment's access details, a new project's remotes.
+from its clipboard: a new environment's access details, a new project's remotes, the
+release a rollback made live.
 """
 
 from mc_project import jobs
 from mc_project.common.vocabulary import PROJECTS_ROOT
-from mc_project.controller import envs
+from mc_project.controller import envs, inventory_runs
 
 
 def remotes(clip):
@@ -21,6 +22,8 @@ def remotes(clip):
 
 def result(state):
     """The result of a job (``jobs.describe``'s mapping), or None while it has none."""
+    if state["kind"] in inventory_runs.KINDS:
+        return inventory_runs.report(state)  # a failed run's too: its summary per host says why
     if state["status"] != "success":
         return None
     clip = state.get("clipboard") or {}
@@ -29,6 +32,9 @@ def result(state):
             return dict(envs.access_details(clip), remotes=remotes(clip))
         if state["kind"] == "add_project":
             return remotes(clip)
+        if state["kind"] == "rollback":
+            return {"env": state["target"], "project": clip["project"], "release": clip["release"],
+                    "previous": clip.get("live_before")}
     except (KeyError, TypeError):
         return None
     return {"target": state["target"]}

@@ -133,7 +133,7 @@ def rollback(
     target: str = typer.Argument(..., metavar="NAME/PROJECT"),
     release: str = typer.Argument(None, help="The release to make live (default: the one before)."),
 ):
-    """Make a kept release live again."""
+    """Make a kept release live again (a job: ``corpus undo JOB`` puts the other one back)."""
     state = state_of(ctx)
     env, project = split_target(state, target)
     body = {"release": names.release_id(release)} if release else {}
@@ -143,7 +143,7 @@ def rollback(
 
 def _render_rollback(output, env, project, final):
     result = final.get("result") if isinstance(final.get("result"), dict) else {}
-    live = result.get("release") or result.get("id") or result.get("live")
+    live = result.get("release")
     output.note(f"{env}/{project} rolled back" + (f": {live} is live." if live else "."))
 
 

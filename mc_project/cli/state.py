@@ -37,8 +37,8 @@ class State:
         """After a 202 ``{"job_id", "location"}``: follow the job (unless ``wait`` is off)
         and print how it ended (unless ``show`` is off: the verb prints more after it);
         a failed job is exit 1 with one sentence."""
-        # 202 Accepted starts a job; a 200 is the record of work done at once (a rollback's
-        # record may hold a job id of its own, which is no job of the API).
+        # 202 Accepted starts a job; a 200 is the record of work done at once (its own
+        # "job_id", if any, is no job of the API).
         started = self.client.last_status == 202 or (isinstance(answer, dict) and "location" in answer)
         job_id = answer.get("job_id") if started and isinstance(answer, dict) else None
         if not job_id:

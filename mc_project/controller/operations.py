@@ -65,6 +65,7 @@ RESIZE_ENV = ("lxc:resize",)
 LINK_DNS = ("proxy:add_route", "pdns:add_records", "env:add_domain")
 ADD_PROJECT = ("project:register", "project:init")
 DESTROY_PROJECT = ("project:stop", "project:remove", "project:forget")
+ROLLBACK = ("project:rollback",)
 LINK_NODE = (
     "ssh:connect",
     "node:ship",
@@ -210,6 +211,55 @@ def destroy_project(ctl, name, project, progress=None):
             raise CorpusError("Environment {} has no project {}.".format(name, project))
     clipboard["project"] = project
     result, _state = _run(ctl, "destroy_project", name, DESTROY_PROJECT, clipboard, progress)
+    return result
+
+
+def rollback_request(ctl, name, project, release=None, timeout=60):
+    """Refuse a bad rollback in one sentence before any job exists; return its clipboard.
+
+    The project's minion says its mode and kept releases: an editable project, an
+    unknown release, the live one or no older one is refused here, and the release to
+    make live (by default the good one before the live one, in the order they were
+    deployed, as the engine picks it) and the one live now go on the clipboard."""
+    clipboard = envs.env_clipboard(ctl, name)
+    with db.session(ctl.url) as sess:
+        env = envs.environment(sess, name)
+        if project not in [row.name for row in env.projects]:
+            raise CorpusError("Environment {} has no project {}.".format(name, project))
+        if env.status != "active" or not env.minion_id:
+            raise CorpusError("Environment {} is {}, not active.".format(name, env.status))
+    minion = clipboard["minion_id"]
+    status = ctl.call(minion, "mc_project.status", project, timeout=timeout) or {}
+    if status.get("mode") == "editable":
+        raise CorpusError("{} runs in editable mode, which keeps no releases: push the commit you want "
+                          "live instead.".format(project))
+    found = ctl.call(minion, "mc_project.releases", project, timeout=timeout) or []
+    kept = [row["id"] for row in found if row.get("status") == "success"]
+    live = next((row["id"] for row in found if row.get("live")), None) or status.get("release")
+    if release is None:
+        older = kept[:kept.index(live)] if live in kept else kept
+        if not older:
+            raise CorpusError("No kept release of {} is older than the live one ({}).".format(
+                project, live or "none"))
+        release = older[-1]
+    if release not in kept:
+        raise CorpusError("Release {} is not a kept good release of {}; kept: {}.".format(
+            release, project, ", ".join(kept) or "none"))
+    if release == live:
+        raise CorpusError("Release {} of {} is already live.".format(release, project))
+    clipboard.update(project=project, release=release, live_before=live)
+    return clipboard
+
+
+def rollback(ctl, name, project, release=None, progress=None, clipboard=None):
+    """Make kept release ``release`` of ``project`` live again in environment ``name`` (default:
+    the one before the live one); ``clipboard`` is ``rollback_request``'s when it was checked
+    already. Its undo makes the release that was live before live again."""
+    clipboard = clipboard or rollback_request(ctl, name, project, release)
+    result, state = _run(ctl, "rollback", name, ROLLBACK, clipboard, progress)
+    if result["result"]:
+        clip = state["clipboard"]
+        result.update(project=clip["project"], release=clip["release"], previous=clip["live_before"])
     return result
 
 

@@ -181,7 +181,7 @@ def destroy_environment(request: Request, name: str = EnvName, caller: Principal
 @router.post("/environments/{name}/projects/{project}/rollback")
 def rollback(request: Request, name: str = EnvName, project: str = ProjectName,
              caller: Principal = Depends(viewer), fields: dict = Depends(form), ctl=Depends(controller)):
-    """First a page asking to confirm; then the rollback (the API's, on the project's minion)."""
+    """First a page asking to confirm; then the API's rollback job, whose page it goes to."""
     release = fields.get("release", "").strip() or None
     if fields.get("confirmed") != "yes":
         row = env_routes.get_environment(request, name=name, caller=caller)
@@ -191,9 +191,9 @@ def rollback(request: Request, name: str = EnvName, project: str = ProjectName,
 
     def change():
         body = project_routes.Rollback(release=release)
-        record = project_routes.rollback(request, body=body, name=name, project=project, caller=caller, ctl=ctl)
-        to = (record or {}).get("to") or (record or {}).get("release") or release or "the release before"
-        return render.redirect(request, env_page(name), "{}/{} rolled back to {}.".format(name, project, to))
+        answer = project_routes.rollback(request, body=body, name=name, project=project, caller=caller, ctl=ctl)
+        return to_job(request, answer, "Rolling {}/{} back to {}: job {{job}}.".format(
+            name, project, release or "the release before"))
 
     return attempt(request, env_page(name), change)
 

@@ -314,7 +314,7 @@ def make_app(state):
         state.user(request)
         return paged(state.project(name, project)["releases"], request)
 
-    @app.post("/v1/environments/{name}/projects/{project}/rollback")
+    @app.post("/v1/environments/{name}/projects/{project}/rollback", status_code=202)
     async def rollback(request: Request, name: str, project: str, body: dict):
         state.may_change(state.user(request))
         record = state.project(name, project)
@@ -323,11 +323,14 @@ def make_app(state):
         if wanted not in ids:
             raise ApiError(404, f"No release {wanted} of {project}")
 
-        # The API answers a rollback with its record (200), not a job.
-        for release in record["releases"]:
-            release["live"] = release["id"] == wanted
-        # Like the engine's record, it holds a job id of its own (Salt's), which is no API job.
-        return {"release": wanted, "previous": ids[-1], "status": "ok", "job_id": "20260101000000000001"}
+        previous = next(r["id"] for r in record["releases"] if r.get("live"))
+
+        def switch():
+            for release in record["releases"]:
+                release["live"] = release["id"] == wanted
+
+        return state.start_job("rollback", name, ["project:rollback"], on_done=switch,
+                               result={"env": name, "project": project, "release": wanted, "previous": previous})
 
     @app.get("/v1/environments/{name}/projects/{project}/logs")
     async def logs(request: Request, name: str, project: str, lines: int = 200):

@@ -186,31 +186,99 @@ def test_undo_of_a_running_job_is_a_conflict(client, ctl):
     assert text.startswith("event: step") and "event: end" in text
 
 
+class Minion:
+    """A stand-in for an environment's minion: its status, kept releases, rollbacks and log."""
+
+    def __init__(self, mode="cooking", live="r1"):
+        self.mode, self.live, self.calls = mode, live, []
+
+    def __call__(self, ctl, minion, fun, *args, **kwargs):
+        self.calls.append((minion, fun, args))
+        if fun == "mc_project.rollback":
+            self.live = args[1]
+            return {"id": "rollback-1", "kind": "rollback", "to": args[1], "result": True}
+        if fun == "mc_project.status":
+            return {"mode": self.mode, "live": True, "release": None if self.mode == "editable" else self.live}
+        if fun == "mc_project.releases":
+            return [{"id": rid, "status": status, "live": rid == self.live}
+                    for rid, status in (("r0", "success"), ("rx", "failed"), ("r1", "success"))]
+        return {"cmd.run": "one\ntwo"}[fun]
+
+
+def answering(monkeypatch, minion):
+    monkeypatch.setattr(Controller, "call", lambda ctl, *args, **kwargs: minion(ctl, *args, **kwargs))
+
+
 def test_projects_ask_the_environments_minion(client, monkeypatch):
-    calls = []
-
-    def fake_call(self, minion, fun, *args, **kwargs):
-        calls.append((minion, fun, args))
-        return {"mc_project.status": {"live": "r1"},
-                "mc_project.releases": [{"id": "r1"}, {"id": "r0"}],
-                "mc_project.rollback": {"release": "r0", "result": True},
-                "cmd.run": "one\ntwo"}[fun]
-
-    monkeypatch.setattr(Controller, "call", fake_call)
+    minion = Minion()
+    answering(monkeypatch, minion)
     alice, viewer = login(client, "alice"), login(client, "victor")
     listed = client.get("/v1/environments/a1/projects", headers=alice).json()["items"]
     assert listed == [{"name": "a1", "remote": "ssh://root@a1.corpus.test:40097/srv/projects/a1/git/project.git",
                        "pillar_remote": "ssh://root@a1.corpus.test:40097/srv/projects/a1/git/pillar.git"}]
-    assert client.get("/v1/environments/a1/projects/a1", headers=viewer).json()["status"] == {"live": "r1"}
-    assert len(client.get("/v1/environments/a1/projects/a1/releases", headers=alice).json()["items"]) == 2
-    error(client.post("/v1/environments/a1/projects/a1/rollback", json={}, headers=viewer), 403)
-    assert client.post("/v1/environments/a1/projects/a1/rollback", json={"release": "r0"},
-                       headers=alice).json()["release"] == "r0"
+    assert client.get("/v1/environments/a1/projects/a1", headers=viewer).json()["status"]["release"] == "r1"
+    assert len(client.get("/v1/environments/a1/projects/a1/releases", headers=alice).json()["items"]) == 3
     assert client.get("/v1/environments/a1/projects/a1/logs?lines=2", headers=alice).json() == {
         "lines": ["one", "two"]}
     error(client.get("/v1/environments/a1/projects/zz", headers=alice), 404)
     error(client.get("/v1/environments/b1/projects/b1", headers=alice), 404)
-    assert calls[2] == ("env-a1", "mc_project.rollback", ("a1", "r0"))
+
+
+def test_a_rollback_is_a_job_whose_undo_puts_the_release_back(client, ctl, monkeypatch):
+    minion = Minion()
+    fired = []
+    answering(monkeypatch, minion)
+    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: fired.append(tag))
+    alice = login(client, "alice")
+    answer = client.post("/v1/environments/a1/projects/a1/rollback", json={}, headers=alice)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    assert answer.headers["location"] == "/v1/jobs/{}".format(job_id)
+    text = client.get("/v1/jobs/{}/events".format(job_id), headers=alice).text
+    assert '"name": "project:rollback", "status": "success"' in text and "event: end" in text
+    job = client.get("/v1/jobs/{}".format(job_id), headers=alice).json()
+    assert (job["kind"], job["target"], job["status"]) == ("rollback", "a1", "success")
+    assert job["result"] == {"env": "a1", "project": "a1", "release": "r0", "previous": "r1"}
+    assert ("env-a1", "mc_project.rollback", ("a1", "r0")) in minion.calls and minion.live == "r0"
+    log = client.get("/v1/jobs/{}/steps".format(job_id), headers=alice).json()["items"][0]["log"]
+    assert "a1 rolled back from r1 to r0" in log
+    error(client.get("/v1/jobs/{}".format(job_id), headers=login(client, "bob")), 404)  # alpha's job
+    undo = client.post("/v1/jobs/{}/undo".format(job_id), headers=alice)
+    assert undo.status_code == 202, undo.text
+    client.get("/v1/jobs/{}/events".format(job_id), headers=alice)
+    assert client.get("/v1/jobs/{}".format(job_id), headers=alice).json()["status"] == "undone"
+    assert minion.live == "r1" and minion.calls[-1] == ("env-a1", "mc_project.rollback", ("a1", "r1"))
+    assert "corpus/job/{}/success".format(job_id) in fired
+    with db.session(ctl.url) as sess:
+        entry = sess.scalars(select(AuditEntry).where(
+            AuditEntry.action == "POST /v1/environments/a1/projects/a1/rollback")).one()
+    assert (entry.user, entry.status, entry.target, entry.tenant) == ("alice", 202, "a1/a1", "alpha")
+
+
+@pytest.mark.parametrize("mode, body, who, status, words", [
+    ("cooking", {"release": "nope"}, "alice", 400, "Release nope is not a kept good release of a1; kept: r0, r1."),
+    ("cooking", {"release": "rx"}, "alice", 400, "Release rx is not a kept good release"),
+    ("cooking", {"release": "r1"}, "alice", 409, "Release r1 of a1 is already live."),
+    ("editable", {}, "alice", 400, "a1 runs in editable mode, which keeps no releases"),
+    ("cooking", {}, "victor", 403, ""),
+    ("cooking", {}, "bob", 404, "No environment named a1."),
+])
+def test_rollback_refusals_are_one_sentence_and_make_no_job(client, ctl, monkeypatch, mode, body, who, status,
+                                                             words):
+    minion = Minion(mode)
+    answering(monkeypatch, minion)
+    assert words in error(client.post("/v1/environments/a1/projects/a1/rollback", json=body,
+                                      headers=login(client, who)), status)
+    assert not [call for call in minion.calls if call[1] == "mc_project.rollback"]
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Job.id)) is None
+
+
+def test_rollback_with_no_older_release_is_refused(client, ctl, monkeypatch):
+    minion = Minion(live="r0")
+    answering(monkeypatch, minion)
+    assert "No kept release of a1 is older than the live one (r0)." in error(
+        client.post("/v1/environments/a1/projects/a1/rollback", headers=login(client, "alice")), 400)
 
 
 def test_a_salt_master_down_is_503(client, monkeypatch):

@@ -188,7 +188,8 @@ def test_releases_and_rollback(home, api):
     assert rolled.returncode == 0, rolled.stderr
     assert "web/shop rolled back: 20260101-000001 is live." in rolled.stdout
     again = corpus(home, "rollback", "web/shop", "20260101-000002", "--json")
-    assert json.loads(again.stdout)["release"] == "20260101-000002"  # the rollback's record
+    assert rolled.stdout.index("step project:rollback success") < rolled.stdout.index("rolled back")
+    assert json.loads(again.stdout)["result"]["release"] == "20260101-000002"  # the rollback job's result
 
 
 def test_logs_and_follow(home, api):

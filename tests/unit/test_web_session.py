@@ -329,9 +329,31 @@ def test_the_project_panel_shows_the_live_release_and_rollback_is_confirmed_firs
     assert not [call for call in calls if call[1] == "mc_project.rollback"]  # nothing done yet
     done = client.post("/web/environments/a1/projects/a1/rollback",
                        data={"csrf_token": token, "release": "r1", "confirmed": "yes"})
-    assert done.status_code == 303 and done.headers["location"] == "/web/environments/a1"
+    assert done.status_code == 303 and done.headers["location"].startswith("/web/jobs/")
+    job_path = done.headers["location"]
+    assert "event: end" in client.get(job_path + "/events").text  # the job ran to its end
+    page = client.get(job_path).text
+    assert "Rolling a1/a1 back to r1: job {}.".format(job_path.rsplit("/", 1)[1]) in page
+    assert 'id="job-status">success' in page and "project:rollback" in page
+    assert '<a href="/web/environments/a1">a1</a>' in page
     assert ("env-a1", "mc_project.rollback", ("a1", "r1")) in calls
-    assert "a1/a1 rolled back to r1." in client.get("/web/environments/a1").text
+
+
+def test_a_refused_rollback_goes_back_with_its_sentence_and_makes_no_job(client, ctl, monkeypatch):
+    calls = []
+    monkeypatch.setattr(Controller, "call", minion_answers([status()], calls))
+    log_in(client, "alice")
+    refused = client.post("/web/environments/a1/projects/a1/rollback",
+                          data={"csrf_token": csrf_of(client), "release": "r9", "confirmed": "yes"})
+    assert refused.status_code == 303 and refused.headers["location"] == "/web/environments/a1"
+    assert "Release r9 is not a kept good release of a1; kept: r1, r2." in client.get("/web/environments/a1").text
+    assert not [call for call in calls if call[1] == "mc_project.rollback"]
+    with db.session(ctl.url) as sess:
+        assert sess.scalar(select(Job.id)) is None
+    asked = len(calls)
+    other = client.post("/web/environments/b1/projects/b1/rollback",
+                        data={"csrf_token": csrf_of(client), "release": "r1", "confirmed": "yes"})
+    assert other.status_code == 404 and len(calls) == asked  # another tenant's: its minion is not asked
 
 
 def test_a_project_panel_whose_minion_does_not_answer_says_so(client, monkeypatch):

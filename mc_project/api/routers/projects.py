@@ -1,5 +1,5 @@
 """``/v1/environments/{name}/projects``: the projects of an environment, their
-status, releases, rollback and logs (asked of the environment's own minion)."""
+status, releases and logs (asked of the environment's own minion), and the rollback job."""
 
 import shlex
 
@@ -86,18 +86,19 @@ def releases(request: Request, name: str = EnvName, project: str = ProjectName,
     return {"items": items, "total": len(items), "limit": len(items), "offset": 0}
 
 
-@router.post("/{project}/rollback")
+@router.post("/{project}/rollback", status_code=202)
 def rollback(request: Request, body: Rollback | None = None, name: str = EnvName, project: str = ProjectName,
              caller: Principal = Depends(auth.principal), ctl=Depends(controller)):
-    """Make a kept release live again (default: the one before); 200 with the rollback record."""
+    """Make a kept release live again (default: the one before): the ``rollback`` job.
+
+    The release is checked with the project's minion first (a refusal makes no job)."""
     env, row = _project(ctl, caller, name, project, "deployer")
     audit.note(request, target="{}/{}".format(name, project), tenant=row["tenant"])
-    args = [project] + ([body.release] if body and body.release else [])
-    record = ctl.call(env.minion_id, "mc_project.rollback", *args, timeout=600)
-    audit.note(request, result="rolled back to {}".format(
-        (record or {}).get("release") or (record or {}).get("id") or "the release before")
-        if isinstance(record, dict) else "rolled back")
-    return record
+    clipboard = operations.rollback_request(ctl, name, project, body.release if body else None,
+                                            timeout=SALT_TIMEOUT)
+    return start_job(request, ctl, lambda job_ctl: operations.rollback(job_ctl, name, project,
+                                                                       clipboard=clipboard),
+                     env.tenant_id, "{}/{}".format(name, project))
 
 
 @router.get("/{project}/logs")

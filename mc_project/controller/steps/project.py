@@ -1,4 +1,4 @@
-"""``project:*``: the projects of an environment, their remotes and their files."""
+"""``project:*``: the projects of an environment, their remotes, their files and their live release."""
 
 from sqlalchemy import delete
 
@@ -54,10 +54,40 @@ def remove_project(ctl, ctx):
     ctx.log("{} removed from {}".format(_project_dir(clip), clip["env_name"]))
 
 
+def _live_release(ctl, clip):
+    status = ctl.call(clip["minion_id"], "mc_project.status", clip["project"], timeout=60) or {}
+    return status.get("release")
+
+
+def rollback_project(ctl, ctx):
+    """Ask the environment's minion to make ``release`` live; keep which one was live before."""
+    clip = ctx.clipboard
+    live = _live_release(ctl, clip)
+    if live == clip["release"]:  # a resumed job whose switch was done before it was cut off
+        ctx.log("release {} of {} is live already".format(clip["release"], clip["project"]))
+        return
+    clip["live_before"] = live or clip.get("live_before")
+    record = ctl.call(clip["minion_id"], "mc_project.rollback", clip["project"], clip["release"], timeout=600)
+    ctx.log("{} rolled back from {} to {} ({})".format(clip["project"], clip["live_before"], clip["release"],
+                                                       (record or {}).get("id") or "no record"))
+
+
+def restore_live_release(ctl, ctx):
+    """Make the release that was live before the rollback live again (nothing when it still is:
+    a rollback that failed left it live)."""
+    clip = ctx.clipboard
+    before = clip.get("live_before")
+    if not before or _live_release(ctl, clip) == before:
+        return
+    ctl.call(clip["minion_id"], "mc_project.rollback", clip["project"], before, timeout=600)
+    ctx.log("{} is live again on {}".format(before, clip["project"]))
+
+
 STEPS = {
     "project:init": (init_project, None),
     "project:register": (register_project, forget_project),
     "project:stop": (stop_project, None),
     "project:remove": (remove_project, None),
     "project:forget": (forget_project, None),
+    "project:rollback": (rollback_project, restore_live_release),
 }
