@@ -1,7 +1,10 @@
 """A job's steps as they happen, from its event stream: one progress bar per step on a
-terminal (rich), one plain line per step change otherwise (pipes, CI, ``--json``)."""
+terminal (rich), one plain line per step change otherwise (pipes, CI, ``--json``). A run
+on the inventory adds one line per host event (a state's or task's result on a host)
+and, at its end, the summary per host (a recap, as Ansible prints one)."""
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from .client import DONE_STATUSES
 from .errors import CliError
@@ -10,6 +13,8 @@ RUNNING = ("running", "started", "pending")
 STYLES = {"success": "green", "done": "green", "failed": "red", "undo_failed": "red", "interrupted": "red",
           "undone": "yellow", "undoing": "yellow", "skipped": "dim"}
 LOG_LINES_SHOWN = 20
+HOST_STYLES = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red", "skipped": "dim"}
+RECAP_COLUMNS = ("ok", "changed", "failed", "unreachable", "skipped")
 
 
 class StepProgress:
@@ -61,6 +66,33 @@ class StepProgress:
             timing = f" {seconds:.1f}s" if isinstance(seconds, (int, float)) and status not in RUNNING else ""
             self.console.print(f"step {step} {status}{timing}", markup=False)
 
+    def host(self, data):
+        """One host event: ``HOST STATUS: TASK -- why`` (the why of failures only)."""
+        if not isinstance(data, dict):
+            return
+        status = str(data.get("status") or "?")
+        line = f"{data.get('host') or '?'} {status}"
+        if data.get("task"):
+            line += f": {data['task']}"
+        if data.get("message") and status in ("failed", "unreachable"):
+            line += f" -- {data['message']}"
+        self.console.print(line, style=HOST_STYLES.get(status) if self.live else None, markup=False)
+
+    def recap(self, result):
+        """The summary per host of a run's result (``{"hosts": {name: counts}}``), when it has one."""
+        hosts = result.get("hosts") if isinstance(result, dict) else None
+        if not isinstance(hosts, dict) or not hosts:
+            return
+        dry = " (dry run: nothing was changed)" if result.get("dry_run") else ""
+        self.console.print(f"Recap{dry}:", style="bold", markup=False)
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for column in ("host", "status") + RECAP_COLUMNS:
+            table.add_column(column.upper())
+        for name in sorted(hosts):
+            row = hosts[name] if isinstance(hosts[name], dict) else {}
+            table.add_row(name, str(row.get("status", "?")), *(str(row.get(key, 0)) for key in RECAP_COLUMNS))
+        self.console.print(table)
+
     def _bar(self, step, status, seconds):
         style = STYLES.get(status, "")
         label = f"[{style}]{status}[/]" if style else status
@@ -86,8 +118,11 @@ def follow(client, job_id, console, live=None):
             for event, data in _events_or_stop(client, job_id):
                 if event == "step":
                     steps.step(data)
+                elif event == "host":
+                    steps.host(data)
                 elif event == "end":
                     final = data if isinstance(data, dict) else {"status": str(data)}
+                    steps.recap(final.get("result"))
                     break
         except CliError as exc:
             if exc.status is not None or exc.exit_code == 130:  # the API said no, or Ctrl-C

@@ -20,11 +20,13 @@ from mc_project.controller.steps import (
     node,
     pillar,
     placement,
+    playbook,
     project,
     proxy,
+    state_run,
 )
 
-PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node)
+PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook)
 
 
 def registry(ctl):
