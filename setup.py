@@ -137,6 +137,8 @@ setup(
             "pytest",
             "pytest-salt-factories==1.0.5",
             "pytest-timeout",
+            # make test runs independent test modules side by side (--dist loadgroup).
+            "pytest-xdist",
             "ruff",
             "aiosmtpd",
             "schemathesis",
