@@ -22,7 +22,7 @@ KINDS = ("salt_run", "playbook")
 STATE_FUNCTIONS = ("state.apply", "state.sls", "state.highstate")
 SLS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_SLS = 64
-TIMEOUT = 3600
+TIMEOUT = 3600  # a playbook's longest run
 HOST_KEYS = ("name", "minion_id", "address", "ssh_port", "ssh_user")
 
 
@@ -44,7 +44,7 @@ def _sls_names(sls):
     return names
 
 
-def state_request(ctl, tenant_id, target, function="state.apply", sls=(), test=False, timeout=TIMEOUT):
+def state_request(ctl, tenant_id, target, function="state.apply", sls=(), test=False):
     """The clipboard of a state run, or one sentence refusing it."""
     if function not in STATE_FUNCTIONS:
         raise CorpusError("corpus run runs states: use {}, not {!r}.".format(", ".join(STATE_FUNCTIONS), function))
@@ -56,7 +56,7 @@ def state_request(ctl, tenant_id, target, function="state.apply", sls=(), test=F
     if not isinstance(test, bool):
         raise CorpusError("test is true or false.")
     return {"target": target, "tenant_id": tenant_id, "function": function, "sls": names, "test": test,
-            "timeout": int(timeout), "hosts": _hosts(ctl, tenant_id, target)}
+            "hosts": _hosts(ctl, tenant_id, target)}
 
 
 def playbook_request(ctl, tenant_id, target, playbook, check=False, timeout=TIMEOUT):

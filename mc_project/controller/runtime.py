@@ -79,10 +79,11 @@ class Controller:
     def answers_as_they_come(self, minions, fun, *args, timeout=300, **kwargs):
         """Yield ``(minion, answer)`` as each of ``minions`` answers ``fun`` (``answer`` as
         ``answer()`` gives it), first come first yielded (``answers`` waits for all): a run on
-        many minions shows each one's result when it has it. A minion that did not answer within ``timeout`` seconds
-        (Salt asks the busy ones whether they still run it) is not yielded."""
+        many minions shows each one's result when it has it. After ``timeout`` seconds Salt asks
+        the minions that have not answered whether they still run it, and waits for those that
+        do; one that does not answer is not yielded (or yielded as ``{"failed": True}``)."""
         for returns in self.client.cmd_iter(list(minions), fun, list(args), timeout=timeout, tgt_type="list",
-                                            kwarg=kwargs, full_return=True):
+                                            kwarg=kwargs):
             for minion, answer in (returns or {}).items():
                 yield minion, answer
 

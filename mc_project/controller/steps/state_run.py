@@ -9,6 +9,11 @@ is taken back by another state run, not by the job.
 
 from mc_project.controller import host_report, salt_state_events
 
+# Seconds before Salt asks the minions that have not answered whether they still run the
+# states: those that do are waited for, however long their states take; the others are
+# unreachable.
+ANSWER_WAIT = 30
+
 
 def salt_state(ctl, ctx):
     clip = ctx.clipboard
@@ -25,11 +30,13 @@ def salt_state(ctl, ctx):
     kwargs = {"test": True} if clip.get("test") else {}
     answered = set()
     if by_minion:
-        answers = ctl.answers_as_they_come(sorted(by_minion), clip["function"], *args, timeout=clip["timeout"],
+        answers = ctl.answers_as_they_come(sorted(by_minion), clip["function"], *args, timeout=ANSWER_WAIT,
                                            **kwargs)
         for minion, answer in answers:
             if minion not in by_minion or minion in answered:
                 continue  # not one of ours (list targeting names only ours), or said twice
+            if isinstance(answer, dict) and answer.get("failed") and "ret" not in answer:
+                continue  # Salt's word for a minion that never answered: unreachable below
             answered.add(minion)
             ret = answer.get("ret") if isinstance(answer, dict) else answer
             report.answered(by_minion[minion])
@@ -37,7 +44,7 @@ def salt_state(ctl, ctx):
                 report.event(by_minion[minion], status, task, message)
     for minion in sorted(set(by_minion) - answered):
         report.event(by_minion[minion], "unreachable",
-                     message="minion {} did not answer within {} s".format(minion, clip["timeout"]))
+                     message="minion {} did not answer (down, or not connected to the master)".format(minion))
     report.finish("{}{}".format(clip["function"], " (test=True)" if clip.get("test") else ""))
 
 
