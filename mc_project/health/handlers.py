@@ -68,7 +68,7 @@ def plan(sess, row, check, host, previous, state, repeat=False, only=None, now=N
         delivery = {"tenant_id": check.tenant_id, "handler_id": handler.id, "handler": handler.name,
                     "kind": handler.kind, "target": handler.target, "state_id": row.id, "check": check.name,
                     "host": host["name"], "previous": previous, "state": state, "repeat": repeat,
-                    "output": (row.output or "")[:MAX_OUTPUT]}
+                    "output": (row.output or "")[:MAX_OUTPUT], "at": now}
         if silence is not None:
             record(sess, delivery, "suppressed", "Silenced by {} until {:%Y-%m-%d %H:%M} UTC: {}".format(
                 silence.who, silences.aware(silence.until), silence.why), silence_id=silence.id)
@@ -80,7 +80,8 @@ def plan(sess, row, check, host, previous, state, repeat=False, only=None, now=N
 
 
 def record(sess, delivery, status, detail, silence_id=None):
-    sess.add(Notification(tenant_id=delivery["tenant_id"], handler_id=delivery["handler_id"],
+    # ``at`` is when the change was seen (the repeats count from it), not when the relay answered.
+    sess.add(Notification(at=delivery["at"], tenant_id=delivery["tenant_id"], handler_id=delivery["handler_id"],
                           state_id=delivery["state_id"], silence_id=silence_id, handler_name=delivery["handler"],
                           check_name=delivery["check"], host_name=delivery["host"], previous=delivery["previous"],
                           state=delivery["state"], repeat=delivery["repeat"], status=status, detail=detail))
