@@ -63,7 +63,7 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
             host_values = host_pillar.host_pillar(sess, minion_id, lambda: _keyring(minion_id))
             served.update(host_values)
         if host_values:
-            served.update(_detectors(minion_id))
+            _add(served, _detectors(minion_id))
     except CorpusError as exc:
         log.error("corpus_inventory: no pillar for %s: %s", minion_id, exc)
         return {}
@@ -74,6 +74,15 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
                   minion_id, type(exc).__name__, _one_line(exc))
         return {}
     return served
+
+
+def _add(served, extra):
+    """Add ``extra`` to ``served``; their schedules are merged (the checks' entries and the
+    detectors' both live under ``schedule``)."""
+    schedule = dict(served.get("schedule") or {}, **(extra.get("schedule") or {}))
+    served.update(extra)
+    if schedule:
+        served["schedule"] = schedule
 
 
 def _detectors(minion_id):
