@@ -13,8 +13,8 @@ from mc_project import web
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
-from mc_project.api.routers import kv as kv_routes
 from mc_project.api.routers import detectors as detector_routes
+from mc_project.api.routers import domains as domain_routes
 from mc_project.api.routers import sites as site_routes
 from mc_project.api.routers import tenants as tenant_routes
 from mc_project.controller.runtime import Controller
@@ -58,9 +58,10 @@ def create_app(opts, ctl=None):
         return {"status": "ok"}
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
-                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router, kv_routes.router):
+                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router):
         app.include_router(router, prefix=PREFIX)
     for router in (detector_routes.router, site_routes.router):
         app.include_router(router, prefix=PREFIX)
+    app.include_router(domain_routes.router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app

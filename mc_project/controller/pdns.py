@@ -6,6 +6,11 @@ handled as whole rrsets: ``{"name": fqdn, "type": "A", "contents": [...],
 step again gives the same zone. Names are absolute (a missing trailing dot is
 added). Every failure is one ``CorpusError`` sentence; the API key never appears
 in it.
+
+The inventory's domains (``inventory.domains``) go through the same client: a zone
+per domain with its NS set, rrsets set and removed as records change, the zone's
+rrsets read back by the drift check. A failure of PowerDNS itself (down, refusing)
+is a ``PowerDnsError``, so callers can tell it from their own refusals.
 """
 
 import requests
@@ -17,6 +22,10 @@ from mc_project.errors import CorpusError
 DEFAULT_TTL = 300
 # About three seconds of retries at most, before a 5xx answer becomes an error.
 SERVER_ERROR_RETRIES = 6
+
+
+class PowerDnsError(CorpusError):
+    """PowerDNS did not answer, refused the key, or refused the change."""
 
 
 def absolute(name):
@@ -71,16 +80,16 @@ class PowerDns:
         try:
             response = self._session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise CorpusError(
+            raise PowerDnsError(
                 "PowerDNS at {} did not answer: {}.".format(self.api_url, _reason(exc))
             ) from None
         if response.status_code in ok:
             return response
         if response.status_code in (401, 403):
-            raise CorpusError(
+            raise PowerDnsError(
                 "PowerDNS at {} refused the API key (HTTP {}).".format(self.api_url, response.status_code)
             )
-        raise CorpusError(
+        raise PowerDnsError(
             "PowerDNS at {} refused to {}: HTTP {} {}.".format(
                 self.api_url, what, response.status_code, _error_text(response)
             )
@@ -95,7 +104,7 @@ class PowerDns:
             try:
                 return response.json()
             except ValueError:
-                raise CorpusError(
+                raise PowerDnsError(
                     "{} does not answer like the PowerDNS API (no JSON for zone {}).".format(
                         self.api_url, _shown(zone)
                     )
@@ -126,6 +135,21 @@ class PowerDns:
             "POST", self._url("zones"), "create zone {}".format(_shown(zone)), ok=(201, 204, 409), json=body
         )
         return zone
+
+    def zone_exists(self, zone):
+        return self._zone(absolute(zone)) is not None
+
+    def set_nameservers(self, zone, nameservers, ttl=DEFAULT_TTL):
+        """Replace the NS rrset at the apex of ``zone`` with ``nameservers``."""
+        zone = absolute(zone)
+        self.add_records(zone, [{"name": zone, "type": "NS", "ttl": ttl,
+                                 "contents": [absolute(ns) for ns in nameservers]}])
+
+    def delete_zone(self, zone):
+        """Delete ``zone`` and all its records; one that is absent is fine."""
+        zone = absolute(zone)
+        self._request("DELETE", self._zone_url(zone), "delete zone {}".format(_shown(zone)),
+                      ok=(200, 204, 404, 422))
 
     def add_records(self, zone, records):
         """Set each record's rrset (name + type) to exactly its ``contents``."""
@@ -167,7 +191,7 @@ class PowerDns:
         zone = absolute(zone)
         data = self._zone(zone)
         if data is None:
-            raise CorpusError("PowerDNS at {} has no zone {}.".format(self.api_url, _shown(zone)))
+            raise PowerDnsError("PowerDNS at {} has no zone {}.".format(self.api_url, _shown(zone)))
         found = [
             {
                 "name": rrset["name"],

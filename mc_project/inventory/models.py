@@ -192,13 +192,33 @@ class SshKey(Base):
     node_id: Mapped[int | None] = mapped_column(ForeignKey("compute_nodes.id", ondelete="CASCADE"))
 
 
+class Domain(Base):
+    """A DNS zone of a tenant, served by PowerDNS: its name (unique: PowerDNS has one zone
+    of a name) and its NS set. Its records are the ``DnsRecord`` rows of its zone."""
+
+    __tablename__ = "domains"
+    __repr_keys__ = ("id", "name")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)  # without the trailing dot
+    nameservers: Mapped[list] = mapped_column(JSON, default=list)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set by every change of the domain or its records: updating it first is what makes two
+    # writers of one zone wait for each other (a row lock on PostgreSQL, the write lock on SQLite).
+    changed: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class DnsRecord(Base):
+    """One record (one content of an rrset). An environment's (``environment_id`` set) is
+    made and removed with it; one with no environment was made through the domain's API."""
+
     __tablename__ = "dns_records"
     __repr_keys__ = ("id", "name", "type", "content")
     __table_args__ = (UniqueConstraint("name", "type", "content"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    zone: Mapped[str] = mapped_column(String(255))
+    zone: Mapped[str] = mapped_column(String(255), index=True)  # absolute: "example.org."
     name: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
