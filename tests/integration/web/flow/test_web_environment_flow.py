@@ -2,7 +2,8 @@
 chromium driven by Playwright) against the real API over a real controller and LXC
 node: create an environment from the fleet page and watch its job's steps turn done
 without reloading, push examples/wsgi-app and see its progress stream in and the
-release appear, roll back from the page (confirmed), see another tenant refused, and
+release appear, roll back from the page (confirmed) and watch the rollback job's step
+turn done live and the live release change, see another tenant refused, and
 destroy it with its typed name. One environment is shared by the module's tests, in
 order. Every page is saved as a screenshot and has no console error and no failed
 request."""
@@ -154,10 +155,21 @@ def test_rollback_from_the_page(open_page, log_in, api, home, checkout, node1):
     older.locator("button:has-text('Roll back to this')").click()
     page.wait_for_selector("text=Roll back {}/{}?".format(ENV, ENV))
     watched.shot("rollback-confirm")
-    page.click("button:has-text('Roll back')", no_wait_after=True)  # the rollback takes its time
-    page.wait_for_url("{}/web/environments/{}".format(api, ENV), timeout=600000)
-    assert "rolled back to {}".format(release) in page.inner_text(".flash")
+    page.click("button:has-text('Roll back')", no_wait_after=True)
+    page.wait_for_url("{}/web/jobs/*".format(api), timeout=120000)  # the release is checked first
+    assert "Rolling {}/{} back to {}".format(ENV, ENV, release) in page.inner_text(".flash")
+    page.evaluate("window.notReloaded = true")
+    step = page.locator("ol.steps li .step").first
+    assert page.locator("ol.steps li").count() == 1 and "project:rollback" in step.inner_text()
+    # The new release starts beside the live one and passes its health check first: the
+    # step is not done yet when its page shows, and turns done without a reload.
+    assert step.get_attribute("data-status") != "success"
+    watched.shot("rollback-running")
+    page.wait_for_selector("#job-status.ok", timeout=JOB_TIMEOUT)
+    assert step.get_attribute("data-status") == "success" and page.evaluate("window.notReloaded") is True
+    watched.shot("rollback-done")
     assert wait_for(lambda: served_version(node1) == "1", timeout=60, what="version 1 served again")
+    page.click("#job-summary a[href='/web/environments/{}']".format(ENV))
     page.wait_for_selector("#project-{} h4".format(ENV), timeout=120000)
     live = page.inner_text("#project-{} .releases tr.live".format(ENV))
     assert release in live
