@@ -32,20 +32,20 @@ from mc_project.inventory.models import ComputeNode, Environment, PortMapping, S
 log = logging.getLogger(__name__)
 
 # A tuple is a group of steps that run at the same time (they need only what the steps
-# before the group made): the NAT and proxy while the container is cloned, the DNS
-# records beside the pillar. The minion starts after its pillar is written: it keeps the
-# pillar it started with for the calls the controller makes to it.
+# before the group made). The credentials are made first, so the pillar (which lists the
+# root key) is written while the container is cloned: the minion keeps the pillar it
+# started with for the calls the controller makes to it. The credentials go into the
+# container while its minion starts; the DNS records (SSHFP needs the host keys read
+# then), the highstate and the project's remotes need nothing from each other.
 INIT_ENV = (
     "env:register",
     "node:pick",
     "ip:allocate",
-    ("lxc:clone", "nft:map_port", "proxy:add_route"),
-    "lxc:configure",
     "creds:generate",
-    ("pdns:add_records", "pillar:write"),
-    "salt:install_minion",
-    "salt:highstate",
-    "project:init",
+    ("lxc:clone", "nft:map_port", "proxy:add_route", "pillar:write"),
+    "lxc:configure",
+    ("creds:install", "salt:install_minion"),
+    ("pdns:add_records", "salt:highstate", "project:init"),
     "env:activate",
     "mail:send",
 )

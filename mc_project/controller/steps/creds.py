@@ -12,7 +12,8 @@ def _secret_owner(clip):
 
 
 def generate_credentials(ctl, ctx):
-    clip, node = ctx.clipboard, ctx.clipboard["node"]
+    """The root password and SSH key pair, kept as secrets (encrypted) in the inventory."""
+    clip = ctx.clipboard
     owner = _secret_owner(clip)
     password = credentials.generate_password()
     private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
@@ -24,16 +25,26 @@ def generate_credentials(ctl, ctx):
         secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private)
         sess.add(SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
                         environment_id=env.id))
+    clip["ssh_public_key"] = public
+    ctx.log("root password and SSH key pair stored as secrets of {}".format(owner))
+
+
+def install_credentials(ctl, ctx):
+    """The stored credentials into the running container; its host keys onto the clipboard
+    (the DNS step publishes them as SSHFP records)."""
+    clip, node = ctx.clipboard, ctx.clipboard["node"]
+    with db.session(ctl.url) as sess:
+        password = secrets_crypto.values(sess, secrets_crypto.load(ctl.settings["secrets_key"]),
+                                         _secret_owner(clip))["root_password"]
     # Sealed to the node's key: the job's load, kept in the master's job cache, holds no hash.
     ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
              sealed_hash=ctl.seal(node["minion_id"], credentials.password_hash(password)),
              lxc_path=node["lxc_path"])
-    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=public,
+    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=clip["ssh_public_key"],
              lxc_path=node["lxc_path"])
     clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],
                                  lxc_path=node["lxc_path"])
-    clip["ssh_public_key"] = public
-    ctx.log("root password and SSH key pair stored as secrets of {}".format(owner))
+    ctx.log("root password and key set in container {}".format(clip["env_name"]))
 
 
 def remove_credentials(ctl, ctx):
@@ -47,5 +58,7 @@ def remove_credentials(ctl, ctx):
 
 STEPS = {
     "creds:generate": (generate_credentials, remove_credentials),
+    # Undone with the container it changed.
+    "creds:install": (install_credentials, None),
     "creds:remove": (remove_credentials, None),
 }

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 import salt.config
 
+from mc_project import jobs
 from mc_project.controller import operations
 from mc_project.controller.runtime import Controller
 from support.jobs import kill_when_running
@@ -61,12 +62,13 @@ def test_controller_killed_mid_job_is_interrupted_then_finished(finish, controll
                                                                  salt_run):
     name = "killed-" + finish
     proc = start_init_env(salt_run, name)
-    # from creds:generate on, the container, its address and its NATed port are made
-    job_id, killed_at = kill_when_running(ctl.url, name, 8, proc)
+    # from creds:install on, the container, its address and its NATed port are made
+    steps = jobs.flatten(operations.INIT_ENV)
+    job_id, killed_at = kill_when_running(ctl.url, name, steps.index("creds:install") + 1, proc)
     status = salt_run.run("mc_jobs.status", str(job_id))
     assert status.returncode == 1
     assert status.data["status"] == "interrupted"
-    assert "was interrupted at step {}/15 ".format(killed_at) in status.data["message"]
+    assert "was interrupted at step {}/{} ".format(killed_at, len(steps)) in status.data["message"]
     ret = salt_run.run("mc_jobs." + finish, str(job_id))
     if finish == "undo":
         assert ret.returncode == 0, ret
