@@ -21,6 +21,8 @@ MAX_BYTES = 256 * 1024
 KNOWN_HOSTS = "corpus-known_hosts"
 PLAYBOOK = "site.yml"
 TIMEOUT = 3600
+# How ansible-core begins the line saying why a playbook did not run (2.19, and before).
+ERROR_PREFIXES = ("[ERROR]:", "ERROR!")
 
 
 def check_playbook(content):
@@ -96,7 +98,8 @@ def run(ctl, content, inventory, check, on_event, timeout=TIMEOUT):
         error = None
         if runner.status != "successful":
             output = runner.stdout.read() if runner.stdout else ""
-            error = next((line.strip() for line in output.splitlines() if line.strip().startswith("ERROR!")), None)
+            error = next((line.strip().split(None, 1)[-1] for line in output.splitlines()
+                          if line.strip().startswith(ERROR_PREFIXES)), None)
         return runner.status, runner.rc, error
     finally:
         shutil.rmtree(private, ignore_errors=True)

@@ -38,7 +38,7 @@ def run_playbook(ctl, ctx):
         ctx.log("ansible-playbook ended {} (exit {})".format(status, rc))
         if status != "successful" and not seen:
             raise CorpusError("ansible-playbook {} before any host ran: {}".format(
-                status, error or "exit code {}".format(rc)))
+                status, (error or "exit code {}".format(rc)).rstrip(".")))
         for name in reachable:
             if name not in seen:
                 report.event(name, "skipped", message="no play of the playbook matched it")
