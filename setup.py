@@ -128,8 +128,8 @@ setup(
     extras_require={
         # The controller's REST API (corpus-api) and its logins.
         # orjson: the inventory's exports decode one JSON mapping per host, twice as fast.
-        # httpx: the fleet health's webhooks.
-        "api": ["fastapi", "uvicorn", "ldap3", "argon2-cffi", "orjson", "httpx"],
+        # httpx: the fleet health's webhooks. ansible-core and ansible-runner: corpus playbook.
+        "api": ["fastapi", "uvicorn", "ldap3", "argon2-cffi", "orjson", "httpx", "ansible-core", "ansible-runner"],
         # The corpus command on a developer's machine, which talks only to the API.
         "cli": ["typer", "rich", "httpx"],
         "test": [
