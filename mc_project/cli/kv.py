@@ -46,8 +46,8 @@ def _call(client, method, key, content=None, timeout=None, missing_ok=False, **p
                                        timeout=timeout or httpx.USE_CLIENT_DEFAULT)
     except httpx.HTTPError as exc:
         raise client.unreachable(exc) from None
-    if not (missing_ok and response.status_code == 404):
-        client.decode(response)
+    if response.status_code >= 400 and not (missing_ok and response.status_code == 404):
+        client.decode(response)  # raises the API's sentence
     return response, int(response.headers.get(INDEX_HEADER) or 0)
 
 
