@@ -14,6 +14,7 @@ from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
 from mc_project.api.routers import kv as kv_routes
+from mc_project.api.routers import runs as run_routes
 from mc_project.api.routers import detectors as detector_routes
 from mc_project.api.routers import domains as domain_routes
 from mc_project.api.routers import sites as site_routes
@@ -59,7 +60,8 @@ def create_app(opts, ctl=None):
         return {"status": "ok"}
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
-                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router, kv_routes.router):
+                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router, kv_routes.router,
+                   run_routes.router):
         app.include_router(router, prefix=PREFIX)
     for router in (detector_routes.router, site_routes.router):
         app.include_router(router, prefix=PREFIX)
