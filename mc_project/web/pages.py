@@ -58,8 +58,9 @@ def deploys_somewhere(caller):
 
 
 def _last_seen(opts, minion_id):
-    """When the master last heard from ``minion_id``: the newest file of Salt's minion
-    data cache for it (written when the minion fetches its grains or pillar)."""
+    """When the master last cached ``minion_id``'s grains and pillar: the newest file of
+    Salt's minion data cache for it, written when the minion compiles its pillar (its start,
+    a pillar refresh, a state run) -- not at each answer to a call."""
     cachedir = opts.get("cachedir")
     if not cachedir or not minion_id:
         return None
