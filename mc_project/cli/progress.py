@@ -131,6 +131,7 @@ def follow(client, job_id, console, live=None):
     if final is None:
         job = client.wait_job(job_id)
         final = {"status": job.get("status"), "result": job.get("result")}
+        StepProgress(console, False).recap(final["result"])  # a run's summary, read from its record
     final.setdefault("result", None)
     final["job_id"] = job_id
     return final
