@@ -13,8 +13,12 @@ import pytest
 
 from support.netns import NetnsHost
 
+PAUSE_SECONDS = 2
 SLOW_SECONDS = 6
 
+# Every minion pauses a moment (the event stream is connected by then); the slow one pauses
+# longer, so that the fast one's results are seen while the job still runs. The pause
+# changes nothing (a stateful command that says so); in a dry run it would run: "changed".
 SLS = """
 marker:
   file.managed:
@@ -23,13 +27,12 @@ marker:
     - makedirs: true
 checked:
   test.succeed_without_changes: []
-{{% if grains['id'].startswith('{slow}') %}}
-slow:
+pause:
   cmd.run:
-    - name: sleep {seconds}
+    - name: sleep {{{{ {slow_pause} if grains['id'] == '{slow}' else {pause} }}}}; echo changed=no
+    - stateful: true
     - require:
       - file: marker
-{{% endif %}}
 """
 
 PLAYBOOK = """
@@ -100,7 +103,7 @@ def test_a_state_runs_on_a_groups_minions_with_per_host_events_and_a_summary(
                "--label", "salted=" + tag)
     corpus_cli("inventory", "add", "host", "run-c-" + tag, "--group", group)  # no minion
     sls_name = "corpus_run_" + tag
-    sls = SLS.format(out=out, slow=second.id, seconds=SLOW_SECONDS)
+    sls = SLS.format(out=out, slow=second.id, pause=PAUSE_SECONDS, slow_pause=PAUSE_SECONDS + SLOW_SECONDS)
     with master.state_tree.base.temp_file(sls_name + ".sls", sls):
         # The dry run: every host reported, the one without a minion unreachable, nothing written.
         dry = corpus_cli("run", group, "state.apply", sls_name, "test=True", check=False)
@@ -110,7 +113,8 @@ def test_a_state_runs_on_a_groups_minions_with_per_host_events_and_a_summary(
         assert "run-a-{} ok: checked: test.succeed_without_changes".format(tag) in shown
         assert any(line.startswith("run-c-{} unreachable -- it has no minion".format(tag)) for line in shown), shown
         assert "Recap (dry run: nothing was changed):" in shown
-        assert recap_row(dry, "run-a-" + tag) == ["changed", 1, 1, 0, 0, 0]
+        assert "run-a-{} changed: pause: cmd.run".format(tag) in shown
+        assert recap_row(dry, "run-a-" + tag) == ["changed", 1, 2, 0, 0, 0]
         assert recap_row(dry, "run-c-" + tag) == ["unreachable", 0, 0, 0, 1, 0]
         assert dry.stderr.strip().endswith("state.apply (test=True) failed on 1 of 3 hosts: run-c-{} "
                                            "(unreachable).".format(tag))
@@ -127,16 +131,16 @@ def test_a_state_runs_on_a_groups_minions_with_per_host_events_and_a_summary(
     fast = [seconds for seconds, data in hosts if data["host"] == "run-a-" + tag]
     # The fast minion's results arrive while the slow one still sleeps: as they happen, not at the end.
     assert fast and end_seconds - max(fast) > SLOW_SECONDS / 2, frames
-    assert end["result"]["hosts"]["run-a-" + tag] == {"ok": 1, "changed": 1, "failed": 0, "unreachable": 0,
-                                                      "skipped": 0, "status": "changed"}
-    assert end["result"]["hosts"]["run-b-" + tag]["changed"] == 2
+    for host in ("run-a-" + tag, "run-b-" + tag):
+        assert end["result"]["hosts"][host] == {"ok": 2, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 0,
+                                                "status": "changed"}
     assert (out / (first.id + ".txt")).read_text() == "applied by corpus run\n"
     assert (out / (second.id + ".txt")).exists()
 
     # Applied again: nothing left to change.
     again = corpus_cli("run", "group:" + group, "state.apply", sls_name, "--tenant", "default", check=False)
     assert again.returncode == 1  # run-c still has no minion
-    assert recap_row(again, "run-a-" + tag) == ["ok", 2, 0, 0, 0, 0]
+    assert recap_row(again, "run-a-" + tag) == ["ok", 3, 0, 0, 0, 0]
 
 
 @pytest.fixture
