@@ -22,7 +22,7 @@ from mc_project.controller import pdns
 from mc_project.errors import CorpusError
 from mc_project.inventory import changelog, dns_rules
 from mc_project.inventory.fleet_rules import Conflict, NotFound
-from mc_project.inventory.models import DnsRecord, Domain, Environment, Tenant, utcnow
+from mc_project.inventory.models import DEFAULT_TENANT, DnsRecord, Domain, Environment, Tenant, utcnow
 
 
 def powerdns(dns_settings):
@@ -125,10 +125,11 @@ def _escaped(text):
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def create_domain(sess, api, actor, tenant_id, name, nameservers):
+def create_domain(sess, api, actor, tenant_id, name, nameservers, may_take_over=False):
     """A domain and its PowerDNS zone. A zone PowerDNS has already (the controller's own
-    zone, say) is taken over: its NS set becomes the one given, its records stay (the
-    drift check shows those the inventory does not hold). Returns ``(record, taken_over)``."""
+    zone, say) is taken over when ``may_take_over`` (the controller's operators): its NS
+    set becomes the one given, its records stay (the drift check shows those the inventory
+    does not hold). Returns ``(record, taken_over)``."""
     name = dns_rules.domain_name(name)
     nameservers = dns_rules.nameservers(nameservers)
     if sess.scalar(select(Domain.id).where(Domain.name == name)) is not None:
@@ -141,6 +142,11 @@ def create_domain(sess, api, actor, tenant_id, name, nameservers):
     changelog.record(sess, actor, tenant_id, "domain", domain.id, name, None, after)
     sess.flush()
     taken_over = api.zone_exists(name)
+    if taken_over and not may_take_over:
+        # A zone made outside the inventory (the environments' one, or another user's of
+        # the same PowerDNS) is not any tenant's to claim.
+        raise Conflict("PowerDNS already serves zone {}; only an admin of tenant {} may take it over.".format(
+            name, DEFAULT_TENANT))
     if taken_over:
         api.set_nameservers(name, nameservers)
     else:

@@ -293,8 +293,13 @@ def test_environment_records_are_listed_and_not_edited_by_hand(client, heads, fa
                 sess.add(DnsRecord(zone="corpus.test.", name=name, type="A", content="192.0.2.1", ttl=300,
                                    environment_id=env.id))
                 fake.add_records("corpus.test", [{"name": name, "type": "A", "ttl": 300, "contents": ["192.0.2.1"]}])
-    made = make_domain(client, heads, "corpus.test")
-    assert made["taken_over"] is True and made["records"] == 4
+    # A zone PowerDNS serves already is the controller operators' to take over, nobody else's.
+    assert error(client.post("/v1/domains", json={"name": "corpus.test", "nameservers": ["ns1.example.net"]},
+                             headers=heads["bob"]), 409) == (
+        "PowerDNS already serves zone corpus.test; only an admin of tenant default may take it over.")
+    users.add_local_user(url, "ada", "ada-pw", "default", "admin")
+    made = make_domain(client, heads, "corpus.test", who="ada")
+    assert made["taken_over"] is True and made["records"] == 4 and made["tenant"] == "alpha"
     listed = records_of(client, heads, made)["items"]
     assert {(r["name"], r["managed_by"], r["environment"]) for r in listed} == {
         ("a1.corpus.test", "environment", "a1"), ("*.a1.corpus.test", "environment", "a1"),

@@ -21,7 +21,7 @@ from mc_project.controller.pdns import PowerDnsError
 from mc_project.errors import CorpusError
 from mc_project.inventory import db, dns_drift, domains
 from mc_project.inventory.fleet_rules import Conflict, NotFound
-from mc_project.inventory.models import Domain
+from mc_project.inventory.models import DEFAULT_TENANT, Domain
 
 router = APIRouter(tags=["dns"])
 
@@ -101,13 +101,15 @@ def list_domains(request: Request, page: Page = Depends(), tenant: str | None = 
 
 @router.post("/domains", status_code=201)
 def create_domain(body: NewDomain, request: Request, response: Response, caller: Principal = Depends(auth.principal)):
-    """A domain with its NS set, made in PowerDNS as a zone (a zone PowerDNS has already is
-    taken over: ``taken_over`` is true and its NS set replaced)."""
+    """A domain with its NS set, made in PowerDNS as a zone. A zone PowerDNS has already is
+    taken over by an admin of tenant default (``taken_over`` true, its NS set replaced);
+    for anyone else it is 409."""
     with db.session(_url(request)) as sess, dns_refusals():
         tenant_id, tenant_name = tenants.tenant_for_new(sess, caller, body.tenant, "admin", DOMAIN_REFUSAL)
         audit.note(request, target=body.name, tenant=tenant_name)
+        operator = tenants.tenant_id(sess, DEFAULT_TENANT) in caller.tenant_ids("admin")
         made, taken_over = domains.create_domain(sess, _api(request), caller.name, tenant_id, body.name,
-                                                 body.nameservers)
+                                                 body.nameservers, may_take_over=operator)
     response.headers["Location"] = "/v1/domains/{}".format(made["id"])
     audit.note(request, result="domain {} {}".format(made["name"], "taken over" if taken_over else "created"))
     return dict(made, taken_over=taken_over)
