@@ -12,6 +12,7 @@ from mc_project.api import users
 from mc_project.api.app import create_app
 from mc_project.controller.pdns import PowerDnsError, absolute
 from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
 from mc_project.inventory import db, domains
 from mc_project.inventory.models import ComputeNode, DnsRecord, Environment, Tenant
 from support.api_answers import error, login
@@ -359,3 +360,30 @@ def test_tenants_and_roles(client, heads, fake):
         "name": "example.org", "nameservers": ["ns.x.net"]}, headers=heads["bob"]), 409)
     changes = ok(client.get("/v1/audit", params={"limit": 500}, headers=heads["ada"]))
     assert any(entry["target"] == "www.example.org A" for entry in changes["items"])
+
+
+def test_an_environment_is_not_made_over_hand_made_records(client, heads, fake):
+    """The controller's step refuses an environment whose names hold hand-made records, before
+    it changes anything (its rrsets would replace them in PowerDNS)."""
+    import types
+
+    from mc_project.controller.steps import dns as dns_step
+
+    users.add_local_user(client.app.state.url, "ada", "ada-pw", "default", "admin")
+    fake.ensure_zone("corpus.test")
+    made = make_domain(client, heads, "corpus.test")
+    ok(client.post("/v1/domains/{}/records".format(made["id"]), json={
+        "name": "www.web_1.corpus.test", "type": "TXT", "content": "mine"}, headers=heads["alice"]), 201)
+    settings = {"dns": {"api_url": "http://127.0.0.1:1", "api_key": "k", "zone": "corpus.test.", "ttl": 300}}
+    ctl = types.SimpleNamespace(settings=settings, url=client.app.state.url)
+    for domain, refused in (("web_1.corpus.test", True), ("web-1.corpus.test", False)):
+        ctx = types.SimpleNamespace(clipboard={"node": {"address": "192.0.2.1"}, "env_name": "web1",
+                                               "domain": domain}, undo_data={}, log=lambda text: None)
+        if refused:
+            with pytest.raises(CorpusError) as info:
+                dns_step.add_dns_records(ctl, ctx)
+            assert str(info.value) == ("www.web_1.corpus.test already holds a TXT record made by hand (corpus dns); "
+                                       "remove it or choose another name.")
+        else:  # '_' is no LIKE wildcard here: the next step is PowerDNS, which is not there
+            with pytest.raises(PowerDnsError, match="did not answer"):
+                dns_step.add_dns_records(ctl, ctx)

@@ -1,8 +1,9 @@
 """``pdns:*``: an environment's DNS records, in PowerDNS and in the inventory."""
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from mc_project.controller import credentials, envs, pdns
+from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import DnsRecord
 
@@ -28,6 +29,7 @@ def add_dns_records(ctl, ctx):
         return
     sshfp = credentials.sshfp_records(clip.get("host_keys") or [])
     ctx.undo_data.setdefault("records", [])
+    _refuse_hand_made(ctl, envs.domains(ctx.clipboard))
     for domain in envs.domains(ctx.clipboard):
         zone = zone_of(domain, dns)
         records = [{"name": domain, "type": "A", "contents": [node["address"]], "ttl": dns["ttl"]},
@@ -44,6 +46,24 @@ def add_dns_records(ctl, ctx):
                     sess.merge(_dns_row(sess, zone, record["name"], record["type"], content, record["ttl"],
                                         env.id))
     ctx.log("DNS: {}".format(", ".join("{} {}".format(n, t) for _z, n, t in ctx.undo_data["records"])))
+
+
+def _refuse_hand_made(ctl, domains):
+    """The environment's names must hold no record made through a domain's API: its rrsets
+    would replace them in PowerDNS and the inventory would still list them."""
+    names = [name for domain in domains for name in (domain, "*." + domain)]
+    with db.session(ctl.url) as sess:
+        found = sess.execute(select(DnsRecord.name, DnsRecord.type).where(
+            DnsRecord.environment_id.is_(None),
+            or_(DnsRecord.name.in_(names), *(DnsRecord.name.like("%." + _like(domain), escape="\\")
+                                             for domain in domains)))).first()
+    if found is not None:
+        raise CorpusError("{} already holds a {} record made by hand (corpus dns); remove it or choose another "
+                          "name.".format(found[0], found[1]))
+
+
+def _like(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _dns_row(sess, zone, name, rtype, content, ttl, env_id):
