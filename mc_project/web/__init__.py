@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mc_project.api.errors import STATUS_WORDS, ApiError, from_corpus_error, sentence
 from mc_project.errors import CorpusError
-from mc_project.web import actions, live, pages, render, session
+from mc_project.web import actions, health_page, live, pages, render, session
 
 PREFIX = "/web"
 
@@ -91,7 +91,7 @@ def _quoted(path):
 def mount(app):
     """Serve the web page from ``app`` (the API's): its routes, static files, and errors
     shown as pages on its paths."""
-    for router in (actions.router, live.router, pages.router):
+    for router in (actions.router, live.router, pages.router, health_page.router):
         app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=render.STATIC_DIR), name="web-static")
 

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["checks"])
 
-Id = Path(ge=1, le=2 ** 31)
+# One Path per parameter name: FastAPI names a shared one after the first parameter it serves.
+CheckId = Path(ge=1, le=2 ** 31)
+StateId = Path(ge=1, le=2 ** 31)
 REFUSAL = "You may not define checks: you are deployer or admin of no tenant."
 KIND_PATTERN = "^({})$".format("|".join(CHECK_KINDS))
 STATE_PATTERN = "^({}|PENDING)$".format("|".join(STATES))
@@ -127,13 +129,13 @@ def create_definition(body: NewCheck, request: Request, response: Response,
 
 
 @router.get("/checks/definitions/{check_id}")
-def get_definition(request: Request, check_id: int = Id, caller: Principal = Depends(auth.principal)):
+def get_definition(request: Request, check_id: int = CheckId, caller: Principal = Depends(auth.principal)):
     with db.session(_url(request)) as sess:
         return definitions.check_record(sess, _check(sess, caller, check_id))
 
 
 @router.delete("/checks/definitions/{check_id}")
-def delete_definition(request: Request, check_id: int = Id, caller: Principal = Depends(auth.principal),
+def delete_definition(request: Request, check_id: int = CheckId, caller: Principal = Depends(auth.principal),
                       ctl=Depends(controller)):
     """Remove a check, its states and their history (its notifications stay)."""
     with db.session(_url(request)) as sess:
@@ -169,14 +171,14 @@ def list_checks(request: Request, page: Page = Depends(), tenant: str | None = Q
 
 
 @router.get("/checks/{state_id}")
-def get_check(request: Request, state_id: int = Id, caller: Principal = Depends(auth.principal)):
+def get_check(request: Request, state_id: int = StateId, caller: Principal = Depends(auth.principal)):
     """One check on one host: its state, since when, its last result."""
     with db.session(_url(request)) as sess:
         return definitions.state_record(sess, _state(sess, caller, state_id))
 
 
 @router.get("/checks/{state_id}/history")
-def check_history(request: Request, page: Page = Depends(), state_id: int = Id,
+def check_history(request: Request, page: Page = Depends(), state_id: int = StateId,
                   caller: Principal = Depends(auth.principal)):
     """The changes of one check's state on one host, newest first (soft ones too)."""
     with db.session(_url(request)) as sess:
@@ -190,7 +192,7 @@ def check_history(request: Request, page: Page = Depends(), state_id: int = Id,
 
 
 @router.put("/checks/{state_id}/pass")
-def pass_check(request: Request, state_id: int = Id, body: Pass | None = Body(None),
+def pass_check(request: Request, state_id: int = StateId, body: Pass | None = Body(None),
                caller: Principal = Depends(auth.principal)):
     """A TTL check's pass: OK until its time to live runs out again."""
     with db.session(_url(request)) as sess, refusals():
