@@ -13,6 +13,9 @@ from mc_project import web
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
+from mc_project.api.routers import checks as check_routes
+from mc_project.api.routers import handlers as handler_routes
+from mc_project.api.routers import silences as silence_routes
 from mc_project.api.routers import kv as kv_routes
 from mc_project.api.routers import runs as run_routes
 from mc_project.api.routers import detectors as detector_routes
@@ -66,5 +69,7 @@ def create_app(opts, ctl=None):
     for router in (detector_routes.router, site_routes.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(domain_routes.router, prefix=PREFIX)
+    for router in (check_routes.router, silence_routes.router, handler_routes.router):
+        app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app
