@@ -124,23 +124,23 @@ def test_a_state_runs_on_a_groups_minions_with_per_host_events_and_a_summary(
         started = json.loads(corpus_cli("--json", "run", "salted=" + tag, "state.apply", sls_name,
                                         "--no-wait").stdout)
         frames = sse_frames(api, token_in(cli_env), started["job_id"])
-    hosts = [(seconds, data) for seconds, event, data in frames if event == "host"]
-    end_seconds, _event, end = frames[-1]
-    assert end["status"] == "success", end
-    assert [data["seq"] for _seconds, data in hosts] == sorted(data["seq"] for _seconds, data in hosts)
-    fast = [seconds for seconds, data in hosts if data["host"] == "run-a-" + tag]
-    # The fast minion's results arrive while the slow one still sleeps: as they happen, not at the end.
-    assert fast and end_seconds - max(fast) > SLOW_SECONDS / 2, frames
-    for host in ("run-a-" + tag, "run-b-" + tag):
-        assert end["result"]["hosts"][host] == {"ok": 2, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 0,
-                                                "status": "changed"}
-    assert (out / (first.id + ".txt")).read_text() == "applied by corpus run\n"
-    assert (out / (second.id + ".txt")).exists()
+        hosts = [(seconds, data) for seconds, event, data in frames if event == "host"]
+        end_seconds, _event, end = frames[-1]
+        assert end["status"] == "success", end
+        assert [data["seq"] for _seconds, data in hosts] == sorted(data["seq"] for _seconds, data in hosts)
+        fast = [seconds for seconds, data in hosts if data["host"] == "run-a-" + tag]
+        # The fast minion's results arrive while the slow one still sleeps: as they happen, not at the end.
+        assert fast and end_seconds - max(fast) > SLOW_SECONDS / 2, frames
+        for host in ("run-a-" + tag, "run-b-" + tag):
+            assert end["result"]["hosts"][host] == {"ok": 2, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 0,
+                                                    "status": "changed"}
+        assert (out / (first.id + ".txt")).read_text() == "applied by corpus run\n"
+        assert (out / (second.id + ".txt")).exists()
 
-    # Applied again: nothing left to change.
-    again = corpus_cli("run", "group:" + group, "state.apply", sls_name, "--tenant", "default", check=False)
-    assert again.returncode == 1  # run-c still has no minion
-    assert recap_row(again, "run-a-" + tag) == ["ok", 3, 0, 0, 0, 0]
+        # Applied again (the SLS is still there): nothing left to change.
+        again = corpus_cli("run", "group:" + group, "state.apply", sls_name, "--tenant", "default", check=False)
+        assert again.returncode == 1  # run-c still has no minion
+        assert recap_row(again, "run-a-" + tag) == ["ok", 3, 0, 0, 0, 0]
 
 
 @pytest.fixture
