@@ -112,6 +112,16 @@ def remove_domain(ctx: typer.Context, name: str = typer.Argument(...)):
     state.output.result({"removed": name}, lambda data: state.output.note("Domain {} removed.".format(name)))
 
 
+@domains_app.command("changes")
+def domain_changes(ctx: typer.Context, name: str = typer.Argument(...),
+                   limit: int = typer.Option(None, "--limit", min=1), offset: int = typer.Option(0, "--offset", min=0)):
+    """The change log of a domain and its records, newest first."""
+    state = state_of(ctx)
+    page = state.client.paged(domain_path(state.client, name) + "/changes", limit=limit, offset=offset)
+    state.output.result(page, lambda data: state.output.table(
+        data.get("items") or [], columns=["at", "user", "action", "name", "before", "after"], empty="No changes."))
+
+
 # --------------------------------------------------------------------------- records
 
 @dns_app.command("list")

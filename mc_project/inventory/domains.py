@@ -16,11 +16,12 @@ under its wildcard) take no hand-made record.
 
 import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from mc_project.controller import pdns
 from mc_project.errors import CorpusError
 from mc_project.inventory import changelog, dns_rules
+from mc_project.inventory.fleet_models import ChangeRecord
 from mc_project.inventory.fleet_rules import Conflict, NotFound
 from mc_project.inventory.models import DEFAULT_TENANT, DnsRecord, Domain, Environment, Tenant, utcnow
 
@@ -99,6 +100,21 @@ def record_of(sess, domain, record_id):
     if row is None or row.zone != zone_of(domain):
         raise NotFound("No record {} in domain {}.".format(record_id, domain.name))
     return row
+
+
+def changes_page(sess, domain, limit, offset):
+    """``(changes, total)`` of a domain and of its records, newest first."""
+    where = (ChangeRecord.tenant_id == domain.tenant_id, or_(
+        and_(ChangeRecord.object_type == "domain", ChangeRecord.object_id == domain.id),
+        and_(ChangeRecord.object_type == "dns_record", or_(
+            ChangeRecord.object_name == domain.name,
+            ChangeRecord.object_name.like("%." + _escaped(domain.name), escape="\\")))))
+    total = sess.scalar(select(func.count(ChangeRecord.id)).where(*where))
+    found = sess.scalars(select(ChangeRecord).where(*where).order_by(ChangeRecord.id.desc())
+                         .limit(limit).offset(offset)).all()
+    return [{"id": row.id, "at": _iso(row.at), "user": row.user, "object": row.object_type,
+             "name": row.object_name, "action": row.action, "before": row.before, "after": row.after}
+            for row in found], total
 
 
 # --------------------------------------------------------------------------- domains

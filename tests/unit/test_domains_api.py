@@ -167,6 +167,11 @@ def test_domain_and_records_crud_keep_powerdns_in_step(client, heads, fake):
                          headers=heads["ada"]))
     assert ns["nameservers"] == ["ns3.example.net"] and fake.rrset("example.org", "NS")[1] == ["ns3.example.net."]
     assert ok(client.get("/v1/domains/{}/check".format(made["id"]), headers=h))["in_sync"] is True
+    changes = ok(client.get("/v1/domains/{}/changes".format(made["id"]), params={"limit": 3}, headers=heads["val"]))
+    assert changes["total"] == 13  # the domain made, 8 records added, 1 changed, 2 removed, its NS set
+    assert [(c["object"], c["action"], c["user"]) for c in changes["items"]] == [
+        ("domain", "update", "ada"), ("dns_record", "delete", "alice"), ("dns_record", "delete", "alice")]
+    assert changes["items"][0]["before"]["nameservers"] == ["ns1.example.net", "ns2.example.net"]
     ok(client.delete("/v1/domains/{}".format(made["id"]), headers=heads["ada"]), 204)
     assert "example.org." not in fake.zones and rows(client) == []
     assert ok(client.get("/v1/domains", headers=h))["total"] == 0
@@ -334,7 +339,7 @@ def test_tenants_and_roles(client, heads, fake):
     assert [d["name"] for d in ok(client.get("/v1/domains", headers=heads["bob"]))["items"]] == ["beta.net"]
     assert ok(client.get("/v1/domains", params={"tenant": "alpha"}, headers=heads["bob"]))["total"] == 0
     for method, route, body in (("GET", path, None), ("PATCH", path, {"nameservers": ["ns.x.net"]}),
-                                ("DELETE", path, None), ("GET", path + "/check", None),
+                                ("DELETE", path, None), ("GET", path + "/check", None), ("GET", path + "/changes", None),
                                 ("GET", path + "/records", None), ("GET", record, None),
                                 ("POST", path + "/records", {"name": "b.example.org", "type": "A",
                                                              "content": "192.0.2.2"}),

@@ -152,6 +152,15 @@ def check_domain(request: Request, domain_id: int = Id(), caller: Principal = De
         return dns_drift.check(sess, _api(request), _domain(sess, caller, domain_id))
 
 
+@router.get("/domains/{domain_id}/changes")
+def domain_changes(request: Request, domain_id: int = Id(), page: Page = Depends(),
+                   caller: Principal = Depends(auth.principal)):
+    """The change log of the domain and its records, newest first: who, when, before, after."""
+    with db.session(_url(request)) as sess:
+        items, total = domains.changes_page(sess, _domain(sess, caller, domain_id), page.limit, page.offset)
+    return page.answer(items, total)
+
+
 # --------------------------------------------------------------------------- records
 
 class NewRecord(Strict):
