@@ -339,7 +339,8 @@ def test_tenants_and_roles(client, heads, fake):
     assert [d["name"] for d in ok(client.get("/v1/domains", headers=heads["bob"]))["items"]] == ["beta.net"]
     assert ok(client.get("/v1/domains", params={"tenant": "alpha"}, headers=heads["bob"]))["total"] == 0
     for method, route, body in (("GET", path, None), ("PATCH", path, {"nameservers": ["ns.x.net"]}),
-                                ("DELETE", path, None), ("GET", path + "/check", None), ("GET", path + "/changes", None),
+                                ("DELETE", path, None), ("GET", path + "/check", None),
+                                ("GET", path + "/changes", None),
                                 ("GET", path + "/records", None), ("GET", record, None),
                                 ("POST", path + "/records", {"name": "b.example.org", "type": "A",
                                                              "content": "192.0.2.2"}),
