@@ -41,14 +41,6 @@ def zone_of(domain):
 
 # --------------------------------------------------------------------------- reading
 
-def by_name(sess, name, tenant_ids):
-    found = sess.scalar(select(Domain).where(Domain.name == str(name).strip().lower().rstrip("."),
-                                             Domain.tenant_id.in_(tenant_ids)))
-    if found is None:
-        raise NotFound("No domain named {}.".format(name))
-    return found
-
-
 def domain_record(sess, domain):
     tenant = sess.scalar(select(Tenant.name).where(Tenant.id == domain.tenant_id))
     count = sess.scalar(select(func.count(DnsRecord.id)).where(DnsRecord.zone == zone_of(domain)))
@@ -62,7 +54,9 @@ def records_query(domain, name=None, rtype=None, content=None):
         where.append(DnsRecord.name == dns_rules.record_name(name, domain.name))
     if rtype is not None:
         where.append(DnsRecord.type == dns_rules.record_type(rtype))
-    if content is not None and rtype is not None:
+    if content is not None and rtype is None:
+        raise CorpusError("A content is read by its type: give the type too.")
+    if content is not None:
         where.append(DnsRecord.content == dns_rules.content(dns_rules.record_type(rtype), content))
     return where
 
