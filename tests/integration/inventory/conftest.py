@@ -21,6 +21,13 @@ from support.wait import wait_for
 
 PASSWORDS = {"ada": "ada-inventory-pw", "val": "val-inventory-pw"}
 BIN = os.path.dirname(sys.executable)
+DETECT_MARKER = "detect-marker"
+DETECT_INTERVAL = 10
+
+
+def detector_rules(marker):
+    return [{"name": "linux", "apply_if": "grains['kernel'] == 'Linux'", "add_groups": ["linux"]},
+            {"name": "marked", "apply_if": "'{}' in files".format(marker), "add_groups": ["marked"]}]
 
 
 @pytest.fixture(scope="package")
@@ -30,8 +37,12 @@ def master(salt_factories, tmp_path_factory):
         "interface": LOOPBACK,
         "ext_pillar": [{"corpus_inventory": {}}],
         "corpus": {"db_url": "sqlite:///{}".format(root / "inventory.sqlite"), "master_address": LOOPBACK,
-                   "secrets_key": str(root / "secrets.key")},
+                   "secrets_key": str(root / "secrets.key"),
+                   # The checks' test (test_health_checks.py) listens here with an SMTP sink.
+                   "smtp": {"host": LOOPBACK, "port": free_port(), "sender": "corpus@controller.test", "timeout": 5}},
         "corpus_api": {"bind": LOOPBACK, "port": free_port(), "token_hours": 1},
+        # The detectors' test (test_inventory_detectors.py) makes and removes the marker file.
+        "corpus_detectors": {"rules": detector_rules(root / DETECT_MARKER), "interval": DETECT_INTERVAL},
     }
     factory = salt_factories.salt_master_daemon("corpus-inv-{}".format(uuid.uuid4().hex[:6]), overrides=overrides)
     with factory.started():
@@ -46,6 +57,12 @@ def url(master):
     users.add_local_user(opts["corpus"]["db_url"], "val", PASSWORDS["val"], "default", "viewer")
     yield opts["corpus"]["db_url"]
     db.dispose()
+
+
+@pytest.fixture(scope="package")
+def detect_marker(url):
+    """The file whose presence the detector ``marked`` looks for (under the master's root)."""
+    return os.path.join(os.path.dirname(url[len("sqlite:///"):]), DETECT_MARKER)
 
 
 @pytest.fixture(scope="package")
