@@ -21,7 +21,7 @@ TEST_STRICT := $(if $(filter 0,$(TEST_UID)),1,)
 # Three workers: most integration tests wait on daemons, containers and the network, so
 # three keep two cores busy; each test module runs whole on one worker (tests/conftest.py).
 PYTEST_WORKERS ?= 3
-PYTEST_ARGS ?= --timeout=900 -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_ARGS ?= --timeout=900 -n $(PYTEST_WORKERS)
 # What to run, e.g. `make test TESTS="tests/unit tests/functional"`.
 TESTS ?= tests
 # -rs: one line per skipped group, saying what it needs; the 15 slowest tests.

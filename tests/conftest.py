@@ -27,17 +27,32 @@ def pytest_configure(config):
                    "the names are tests/support/needs.py's REQUIREMENTS")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``-n N --dist loadgroup``) each test module runs whole on one
-    worker, in order, with its module fixtures set up once; a conftest may put a whole
-    directory in one group first (tests/integration/controller/: the fixtures of the
-    package are shared)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
+# The web flow's tests link the same fixed-name nodes as the controller's: one worker runs both.
+SHARED_WORKER = {"tests/integration/web/flow": "tests/integration/controller"}
+
+
+def worker_group(nodeid):
+    """The tests pytest-xdist runs whole, in order, on one worker: a directory under
+    tests/integration/ (its package fixtures: a master, an API server, linked nodes with
+    fixed names, exist once), otherwise a test module (its module fixtures, set up once)."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if parts[:2] == ["tests", "integration"] and len(parts) > 3:
+        directory = "/".join(parts[:-1])
+        return SHARED_WORKER.get(directory, directory)
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs three workers; each gets whole groups (``worker_group``)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkerGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return worker_group(nodeid)
+
+    return ByWorkerGroup(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)

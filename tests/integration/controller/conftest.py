@@ -55,8 +55,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.path).startswith(HERE + os.sep):
             item.add_marker(pytest.mark.needs(*NEEDS, group=HERE))
-            if config.pluginmanager.hasplugin("xdist"):
-                item.add_marker(pytest.mark.xdist_group("controller"))
 
 
 @pytest.fixture(scope="package")
