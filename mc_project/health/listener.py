@@ -24,6 +24,7 @@ TICK = 1.0
 # A minion's accepted key is read again after this long (a key may be deleted, or a
 # minion accepted anew).
 KEY_CACHE_SECONDS = 60
+RETRY_SECONDS = 5
 
 
 class Listener:
@@ -88,10 +89,11 @@ class Listener:
                         if time.monotonic() >= next_tick:
                             self._safely(self.tick)
                             next_tick = time.monotonic() + self.tick_seconds
-            except Exception:  # pylint: disable=broad-except
+            except Exception as exc:  # pylint: disable=broad-except
                 # The master restarting closes the bus: listen again rather than stop checking.
-                log.exception("health: the event bus failed; listening again")
-                self._stop.wait(1)
+                log.warning("health: the master's event bus failed (%s: %s); listening again in %d s",
+                            type(exc).__name__, exc, RETRY_SECONDS)
+                self._stop.wait(RETRY_SECONDS)
 
     @staticmethod
     def _safely(function, *args):
