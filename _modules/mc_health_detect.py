@@ -8,12 +8,13 @@ also kept in the grain ``corpus_detected_groups``, so Salt can target them:
 """
 
 import logging
+import os
 
 from salt.exceptions import CommandExecutionError
 
 try:
     from mc_project.errors import CorpusError
-    from mc_project.health import detectors, facts
+    from mc_project.health import detect_events, detectors, facts
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "mc_health_detect"
 
-EVENT_TAG = "corpus/health/detected"
 GRAIN = "corpus_detected_groups"
 
 
@@ -55,8 +55,9 @@ def run(fire=False, rules=None):
     ``rules`` (a list of rules) replaces the pillar's: the controller hands its current
     rules with each run it asks for, so a run never sees a pillar older than them.
 
-    With ``fire=True`` (the schedule's runs) the result is also fired to the master as
-    the event ``corpus/health/detected``, which the controller writes to the inventory.
+    With ``fire=True`` (the schedule's runs) the groups are also fired to the master as
+    the event ``corpus/health/detected/<minion id>``, signed with this minion's key,
+    which the controller writes to the inventory.
 
     CLI Example:
 
@@ -71,7 +72,10 @@ def run(fire=False, rules=None):
     if sorted(__grains__.get(GRAIN) or []) != result["groups"] and "grains.setval" in __salt__:
         __salt__["grains.setval"](GRAIN, result["groups"])
     if fire:
-        __salt__["event.send"](EVENT_TAG, {"groups": result["groups"], "detectors": result["detectors"]})
+        tag = detect_events.tag(__opts__["id"])
+        with open(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as fh:
+            body = detect_events.sign(fh.read(), tag, result["groups"])
+        __salt__["event.send"](tag, body)
     return result
 
 

@@ -5,7 +5,8 @@ Three ways a host's detected groups reach the inventory, all through ``record``:
 
 * ``run(ctl, ...)``: ``corpus detectors run`` (and the API) publish
   ``mc_health_detect.run`` to the hosts' minions at once, with the controller's rules;
-* the minion's schedule (from its pillar) fires ``corpus/health/detected``;
+* the minion's schedule (from its pillar) fires ``corpus/health/detected/<minion>``,
+  signed with its key (``detect_events``): believed only when the minion named signed it;
 * a highstate's return on the master's bus makes the controller run them on that minion.
 
 ``EventWriter`` handles the last two from the master's event bus, in the API process.
@@ -16,14 +17,13 @@ import logging
 import threading
 
 from mc_project.errors import CorpusError
-from mc_project.health import detectors
+from mc_project.health import detect_events, detectors
 from mc_project.inventory import db, detected_groups, host_rows
 from mc_project.inventory.fleet_models import Host
 
 log = logging.getLogger(__name__)
 
 MODULE_RUN = "mc_health_detect.run"
-EVENT_TAG = "corpus/health/detected"
 HIGHSTATES = ("state.highstate", "state.apply")
 RUN_TIMEOUT = 60
 
@@ -78,9 +78,8 @@ def run(ctl, tenant_ids, names=None, timeout=RUN_TIMEOUT):
     return results
 
 
-def write_event(url, minion_id, data):
-    """Write the groups a minion's scheduled run fired; the record, or None."""
-    groups = data.get("groups") if isinstance(data, dict) else None
+def write_event(url, minion_id, groups):
+    """Write the groups a minion's scheduled run reported; the record, or None."""
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         log.warning("detectors: ignoring a malformed result from %s", minion_id)
         return None
@@ -88,10 +87,9 @@ def write_event(url, minion_id, data):
         return detected_groups.record_for_minion(sess, minion_id, groups)
 
 
-def _event_payload(data):
+def _event_body(data):
     """A minion's ``event.send`` arrives as ``{"id", "data": {...}, ...}``."""
-    inner = data.get("data") if isinstance(data.get("data"), dict) else data
-    return data.get("id"), inner
+    return data.get("data") if isinstance(data.get("data"), dict) else data
 
 
 def is_highstate(tag, data):
@@ -127,16 +125,18 @@ class EventWriter:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def handle(self, tag, data):
-        if tag == EVENT_TAG and isinstance(data, dict):
-            minion_id, payload = _event_payload(data)
-            if minion_id:
-                self._pool.submit(self._write, minion_id, payload)
+        minion_id = detect_events.minion_of(tag)
+        if minion_id and isinstance(data, dict):
+            self._pool.submit(self._write, minion_id, tag, _event_body(data))
         elif is_highstate(tag, data) and data.get("id"):
             self._pool.submit(self._run_after_highstate, data["id"])
 
-    def _write(self, minion_id, payload):
+    def _write(self, minion_id, tag, body):
         try:
-            write_event(self.ctl.url, minion_id, payload)
+            if not detect_events.verify(self.ctl.accepted_key(minion_id), tag, body):
+                log.warning("detectors: dropped a result for %s that its key did not sign (or too old)", minion_id)
+                return
+            write_event(self.ctl.url, minion_id, body.get("groups"))
         except Exception:  # pylint: disable=broad-except
             log.exception("detectors: cannot write the groups of %s", minion_id)
 

@@ -3,11 +3,15 @@ in the pillar with their schedule, and their groups written to the inventory as
 detected memberships (label ``detected:<group>``) that show in the Ansible export and
 as a Salt list target, without touching memberships an operator made."""
 
+import time
+
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from mc_project.errors import CorpusError
-from mc_project.health import detector_runs, detectors
+from mc_project.health import detect_events, detector_runs, detectors
 from mc_project.inventory import ansible_export, db, detected_groups, fleet, host_rows
 from mc_project.inventory.models import Tenant
 
@@ -146,9 +150,43 @@ def test_a_run_asks_every_minion_at_once_and_writes_what_they_found(inventory):
 
 def test_scheduled_results_and_highstates_are_recognised_on_the_bus(inventory):
     url, _tenant_id = inventory
-    assert detector_runs.write_event(url, "m-web1", {"groups": ["web"]})["added"] == ["web"]
-    assert detector_runs.write_event(url, "m-web1", {"groups": "web"}) is None
+    assert detector_runs.write_event(url, "m-web1", ["web"])["added"] == ["web"]
+    assert detector_runs.write_event(url, "m-web1", "web") is None
     assert detector_runs.is_highstate("salt/job/1/ret/m-web1", {"fun": "state.highstate"})
     assert detector_runs.is_highstate("salt/job/1/ret/m-web1", {"fun": "state.apply", "fun_args": []})
     assert not detector_runs.is_highstate("salt/job/1/ret/m-web1", {"fun": "state.apply", "fun_args": ["nginx"]})
     assert not detector_runs.is_highstate("salt/job/1/new", {"fun": "state.highstate"})
+
+
+def test_a_scheduled_result_counts_only_signed_by_the_minion_it_names(inventory):
+    url, _tenant_id = inventory
+    keys = {name: rsa.generate_private_key(public_exponent=65537, key_size=2048) for name in ("m-web1", "m-db1")}
+    pems = {name: key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()) for name, key in keys.items()}
+    public = {name: key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+              for name, key in keys.items()}
+    tag = detect_events.tag("m-web1")
+    body = detect_events.sign(pems["m-web1"], tag, ["web"])
+    assert detect_events.verify(public["m-web1"], tag, body)
+    assert not detect_events.verify(public["m-db1"], tag, body)  # another minion's key
+    assert not detect_events.verify(public["m-web1"], detect_events.tag("m-db1"), body)  # another tag
+    assert not detect_events.verify(public["m-web1"], tag, dict(body, groups=["web", "db"]))
+    old = detect_events.sign(pems["m-web1"], tag, ["web"], now=time.time() - 3600)
+    assert not detect_events.verify(public["m-web1"], tag, old)
+
+    class Keys:
+        def __init__(self):
+            self.url, self.opts = url, {}
+
+        def accepted_key(self, minion):
+            return public.get(minion)
+
+    writer = detector_runs.EventWriter(Keys())
+    forged = detect_events.sign(pems["m-db1"], detect_events.tag("m-web1"), ["forged"])
+    writer._write("m-web1", detect_events.tag("m-web1"), forged)
+    writer._write("m-web1", tag, body)
+    writer.stop()
+    with db.session(url) as sess:
+        assert detected_groups.detected_of(sess, [host_rows.by_minion(sess, "m-web1")["id"]]).popitem()[1] == ["web"]
+    assert detect_events.minion_of(tag) == "m-web1" and detect_events.minion_of("corpus/other") is None
