@@ -1,6 +1,7 @@
 """Bounded waits: a test polls for what it expects and fails with what it waited for."""
 
 import socket
+import threading
 import time
 
 WAIT = 90  # seconds: a generous bound on a deploy reaching a point a test waits for
@@ -28,3 +29,22 @@ def wait_port(address, port, timeout=20):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def read_lines_until(proc, predicate, timeout=WAIT, what="output"):
+    """The lines ``proc`` (text stdout pipe) writes, read as they come, up to the first
+    for which ``predicate(lines so far)`` is true; AssertionError after ``timeout`` seconds.
+    A test acts on what a program has shown, not after a sleep a busy machine outlasts."""
+    lines, done = [], threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if predicate(lines):
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not done.wait(timeout) or not predicate(lines):
+        raise AssertionError("timed out after {}s waiting for {}; seen: {!r}".format(timeout, what, lines))
+    return lines

@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from support.api_stub import INIT_ENV_STEPS, StubApi, run_corpus
+from support.wait import read_lines_until
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +200,11 @@ def test_logs_and_follow(home, api):
     environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     follower = subprocess.Popen([sys.executable, "-m", "mc_project.cli", "logs", "web/shop", "-f", "-n", "3"],
                                 env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.5)
+    shown = read_lines_until(follower, lambda lines: sum(line.startswith("shop: request ") for line in lines) >= 3,
+                             what="three polls' lines")
     follower.send_signal(signal.SIGINT)
     out, err = follower.communicate(timeout=10)
-    lines = out.splitlines()
+    lines = "".join(shown + [out]).splitlines()
     requests = [line for line in lines if line.startswith("shop: request ")]
     # Each poll's new line is printed once, in order, none twice.
     assert len(requests) >= 3 and len(set(requests)) == len(requests)
@@ -250,15 +251,17 @@ def test_jobs_undo_resume(home, api):
 
 
 def test_ctrl_c_while_following_says_the_job_goes_on(home, api):
-    api.state.step_delay = 1.0
+    api.state.step_delay = 2.0
     try:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CORPUS_")}
         environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
         watcher = subprocess.Popen([sys.executable, "-m", "mc_project.cli", "init_env", "slow", "dev"],
                                    env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        shown = read_lines_until(watcher, lambda lines: "step env:register success" in lines[-1],
+                                 what="the first step's success")
         watcher.send_signal(signal.SIGINT)
         out, err = watcher.communicate(timeout=10)
+        out = "".join(shown) + out
     finally:
         api.state.step_delay = 0.05
     assert watcher.returncode == 130
