@@ -8,7 +8,8 @@ for a test module: ``from support.services import pdns_server, smtp_sink  # noqa
   backend; ``api_url``, ``api_key``, ``dns_port``.
 * ``SmtpSink(refuse=False)``: aiosmtpd; ``host``, ``port``, ``messages`` (parsed
   ``email.message.EmailMessage``, with ``X-Envelope-To``/``X-Envelope-From``);
-  ``refuse=True`` answers 550 to every recipient.
+  ``refuse=True`` answers 550 to every recipient; ``port`` is the one a controller's
+  relay setting names (default: a free one).
 * ``dns_query(name, rdtype, port)``: the answer's records as text, sorted.
 """
 
@@ -151,9 +152,9 @@ class _SinkHandler:
 class SmtpSink:
     """An SMTP server on 127.0.0.1 that keeps every message it receives."""
 
-    def __init__(self, refuse=False):
+    def __init__(self, refuse=False, port=None):
         self.host = LOOPBACK
-        self.port = free_port()
+        self.port = port or free_port()
         self.messages = []
         handler = _SinkHandler(self.messages, refuse)
         self._controller = Controller(handler, hostname=self.host, port=self.port)
