@@ -46,7 +46,9 @@ class Listener:
         cached = self._keys.get(minion_id)
         if cached is None or time.monotonic() - cached[1] > KEY_CACHE_SECONDS:
             cached = (self.accepted_key(minion_id), time.monotonic())
-            self._keys[minion_id] = cached
+            # A minion not accepted yet is asked about again at its next result.
+            if cached[0] is not None:
+                self._keys[minion_id] = cached
         return cached[0]
 
     def handle(self, tag, data):
