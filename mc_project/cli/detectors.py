@@ -1,5 +1,6 @@
 """``corpus detectors list|run|state``: the detectors that put hosts in groups."""
 
+import httpx
 import typer
 
 from .errors import EXIT_FAILED, CliError
@@ -35,7 +36,7 @@ def run_detectors(
     ctx: typer.Context,
     hosts: list[str] = typer.Argument(None, metavar="[HOST]...", help="Only these hosts (default: all)."),
     tenant: str = typer.Option(None, "--tenant", help="Only the hosts of this tenant."),
-    timeout: int = typer.Option(60, "--timeout", min=1, max=600, help="Seconds to wait for the minions."),
+    timeout: int = typer.Option(20, "--timeout", min=1, max=600, help="Seconds to wait for the minions."),
 ):
     """Run the detectors now on the hosts' minions and write the groups they found."""
     state = state_of(ctx)
@@ -44,7 +45,13 @@ def run_detectors(
         body["hosts"] = list(hosts)
     if tenant:
         body["tenant"] = tenant
-    found = state.client.post("/v1/detectors/run", body)
+    client = state.client
+    try:
+        # The controller waits up to --timeout for the minions: the answer may take that long.
+        response = client.http.post("/v1/detectors/run", json=body, timeout=timeout + 30)
+    except httpx.HTTPError as exc:
+        raise client.unreachable(exc) from None
+    found = client.decode(response)
     items = found.get("items") or []
     state.output.result(found, lambda data: state.output.table(items, columns=RUN_COLUMNS,
                                                                 empty="No host with a minion."))

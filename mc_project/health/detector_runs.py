@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MODULE_RUN = "mc_health_detect.run"
 HIGHSTATES = ("state.highstate", "state.apply")
-RUN_TIMEOUT = 60
+RUN_TIMEOUT = 20
 
 
 def rules_of(ctl):
