@@ -90,7 +90,8 @@ def undo(
     """Undo every step a job did, last first."""
     state = state_of(ctx)
     answer = state.client.post(f"/v1/jobs/{names.job_id(job_id)}/undo")
-    state.run_job(answer, wait=wait, render=lambda output, data: output.note(f"Job {job_id} undone."))
+    state.run_job(answer, wait=wait, render=lambda output, data: output.note(f"Job {job_id} undone."),
+                  also_done=("undone",))
 
 
 def resume(

@@ -33,10 +33,11 @@ class State:
                            EXIT_BAD_INPUT)
         return names.env_name(name)
 
-    def run_job(self, answer, wait=True, render=None, show=True):
+    def run_job(self, answer, wait=True, render=None, show=True, also_done=()):
         """After a 202 ``{"job_id", "location"}``: follow the job (unless ``wait`` is off)
         and print how it ended (unless ``show`` is off: the verb prints more after it);
-        a failed job is exit 1 with one sentence."""
+        a failed job is exit 1 with one sentence. ``also_done``: final statuses that are
+        success too (an undo ends ``undone``)."""
         # 202 Accepted starts a job; a 200 is the record of work done at once (its own
         # "job_id", if any, is no job of the API).
         started = self.client.last_status == 202 or (isinstance(answer, dict) and "location" in answer)
@@ -56,7 +57,7 @@ class State:
             return answer
         self.output.notes.print(f"Job {job_id}", style="bold", markup=False)
         final = progress.follow(self.client, job_id, self.output.err if self.output.json else self.output.out)
-        if not progress.succeeded(final):
+        if not progress.succeeded(final) and str(final.get("status", "")).lower() not in also_done:
             raise CliError(progress.failure_reason(final), EXIT_FAILED, data=final)
         if not show:
             return final

@@ -83,7 +83,7 @@ class StubState:
             raise ApiError(403, f"User {name} may not change anything in tenant acme")
 
     # -- jobs
-    def start_job(self, kind, target, steps, result=None, fail_at=None, on_done=None):
+    def start_job(self, kind, target, steps, result=None, fail_at=None, on_done=None, ends="success"):
         job_id = str(next(self.ids))
         job = {"id": job_id, "kind": kind, "target": target, "status": "running", "result": None, "error": None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -91,7 +91,7 @@ class StubState:
                          for index, step in enumerate(steps)],
                "events": []}
         self.jobs[job_id] = job
-        threading.Thread(target=self._run, args=(job, result, fail_at, on_done), daemon=True).start()
+        threading.Thread(target=self._run, args=(job, result, fail_at, on_done, ends), daemon=True).start()
         return {"job_id": job_id, "location": f"/v1/jobs/{job_id}"}
 
     def _event(self, job, event, data):
@@ -104,7 +104,7 @@ class StubState:
             data["log"] = step["log"]
         self._event(job, "step", data)
 
-    def _run(self, job, result, fail_at, on_done):
+    def _run(self, job, result, fail_at, on_done, ends):
         done_steps = []
         for step in job["steps"]:
             step.update(status="running", seconds=0)
@@ -125,8 +125,8 @@ class StubState:
             done_steps.append(step)
         if on_done:
             on_done()
-        job.update(status="success", result=result or {"target": job["target"]})
-        self._event(job, "end", {"status": "success", "result": job["result"], "error": None})
+        job.update(status=ends, result=result or {"target": job["target"]})
+        self._event(job, "end", {"status": ends, "result": job["result"], "error": None})
 
     def public_job(self, job):
         """As the API shows a job: its steps counted, the one it is on."""
@@ -373,7 +373,8 @@ def make_app(state):
         if job["status"] not in FINAL:
             raise ApiError(409, f"Job {job_id} is still running")
         steps = [f"undo {s['name']}" for s in reversed(job["steps"]) if s["status"] == "success"]
-        return state.start_job("undo", job_id, steps)
+        # As the API's: an undone job ends "undone".
+        return state.start_job("undo", job_id, steps, ends="undone")
 
     @app.post("/v1/jobs/{job_id}/resume", status_code=202)
     async def resume(request: Request, job_id: str):

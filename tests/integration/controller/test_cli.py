@@ -1,8 +1,9 @@
 """The ``corpus`` command end to end on a real node, as a developer uses it from a laptop:
 log in to the controller's REST API, ``init_env`` (a real container on node1, its job's
 steps shown as they happen), ``push`` of a checkout through the environment's NATed SSH
-port with the key the API hands out, a second push, ``releases``, ``rollback``, ``logs``
-and ``destroy``. The API is the real one, served by uvicorn over this package's controller.
+port with the key the API hands out, a second push, ``releases``, ``rollback`` (a job, undone
+again, and the runner's refusal), ``logs`` and ``destroy``. The API is the real one, served
+by uvicorn over this package's controller.
 """
 
 import json
@@ -119,13 +120,26 @@ def test_init_adds_a_project_and_its_remote_and_push_deploys_it(home, tmp_path):
     assert "Deployed {}/second.".format(ENV) in pushed.stdout
 
 
-def test_releases_rollback_and_logs(home, node1):
+def test_releases_rollback_and_logs(home, node1, salt_run):
     listed = corpus(home, "releases", ENV, "--json")
     assert listed.returncode == 0, listed.stderr
-    assert len(json.loads(listed.stdout)["items"]) >= 2
+    releases = json.loads(listed.stdout)["items"]
+    assert len(releases) >= 2
     rolled = corpus(home, "rollback", "{}/{}".format(ENV, ENV))
     assert rolled.returncode == 0, rolled.stderr
+    first = releases[-2]["id"]
+    assert "step project:rollback success" in rolled.stdout
+    assert "{}/{} rolled back: {} is live.".format(ENV, ENV, first) in rolled.stdout
     assert wait_for(lambda: served_version(node1) == "1", timeout=60, what="version 1 served again")
+    # The runner checks the same way: nothing is older than the first release.
+    refused = salt_run.run("mc_cloud.rollback", ENV, ENV)
+    assert refused.returncode == 1 and "No kept release of {} is older than the live one ({})".format(
+        ENV, first) in refused.stdout, refused
+    # Undoing the rollback job makes the release live before live again.
+    job = json.loads(corpus(home, "jobs", "--kind", "rollback", "--json").stdout)["items"][0]
+    undone = corpus(home, "undo", str(job["id"]))
+    assert undone.returncode == 0, undone.stderr
+    assert wait_for(lambda: served_version(node1) == "2", timeout=60, what="version 2 served again")
     logs = corpus(home, "logs", ENV, "-n", "20")
     assert logs.returncode == 0, logs.stderr
 
