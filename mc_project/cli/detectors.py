@@ -53,9 +53,11 @@ def run_detectors(
         raise client.unreachable(exc) from None
     found = client.decode(response)
     items = found.get("items") or []
-    state.output.result(found, lambda data: state.output.table(items, columns=RUN_COLUMNS,
-                                                                empty="No host with a minion."))
     failed = [item for item in items if item.get("status") != "done"]
+    if not state.output.json:
+        state.output.table(items, columns=RUN_COLUMNS, empty="No host with a minion.")
+    elif not failed:  # a failure is one document too: the result with its error
+        state.output.document(found)
     if failed:
         raise CliError("{} of {} hosts gave no result: {}".format(len(failed), len(items), failed[0].get("error")),
                        EXIT_FAILED, data=found)

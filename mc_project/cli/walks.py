@@ -41,9 +41,12 @@ def walk(
         state.output.table(data.get("results") or [], columns=RESULT_COLUMNS, empty="No targets.")
         state.output.note(f"Walk {walk_id}: {data.get('message')}")
 
-    state.output.result(found, render)
     if found.get("status") != "ok":
+        # A failed walk is one JSON document (its record, with the error) in --json mode.
+        if not state.output.json:
+            render(found)
         raise CliError(found.get("message") or f"Walk {walk_id} is {found.get('status')}", EXIT_FAILED, data=found)
+    state.output.result(found, render)
 
 
 def list_walks(
