@@ -29,8 +29,8 @@ from mc_project.inventory.models import DEFAULT_TENANT, DnsRecord, Domain, Envir
 def powerdns(dns_settings):
     """The PowerDNS client of the controller's ``dns`` settings."""
     if not dns_settings.get("api_url"):
-        raise pdns.PowerDnsError("No PowerDNS API URL is configured (corpus: dns: api_url); domains cannot "
-                                 "be changed.")
+        # The controller's configuration, not a failing PowerDNS: a refusal (409), not a 502.
+        raise Conflict("No PowerDNS API URL is configured (corpus: dns: api_url); domains cannot be changed.")
     return pdns.PowerDns(dns_settings["api_url"], dns_settings.get("api_key"),
                          server_id=dns_settings.get("server_id", "localhost"))
 
