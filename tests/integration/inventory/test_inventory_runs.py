@@ -146,9 +146,9 @@ def test_a_state_runs_on_a_groups_minions_with_per_host_events_and_a_summary(
 @pytest.fixture
 def two_hosts(tmp_path):
     tag = uuid.uuid4().hex[:4]
-    first = NetnsHost("runa-" + tag, "10.93.0.1/24", "10.93.0.2/24", workdir=tmp_path / "a")
+    first = NetnsHost("runa-" + tag, "10.95.0.1/24", "10.95.0.2/24", workdir=tmp_path / "a")
     try:
-        second = NetnsHost("runb-" + tag, "10.94.0.1/24", "10.94.0.2/24", workdir=tmp_path / "b")
+        second = NetnsHost("runb-" + tag, "10.96.0.1/24", "10.96.0.2/24", workdir=tmp_path / "b")
     except BaseException:
         first.close()
         raise
