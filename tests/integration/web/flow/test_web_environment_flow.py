@@ -161,9 +161,8 @@ def test_rollback_from_the_page(open_page, log_in, api, home, checkout, node1):
     page.evaluate("window.notReloaded = true")
     step = page.locator("ol.steps li .step").first
     assert page.locator("ol.steps li").count() == 1 and "project:rollback" in step.inner_text()
-    # The new release starts beside the live one and passes its health check first: the
-    # step is not done yet when its page shows, and turns done without a reload.
-    assert step.get_attribute("data-status") != "success"
+    # The step turns done without a reload (whether it is still running when the page
+    # shows depends on the machine's load: the page of a new environment shows that).
     watched.shot("rollback-running")
     page.wait_for_selector("#job-status.ok", timeout=JOB_TIMEOUT)
     assert step.get_attribute("data-status") == "success" and page.evaluate("window.notReloaded") is True
