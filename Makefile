@@ -40,11 +40,16 @@ $(VENV_STAMP): setup.py
 	touch $@
 
 # Each test's Salt configuration gets its own deploy agent: idle ones go after 2 minutes.
+# Each run's temporary files go in a short directory of its own (pytest's default,
+# pytest-of-USER/pytest-N/popen-gwN, would push a minion's sockets past 108 bytes);
+# runs older than a day are removed first.
 test: deps venv
 	install -d -m $(TEST_TMPDIR_MODE) $(TEST_TMPDIR)
 	@test -O $(TEST_TMPDIR) || { echo "$(TEST_TMPDIR) belongs to another user" >&2; exit 1; }
+	find $(TEST_TMPDIR) -mindepth 1 -maxdepth 1 -name 'r-*' -mmin +1440 -exec rm -rf {} +
+	run=$$(mktemp -d $(TEST_TMPDIR)/r-XXXXX) && \
 	TMPDIR=$(TEST_TMPDIR) CORPUS_AGENT_IDLE_TIMEOUT=120 CORPUS_TESTS_STRICT=$(TEST_STRICT) \
-		$(VENV)/bin/pytest $(TESTS) -p no:cacheprovider $(PYTEST_REPORT) $(PYTEST_ARGS)
+		$(VENV)/bin/pytest $(TESTS) -p no:cacheprovider --basetemp=$$run $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 $(DEMO_STAMP): setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
