@@ -12,15 +12,24 @@ from fastapi import APIRouter, FastAPI
 from mc_project import web
 from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
-from mc_project.api.routers import audit, environments, inventory, inventory_exports, jobs, nodes, projects, tokens
-from mc_project.api.routers import checks as check_routes
-from mc_project.api.routers import handlers as handler_routes
-from mc_project.api.routers import silences as silence_routes
-from mc_project.api.routers import kv as kv_routes
-from mc_project.api.routers import runs as run_routes
-from mc_project.api.routers import detectors as detector_routes
-from mc_project.api.routers import domains as domain_routes
-from mc_project.api.routers import sites as site_routes
+from mc_project.api.routers import (
+    audit,
+    checks,
+    detectors,
+    domains,
+    environments,
+    handlers,
+    inventory,
+    inventory_exports,
+    jobs,
+    kv,
+    nodes,
+    projects,
+    runs,
+    silences,
+    sites,
+    tokens,
+)
 from mc_project.api.routers import tenants as tenant_routes
 from mc_project.controller.runtime import Controller
 from mc_project.health import background as health_background
@@ -63,13 +72,9 @@ def create_app(opts, ctl=None):
         return {"status": "ok"}
 
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
-                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router, kv_routes.router,
-                   run_routes.router):
-        app.include_router(router, prefix=PREFIX)
-    for router in (detector_routes.router, site_routes.router):
-        app.include_router(router, prefix=PREFIX)
-    app.include_router(domain_routes.router, prefix=PREFIX)
-    for router in (check_routes.router, silence_routes.router, handler_routes.router):
+                   audit.router, tenant_routes.router, inventory.router, inventory_exports.router, domains.router,
+                   runs.router, kv.router, detectors.router, sites.router, checks.router, silences.router,
+                   handlers.router):
         app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app
