@@ -7,6 +7,7 @@ does not validate is 422; anything else is 500 with one sentence, never a
 traceback.
 """
 
+import contextlib
 import logging
 import re
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mc_project.common import messages
 from mc_project.errors import CorpusError
+from mc_project.inventory.fleet_rules import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,20 @@ def from_corpus_error(exc):
     if CONFLICT_RE.search(text):
         return ApiError(409, text)
     return ApiError(400, text)
+
+
+@contextlib.contextmanager
+def refusals():
+    """The inventory's typed refusals as answers: unknown 404, exists or in use 409,
+    anything else 400."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    except CorpusError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def unreachable(what, exc=None):

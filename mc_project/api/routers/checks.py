@@ -7,7 +7,6 @@ passes. A new or removed check reaches its hosts' minions through their pillar, 
 is refreshed at once.
 """
 
-import contextlib
 import logging
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -16,13 +15,11 @@ from sqlalchemy import func, select
 
 from mc_project.api import audit, auth, tenants
 from mc_project.api.deps import Page, Strict, controller
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, refusals
 from mc_project.api.tenants import Principal
-from mc_project.errors import CorpusError
 from mc_project.health import definitions, handlers, results
 from mc_project.inventory import db, fleet, host_rows
 from mc_project.inventory.fleet_models import Host
-from mc_project.inventory.fleet_rules import Conflict, NotFound
 from mc_project.inventory.health_models import CHECK_KINDS, STATES, Check, CheckHistory, CheckState
 
 log = logging.getLogger(__name__)
@@ -36,17 +33,6 @@ REFUSAL = "You may not define checks: you are deployer or admin of no tenant."
 KIND_PATTERN = "^({})$".format("|".join(CHECK_KINDS))
 STATE_PATTERN = "^({}|PENDING)$".format("|".join(STATES))
 
-
-@contextlib.contextmanager
-def refusals():
-    try:
-        yield
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-    except CorpusError as exc:
-        raise ApiError(400, str(exc)) from None
 
 
 def _url(request):

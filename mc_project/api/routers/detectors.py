@@ -7,16 +7,14 @@
 * ``GET /v1/detectors/groups/{group}/target``: the group as a Salt list target.
 """
 
-import contextlib
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
 from mc_project.api import audit, auth, tenants
 from mc_project.api.deps import Strict, controller
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, refusals
 from mc_project.api.tenants import Principal
-from mc_project.errors import CorpusError
 from mc_project.health import detector_runs, detectors
 from mc_project.inventory import db, detected_groups
 from mc_project.inventory.fleet_rules import NotFound
@@ -29,15 +27,6 @@ class RunRequest(Strict):
     tenant: str | None = Field(None, min_length=1, max_length=128)
     timeout: int = Field(detector_runs.RUN_TIMEOUT, ge=1, le=600)
 
-
-@contextlib.contextmanager
-def refusals():
-    try:
-        yield
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except CorpusError as exc:
-        raise ApiError(400, str(exc)) from None
 
 
 def _tenants(sess, caller, tenant, role="viewer"):

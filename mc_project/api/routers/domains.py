@@ -15,12 +15,10 @@ from sqlalchemy import func, select
 
 from mc_project.api import audit, auth, tenants
 from mc_project.api.deps import Page, Strict
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, refusals
 from mc_project.api.tenants import Principal
 from mc_project.controller.pdns import PowerDnsError
-from mc_project.errors import CorpusError
 from mc_project.inventory import db, dns_drift, domains
-from mc_project.inventory.fleet_rules import Conflict, NotFound
 from mc_project.inventory.models import DEFAULT_TENANT, Domain
 
 router = APIRouter(tags=["dns"])
@@ -38,18 +36,13 @@ NameServers = Field(min_length=1, max_length=13)
 
 @contextlib.contextmanager
 def dns_refusals():
-    """Refusals as answers: unknown 404, exists or in use 409, bad input 400, and
-    PowerDNS down or refusing 502 (not the caller's fault; nothing was changed)."""
-    try:
-        yield
-    except PowerDnsError as exc:
-        raise ApiError(502, str(exc)) from None
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-    except CorpusError as exc:
-        raise ApiError(400, str(exc)) from None
+    """The inventory's refusals, and PowerDNS down or refusing as 502 (not the caller's
+    fault; nothing was changed)."""
+    with refusals():
+        try:
+            yield
+        except PowerDnsError as exc:
+            raise ApiError(502, str(exc)) from None
 
 
 def _url(request):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from mc_project.api import audit, auth, tenants
 from mc_project.api.deps import Page, Strict
 from mc_project.api.errors import ApiError
-from mc_project.api.routers.checks import refusals
+from mc_project.api.errors import refusals
 from mc_project.api.tenants import Principal
 from mc_project.health import definitions
 from mc_project.inventory import db, fleet

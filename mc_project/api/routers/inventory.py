@@ -14,12 +14,10 @@ from sqlalchemy import func, select
 
 from mc_project.api import audit, auth, tenants
 from mc_project.api.deps import Page, Strict
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, refusals
 from mc_project.api.tenants import Principal
-from mc_project.errors import CorpusError
 from mc_project.inventory import changelog, db, fleet, host_rows, resolve, search, secret_vars, secrets_crypto
 from mc_project.inventory.fleet_models import HOST_KINDS, Cell, HostGroup
-from mc_project.inventory.fleet_rules import Conflict, NotFound
 from mc_project.inventory.models import Region
 
 router = APIRouter(tags=["inventory"])
@@ -28,19 +26,6 @@ Name = Field(min_length=1, max_length=255)
 TenantField = Field(None, min_length=1, max_length=128)
 CHANGE_REFUSAL = "You may not change the inventory: you are deployer or admin of no tenant."
 
-
-@contextlib.contextmanager
-def refusals():
-    """The inventory's refusals as the API's answers: unknown 404, exists or in use 409,
-    anything else 400."""
-    try:
-        yield
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-    except CorpusError as exc:
-        raise ApiError(400, str(exc)) from None
 
 
 def _url(request):

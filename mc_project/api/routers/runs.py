@@ -14,10 +14,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
+from mc_project.api.errors import refusals
 from mc_project.api import auth, tenants
 from mc_project.api.accepted import start_job
 from mc_project.api.deps import Strict, controller
-from mc_project.api.routers.inventory import refusals
 from mc_project.api.tenants import Principal
 from mc_project.controller import inventory_runs, playbooks
 from mc_project.inventory import db

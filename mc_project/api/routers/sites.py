@@ -16,11 +16,10 @@ from pydantic import Field
 from mc_project.api import audit, auth
 from mc_project.api.background import worker_controller
 from mc_project.api.deps import Page, Strict, controller
-from mc_project.api.errors import ApiError
+from mc_project.api.errors import ApiError, refusals
 from mc_project.api.tenants import Principal
 from mc_project.errors import CorpusError
 from mc_project.health import walk_runs, walks
-from mc_project.inventory.fleet_rules import NotFound
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -44,12 +43,8 @@ def start_walk(request: Request, site: str = Site, body: WalkRequest | None = No
     """Start a walk of ``site``: 202 with the walk's id and location."""
     site = _site(site)
     timeout = body.timeout if body is not None else walks.DEFAULT_TIMEOUT
-    try:
+    with refusals():
         clipboard = walk_runs.prepare(ctl.url, site, caller.tenant_ids("deployer"), timeout)
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except CorpusError as exc:
-        raise ApiError(400, str(exc)) from None
     walk_id = walk_runs.create(ctl, clipboard)
     job_ctl = worker_controller(ctl)
     threading.Thread(target=walk_runs.run, args=(job_ctl, walk_id), name="corpus-site-walk", daemon=True).start()
