@@ -46,8 +46,8 @@ $(VENV_STAMP): setup.py
 test: deps venv
 	install -d -m $(TEST_TMPDIR_MODE) $(TEST_TMPDIR)
 	@test -O $(TEST_TMPDIR) || { echo "$(TEST_TMPDIR) belongs to another user" >&2; exit 1; }
-	find $(TEST_TMPDIR) -mindepth 1 -maxdepth 1 -name 'r-*' -mmin +1440 -exec rm -rf {} +
-	run=$$(mktemp -d $(TEST_TMPDIR)/r-XXXXX) && \
+	find $(TEST_TMPDIR) -mindepth 1 -maxdepth 1 -name 'pytest-*' -mmin +1440 -exec rm -rf {} +
+	run=$$(mktemp -d $(TEST_TMPDIR)/pytest-XXXXX) && \
 	TMPDIR=$(TEST_TMPDIR) CORPUS_AGENT_IDLE_TIMEOUT=120 CORPUS_TESTS_STRICT=$(TEST_STRICT) \
 		$(VENV)/bin/pytest $(TESTS) -p no:cacheprovider --basetemp=$$run $(PYTEST_REPORT) $(PYTEST_ARGS)
 

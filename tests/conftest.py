@@ -80,8 +80,9 @@ def _traversable_mktemp(mktemp):
     """As root, projects' apps run as users of their own: they must be able to reach
     projects under pytest's temporary directories (made 0700) as they reach
     /srv/projects. Search permission only: nobody else can list them. The directories
-    are the new one and pytest's above it: ``pytest-of-USER/pytest-N/`` and, under
-    pytest-xdist, a worker's ``popen-gwN/``."""
+    are the new one and pytest's above it: ``pytest-of-USER/pytest-N/`` (or the run's
+    ``--basetemp``, named ``pytest-*`` by make test) and, under pytest-xdist, a worker's
+    ``popen-gwN/``."""
 
     def wrapper(self, *args, **kwargs):
         path = mktemp(self, *args, **kwargs)
