@@ -192,6 +192,12 @@ def test_releases_and_rollback(home, api):
     assert json.loads(again.stdout)["result"]["release"] == "20260101-000002"  # the rollback job's result
 
 
+def interruptible():
+    """Ctrl-C as a terminal gives it: a pytest-xdist worker ignores SIGINT, and a child
+    inherits that (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_logs_and_follow(home, api):
     result = corpus(home, "logs", "web/shop", "--json")
     assert result.returncode == 0, result.stderr
@@ -199,7 +205,8 @@ def test_logs_and_follow(home, api):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CORPUS_")}
     environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     follower = subprocess.Popen([sys.executable, "-m", "mc_project.cli", "logs", "web/shop", "-f", "-n", "3"],
-                                env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=interruptible)
     shown = read_lines_until(follower, lambda lines: sum(line.startswith("shop: request ") for line in lines) >= 3,
                              what="three polls' lines")
     follower.send_signal(signal.SIGINT)
@@ -256,7 +263,8 @@ def test_ctrl_c_while_following_says_the_job_goes_on(home, api):
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CORPUS_")}
         environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
         watcher = subprocess.Popen([sys.executable, "-m", "mc_project.cli", "init_env", "slow", "dev"],
-                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=interruptible)
         shown = read_lines_until(watcher, lambda lines: "step env:register success" in lines[-1],
                                  what="the first step's success")
         watcher.send_signal(signal.SIGINT)
