@@ -18,9 +18,10 @@ TEST_TMPDIR_MODE := $(if $(filter 0,$(TEST_UID)),0711,0700)
 # As root, `deps` installed every package the tests use: a test that still finds
 # one missing fails instead of skipping (CORPUS_TESTS_STRICT, tests/support/needs.py).
 TEST_STRICT := $(if $(filter 0,$(TEST_UID)),1,)
-# Three workers: most integration tests wait on daemons, containers and the network, so
-# three keep two cores busy; each test module runs whole on one worker (tests/conftest.py).
-PYTEST_WORKERS ?= 3
+# pytest-xdist workers (0: every test in this process, one after another). With
+# PYTEST_WORKERS=3 each test module runs whole on one worker (tests/conftest.py); on a
+# 2-core machine the LXC tests' waits are then outlasted, so one process is the default.
+PYTEST_WORKERS ?= 0
 PYTEST_ARGS ?= --timeout=900 -n $(PYTEST_WORKERS)
 # What to run, e.g. `make test TESTS="tests/unit tests/functional"`.
 TESTS ?= tests
