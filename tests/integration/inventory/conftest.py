@@ -38,7 +38,7 @@ def master(salt_factories, tmp_path_factory):
         "ext_pillar": [{"corpus_inventory": {}}],
         "corpus": {"db_url": "sqlite:///{}".format(root / "inventory.sqlite"), "master_address": LOOPBACK,
                    "secrets_key": str(root / "secrets.key"),
-                   # The checks' test (test_health_checks.py) listens here with an SMTP sink.
+                   # The checks' test (test_inventory_checks_on_minions.py) listens here with an SMTP sink.
                    "smtp": {"host": LOOPBACK, "port": free_port(), "sender": "corpus@controller.test", "timeout": 5}},
         "corpus_api": {"bind": LOOPBACK, "port": free_port(), "token_hours": 1},
         # The detectors' test (test_inventory_detectors.py) makes and removes the marker file.
