@@ -54,8 +54,10 @@ def test_detectors_put_a_real_hosts_minion_in_groups(master, detected_host, dete
     export = json.loads(subprocess.run([os.path.join(BIN, "corpus-inventory"), "--list"], env=cli_env,
                                        capture_output=True, text=True, timeout=60, check=True).stdout)
     assert name in export["linux"]["hosts"]
+    # The grain target is matched on the master's grains cache: a minion an earlier test of
+    # this package stopped may still be listed there, and not answer (exit 1); this host does.
     pinged = master.salt_cli(timeout=60).run("-C", "test.ping", minion_tgt="G@corpus_detected_groups:linux")
-    assert pinged.returncode == 0 and minion.id in pinged.data, pinged
+    assert isinstance(pinged.data, dict) and pinged.data.get(minion.id) is True, pinged
 
     # A highstate's return makes the controller run the detectors on that minion.
     with open(detect_marker, "w", encoding="utf-8") as fh:
