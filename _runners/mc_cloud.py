@@ -21,6 +21,9 @@ def __virtual__():
     return __virtualname__
 
 
+_PRINTING = threading.Lock()
+
+
 def _controller():
     return Controller(__opts__)
 
@@ -35,13 +38,16 @@ def _progress(message):
     if jid_event is None:
         return
     data = {"message": message}
-    if threading.current_thread() is threading.main_thread():
-        jid_event.fire_event(data, "progress")
-        return
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
-        event.fire_event(data, salt.utils.event.tagify("progress", base=jid_event.base))
-    if jid_event.print_func is not None:
-        jid_event.print_func("progress", data)
+    # One line at a time: two threads printing at once interleave their JSON documents,
+    # and salt-run's output could no longer be read.
+    with _PRINTING:
+        if threading.current_thread() is threading.main_thread():
+            jid_event.fire_event(data, "progress")
+            return
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
+            event.fire_event(data, salt.utils.event.tagify("progress", base=jid_event.base))
+        if jid_event.print_func is not None:
+            jid_event.print_func("progress", data)
 
 
 def _answer(func, *args, **kwargs):
