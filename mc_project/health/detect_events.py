@@ -6,17 +6,12 @@ claims another minion's id, so the controller believes the groups only when the 
 the tag names signed them, and only while the report is fresh.
 """
 
-import base64
 import json
 import time
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from mc_project.health import reports
 
 PREFIX = "corpus/health/detected/"
-SIGNATURE = "signature"
-MAX_AGE = 300
 
 
 def tag(minion_id):
@@ -37,23 +32,9 @@ def _text(event_tag, body):
 
 def sign(private_key_pem, event_tag, groups, now=None):
     """The event's body: ``groups``, the time, and their signature by ``private_key_pem``."""
-    body = {"groups": list(groups), "at": now or time.time()}
-    key = serialization.load_pem_private_key(private_key_pem, password=None)
-    body[SIGNATURE] = base64.b64encode(key.sign(_text(event_tag, body), padding.PKCS1v15(),
-                                                hashes.SHA256())).decode()
-    return body
+    return reports.sign(private_key_pem, event_tag, {"groups": list(groups), "at": now or time.time()}, text=_text)
 
 
 def verify(public_key_pem, event_tag, body, now=None):
     """Whether ``body`` was signed for ``event_tag`` by ``public_key_pem`` and is fresh."""
-    if not isinstance(body, dict) or not isinstance(body.get(SIGNATURE), str) or not public_key_pem:
-        return False
-    try:
-        at = float(body.get("at"))
-        signature = base64.b64decode(body[SIGNATURE], validate=True)
-        key = serialization.load_pem_public_key(
-            public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem)
-        key.verify(signature, _text(event_tag, body), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return abs((now or time.time()) - at) <= MAX_AGE
+    return reports.verify(public_key_pem, event_tag, body, now=now, text=_text)

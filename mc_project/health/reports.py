@@ -40,15 +40,17 @@ def _text(event_tag, body):
     return json.dumps([event_tag, fields], sort_keys=True, default=str).encode()
 
 
-def sign(private_key_pem, event_tag, body):
-    """``body`` with its signature by the minion key ``private_key_pem`` (bytes)."""
+def sign(private_key_pem, event_tag, body, text=None):
+    """``body`` with its signature by the minion key ``private_key_pem`` (bytes) of
+    ``text(event_tag, body)``, the fields signed (a check result's by default)."""
     key = serialization.load_pem_private_key(private_key_pem, password=None)
-    signature = key.sign(_text(event_tag, body), padding.PKCS1v15(), hashes.SHA256())
+    signature = key.sign((text or _text)(event_tag, body), padding.PKCS1v15(), hashes.SHA256())
     return dict(body, **{SIGNATURE: base64.b64encode(signature).decode()})
 
 
-def verify(public_key_pem, event_tag, body, now=None):
-    """Whether ``body`` was signed for ``event_tag`` by the key ``public_key_pem`` and is fresh."""
+def verify(public_key_pem, event_tag, body, now=None, text=None):
+    """Whether ``body`` was signed for ``event_tag`` by the key ``public_key_pem`` (over
+    ``text(event_tag, body)``, as ``sign``) and is fresh."""
     if not isinstance(body, dict) or not isinstance(body.get(SIGNATURE), str) or not public_key_pem:
         return False
     try:
@@ -56,7 +58,7 @@ def verify(public_key_pem, event_tag, body, now=None):
         signature = base64.b64decode(body[SIGNATURE], validate=True)
         key = serialization.load_pem_public_key(
             public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem)
-        key.verify(signature, _text(event_tag, body), padding.PKCS1v15(), hashes.SHA256())
+        key.verify(signature, (text or _text)(event_tag, body), padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, ValueError, TypeError):
         return False
     return abs((now or time.time()) - at) <= MAX_AGE
