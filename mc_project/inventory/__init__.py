@@ -6,4 +6,12 @@ the tables are in ``models`` and, for the fleet (cells, hosts, groups, variables
 registers ``backed_hosts``' events, so every node and environment made anywhere is a host.
 """
 
-from mc_project.inventory import backed_hosts, db, fleet_models, health_models, kv_models, models  # noqa: F401
+from mc_project.inventory import (  # noqa: F401
+    backed_hosts,
+    chat_models,
+    db,
+    fleet_models,
+    health_models,
+    kv_models,
+    models,
+)
