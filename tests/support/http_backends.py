@@ -26,10 +26,11 @@ class _Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def backend(name, path="/", host=LOOPBACK, delay=0.0):
-    """A started server answering 200 on ``path`` (after ``delay`` seconds); ``server.server_port``."""
+def backend(name, path="/", host=LOOPBACK, delay=0.0, port=0):
+    """A started server answering 200 on ``path`` (after ``delay`` seconds), on ``port``
+    (0: any free one); ``server.server_port``."""
     handler = type("Health", (_Health,), {"path_ok": path, "delay": delay})
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     server.name = name
     threading.Thread(target=server.serve_forever, name="backend-" + name, daemon=True).start()
