@@ -83,6 +83,20 @@ def restore_live_release(ctl, ctx):
     ctx.log("{} is live again on {}".format(before, clip["project"]))
 
 
+DEPLOY_TIMEOUT = 1800
+
+
+def deploy_project(ctl, ctx):
+    """Deploy the project's deploy branch head again on the environment's minion (what
+    ``salt-run mc_project.deploy`` does); the engine rolls a failed deploy back itself."""
+    clip = ctx.clipboard
+    record = ctl.call(clip["minion_id"], "mc_project.deploy", clip["project"], who=clip.get("who"),
+                      timeout=DEPLOY_TIMEOUT) or {}
+    clip["release"] = record.get("id")
+    ctx.log("{} deployed as release {} ({})".format(clip["project"], record.get("id") or "none",
+                                                     record.get("status") or "no status"))
+
+
 STEPS = {
     "project:init": (init_project, None),
     "project:register": (register_project, forget_project),
@@ -90,4 +104,5 @@ STEPS = {
     "project:remove": (remove_project, None),
     "project:forget": (forget_project, None),
     "project:rollback": (rollback_project, restore_live_release),
+    "project:deploy": (deploy_project, None),
 }
