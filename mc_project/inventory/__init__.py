@@ -9,6 +9,7 @@ registers ``backed_hosts``' events, so every node and environment made anywhere 
 from mc_project.inventory import (  # noqa: F401
     backed_hosts,
     chat_models,
+    compliance_models,
     db,
     fleet_models,
     health_models,
