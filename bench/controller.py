@@ -115,7 +115,10 @@ class SaltRun:
     def reason(self):
         if isinstance(self.data, dict) and self.data.get("comment"):
             return self.data["comment"]
-        lines = [line for line in (self.stderr or "").splitlines() if line.strip()]
+        if isinstance(self.data, str) and self.data.strip():
+            return "exit status {}: {}".format(self.returncode, self.data.strip()[-500:])
+        # Salt's warnings about unclosed clients at exit are not the reason.
+        lines = [line for line in (self.stderr or "").splitlines() if line.strip() and "unclosed" not in line]
         return "exit status {}{}".format(self.returncode, ": " + lines[-1] if lines else "")
 
 
