@@ -15,4 +15,5 @@ from mc_project.inventory import (  # noqa: F401
     health_models,
     kv_models,
     models,
+    site_models,
 )
