@@ -1,4 +1,5 @@
-"""Handlers: who is told of a check's hard state change, and telling them.
+"""Handlers: who is told of a check's hard state change (or of a site walk's failure
+and recovery, ``walk_alerts``), and telling them.
 
 A handler is a mail address (sent through the controller's relay, ``corpus: smtp``)
 or a webhook (a POST of ``{"text": ...}``, which Slack, Mattermost and the Matrix
@@ -48,8 +49,13 @@ def routed(sess, tenant_id, groups):
 
 
 def message(delivery):
-    """``(subject, text)`` of a notification."""
+    """``(subject, text)`` of a notification (a check's change, or a site walk's)."""
     again = " (still)" if delivery["repeat"] else ""
+    if delivery.get("walk") is not None:
+        subject = "[corpus] {state}{again}: site walk of {host}".format(again=again, **delivery)
+        text = "{state}{again}: site walk {walk} of {host} (was {previous}). {output}".format(
+            again=again, **delivery).strip()
+        return subject, text
     subject = "[corpus] {state}{again}: {check} on {host}".format(again=again, **delivery)
     text = "{state}{again}: check {check} on host {host} (was {previous}). {output}".format(
         again=again, **delivery).strip()
@@ -63,19 +69,26 @@ def plan(sess, row, check, host, previous, state, repeat=False, only=None, now=N
     groups = scope.host_groups(sess, host)
     silence = silences.covering(silences.active(sess, check.tenant_id, now), host["id"], groups, check.id)
     handlers = only if only is not None else routed(sess, check.tenant_id, groups)
+    change = {"tenant_id": check.tenant_id, "state_id": row.id, "check": check.name, "host": host["name"],
+              "previous": previous, "state": state, "repeat": repeat, "output": (row.output or "")[:MAX_OUTPUT],
+              "at": now}
+    if handlers:
+        row.notified = now
+    return deliveries_of(sess, handlers, change, silence)
+
+
+def deliveries_of(sess, handlers, change, silence=None):
+    """One delivery of ``change`` (a delivery's fields but its handler's) per handler:
+    recorded at once as suppressed when ``silence`` covers it, else returned for ``dispatch``."""
     deliveries = []
     for handler in handlers:
-        delivery = {"tenant_id": check.tenant_id, "handler_id": handler.id, "handler": handler.name,
-                    "kind": handler.kind, "target": handler.target, "state_id": row.id, "check": check.name,
-                    "host": host["name"], "previous": previous, "state": state, "repeat": repeat,
-                    "output": (row.output or "")[:MAX_OUTPUT], "at": now}
+        delivery = dict(change, handler_id=handler.id, handler=handler.name, kind=handler.kind,
+                        target=handler.target)
         if silence is not None:
             record(sess, delivery, "suppressed", "Silenced by {} until {:%Y-%m-%d %H:%M} UTC: {}".format(
                 silence.who, silences.aware(silence.until), silence.why), silence_id=silence.id)
         else:
             deliveries.append(delivery)
-    if handlers:
-        row.notified = now
     return deliveries
 
 

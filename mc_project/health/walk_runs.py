@@ -6,9 +6,8 @@ log line each); ``walk:verdict`` fails the job, with one sentence naming the tar
 that failed, when any did. The jobs tables hold everything, so walks need no table
 of their own, and ``/v1/jobs`` shows them too.
 
-A failed walk calls each function of ``FAILURE_HOOKS`` with the walk's record: the
-alert handlers (``mc_project.health.handlers``) route notifications of checks'
-state changes, not of walks, so the hook is where a walk's alert plugs in.
+A finished walk tells the handlers what it changed (``walk_alerts``): a failure, and
+the recovery when a walk passes after one.
 
 Scheduled walks: the master option ``corpus_walks`` (``sites:`` a list, ``interval:``
 seconds) makes the API walk those sites on its own, every ``interval`` seconds.
@@ -21,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from mc_project import jobs
 from mc_project.errors import CorpusError
-from mc_project.health import walks
+from mc_project.health import walk_alerts, walks
 from mc_project.inventory import db
 from mc_project.inventory.models import Job, Tenant
 
@@ -30,8 +29,6 @@ log = logging.getLogger(__name__)
 KIND = "site_walk"
 PLAN = ("walk:fetch", "walk:verdict")
 OPTION = "corpus_walks"
-# Called with a failed walk's record (see the module's docstring).
-FAILURE_HOOKS = []
 
 
 def fetch(ctx):
@@ -75,15 +72,14 @@ def create(ctl, clipboard):
 
 
 def run(ctl, walk_id):
-    """Run a created walk here; its record. A failed walk goes to ``FAILURE_HOOKS``."""
+    """Run a created walk here; its record. Its failure or recovery is told to the handlers."""
     manager(ctl).run(walk_id)
     found = record_of(ctl.url, walk_id)
-    if found["status"] == "failed":
-        for hook in FAILURE_HOOKS:
-            try:
-                hook(ctl, found)
-            except Exception:  # pylint: disable=broad-except
-                log.exception("site walk %s: a failure hook failed", walk_id)
+    try:
+        walk_alerts.notify(ctl, found)
+    except Exception:  # pylint: disable=broad-except
+        # The walk is recorded whatever its alert does.
+        log.exception("site walk %s: its notifications failed", walk_id)
     return found
 
 

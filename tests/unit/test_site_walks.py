@@ -1,9 +1,11 @@
 """Site walks over real HTTP servers on loopback, through the API in process: a site's
 targets read from the inventory (fronts by domain, backends by address and the
 ``health_path``/``app_port`` variables), every target asked at once, one dead backend
-reported with the others OK, the walk kept as a job and listed in the site's history."""
+reported with the others OK, the walk kept as a job and listed in the site's history;
+a failed walk and its recovery told once each to a real webhook, none during a silence."""
 
 import contextlib
+import datetime
 import time
 
 import pytest
@@ -14,16 +16,19 @@ from mc_project.api import users
 from mc_project.api.app import create_app
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
-from mc_project.health import walk_runs, walks
+from mc_project.health import definitions, silences, walk_runs, walks
 from mc_project.inventory import db, fleet
 from mc_project.inventory.fleet_models import Host
 from mc_project.inventory.fleet_rules import NotFound
+from mc_project.inventory.health_models import Notification
 from mc_project.inventory.models import ComputeNode, Environment, Tenant
 from support.api_answers import error, login
 from support.http_backends import backends
 from support.ports import LOOPBACK, free_port
+from support.webhook import WebhookSink
 
 NAMES = ["shop", "blog", "wiki"]
+T_LATER = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
 
 
 def address_of(number):
@@ -93,15 +98,75 @@ def test_a_walk_reports_the_dead_backend_and_the_others_ok(site):
     assert [(result["kind"], result["name"]) for result in failed] == [("backend", "wiki")]
     assert "1 of 6 targets failed: backend wiki (" in walked["message"]
     assert all(result["status"] == 200 for result in walked["results"] if result["ok"])
-    seen = []
-    walk_runs.FAILURE_HOOKS.append(lambda ctl, record: seen.append(record["id"]))
-    try:
-        again = walk_runs.walk_now(ctl, "shop.apps.test", [alpha])
-        assert again["status"] == "ok" and again["message"] == "All 2 targets answered."
-        third = walk_runs.walk_now(ctl, "wiki.apps.test", [alpha], timeout=2)
-    finally:
-        walk_runs.FAILURE_HOOKS.clear()
-    assert seen == [third["id"]]
+    again = walk_runs.walk_now(ctl, "shop.apps.test", [alpha])
+    assert again["status"] == "ok" and again["message"] == "All 2 targets answered."
+    third = walk_runs.walk_now(ctl, "wiki.apps.test", [alpha], timeout=2)
+    assert third["status"] == "failed" and third["failed"] == 1
+
+
+def _set_port(ctl, tenant_id, name, port):
+    with db.session(ctl.url) as sess:
+        host_id = sess.scalar(select(Host.id).where(Host.name == name))
+        fleet.set_variables(sess, None, "ada", tenant_id, "host", host_id, name, {"app_port": port})
+
+
+def _notifications(ctl):
+    with db.session(ctl.url) as sess:
+        return [(found.handler_name, found.check_name, found.host_name, found.previous, found.state, found.repeat,
+                 found.status) for found in sess.scalars(select(Notification).order_by(Notification.id))]
+
+
+def test_a_failed_walk_and_its_recovery_are_told_once_and_silenced_on_the_hosts(site):
+    ctl, _servers = site
+    with db.session(ctl.url) as sess:
+        alpha = sess.scalar(select(Tenant.id).where(Tenant.name == "alpha"))
+        beta = sess.scalar(select(Tenant.id).where(Tenant.name == "beta"))
+        wiki_host = sess.scalar(select(Host.id).where(Host.name == "wiki"))
+    with WebhookSink() as sink, WebhookSink() as other_sink:
+        with db.session(ctl.url) as sess:
+            definitions.create_handler(sess, alpha, "ops", "webhook", sink.url("/hooks/alpha"))
+            definitions.create_handler(sess, beta, "beta-ops", "webhook", other_sink.url("/hooks/beta"))
+        failed = walk_runs.walk_now(ctl, "front1", [alpha], timeout=2)
+        [(path, body)] = sink.posts
+        assert path == "/hooks/alpha"
+        assert body["text"].startswith("CRITICAL: site walk {} of front1 (was PENDING). 1 of 6 targets failed: "
+                                       "backend wiki (".format(failed["id"]))
+        walk_runs.walk_now(ctl, "front1", [alpha], timeout=2)  # failed again: no one is told
+        assert len(sink.posts) == 1
+        with backends(["wiki"], path="/healthz", host=address_of(3)) as wiki:
+            _set_port(ctl, alpha, "wiki", wiki["wiki"].server_port)
+            passed = walk_runs.walk_now(ctl, "front1", [alpha], timeout=2)
+            walk_runs.walk_now(ctl, "front1", [alpha], timeout=2)  # still OK: no one is told
+        assert passed["status"] == "ok" and len(sink.posts) == 2
+        assert sink.posts[1][1]["text"] == "OK: site walk {} of front1 (was CRITICAL). All 6 targets answered.".format(
+            passed["id"])
+        # A silence on wiki's host: its failure and recovery are recorded as suppressed, not sent.
+        with db.session(ctl.url) as sess:
+            silences.create(sess, alpha, "ada", "wiki's disk is replaced", T_LATER, host_id=wiki_host)
+        _set_port(ctl, alpha, "wiki", free_port(host=address_of(3)))
+        assert walk_runs.walk_now(ctl, "front1", [alpha], timeout=2)["status"] == "failed"
+        assert len(sink.posts) == 2 and other_sink.posts == []
+    assert _notifications(ctl) == [
+        ("ops", "site walk", "front1", "PENDING", "CRITICAL", False, "sent"),
+        ("ops", "site walk", "front1", "CRITICAL", "OK", False, "sent"),
+        ("ops", "site walk", "front1", "OK", "CRITICAL", False, "suppressed")]
+
+
+def test_a_handler_with_a_repeat_hears_a_failing_site_again_once_it_is_due(site):
+    ctl, _servers = site
+    with db.session(ctl.url) as sess:
+        alpha = sess.scalar(select(Tenant.id).where(Tenant.name == "alpha"))
+    with WebhookSink() as sink:
+        with db.session(ctl.url) as sess:
+            definitions.create_handler(sess, alpha, "pager", "webhook", sink.url("/pager"), repeat=3600)
+        walk_runs.walk_now(ctl, "wiki.apps.test", [alpha], timeout=2)
+        walk_runs.walk_now(ctl, "wiki.apps.test", [alpha], timeout=2)
+        assert len(sink.posts) == 1
+        with db.session(ctl.url) as sess:  # told two hours ago
+            for found in sess.scalars(select(Notification)):
+                found.at = found.at - datetime.timedelta(hours=2)
+        walk_runs.walk_now(ctl, "wiki.apps.test", [alpha], timeout=2)
+        assert len(sink.posts) == 2 and sink.posts[1][1]["text"].startswith("CRITICAL (still): site walk ")
 
 
 def test_the_api_starts_a_walk_shows_it_and_lists_the_sites_walks(site, opts):
