@@ -8,6 +8,7 @@ release a rollback made live.
 from mc_project import jobs
 from mc_project.common.vocabulary import PROJECTS_ROOT
 from mc_project.controller import envs, inventory_runs
+from mc_project.health import compliance_runs
 
 
 def remotes(clip):
@@ -24,6 +25,8 @@ def result(state):
     """The result of a job (``jobs.describe``'s mapping), or None while it has none."""
     if state["kind"] in inventory_runs.KINDS:
         return inventory_runs.report(state)  # a failed run's too: its summary per host says why
+    if state["kind"] == compliance_runs.KIND:
+        return compliance_runs.report(state)  # a failed run's too: its results say which rule failed where
     if state["status"] != "success":
         return None
     clip = state.get("clipboard") or {}

@@ -9,6 +9,7 @@ A step that raises has its own undo run first (it may have done part of its
 work), unless its module sets ``UNDO_OWN_FAILURE = False``.
 """
 
+from mc_project.health import compliance_runs
 from mc_project.controller.steps import (
     creds,
     dns,
@@ -26,7 +27,8 @@ from mc_project.controller.steps import (
     state_run,
 )
 
-PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook)
+PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook,
+             compliance_runs)
 
 
 def registry(ctl):
