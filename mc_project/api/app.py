@@ -14,6 +14,7 @@ from mc_project.api import errors, settings, tenants
 from mc_project.api.audit import AuditMiddleware
 from mc_project.api.routers import (
     audit,
+    chat,
     checks,
     detectors,
     domains,
@@ -31,6 +32,7 @@ from mc_project.api.routers import (
     tokens,
 )
 from mc_project.api.routers import tenants as tenant_routes
+from mc_project.chat import outgoing as chat_outgoing
 from mc_project.controller.runtime import Controller
 from mc_project.health import background as health_background
 
@@ -45,9 +47,12 @@ async def lifespan(app):
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     # Detectors' scheduled results and scheduled site walks, when configured.
     background = health_background.start(app.state.ctl)
+    # Job progress to the tenants' chat webhooks, when the master's event bus is there.
+    chat_notifier = chat_outgoing.start(app.state.ctl)
     try:
         yield
     finally:
+        chat_outgoing.stop(chat_notifier)
         health_background.stop(background)
 
 
@@ -74,7 +79,7 @@ def create_app(opts, ctl=None):
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
                    audit.router, tenant_routes.router, inventory.router, inventory_exports.router, domains.router,
                    runs.router, kv.router, detectors.router, sites.router, checks.router, silences.router,
-                   handlers.router):
+                   handlers.router, chat.router):
         app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app
