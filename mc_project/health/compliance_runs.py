@@ -295,6 +295,7 @@ def report(state):
     if "results" not in clip:
         return None
     return {"run": clip.get("run_id"), "mode": clip.get("mode"), "rule": clip.get("rule"),
+            "dry_run": clip.get("mode") == "audit",
             "hosts": clip.get("summary"), "results": clip["results"], "totals": clip.get("totals")}
 
 
