@@ -24,11 +24,12 @@ from mc_project.controller.steps import (
     playbook,
     project,
     proxy,
+    site,
     state_run,
 )
 
 PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook,
-             compliance_runs)
+             compliance_runs, site)
 
 
 def registry(ctl):
