@@ -2,7 +2,7 @@
 ``mc_project.inventory.chat_models``).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
