@@ -12,7 +12,8 @@ try:  # typer 0.26 and later carry their own click
 except ImportError:  # pragma: no cover - older typer on click
     from click import exceptions as click_errors
 
-from . import auth, chat, checks, compliance, detectors, dns, envs, inventory, jobs, kv, projects, push, runs, walks
+from . import (auth, chat, checks, compliance, detectors, dns, envs, inventory, jobs, kv, projects, push, runs, sites,
+               walks)
 from .config import load
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, CliError, sentence
 from .state import State
@@ -51,7 +52,8 @@ def options(
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (auth, envs, projects, jobs, push, inventory, runs, detectors, walks, checks, kv, dns, compliance, chat):
+for module in (auth, envs, projects, jobs, push, inventory, runs, detectors, walks, checks, kv, dns, compliance, chat,
+               sites):
     module.register(app)
 
 
