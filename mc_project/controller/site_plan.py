@@ -219,10 +219,6 @@ def diff(blueprint, view):
             op, changes = compare[kind](spec, now, owner["spec"])
             if op is not None:
                 actions.append(_action(op, kind, spec.name, changes, spec=dumped, before=now))
-            elif owner["spec"] != dumped:
-                # Nothing to do in the inventory; what the site records of it is refreshed.
-                actions.append(_action(CHANGE, kind, spec.name, {"blueprint": [owner["spec"], dumped]},
-                                       spec=dumped, before=now))
         wanted = {spec.name for spec in specs[kind]}
         for key, owner in sorted(view["owners"].items()):
             owned_kind, name = key.split(":", 1)
