@@ -169,10 +169,10 @@ def test_chat_commands_check_the_secret_then_the_user(client, monkeypatch, ctl):
     ok(client.put("/v1/tenants/alpha/chat", json={"secret": SECRET, "users": {"al": "alice", "v": "val",
                                                                               "ghost": "nobody"}}, headers=ada))
     wrong = chat(client, "status web", secret="not-the-secret-at-all")
-    assert wrong.status_code == 401 and wrong.json()["text"] == "Wrong or missing chat secret."
+    assert error(wrong, 401) == "Wrong or missing chat secret."
     assert chat(client, "status web", secret="").status_code == 401
     assert chat(client, "status web", user="mallory").status_code == 403
-    assert "not a member" in chat(client, "status web", user="ghost").json()["text"]
+    assert "acts as nobody, who is not a member" in error(chat(client, "status web", user="ghost"), 403)
     assert ok(chat(client, "reboot web"))["text"] == commands.HELP
 
     answer = ok(chat(client, "corpus status web", trigger_word="corpus"))["text"]

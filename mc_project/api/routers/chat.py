@@ -10,7 +10,6 @@ the webhook's scheme and host only, and never the secret.
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from mc_project.api import audit, auth, deps, tenants
@@ -104,10 +103,11 @@ def _answer(request, fields):
 @router.post("/chat", responses={401: {"description": "wrong secret"}, 403: {"description": "user not allowed"}})
 async def chat(request: Request):
     """A chat bridge's command (``status NAME``, ``deploy NAME``, ``redeploy NAME``), answered
-    ``{"text": ...}``; authenticated by the tenant's shared secret, not a token."""
+    ``{"text": ...}``; authenticated by the tenant's shared secret, not a token (a wrong one
+    is 401, a chat user not allowed 403, in the API's error shape)."""
     fields = incoming.fields_of(await request.body(), request.headers.get("content-type"))
     status, text = await anyio.to_thread.run_sync(_answer, request, fields)
+    if status != 200:  # the API's one error shape; a chat shows nothing of an answer other than 200
+        raise ApiError(status, text)
     request.state.audit_result = text[:255]
-    if status != 200:
-        return JSONResponse({"text": text, "error": {"status": status, "message": text}}, status_code=status)
     return {"text": text}

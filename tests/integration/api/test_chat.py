@@ -120,7 +120,7 @@ def test_chat_commands_answer_status_and_refuse_a_wrong_secret(http, chat_set, s
     shown_before = http.get("/v1/tenants/beta/chat", headers=chat_set).json()
     for secret in ("wrong-" + SECRET, "", SECRET[:-1]):
         refused = http.post("/v1/chat", data={"token": secret, "user_name": "bobby", "text": "deploy " + env_name})
-        assert refused.status_code == 401 and refused.json()["text"] == "Wrong or missing chat secret."
+        assert refused.status_code == 401 and refused.json()["error"]["message"] == "Wrong or missing chat secret."
     assert http.post("/v1/chat", json={"user_name": "bobby", "text": "deploy " + env_name}).status_code == 401
     assert http.get("/v1/jobs", headers=chat_set).json()["total"] == jobs_before
     assert http.get("/v1/tenants/beta/chat", headers=chat_set).json() == shown_before
