@@ -30,6 +30,11 @@ measured in the same run, on this machine.
 (w) a site walk: a real haproxy front and 20 backends answering in 50 ms each, walked as the API
     walks a site (inventory + job), against the same targets asked one after another (``--only w``,
     bench/walks.py, a few seconds).
+(x) fleet health: 200 hosts (a few real salt-minions, the rest simulated with keys of their own)
+    reporting 10 checks each every 30 s to a real master and corpus-api's listener: event-to-state
+    p50/p99, the master's and the API's CPU, a backend killed to CRITICAL and to the webhook, and
+    the listener's capacity batched against one transaction per result (``--only x``,
+    bench/health.py, about 3 minutes).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
@@ -52,6 +57,7 @@ import api
 import controller
 import gen_tree
 import harness
+import health
 import inventory
 import walks
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
@@ -72,6 +78,7 @@ HEADERS = {
     "j": "(j) the REST API: GET /v1/environments with 10,000 environments, and a step's SSE event",
     "k": "(k) the fleet inventory: 10,000 hosts, export, resolution, search and pillar, SQLite and PostgreSQL",
     "w": "(w) a site walk: a front and 20 backends, all at once vs one after another",
+    "x": "(x) fleet health: 200 hosts x 10 checks every 30 s, event to state, CPU, a backend killed",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -1368,7 +1375,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefghijkw", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghijkwx", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -1411,6 +1418,8 @@ def main(argv=None):
             inventory.bench_inventory(section, out, notes, quick=args.quick)
         if "w" in args.only:
             walks.bench_walks(section, out, notes, quick=args.quick)
+        if "x" in args.only:
+            health.bench_health(section, out, notes, quick=args.quick)
         if "d" in args.only and not args.quick:
             bench_containers()
         if not args.quick:
