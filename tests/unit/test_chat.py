@@ -2,6 +2,7 @@
 as a hash and compared, the routes in process (FastAPI's TestClient) over an SQLite
 inventory, bounded retries against a real HTTP sink, and signed events only."""
 
+import json
 import os
 import re
 
@@ -12,6 +13,7 @@ from mc_project import jobs
 from mc_project.api import users
 from mc_project.api.app import create_app
 from mc_project.chat import actions, commands, messages, outgoing, settings
+from mc_project.cli import main
 from mc_project.controller import events, operations
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
@@ -233,3 +235,34 @@ def test_only_signed_events_of_a_tenant_with_a_webhook_make_messages(url, opts, 
     tag, data = fired[-1]
     assert notifier.message(tag, dict(data, corpus_signature="0" * 64)) is None
     assert HOOK_PATH not in caplog.text
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def test_the_chat_verbs(client, monkeypatch, capsys, tmp_path):
+    token = client.post("/v1/login", json={"username": "ada", "password": "ada-pw"}).json()["token"]
+    monkeypatch.setattr(main, "TRANSPORT", client._transport)
+
+    def corpus(*args):
+        code = main.run(["--url", "http://testserver", "--token", token, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    secret_file = tmp_path / "chat.secret"
+    secret_file.write_text(SECRET + "\n")
+    code, out, err = corpus("chat", "set", "--webhook", "https://chat.example" + HOOK_PATH, "--secret-file",
+                            str(secret_file), "--user", "al=alice", "--user", "v=val")
+    assert code == 0, err
+    assert "https://chat.example/…" in out and "al=alice, v=val" in out and HOOK_PATH not in out
+    assert SECRET not in out
+    assert chat(client, "status web").status_code == 200  # the secret read from the file is the one
+    code, out, _err = corpus("--json", "chat", "show")
+    assert code == 0 and json.loads(out)["users"] == {"al": "alice", "v": "val"}
+    assert corpus("chat", "set", "--user", "al") == (2, "", "corpus: --user takes CHATNAME=LOGIN, not 'al'.\n")
+    code, _out, err = corpus("chat", "set", "--secret-file", str(tmp_path / "none"))
+    assert code == 2 and "Cannot read the secret file" in err
+    code, _out, err = corpus("chat", "set", "--secret-file", str(secret_file), "--tenant", "beta")
+    assert code == 2 and err == "corpus: No tenant named beta.\n"
+    assert corpus("chat", "rm") == (0, "Chat settings of alpha removed.\n", "")
+    code, _out, err = corpus("chat", "show")
+    assert code == 2 and err == "corpus: Tenant alpha has no chat settings.\n"
