@@ -18,11 +18,11 @@ import json
 import logging
 import types
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mc_project.controller import host_report, salt_state_events
 from mc_project.errors import CorpusError
-from mc_project.health import compliance_rules, handlers, scope
+from mc_project.health import compliance_rules, compliance_store, handlers, scope
 from mc_project.inventory import db
 from mc_project.inventory.compliance_models import (
     RUN_MODES,
@@ -32,6 +32,7 @@ from mc_project.inventory.compliance_models import (
     ComplianceWaiver,
 )
 from mc_project.inventory.fleet_rules import NotFound
+from mc_project.inventory.health_models import Handler
 from mc_project.inventory.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,9 @@ def plan(sess, tenant_id, rule_name, run_mode, now):
             entry = hosts.setdefault(host["id"], {"host": {key: host[key] for key in HOST_KEYS}, "rules": []})
             entry["rules"].append(rule)
     plans = []
+    host_groups = compliance_store.HostGroups(sess)
     for entry in sorted(hosts.values(), key=lambda item: item["host"]["name"]):
-        groups = scope.host_groups(sess, entry["host"]) if waivers else set()
+        groups = host_groups(entry["host"]["id"], tenant_id) if waivers else set()
         applied, by_mode = {}, {"audit": [], "enforce": []}
         for rule in entry["rules"]:
             mode = rule.mode if run_mode == "rules" else run_mode
@@ -249,30 +251,30 @@ def record_results(url, run_id, plans, found, now=None):
     deliveries = []
     with db.session(url) as sess:
         run_row = sess.get(ComplianceRun, run_id)
-        totals = {}
+        rule_ids = {info["rule_id"] for entry in plans for info in entry["rules"].values()}
+        host_ids = {entry["host"]["id"] for entry in plans}
+        before = {(result.rule_id, result.host_id): result.status for result in compliance_store.newest(
+            sess, ComplianceResult.rule_id.in_(rule_ids), ComplianceResult.host_id.in_(host_ids))} if plans else {}
+        told = sess.scalar(select(Handler.id).where(Handler.tenant_id == run_row.tenant_id).limit(1)) is not None
+        totals, rows, drifts = {}, [], []
         for entry in plans:
             host = entry["host"]
             for name, (status, detail) in sorted(found.get(host["name"], {}).items()):
                 info = entry["rules"][name]
-                previous = last_result(sess, info["rule_id"], host["id"])
-                sess.add(ComplianceResult(run_id=run_id, tenant_id=run_row.tenant_id, rule_id=info["rule_id"],
-                                          host_id=host["id"], waiver_id=info["waiver_id"] if status == "waived"
-                                          else None, rule_name=name, host_name=host["name"], mode=info["mode"],
-                                          status=status, detail=detail, at=now))
+                rows.append(ComplianceResult(run_id=run_id, tenant_id=run_row.tenant_id, rule_id=info["rule_id"],
+                                             host_id=host["id"], waiver_id=info["waiver_id"] if status == "waived"
+                                             else None, rule_name=name, host_name=host["name"], mode=info["mode"],
+                                             status=status, detail=detail, at=now))
                 totals[status] = totals.get(status, 0) + 1
-                if status == "drifted" and (previous is None or previous.status != "drifted"):
-                    rule = sess.get(ComplianceRule, info["rule_id"])
-                    deliveries += notify(sess, rule, host, previous.status if previous else "new", detail, now)
+                previous = before.get((info["rule_id"], host["id"]))
+                if status == "drifted" and previous != "drifted" and told:
+                    drifts.append((info["rule_id"], host, previous or "new", detail))
+        sess.add_all(rows)
+        for rule_id, host, previous, detail in drifts:
+            deliveries += notify(sess, sess.get(ComplianceRule, rule_id), host, previous, detail, now)
         run_row.totals = totals
         run_row.ended = utcnow()
     return deliveries
-
-
-def last_result(sess, rule_id, host_id):
-    """The newest result of rule ``rule_id`` on host ``host_id``, or None."""
-    newest = sess.scalar(select(func.max(ComplianceResult.id)).where(ComplianceResult.rule_id == rule_id,
-                                                                    ComplianceResult.host_id == host_id))
-    return sess.get(ComplianceResult, newest) if newest is not None else None
 
 
 def notify(sess, rule, host, previous, detail, now):

@@ -6,8 +6,8 @@ again the moment that waiver expires."""
 from sqlalchemy import func, select
 
 from mc_project.errors import CorpusError
-from mc_project.health import compliance_rules, definitions, scope
-from mc_project.inventory import fleet, host_rows
+from mc_project.health import compliance_rules, definitions
+from mc_project.inventory import fleet, host_rows, resolve
 from mc_project.inventory.compliance_models import ComplianceResult, ComplianceRule, ComplianceWaiver
 from mc_project.inventory.fleet_models import HostGroup
 from mc_project.inventory.fleet_rules import Conflict, NotFound
@@ -109,6 +109,30 @@ def result_record(result, status=None, waiver=None):
             if waiver is not None else None}
 
 
+class HostGroups:
+    """The groups each host is in, directly or not, reading each tenant's group tree once
+    (``scope.host_groups`` reads it for every host)."""
+
+    def __init__(self, sess):
+        self.sess = sess
+        self.trees = {}
+        self.found = {}
+
+    def __call__(self, host_id, tenant_id):
+        if host_id not in self.found:
+            if tenant_id not in self.trees:
+                self.trees[tenant_id] = resolve.GroupTree.load(self.sess, tenant_id)
+            self.found[host_id] = self.trees[tenant_id].with_ancestors(resolve.direct_groups(self.sess, host_id))
+        return self.found[host_id]
+
+
+def newest(sess, *where):
+    """The newest result of each rule on each host among the results ``where`` selects."""
+    ids = select(func.max(ComplianceResult.id)).where(*where).group_by(ComplianceResult.rule_id,
+                                                                        ComplianceResult.host_id)
+    return sess.scalars(select(ComplianceResult).where(ComplianceResult.id.in_(ids))).all()
+
+
 def state(sess, tenant_ids, rule=None, host=None, status=None, now=None):
     """The newest result of each rule on each host of ``tenant_ids`` (filters: rule and host
     names, status), each drift ``waived`` or ``drifted`` as the waivers in force *now* say;
@@ -120,21 +144,16 @@ def state(sess, tenant_ids, rule=None, host=None, status=None, now=None):
         where.append(ComplianceResult.rule_name == rule)
     if host is not None:
         where.append(ComplianceResult.host_name == host)
-    newest = select(func.max(ComplianceResult.id)).where(*where).group_by(ComplianceResult.rule_id,
-                                                                          ComplianceResult.host_id)
-    results = sess.scalars(select(ComplianceResult).where(ComplianceResult.id.in_(newest))).all()
+    results = newest(sess, *where)
     waivers = sess.scalars(select(ComplianceWaiver).where(ComplianceWaiver.tenant_id.in_(list(tenant_ids)),
                                                           ComplianceWaiver.until > now)).all()
-    groups = {}
+    groups = HostGroups(sess)
     records = []
     for result in results:
         shown, waiver = result.status, None
         if result.status in ("drifted", "waived"):
-            if waivers and result.host_id not in groups:
-                groups[result.host_id] = scope.host_groups(sess, {"id": result.host_id,
-                                                                  "tenant_id": result.tenant_id})
-            waiver = compliance_rules.waiver_for(waivers, result.rule_id, result.host_id,
-                                                 groups.get(result.host_id, set()), now)
+            host_groups = groups(result.host_id, result.tenant_id) if waivers else set()
+            waiver = compliance_rules.waiver_for(waivers, result.rule_id, result.host_id, host_groups, now)
             shown = "waived" if waiver is not None else "drifted"
         if status is None or shown == status:
             records.append(result_record(result, shown, waiver))
