@@ -116,6 +116,10 @@ def plan(sess, tenant_id, rule_name, run_mode, now):
 # --------------------------------------------------------------------------- Salt's answer
 
 def _changes(changes):
+    """What a state changed (or would), as kept: a file's diff is not (it may hold what only
+    its host should see, as ``salt_state_events`` says), and the rest is cut at ``MAX_CHANGES``."""
+    if isinstance(changes, dict) and "diff" in changes:
+        changes = dict(changes, diff="(a diff, not kept)")
     text = json.dumps(changes, sort_keys=True, default=str)
     return changes if len(text) <= MAX_CHANGES else text[:MAX_CHANGES - 3] + "..."
 

@@ -162,3 +162,10 @@ def test_a_bad_waiver_is_one_sentence(reason, until, host, group, sentence):
     with pytest.raises(CorpusError) as caught:
         compliance_rules.check_waiver(reason, until, NOW, host, group)
     assert str(caught.value) == sentence
+
+
+def test_a_files_diff_is_not_kept_in_a_result():
+    answer = {"file_|-motd_|-/etc/motd_|-managed": item(None, {"diff": "-old secret\n+new", "mode": "0644"},
+                                                         sls="compliance/motd")}
+    [entry] = compliance_runs.outcomes(answer, {"motd": {"mode": "audit"}})["motd"][1]
+    assert entry["changes"] == {"diff": "(a diff, not kept)", "mode": "0644"}
