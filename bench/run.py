@@ -27,6 +27,9 @@ measured in the same run, on this machine.
 (k) the fleet inventory with 10,000 hosts, on SQLite and PostgreSQL: the Ansible export, one host's
     resolved variables, a search by a resolved value and one host's ext_pillar, against one query per
     level per host (``--only k``, bench/inventory.py, ~2 minutes).
+(p) a site's plan: a blueprint of 100 environments, 10 domains and 20 checks against an SQLite
+    inventory holding them, as ``POST /v1/plans`` makes it (goal < 1 s), against the same plan
+    reading one query per object (``--only p``, bench/plans.py, a few seconds).
 (w) a site walk: a real haproxy front and 20 backends answering in 50 ms each, walked as the API
     walks a site (inventory + job), against the same targets asked one after another (``--only w``,
     bench/walks.py, a few seconds).
@@ -59,6 +62,7 @@ import gen_tree
 import harness
 import health
 import inventory
+import plans
 import walks
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
@@ -77,6 +81,7 @@ HEADERS = {
     "i": "(i) a 1-file change of a Django app: corpus cooking and editable vs piku-style checkout + restart",
     "j": "(j) the REST API: GET /v1/environments with 10,000 environments, and a step's SSE event",
     "k": "(k) the fleet inventory: 10,000 hosts, export, resolution, search and pillar, SQLite and PostgreSQL",
+    "p": "(p) a site's plan: 100 environments against the inventory vs one query per object",
     "w": "(w) a site walk: a front and 20 backends, all at once vs one after another",
     "x": "(x) fleet health: 200 hosts x 10 checks every 30 s, event to state, CPU, a backend killed",
 }
@@ -1375,7 +1380,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefghijkwx", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghijkpwx", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -1416,6 +1421,8 @@ def main(argv=None):
             api.bench_api(section, out, notes, quick=args.quick)
         if "k" in args.only:
             inventory.bench_inventory(section, out, notes, quick=args.quick)
+        if "p" in args.only:
+            plans.bench_plans(section, out, notes, quick=args.quick)
         if "w" in args.only:
             walks.bench_walks(section, out, notes, quick=args.quick)
         if "x" in args.only:
