@@ -14,7 +14,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from mc_project import sealed
     from mc_project.errors import CorpusError
-    from mc_project.node import firewall, host, inside, lxc, minion, nat, proxy, spares
+    from mc_project.node import first_boot, firewall, host, inside, lxc, minion, nat, proxy, spares
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -163,10 +163,14 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True):
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None, table=None,
-              state_dir=None):
+              state_dir=None, sealed_password_hash=None, root_key=None, booted_minion=None):
     """
     Set a stopped container's hostname, static address (CIDR), MAC, port on the bridge and
-    fresh SSH host keys, and pin it to them in the node's firewall.
+    fresh SSH host keys, and pin it to them in the node's firewall. With ``root_key`` and
+    ``sealed_password_hash`` (root's SHA-512 crypt hash sealed to this minion's key), root's
+    credentials are written in too, and with ``booted_minion`` (``{master, minion_id,
+    wheelhouse, publish_port, master_port}``) a minion that starts with the container; the
+    answer then has its ``host_keys``, ``minion`` and ``minion_public_key``.
 
     CLI Example:
 
@@ -175,7 +179,12 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
         salt node1 mc_lxc.configure ct-myapp myapp.corpus.test 10.77.0.10/24
     """
     lxc_path = _lxc_path(lxc_path)
-    result = _call(lxc.configure, name, hostname, address, gateway, bridge, lxc_path)
+    if root_key is None and sealed_password_hash is None:
+        result = _call(lxc.configure, name, hostname, address, gateway, bridge, lxc_path)
+    else:
+        password_hash = _call(sealed.open_with_minion_key, __opts__["pki_dir"], sealed_password_hash or "")
+        result = _call(first_boot.configure, name, hostname, address, gateway, bridge, lxc_path,
+                       password_hash=password_hash, root_key=root_key, booted_minion=booted_minion)
     _call(_guard, name, lxc_path, _table(table), _state_dir(state_dir))
     return result
 

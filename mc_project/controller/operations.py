@@ -33,18 +33,18 @@ log = logging.getLogger(__name__)
 
 # A tuple is a group of steps that run at the same time (they need only what the steps
 # before the group made). The credentials are made first, so the pillar (which lists the
-# root key) is written while the container is cloned: the minion keeps the pillar it
-# started with for the calls the controller makes to it. The credentials go into the
-# container while its minion starts; the DNS records (SSHFP needs the host keys read
-# then), the highstate and the project's remotes need nothing from each other.
+# root key) is written while the container is cloned. The container boots with root's
+# credentials and its minion written in (its key accepted before it starts), so the minion
+# connects while the container comes up and keeps the pillar it started with; then the DNS
+# records (SSHFP needs the host keys read at boot), the highstate and the project's remotes
+# need nothing from each other.
 INIT_ENV = (
     "env:register",
     "node:pick",
     "ip:allocate",
     "creds:generate",
     ("lxc:clone", "nft:map_port", "proxy:add_route", "pillar:write"),
-    "lxc:configure",
-    ("creds:install", "salt:install_minion"),
+    "lxc:boot",
     ("pdns:add_records", "salt:highstate", "project:init"),
     "env:activate",
     "mail:send",

@@ -570,10 +570,11 @@ def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False):
     }
 
 
-def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=LXC_PATH):
+def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=LXC_PATH, with_image=None):
     """Give a stopped container its hostname, static address (LXC config and the container's
     own network configuration) and SSH host keys of its own. Running it again changes only
-    what differs; host keys already made are kept."""
+    what differs; host keys already made are kept. ``with_image(rootfs, id base)`` runs last
+    on the mounted image (``first_boot.writer``); what it returns is added to the answer."""
     require(name, lxc_path)
     if not isinstance(hostname, str) or not HOSTNAME_RE.match(hostname):
         raise CorpusError("{!r} is not a host name.".format(hostname))
@@ -622,6 +623,8 @@ def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_pat
                 shift_path(os.path.join(rootfs, relative), base)
         # -A makes only the missing key types: new ones for a fresh clone, none on a rerun.
         run(chroot_argv(rootfs, base) + ["ssh-keygen", "-A"], "Making SSH host keys for {}".format(name))
+        if with_image is not None:
+            result.update(with_image(rootfs, base))
     with open(os.path.join(container_dir(name, lxc_path), "config"), "w", encoding="utf-8") as fh:
         fh.write(render_config(name, rootdev, hostname=short, network=network))
     return dict(result, changed=True)

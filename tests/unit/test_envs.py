@@ -45,6 +45,8 @@ class FakeNode:
             return {"name": name, "changed": True, "spare": kw["spare"]}
         elif fun == "mc_lxc.configure":
             self.containers[name]["address"] = kw["address"]
+            return {"changed": True, "minion": "at boot", "minion_public_key": "PEM",
+                    "host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKm0lZ0bH3g8q9Cw0hJjD0K8Z2mAqfVqXwJ0rN7cT9bD"]}
         elif fun == "mc_lxc.start":
             self.containers[name]["state"] = "RUNNING"
         elif fun == "mc_lxc.destroy":
@@ -256,8 +258,8 @@ def test_resize_checks_direction(ctl):
         assert sess.scalar(select(func.count()).select_from(Job)) == 2
 
 
-@pytest.mark.parametrize("fun", ["mc_lxc.map_port", "mc_lxc.set_root_password", "mc_lxc.add_route",
-                                 "mc_lxc.clone", "mc_lxc.install_minion"])
+@pytest.mark.parametrize("fun", ["mc_lxc.map_port", "mc_lxc.configure", "mc_lxc.add_route",
+                                 "mc_lxc.clone", "mc_lxc.start"])
 def test_a_step_failing_half_way_cleans_up_after_itself(ctl, fun):
     node = add_node(ctl, "n1")
     ctl.nodes["n1"]["broken"] = (fun,)

@@ -29,17 +29,21 @@ def generate_credentials(ctl, ctx):
     ctx.log("root password and SSH key pair stored as secrets of {}".format(owner))
 
 
+def sealed_password_hash(ctl, clip):
+    """The hash of the stored root password, sealed to the node's key: the job's load, kept in
+    the master's job cache, holds no hash."""
+    with db.session(ctl.url) as sess:
+        password = secrets_crypto.values(sess, secrets_crypto.load(ctl.settings["secrets_key"]),
+                                         _secret_owner(clip))["root_password"]
+    return ctl.seal(clip["node"]["minion_id"], credentials.password_hash(password))
+
+
 def install_credentials(ctl, ctx):
     """The stored credentials into the running container; its host keys onto the clipboard
     (the DNS step publishes them as SSHFP records)."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
-    with db.session(ctl.url) as sess:
-        password = secrets_crypto.values(sess, secrets_crypto.load(ctl.settings["secrets_key"]),
-                                         _secret_owner(clip))["root_password"]
-    # Sealed to the node's key: the job's load, kept in the master's job cache, holds no hash.
     ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
-             sealed_hash=ctl.seal(node["minion_id"], credentials.password_hash(password)),
-             lxc_path=node["lxc_path"])
+             sealed_hash=sealed_password_hash(ctl, clip), lxc_path=node["lxc_path"])
     ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=clip["ssh_public_key"],
              lxc_path=node["lxc_path"])
     clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],
@@ -58,7 +62,8 @@ def remove_credentials(ctl, ctx):
 
 STEPS = {
     "creds:generate": (generate_credentials, remove_credentials),
-    # Undone with the container it changed.
+    # Undone with the container it changed. init_env now writes the credentials in at boot
+    # (lxc:boot); jobs recorded before it still name this step when they are resumed.
     "creds:install": (install_credentials, None),
     "creds:remove": (remove_credentials, None),
 }

@@ -1,6 +1,8 @@
 """``lxc:*``: an environment's container on its node (through ``mc_lxc``)."""
 
 from mc_project.controller import envs
+from mc_project.controller.steps import creds, minion
+from mc_project.errors import CorpusError
 from mc_project.inventory import db
 
 
@@ -25,14 +27,41 @@ def destroy_container(ctl, ctx):
                  lxc_path=node["lxc_path"], timeout=300)
 
 
-def configure_container(ctl, ctx):
+def boot_container(ctl, ctx):
+    """Configure the stopped container (address, root's credentials, a minion that starts with
+    it), have the master accept that minion's key, start it, and wait until its SSH server and
+    its minion answer: nothing is then run inside it to set it up."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
-    ctl.call(node["minion_id"], "mc_lxc.configure", name=clip["env_name"], hostname=clip["env_name"],
-             address="{}/{}".format(clip["ip"], clip["prefixlen"]), gateway=clip["gateway"],
-             bridge=node["bridge"], lxc_path=node["lxc_path"])
-    ctl.call(node["minion_id"], "mc_lxc.start", name=clip["env_name"], lxc_path=node["lxc_path"],
-             wait=120, timeout=300)
-    ctx.log("container {} started at {}".format(clip["env_name"], clip["ip"]))
+    ctx.undo_data["minion_id"] = clip["minion_id"]
+    booted = {"master": ctl.settings["master_address"], "minion_id": clip["minion_id"],
+              "wheelhouse": "{}/wheelhouse".format(node["prefix"]),
+              "publish_port": ctl.opts.get("publish_port", 4505), "master_port": ctl.opts.get("ret_port", 4506)}
+    made = ctl.call(node["minion_id"], "mc_lxc.configure", name=clip["env_name"], hostname=clip["env_name"],
+                    address="{}/{}".format(clip["ip"], clip["prefixlen"]), gateway=clip["gateway"],
+                    bridge=node["bridge"], lxc_path=node["lxc_path"],
+                    sealed_password_hash=creds.sealed_password_hash(ctl, clip),
+                    root_key=clip["ssh_public_key"], booted_minion=booted)
+    if made.get("changed") is False:
+        # Started by an earlier run of this step: what it did is read back, the minion restarted.
+        creds.install_credentials(ctl, ctx)
+        minion.install_minion(ctl, ctx)
+        return
+    clip["host_keys"] = made["host_keys"]
+    at_boot = made.get("minion") == "at boot"
+    if at_boot:
+        ctl.seed_key(clip["minion_id"], made["minion_public_key"])
+    with ctl.listening() as events:
+        ctl.call(node["minion_id"], "mc_lxc.start", name=clip["env_name"], lxc_path=node["lxc_path"],
+                 wait=120, timeout=300)
+        ctx.log("container {} started at {}".format(clip["env_name"], clip["ip"]))
+        if at_boot:
+            if not ctl.wait_for_ping(clip["minion_id"], minion.MINION_TIMEOUT, events):
+                raise CorpusError("Minion {} did not answer within {} s.".format(
+                    clip["minion_id"], minion.MINION_TIMEOUT))
+            ctx.log("minion {} started with the container, its key accepted in advance".format(clip["minion_id"]))
+    if not at_boot:
+        ctx.log("minion not started at boot: {}".format(made.get("minion")))
+        minion.install_minion(ctl, ctx)
 
 
 def resize_container(ctl, ctx):
@@ -46,7 +75,7 @@ def resize_container(ctl, ctx):
 
 STEPS = {
     "lxc:clone": (clone_container, destroy_container),
-    "lxc:configure": (configure_container, None),
+    "lxc:boot": (boot_container, minion.remove_minion),
     "lxc:destroy": (destroy_container, None),
     "lxc:resize": (resize_container, None),
 }

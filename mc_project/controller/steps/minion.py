@@ -54,6 +54,8 @@ def highstate(ctl, ctx):
 
 
 STEPS = {
+    # init_env starts the minion with the container (lxc:boot); jobs recorded before that
+    # still name this step when they are resumed.
     "salt:install_minion": (install_minion, remove_minion),
     "salt:highstate": (highstate, None),
     "salt:remove_minion": (remove_minion, None),

@@ -62,9 +62,9 @@ def test_controller_killed_mid_job_is_interrupted_then_finished(finish, controll
                                                                  salt_run):
     name = "killed-" + finish
     proc = start_init_env(salt_run, name)
-    # from creds:install on, the container, its address and its NATed port are made
+    # from lxc:boot on, the container, its address and its NATed port are made
     steps = jobs.flatten(operations.INIT_ENV)
-    job_id, killed_at = kill_when_running(ctl.url, name, steps.index("creds:install") + 1, proc)
+    job_id, killed_at = kill_when_running(ctl.url, name, steps.index("lxc:boot") + 1, proc)
     status = salt_run.run("mc_jobs.status", str(job_id))
     assert status.returncode == 1
     assert status.data["status"] == "interrupted"
