@@ -21,6 +21,7 @@ from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.chat_models import ChatSettings
 from mc_project.inventory.models import ComputeNode, Environment, Project, Secret, Tenant
 from support.api_answers import error, login
+from support.wait import wait_for
 from support.webhook import WebhookSink
 
 SECRET = "s3cret-of-alpha-chat"
@@ -194,6 +195,18 @@ def test_chat_commands_check_the_secret_then_the_user(client, monkeypatch, ctl):
     assert ok(chat(client, "deploy web", user="v"))["text"] == "Your role in this tenant is viewer; deployer is needed."
     monkeypatch.setattr(Controller, "ping", lambda self, minion, timeout=5: False)
     assert ok(chat(client, "deploy web"))["text"] == "Environment web's minion does not answer; nothing was started."
+    # The minion answering, the deploy is a job of the environment's tenant: project:deploy.
+    monkeypatch.setattr(Controller, "ping", lambda self, minion, timeout=5: True)
+    asked = []
+    monkeypatch.setattr(Controller, "call", lambda self, minion, fun, *args, **kwargs: asked.append(
+        (minion, fun, args, kwargs.get("who"))) or {"id": "r2", "status": "success"})
+    assert ok(chat(client, "deploy web"))["text"] == "Deploy of project shop on environment web started: job 2."
+    wait_for(lambda: jobs.Jobs(ctl.url).status(2)["status"] == "success", timeout=10, what="the deploy job")
+    state = jobs.Jobs(ctl.url).status(2)
+    assert state["kind"] == "deploy" and state["clipboard"]["release"] == "r2"
+    assert asked == [("env-web", "mc_project.deploy", ("shop",), "alice")]
+    with db.session(ctl.url) as sess:
+        assert sess.get(jobs.Job, 2).tenant_id == _tenant(ctl.url, "alpha")
     monkeypatch.delattr(operations, "redeploy", raising=False)
     assert ok(chat(client, "redeploy web"))["text"] == actions.NO_REDEPLOY
 
