@@ -208,6 +208,7 @@ def history(
     rule: str = typer.Option(None, "--rule"),
     host: str = typer.Option(None, "--host"),
     status: str = typer.Option(None, "--status"),
+    run_id: int = typer.Option(None, "--run", min=1, help="Only the results of this run."),
     tenant: str = typer.Option(None, "--tenant"),
     limit: int = typer.Option(20, "--limit", min=1),
     offset: int = typer.Option(0, "--offset", min=0),
@@ -215,7 +216,7 @@ def history(
     """Every result of the rules on the hosts, newest first, as it was recorded."""
     state = state_of(ctx)
     page = state.client.paged("/v1/compliance/history", limit=limit, offset=offset, rule=rule, host=host,
-                              status=status, tenant=tenant)
+                              status=status, run=run_id, tenant=tenant)
     page["items"] = _rows(page.get("items") or [])
     state.output.result(page, lambda data: state.output.table(data["items"], columns=HISTORY_COLUMNS,
                                                                empty="No result yet."))

@@ -44,6 +44,7 @@ ANSWER_WAIT = 30
 MAX_CHANGES = 2000
 EVENT_STATUS = {"passed": "ok", "drifted": "changed", "fixed": "changed", "failed": "failed", "waived": "skipped"}
 HOST_KEYS = ("id", "name", "minion_id", "tenant_id")
+KEPT_RESULTS = 5000
 
 
 def rules_of(sess, tenant_id, name=None):
@@ -233,10 +234,12 @@ def run_step(ctl, ctx):
     _apply(ctl, plans, on_answer)
     deliveries = record_results(ctl.url, clip["run_id"], plans, found)
     handlers.dispatch(ctl.url, deliveries, ctl.settings["smtp"])
-    clip["results"] = [{"host": host, "rule": rule, "status": status, "mode": by_name[host]["rules"][rule]["mode"],
-                        "impact": by_name[host]["rules"][rule]["impact"]}
-                       for host, rules in sorted(found.items()) for rule, (status, _detail) in sorted(rules.items())]
-    clip["totals"] = _totals(clip["results"])
+    results = [{"host": host, "rule": rule, "status": status, "mode": by_name[host]["rules"][rule]["mode"],
+                "impact": by_name[host]["rules"][rule]["impact"]}
+               for host, rules in sorted(found.items()) for rule, (status, _detail) in sorted(rules.items())]
+    # The job's record keeps the first ones; all of them are in the history (?run=).
+    clip["results"] = results[:KEPT_RESULTS]
+    clip["totals"] = _totals(results)
     if not plans:
         ctx.log("No host is in the scope of the rules run.")
     report.finish("compliance {}".format(clip.get("mode") or "rules"))

@@ -265,12 +265,13 @@ def compliance_state(request: Request, page: Page = Depends(), tenant: str | Non
 @router.get("/compliance/history")
 def history(request: Request, page: Page = Depends(), tenant: str | None = Query(None, max_length=128),
             rule: str | None = Query(None, max_length=128), host: str | None = Query(None, max_length=255),
-            status: str | None = Query(None, pattern=STATUS_PATTERN), caller: Principal = Depends(auth.principal)):
-    """Every result, newest first, as it was recorded (filters: rule, host, status)."""
+            status: str | None = Query(None, pattern=STATUS_PATTERN), run: int | None = Query(None, ge=1, le=2 ** 31),
+            caller: Principal = Depends(auth.principal)):
+    """Every result, newest first, as it was recorded (filters: rule, host, status, run)."""
     with db.session(_url(request)) as sess:
         where = [tenants.visible_tenant_filter(caller, ComplianceResult.tenant_id, tenant, sess)]
         for column, value in ((ComplianceResult.rule_name, rule), (ComplianceResult.host_name, host),
-                              (ComplianceResult.status, status)):
+                              (ComplianceResult.status, status), (ComplianceResult.run_id, run)):
             if value is not None:
                 where.append(column == value)
         total = sess.scalar(select(func.count(ComplianceResult.id)).where(*where))
