@@ -146,12 +146,14 @@ def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm
     return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb, wheelhouse)
 
 
-def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True):
+def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, golden=None):
     """
     Create stopped container ``name`` as a copy of the golden image. An existing container
     is refused unless ``exist_ok`` (then a complete one is left as it is). With ``spare``,
     the node's spare container becomes it when one fits, and the next spare is made in the
-    background.
+    background. ``golden`` (``{mirror, suite, disk_size_mb, wheelhouse}``) makes sure of the
+    golden image first, as ``mc_lxc.golden`` does, in the same call; its answer is under
+    ``golden``.
 
     CLI Example:
 
@@ -159,7 +161,17 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True):
 
         salt node1 mc_lxc.clone ct-myapp-staging disk_size_mb=4096
     """
-    return _call(spares.clone, name, _lxc_path(lxc_path), disk_size_mb, exist_ok, bool(spare))
+    lxc_path = _lxc_path(lxc_path)
+    made_golden = None
+    if golden is not None:
+        if not isinstance(golden, dict):
+            __context__["retcode"] = 1
+            raise CommandExecutionError("golden must be a mapping (mirror, suite, disk_size_mb, wheelhouse).")
+        made_golden = _call(lxc.golden, lxc_path, golden.get("mirror", lxc.DEFAULT_MIRROR),
+                            golden.get("suite", lxc.DEFAULT_SUITE),
+                            golden.get("disk_size_mb", lxc.DEFAULT_DISK_SIZE_MB), golden.get("wheelhouse"))
+    made = _call(spares.clone, name, lxc_path, disk_size_mb, exist_ok, bool(spare))
+    return dict(made, golden=made_golden) if made_golden is not None else made
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None, table=None,

@@ -27,25 +27,38 @@ def pytest_configure(config):
                    "the names are tests/support/needs.py's REQUIREMENTS")
 
 
-# The web flow's tests link the same fixed-name nodes as the controller's: one worker runs both.
-SHARED_WORKER = {"tests/integration/web/flow": "tests/integration/controller"}
+# The tests that make LXC containers, nodes, bridges and nft tables share fixed names and the
+# machine's loop devices and CPU: one worker runs them all, one after another; the others run
+# everything else beside them.
+ONE_WORKER = "lxc"
+LXC_TESTS = (
+    "tests/integration/controller/",
+    "tests/integration/web/flow/",
+    "tests/integration/test_link_node.py",
+    "tests/integration/test_node_lxc.py",
+    "tests/integration/test_node_teardown.py",
+    "tests/integration/test_controller_init.py",
+    "tests/integration/test_install_non_editable.py",
+)
 
 
 def worker_group(nodeid):
-    """The tests pytest-xdist runs whole, in order, on one worker: a directory under
-    tests/integration/ (its package fixtures: a master, an API server, linked nodes with
-    fixed names, exist once), otherwise a test module (its module fixtures, set up once)."""
+    """The tests pytest-xdist runs whole, in order, on one worker: every test that makes
+    containers or nodes (``LXC_TESTS``); a directory under tests/integration/ (its package
+    fixtures: a master, an API server, exist once); otherwise a test module (its module
+    fixtures, set up once)."""
     path = nodeid.split("::", 1)[0]
+    if path.startswith(LXC_TESTS):
+        return ONE_WORKER
     parts = path.split("/")
     if parts[:2] == ["tests", "integration"] and len(parts) > 3:
-        directory = "/".join(parts[:-1])
-        return SHARED_WORKER.get(directory, directory)
+        return "/".join(parts[:-1])
     return path
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``make test`` runs three workers; each gets whole groups (``worker_group``)."""
+    """With ``make test PYTEST_WORKERS=N`` each worker gets whole groups (``worker_group``)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByWorkerGroup(LoadScopeScheduling):

@@ -38,11 +38,10 @@ class FakeNode:
 
     def __call__(self, fun, **kw):
         name = kw.get("name")
-        if fun == "mc_lxc.golden":
-            return {"name": "corpus-golden", "built": False, "seconds": 0}
         if fun == "mc_lxc.clone":
             self.containers[name] = {"state": "STOPPED"}
-            return {"name": name, "changed": True, "spare": kw["spare"]}
+            return {"name": name, "changed": True, "spare": kw["spare"],
+                    "golden": {"name": "corpus-golden", "built": False, "seconds": 0}}
         elif fun == "mc_lxc.configure":
             self.containers[name]["address"] = kw["address"]
             return {"changed": True, "minion": "at boot", "minion_public_key": "PEM",

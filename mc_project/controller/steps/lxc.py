@@ -9,13 +9,15 @@ from mc_project.inventory import db
 def clone_container(ctl, ctx):
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     lxc = ctl.settings["lxc"]
-    golden = ctl.call(node["minion_id"], "mc_lxc.golden", lxc_path=node["lxc_path"], mirror=lxc["mirror"],
-                      suite=lxc["suite"], disk_size_mb=lxc["disk_size_mb"],
-                      wheelhouse="{}/wheelhouse".format(node["prefix"]), timeout=1800)
+    # One call: the golden image made sure of (built, or its venv baked again, only when
+    # missing or stale), then the container cloned from it (or the spare renamed).
+    made = ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
+                    disk_size_mb=clip["disk_size_mb"], exist_ok=True, spare=lxc["spare"],
+                    golden={"mirror": lxc["mirror"], "suite": lxc["suite"], "disk_size_mb": lxc["disk_size_mb"],
+                            "wheelhouse": "{}/wheelhouse".format(node["prefix"])}, timeout=1800)
+    golden = made.get("golden") or {}
     ctx.log("golden image {} ({}; minion venv {})".format(
         golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
-    made = ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
-                    disk_size_mb=clip["disk_size_mb"], exist_ok=True, spare=lxc["spare"], timeout=600)
     ctx.log("container {} {} on {}".format(
         clip["env_name"], "taken from the spare" if made.get("spare") else "cloned", node["name"]))
 
