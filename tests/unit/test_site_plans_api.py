@@ -2,7 +2,8 @@
 in-memory fake: a plan of two domains and a check is stored and applied as one job; a
 changed blueprint gives ``~``; a plan made before the inventory changed, or applied twice,
 is a 409 in one sentence; a bad blueprint is a 400 naming its place; the site's status
-shows drift; ``DELETE /v1/sites/{site}`` removes what the site owns and nothing else."""
+shows drift; ``DELETE /v1/sites/{site}`` removes what the site owns and nothing else; a
+check and a project's pillar are made, changed, and taken back by an undo of the job."""
 
 import time
 
@@ -14,8 +15,11 @@ from mc_project.api import users
 from mc_project.api.app import create_app
 from mc_project.controller.pdns import absolute
 from mc_project.controller.runtime import Controller
+from mc_project.health import definitions
 from mc_project.inventory import db, domains
-from mc_project.inventory.models import DnsRecord, Domain
+from mc_project.inventory.health_models import Check
+from mc_project.inventory.models import DnsRecord, Domain, Environment, Pillar, Project, Tenant
+from mc_project.inventory.site_models import SiteObject
 from support.api_answers import error, login
 
 SITE = """
@@ -179,3 +183,46 @@ def test_an_object_of_another_owner_is_refused(client, heads):
         sess.add(Domain(tenant_id=1, name="shop.example", nameservers=["ns1.example.net"]))
     message = error(client.post("/v1/plans", json={"blueprint": SITE}, headers=heads["ada"]), 409)
     assert message.startswith("The domain shop.example exists and is not site shop's")
+
+
+CHECKED = """
+site: shop
+environments:
+  - {name: web, type: dev, projects: [{name: web, pillar: {workers: 2}}]}
+checks:
+  - {name: web-ssh, kind: tcp, host: web, params: {port: 22}}
+"""
+
+
+def test_checks_are_made_changed_and_undone_with_the_job(client, heads):
+    h = heads["ada"]
+    with db.session(client.app.state.url) as sess:
+        alpha = sess.scalar(select(Tenant.id).where(Tenant.name == "alpha"))
+        env = Environment(name="web", env_type="dev", status="active", minion_id="web.corpus.test", tenant_id=alpha,
+                          project="web")
+        env.projects = [Project(name="web")]
+        sess.add(env)
+        sess.add(Pillar(minion_id="web.corpus.test", data={"makina-projects": {"web": {"env": "dev"}}}))
+        sess.add(SiteObject(site="shop", tenant_id=alpha, kind="environment", name="web", spec={}))
+    made = plan(client, h, CHECKED)
+    # The environment's pillar lacks the blueprint's: a change in place; the check is new.
+    assert [(a["op"], a["kind"], a["name"]) for a in made["actions"]] == [
+        ("~", "environment", "web"), ("+", "check", "web-ssh")]
+    assert made["actions"][0]["changes"] == {"pillar:web": [{}, {"workers": 2}]}
+    state = apply(client, h, made["id"])
+    assert state["status"] == "success", state
+    with db.session(client.app.state.url) as sess:
+        check = sess.scalar(select(Check).where(Check.name == "web-ssh"))
+        assert definitions.check_record(sess, check)["host"] == "web" and check.params["port"] == 22
+        data = sess.scalar(select(Pillar.data).where(Pillar.minion_id == "web.corpus.test"))
+        assert data["makina-projects"]["web"] == {"env": "dev", "workers": 2}
+    changed = plan(client, h, CHECKED.replace("port: 22", "port: 2222"))
+    assert [(a["op"], a["name"], list(a["changes"])) for a in changed["actions"]] == [("~", "web-ssh", ["params"])]
+    assert apply(client, h, changed["id"])["status"] == "success"
+    # Undoing the first apply's job removes the check and takes the pillar back.
+    undone = ok(client.post("/v1/jobs/{}/undo".format(state["id"]), headers=h), 202)
+    assert wait_job(client, h, undone["job_id"])["status"] == "undone"
+    with db.session(client.app.state.url) as sess:
+        assert sess.scalar(select(Check).where(Check.name == "web-ssh")) is None
+        data = sess.scalar(select(Pillar.data).where(Pillar.minion_id == "web.corpus.test"))
+        assert data["makina-projects"]["web"] == {"env": "dev"}
