@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from mc_project.errors import CorpusError
 from mc_project.health import check_states, handlers, scope, silences
-from mc_project.inventory import host_rows
+from mc_project.inventory import host_rows, resolve
+from mc_project.inventory.fleet_models import GroupMember, Host
 from mc_project.inventory.health_models import PENDING, STATES, Check, CheckHistory, CheckState, Handler
 from mc_project.inventory.models import utcnow
 
@@ -45,22 +46,82 @@ def _settle(sess, row, check, host, outcome, now):
     return []
 
 
-def record_result(sess, minion_id, check_name, result, now=None):
+class Lookup:
+    """The hosts of minions and their checks, each read once in one transaction (a
+    batch of results from the same hosts and tenants reads them once)."""
+
+    def __init__(self, sess):
+        self.sess = sess
+        self._hosts = {}
+        self._groups = {}
+        self._checks = {}
+        self._trees = {}
+        self._tenant_checks = {}
+        self._states = {}
+
+    def prefetch(self, minion_ids):
+        """Read the machines of ``minion_ids``, their groups and their states in three
+        queries (a node's or an environment's host is read at its first result)."""
+        wanted = [minion_id for minion_id in set(minion_ids) if minion_id not in self._hosts]
+        if not wanted:
+            return
+        found = host_rows.rows(self.sess, Host.minion_id.in_(wanted))
+        self._hosts.update((host["minion_id"], host) for host in found)
+        ids = [host["id"] for host in found]
+        if ids:
+            for host_id, group_id in self.sess.execute(select(GroupMember.host_id, GroupMember.group_id).where(
+                    GroupMember.host_id.in_(ids))):
+                self._groups.setdefault(host_id, []).append(group_id)
+            self._groups.update((host_id, []) for host_id in ids if host_id not in self._groups)
+            for row in self.sess.scalars(select(CheckState).where(CheckState.host_id.in_(ids))):
+                self._states[(row.check_id, row.host_id)] = row
+
+    def host(self, minion_id):
+        if minion_id not in self._hosts:
+            self._hosts[minion_id] = host_rows.by_minion(self.sess, minion_id)
+        return self._hosts[minion_id]
+
+    def state_row(self, check, host_id, now):
+        row = self._states.get((check.id, host_id))
+        if row is None:
+            row = self._states[(check.id, host_id)] = state_row(self.sess, check, host_id, now)
+        return row
+
+    def checks_of(self, host):
+        """As ``scope.checks_of``: the host's own checks and its groups'."""
+        if host["id"] not in self._checks:
+            tenant_id = host["tenant_id"]
+            if tenant_id not in self._trees:
+                self._trees[tenant_id] = resolve.GroupTree.load(self.sess, tenant_id)
+                self._tenant_checks[tenant_id] = self.sess.scalars(
+                    select(Check).where(Check.tenant_id == tenant_id).order_by(Check.name)).all()
+            direct = self._groups.get(host["id"])
+            if direct is None:
+                direct = resolve.direct_groups(self.sess, host["id"])
+            groups = self._trees[tenant_id].with_ancestors(direct)
+            self._checks[host["id"]] = [check for check in self._tenant_checks[tenant_id]
+                                        if check.host_id == host["id"] or check.group_id in groups]
+        return self._checks[host["id"]]
+
+
+def record_result(sess, minion_id, check_name, result, now=None, lookup=None):
     """A result a minion reported for its check ``check_name``; the deliveries.
 
     The host is the one of the minion Salt authenticated; a check that is not that
-    host's (or a TTL check, which only a pass changes) is refused."""
+    host's (or a TTL check, which only a pass changes) is refused. ``lookup`` (a
+    ``Lookup`` of ``sess``) is shared by the results of one transaction."""
     now = now or utcnow()
-    host = host_rows.by_minion(sess, minion_id)
+    lookup = lookup or Lookup(sess)
+    host = lookup.host(minion_id)
     if host is None:
         raise CorpusError("Minion {} is no host of the inventory.".format(minion_id))
-    check = next((found for found in scope.checks_of(sess, host) if found.name == check_name), None)
+    check = next((found for found in lookup.checks_of(host) if found.name == check_name), None)
     if check is None or check.kind == "ttl":
         raise CorpusError("Host {} has no check {} that it runs.".format(host["name"], check_name))
     result = result if isinstance(result, dict) else {}
     state = result.get("state") if result.get("state") in STATES else "UNKNOWN"
     output = str(result.get("output") or "")[:MAX_OUTPUT]
-    row = state_row(sess, check, host["id"], now)
+    row = lookup.state_row(check, host["id"], now)
     return _settle(sess, row, check, host, check_states.apply(row, state, output, check.retries, now), now)
 
 
