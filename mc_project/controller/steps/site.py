@@ -13,6 +13,7 @@ a destroy or a replacement cannot be taken back.
 """
 
 import copy
+import logging
 
 from sqlalchemy import delete, select
 
@@ -24,6 +25,20 @@ from mc_project.inventory import db, domains
 from mc_project.inventory.health_models import Check
 from mc_project.inventory.models import ComputeNode, DnsRecord, Domain, Pillar
 from mc_project.inventory.site_models import SitePlan, SiteObject
+
+log = logging.getLogger(__name__)
+
+
+def refresh_pillars(ctl, minions):
+    """Ask ``minions`` to read their pillar again (a project's pillar, a check changed); a
+    minion that is down reads it when it starts."""
+    minions = sorted(minion for minion in minions if minion)
+    if not minions:
+        return
+    try:
+        ctl.client.cmd_async(minions, "saltutil.refresh_pillar", tgt_type="list")
+    except Exception as exc:  # a refresh is a courtesy: the job's work is done
+        log.warning("site: could not ask %d minions to refresh their pillar: %s", len(minions), exc)
 
 
 def _action(ctx):
@@ -109,6 +124,8 @@ def set_project_pillar(ctl, name, wanted):
                         if key in ("env", "bind", "port")}
             projects[project] = dict(values, **own_keys)
         row.data = data
+        minion = env.minion_id
+    refresh_pillars(ctl, [minion])
 
 
 def _make_env(ctl, ctx, action):
@@ -281,13 +298,19 @@ def destroy_domain(ctl, ctx):
 
 def _make_check(ctl, clip, spec):
     with db.session(ctl.url) as sess:
-        definitions.create_check(sess, clip["tenant_id"], spec.name, spec.kind, host=spec.host, params=spec.params,
-                                 interval=spec.interval, timeout=spec.timeout, retries=spec.retries)
+        check = definitions.create_check(sess, clip["tenant_id"], spec.name, spec.kind, host=spec.host,
+                                         params=spec.params, interval=spec.interval, timeout=spec.timeout,
+                                         retries=spec.retries)
+        minions = definitions.minions_of(sess, check)
+    refresh_pillars(ctl, minions)
 
 
 def _drop_check(ctl, clip, name):
     with db.session(ctl.url) as sess:
+        check = sess.scalar(select(Check).where(Check.tenant_id == clip["tenant_id"], Check.name == name))
+        minions = definitions.minions_of(sess, check) if check is not None else []
         sess.execute(delete(Check).where(Check.tenant_id == clip["tenant_id"], Check.name == name))
+    refresh_pillars(ctl, minions)
 
 
 def create_check(ctl, ctx):
@@ -310,6 +333,8 @@ def _set_check(ctl, clip, name, values):
             raise CorpusError("No check named {}.".format(name))
         check.params = definitions.check_params(check.kind, values["params"])
         check.interval, check.timeout, check.retries = values["interval"], values["timeout"], values["retries"]
+        minions = definitions.minions_of(sess, check)
+    refresh_pillars(ctl, minions)
 
 
 def change_check(ctl, ctx):
