@@ -20,6 +20,7 @@ from mc_project.controller import site_blueprint, site_plan
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.fleet_rules import Conflict, NotFound
+from mc_project.inventory.models import Job
 from mc_project.inventory.site_models import SitePlan
 
 KIND = "apply_site"
@@ -66,6 +67,10 @@ def check_applicable(sess, row):
     if row.applied is not None:
         raise Conflict("Plan {} was applied already{}; make a new plan.".format(
             row.id, " (job {})".format(row.job_id) if row.job_id else ""))
+    running = sess.scalar(select(Job.id).where(Job.kind == KIND, Job.target == row.site,
+                                              Job.status.in_(("pending", "running"))).limit(1))
+    if running is not None:
+        raise Conflict("Site {} is being applied by job {}; plan again when it ends.".format(row.site, running))
     blueprint = site_blueprint.Blueprint.model_validate(row.blueprint)
     view = site_plan.read_inventory(sess, blueprint, row.tenant_id)
     if site_plan.fingerprint(view) != row.fingerprint:
