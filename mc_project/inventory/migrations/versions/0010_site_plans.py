@@ -4,32 +4,12 @@ Revision ID: 0010
 Revises: 0009
 """
 
-import os
-
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0010'
-
-
-def _previous():
-    """0009 (compliance) and 0011 (chat) are written at the same time as this one, and each
-    may still follow 0008: this one follows every one of them that is present and does not
-    follow it, so the migrations keep one head whichever of them is in the tree. Once the
-    order is settled this becomes ``'0009'``."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    found = []
-    for number, name in (('0009', '0009_compliance.py'), ('0011', '0011_chat.py')):
-        path = os.path.join(here, name)
-        if os.path.exists(path):
-            with open(path, encoding='utf-8') as handle:
-                if "down_revision = '0010'" not in handle.read():
-                    found.append(number)
-    return tuple(found) if len(found) > 1 else (found[0] if found else '0008')
-
-
-down_revision = _previous()
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
