@@ -2,7 +2,6 @@
 checked against the system's own tools (libcrypt, chpasswd, ssh-keygen)."""
 
 import base64
-import os
 import shutil
 import string
 import subprocess
@@ -87,7 +86,7 @@ def test_password_that_openssl_would_truncate_is_refused(password):
     assert not password or password not in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("chpasswd"), reason="chpasswd -R needs root")
+@pytest.mark.needs("root", "chpasswd")  # chpasswd -R
 def test_chpasswd_takes_the_hash(tmp_path):
     etc = tmp_path / "etc"
     etc.mkdir()
