@@ -49,6 +49,8 @@ REQUIREMENTS = {
     "resize2fs": ("resize2fs (e2fsprogs)", _commands("resize2fs")),
     "sshd": ("sshd (openssh-server)", _commands("sshd")),
     "chpasswd": ("chpasswd (passwd)", _commands("chpasswd")),
+    "ssh-keygen": ("ssh-keygen (openssh-client)", _commands("ssh-keygen")),
+    "openssl": ("openssl", _commands("openssl")),
     "pdns": ("pdns_server with its SQLite backend (pdns-server, pdns-backend-sqlite3)",
              lambda: bool(command("pdns_server")) and _any_file(*PDNS_SQLITE_SCHEMAS)()),
     "postgresql": ("PostgreSQL 15 (postgresql)",
