@@ -2,7 +2,6 @@
 checked against the system's own tools (libcrypt, chpasswd, ssh-keygen)."""
 
 import base64
-import shutil
 import string
 import subprocess
 import warnings
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from mc_project.controller import credentials
 from mc_project.errors import CorpusError
 
-needs_ssh_keygen = pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="ssh-keygen is not installed")
+needs_ssh_keygen = pytest.mark.needs("ssh-keygen")
 
 
 def libcrypt(password, salt_or_hash):

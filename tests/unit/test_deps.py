@@ -81,7 +81,7 @@ def test_local_sources_are_part_of_the_dependency_key(tmp_path):
     assert deps._digest(tree, deps.PYTHON_FILES, "py", deps.python_local_sources(tree)) != key
 
 
-@pytest.mark.skipif(not (shutil.which("npm") and shutil.which("node")), reason="needs npm and node")
+@pytest.mark.needs("node")
 def test_npm_ci_installs_a_file_dependency_and_rebuilds_when_it_changes(tmp_path):
     tree = str(tmp_path / "app")
     write(os.path.join(tree, "lib", "package.json"), '{"name": "lib", "version": "1.0.0", "main": "index.js"}\n')

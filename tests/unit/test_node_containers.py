@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 
@@ -184,7 +183,7 @@ def test_a_sha512_hash_is_accepted_by_the_check():
     assert inside.SHA512_CRYPT_RE.match(SHA512_HASH)
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
+@pytest.mark.needs("openssl")
 def test_the_hash_openssl_makes_is_accepted():
     made = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input="pw\n", capture_output=True, text=True, check=True
