@@ -51,10 +51,6 @@ def store_plan(sess, blueprint, tenant_id, who=None, destroy=False):
     return plan_record(row)
 
 
-def destroy_blueprint(site):
-    return site_blueprint.empty(site)
-
-
 def find_plan(sess, plan_id):
     row = sess.get(SitePlan, plan_id)
     if row is None:

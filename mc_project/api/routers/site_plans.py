@@ -54,7 +54,7 @@ def _blueprint_of(body):
     if body.destroy:
         if body.blueprint is not None or not body.site:
             raise ApiError(400, "A destroy plan names its site and takes no blueprint.")
-        return site_apply.destroy_blueprint(site_apply.check_site_name(body.site))
+        return site_blueprint.empty(site_apply.check_site_name(body.site))
     if body.blueprint is None:
         raise ApiError(400, "A plan needs a blueprint (YAML text or a mapping), or a site and destroy: true.")
     blueprint = site_blueprint.parse(body.blueprint)
