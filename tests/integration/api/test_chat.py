@@ -8,11 +8,11 @@ import re
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from mc_project.common.vocabulary import APP_PORT
 from mc_project.inventory import db
-from mc_project.inventory.models import ComputeNode, Environment, Project, Tenant
+from mc_project.inventory.models import ComputeNode, Environment, Job, Project, Tenant
 from support.http_backends import backend
 from support.webhook import WebhookSink
 from support.wait import wait_for
@@ -50,6 +50,11 @@ def site(inventory):
     finally:
         app.shutdown()
         app.server_close()
+        # The other tests of this directory share the inventory: leave it as it was.
+        with db.session(inventory) as sess:
+            sess.execute(delete(Job).where(Job.target == node_name))
+            sess.execute(delete(Environment).where(Environment.name == env_name))
+            sess.execute(delete(ComputeNode).where(ComputeNode.name == node_name))
 
 
 @pytest.fixture(scope="module")
