@@ -24,7 +24,7 @@ from mc_project.health import definitions
 from mc_project.inventory import db, domains
 from mc_project.inventory.health_models import Check
 from mc_project.inventory.models import ComputeNode, DnsRecord, Domain, Pillar
-from mc_project.inventory.site_models import SitePlan, SiteObject
+from mc_project.inventory.site_models import SiteObject
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,6 @@ def _action(ctx):
     action = ctx.clipboard["actions"][ctx.index - 1]
     ctx.log("{} {} {}".format(action["op"], action["kind"], action["name"]))
     return action
-
-
-def _note_job(ctl, ctx):
-    with db.session(ctl.url) as sess:
-        plan = sess.get(SitePlan, ctx.clipboard["plan_id"])
-        if plan is not None and plan.job_id is None:
-            plan.job_id = ctx.job_id
 
 
 def own(ctl, clip, kind, name, spec):
@@ -143,7 +136,6 @@ def _make_env(ctl, ctx, action):
 
 
 def create_env(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     ctx.undo_data["owned_before"] = _owned_spec(ctl, "environment", action["name"])
     _make_env(ctl, ctx, action)
@@ -157,7 +149,6 @@ def uncreate_env(ctl, ctx):
 
 
 def change_env(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     name, changes, before = action["name"], action["changes"], action["before"]
     spec = EnvironmentSpec.model_validate(action["spec"])
@@ -197,7 +188,6 @@ def unchange_env(ctl, ctx):
 
 
 def replace_env(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     if _exists(ctl, action["name"]):
         _done(operations.destroy_env(ctl, action["name"]), "destroying environment " + action["name"])
@@ -206,7 +196,6 @@ def replace_env(ctl, ctx):
 
 
 def destroy_env(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     if _exists(ctl, action["name"]):
         _done(operations.destroy_env(ctl, action["name"]), "destroying environment " + action["name"])
@@ -241,7 +230,6 @@ def sync_domain(ctl, actor, name, nameservers, rows):
 
 
 def create_domain(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     spec = action["spec"]
     api = domains.powerdns(ctl.settings["dns"])
@@ -269,7 +257,6 @@ def uncreate_domain(ctl, ctx):
 
 
 def change_domain(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     spec = action["spec"]
     ctx.undo_data["owned_before"] = _owned_spec(ctl, "domain", action["name"])
@@ -288,7 +275,6 @@ def unchange_domain(ctl, ctx):
 
 
 def destroy_domain(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     _delete_domain(ctl, _actor(ctx), action["name"])
     disown(ctl, "domain", action["name"])
@@ -314,7 +300,6 @@ def _drop_check(ctl, clip, name):
 
 
 def create_check(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     _make_check(ctl, ctx.clipboard, CheckSpec.model_validate(action["spec"]))
     own(ctl, ctx.clipboard, "check", action["name"], action["spec"])
@@ -338,7 +323,6 @@ def _set_check(ctl, clip, name, values):
 
 
 def change_check(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     ctx.undo_data["owned_before"] = _owned_spec(ctl, "check", action["name"])
     ctx.undo_data["before"] = action["before"]
@@ -354,7 +338,6 @@ def unchange_check(ctl, ctx):
 
 
 def replace_check(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     _drop_check(ctl, ctx.clipboard, action["name"])
     _make_check(ctl, ctx.clipboard, CheckSpec.model_validate(action["spec"]))
@@ -362,7 +345,6 @@ def replace_check(ctl, ctx):
 
 
 def destroy_check(ctl, ctx):
-    _note_job(ctl, ctx)
     action = _action(ctx)
     _drop_check(ctl, ctx.clipboard, action["name"])
     disown(ctl, "check", action["name"])
