@@ -37,7 +37,7 @@ measured in the same run, on this machine.
     reporting 10 checks each every 30 s to a real master and corpus-api's listener: event-to-state
     p50/p99, the master's and the API's CPU, a backend killed to CRITICAL and to the webhook, and
     the listener's capacity batched against one transaction per result (``--only x``,
-    bench/health.py, about 3 minutes).
+    bench/health.py, about 5 minutes).
 (d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
