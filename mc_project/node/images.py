@@ -227,19 +227,42 @@ MINION_VENV = MINION_PREFIX + "/venv"
 VENV_STAMP = MINION_PREFIX + "/.wheelhouse-stamp"
 
 
+DIGEST_CACHE = ".corpus-wheelhouse-digest.json"
+
+
 def wheelhouse_stamp(wheelhouse):
-    """A digest of the wheels in ``wheelhouse`` (names and contents): it changes with any wheel."""
-    digest = hashlib.sha256()
+    """A digest of the wheels in ``wheelhouse`` (names and contents): it changes with any wheel.
+
+    Every new container asks for it: the digest is kept beside the wheels with the name, inode,
+    size and time of each, and the wheels are read again only when one of those changed."""
     wheels = sorted(name for name in os.listdir(wheelhouse) if name.endswith(".whl"))
     if not any(name.startswith("corpus-") for name in wheels):
         raise CorpusError("The wheelhouse {} has no corpus wheel.".format(wheelhouse))
+    listing = []
+    for name in wheels:
+        st = os.stat(os.path.join(wheelhouse, name))
+        listing.append([name, st.st_ino, st.st_size, st.st_mtime_ns])
+    cache = os.path.join(wheelhouse, DIGEST_CACHE)
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            cached = json.load(fh)
+        if cached.get("wheels") == listing and isinstance(cached.get("digest"), str):
+            return cached["digest"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = hashlib.sha256()
     for name in wheels:
         digest.update(name.encode() + b"\0")
         with open(os.path.join(wheelhouse, name), "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         digest.update(b"\0")
-    return digest.hexdigest()
+    stamp = digest.hexdigest()
+    with contextlib.suppress(OSError):  # a wheelhouse this process cannot write is hashed each time
+        with open(cache + ".part", "w", encoding="utf-8") as fh:
+            json.dump({"wheels": listing, "digest": stamp}, fh)
+        os.replace(cache + ".part", cache)
+    return stamp
 
 
 def venv_install_script(wheelhouse):

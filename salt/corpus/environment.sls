@@ -58,7 +58,12 @@ corpus-projects-unit:
 
         [Install]
         WantedBy=multi-user.target
-  cmd.run:
-    - name: systemctl daemon-reload && systemctl enable corpus-projects.service
-    - onchanges:
+
+{#- What systemctl enable makes, without asking systemd: the unit is for the next boot. #}
+corpus-projects-unit-enabled:
+  file.symlink:
+    - name: /etc/systemd/system/multi-user.target.wants/corpus-projects.service
+    - target: /etc/systemd/system/corpus-projects.service
+    - makedirs: True
+    - require:
       - file: corpus-projects-unit

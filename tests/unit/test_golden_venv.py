@@ -159,3 +159,18 @@ def test_a_container_with_no_key_gets_a_new_pair(container, tmp_path):
     assert container.files["/etc/salt/pki/minion/minion.pub"][0] == result["public_key"]
     with pytest.raises(CorpusError, match="both its public and its private half"):
         minion.install_minion("ct-a", "10.0.0.1", "a.corpus.test", wheels, "/lxc", public_key="PEM")
+
+
+def test_the_wheelhouse_stamp_is_kept_until_a_wheel_changes(tmp_path):
+    wheels = tmp_path / "wheelhouse"
+    wheels.mkdir()
+    wheel = wheels / "corpus-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"one")
+    first = images.wheelhouse_stamp(str(wheels))
+    assert (wheels / images.DIGEST_CACHE).is_file()
+    assert images.wheelhouse_stamp(str(wheels)) == first
+    wheel.write_bytes(b"two")
+    os.utime(wheel, ns=(1, 1))  # another time: read again
+    assert images.wheelhouse_stamp(str(wheels)) != first
+    (wheels / "other-1.0-py3-none-any.whl").write_bytes(b"x")
+    assert len({first, images.wheelhouse_stamp(str(wheels))}) == 2

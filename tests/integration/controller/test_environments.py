@@ -270,9 +270,10 @@ def test_the_job_cache_holds_no_secret_and_no_password_hash(shop, creds, control
         if ".load.p" in names:
             with open(os.path.join(top, ".load.p"), "rb") as fh:
                 load = salt.payload.load(fh)
-            if load.get("fun") == "mc_lxc.set_root_password":
+            if load.get("fun") == "mc_lxc.configure":
                 loads.append(repr(load))
-    assert loads and all("sealed_hash" in load and "sealed1:" in load for load in loads)
+    # The root password's hash goes to the node sealed to its key, with the container's configuration.
+    assert loads and all("sealed_password_hash" in load and "sealed1:" in load for load in loads)
 
 
 def test_secrets_are_stored_encrypted_and_a_key_rotation_keeps_them_readable(salt_run, shop, creds, ctl):
