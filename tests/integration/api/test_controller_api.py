@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mc_project.api import process as api_process
-from mc_project.controller import wheelhouse
+from support import lxc_cache
 from support.ports import LOOPBACK, free_ports
 
 BIN = os.path.dirname(sys.executable)
@@ -26,7 +26,7 @@ def controller(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("ctl"))
     publish, ret, api = free_ports(3)
     result = run("corpus-controller", "init", "--root", root, "--interface", LOOPBACK, "--publish-port", str(publish),
-                 "--ret-port", str(ret), "--wheelhouse", wheelhouse.shared_cache(), "--api-port", str(api),
+                 "--ret-port", str(ret), "--wheelhouse", lxc_cache.wheelhouse_dir(), "--api-port", str(api),
                  "--api-bind", LOOPBACK)
     try:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -46,7 +46,7 @@ def test_init_starts_the_api_and_makes_the_first_admin(controller):
     assert answer.status_code == 200, answer.text
     assert answer.json()["user"]["tenants"] == [{"name": "default", "role": "admin"}]
     again = run("corpus-controller", "init", "--root", controller["root"], "--wheelhouse",
-                wheelhouse.shared_cache())
+                lxc_cache.wheelhouse_dir())
     assert again.returncode == 0 and "api: already running" in again.stdout and "admin:" not in again.stdout
 
 
@@ -68,7 +68,7 @@ def test_a_taken_api_port_is_one_sentence(controller, tmp_path_factory):
     other = tmp_path_factory.mktemp("o")  # short: the master's sockets would live under it
     publish, ret = free_ports(2)
     result = run("corpus-controller", "init", "--root", str(other), "--interface", LOOPBACK,
-                 "--publish-port", str(publish), "--ret-port", str(ret), "--wheelhouse", wheelhouse.shared_cache(),
+                 "--publish-port", str(publish), "--ret-port", str(ret), "--wheelhouse", lxc_cache.wheelhouse_dir(),
                  "--api-port", str(controller["port"]), "--api-bind", LOOPBACK)
     assert result.returncode == 2 and result.stderr.strip() == (
         "Port {} on {} is already in use; choose another with --api-port.".format(controller["port"], LOOPBACK))
