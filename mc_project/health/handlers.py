@@ -17,7 +17,6 @@ credential: no message or log names it.
 import logging
 import urllib.parse
 
-import httpx
 from sqlalchemy import func, select
 
 from mc_project.controller import mail
@@ -107,6 +106,13 @@ def send(delivery, smtp):
         mail.send_mail(smtp, delivery["target"], subject, text)
         return "Mailed to {}.".format(delivery["target"])
     shown = masked_target("webhook", delivery["target"])
+    try:
+        # Imported here: corpus's runners import this module, and a controller installed
+        # without the api extra (the README's plain install) has no httpx.
+        import httpx
+    except ImportError:
+        raise CorpusError("The webhook {} was not posted: httpx is not installed "
+                          "(pip install 'corpus[api]').".format(shown)) from None
     try:
         answer = httpx.post(delivery["target"], json={"text": text}, timeout=WEBHOOK_TIMEOUT)
     except httpx.HTTPError as exc:
