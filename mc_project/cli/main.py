@@ -104,6 +104,8 @@ def run(argv=None):
     except click_errors.ClickException as exc:
         return fail(exc.format_message(), exc.exit_code or EXIT_FAILED, json_mode)
     except EXITS as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer turns a Ctrl-C into a silent Exit(130)
+            return fail("Interrupted", exc.exit_code, json_mode)
         return exc.exit_code
     except ABORTS:
         return fail("Interrupted", 130, json_mode)

@@ -124,6 +124,8 @@ def follow(client, job_id, console, live=None):
                     final = data if isinstance(data, dict) else {"status": str(data)}
                     steps.recap(final.get("result"))
                     break
+        except KeyboardInterrupt:  # Ctrl-C while an event was being shown, not awaited
+            raise _stopped_watching(job_id) from None
         except CliError as exc:
             if exc.status is not None or exc.exit_code == 130:  # the API said no, or Ctrl-C
                 raise
@@ -141,8 +143,12 @@ def _events_or_stop(client, job_id):
     try:
         yield from client.events(job_id)
     except KeyboardInterrupt:
-        raise CliError(f"Stopped watching job {job_id}, which goes on: corpus job {job_id} --follow "
-                       "watches it again", 130) from None
+        raise _stopped_watching(job_id) from None
+
+
+def _stopped_watching(job_id):
+    return CliError(f"Stopped watching job {job_id}, which goes on: corpus job {job_id} --follow "
+                    "watches it again", 130)
 
 
 def succeeded(final):
