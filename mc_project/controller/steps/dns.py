@@ -5,7 +5,7 @@ from sqlalchemy import delete, or_, select
 from mc_project.controller import credentials, envs, pdns
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
-from mc_project.inventory.models import DnsRecord
+from mc_project.inventory.models import DnsRecord, Domain
 
 
 def _dns(ctl):
@@ -84,12 +84,31 @@ def remove_dns_records(ctl, ctx):
         names = {(row.zone, row.name, row.type) for row in rows}
         ids = [row.id for row in rows]
     names |= {tuple(record) for record in ctx.undo_data.get("records", [])}
-    api, _dns_settings = _dns(ctl)
+    api, dns = _dns(ctl)
     if api is not None:
         for zone in sorted({zone for zone, _name, _type in names}):
             api.remove_records(zone, sorted((name, rtype) for z, name, rtype in names if z == zone))
     with db.session(ctl.url) as sess:
         sess.execute(delete(DnsRecord).where(DnsRecord.id.in_(ids)))
+    if api is not None:
+        _remove_emptied_zones(ctl, api, dns, {zone for zone, _name, _type in names})
+
+
+def _remove_emptied_zones(ctl, api, dns, zones):
+    """Delete the zones ``add_dns_records`` made for an environment's own domain once nothing but
+    their SOA and NS is left: an empty zone left behind would still answer for its names, and
+    hide the records of an enclosing domain made later. The managed zone, an inventory domain's
+    zone and a zone holding anything else stay."""
+    managed = pdns.absolute(dns["zone"])
+    with db.session(ctl.url) as sess:
+        kept = {pdns.absolute(name) for name in sess.scalars(select(Domain.name))}
+        used = set(sess.scalars(select(DnsRecord.zone).distinct()))
+    for zone in sorted(zones):
+        zone = pdns.absolute(zone)
+        if zone == managed or zone in kept or zone in used or not api.zone_exists(zone):
+            continue
+        if all(rrset["type"] in ("SOA", "NS") for rrset in api.records(zone)):
+            api.delete_zone(zone)
 
 
 STEPS = {

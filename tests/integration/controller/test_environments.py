@@ -304,6 +304,11 @@ def test_destroy_leaves_nothing(salt_run, shop, node1, pdns, ctl, controller):
     assert ENV not in listed
     assert http(node1, "shop.corpus.test").status_code == 503
     assert dns_query("shop.corpus.test", "A", pdns.dns_port) == []
+    # The zone made for the linked domain went with its last records (an empty one would
+    # still answer for www.shop.test, hiding the records of a shop.test domain made later).
+    zones = requests.get(pdns.api_url + "/api/v1/servers/localhost/zones", headers={"X-API-Key": pdns.api_key},
+                         timeout=10).json()
+    assert "www.shop.test." not in {zone["name"] for zone in zones}
     mappings = subprocess.run(["nft", "list", "map", "ip", node1["nft_table"], "tcp_ports"], capture_output=True,
                               text=True)
     assert mappings.returncode == 0, mappings.stderr  # the node's own table, there
