@@ -19,8 +19,10 @@ TEST_TMPDIR_MODE := $(if $(filter 0,$(TEST_UID)),0711,0700)
 # one missing fails instead of skipping (CORPUS_TESTS_STRICT, tests/support/needs.py).
 TEST_STRICT := $(if $(filter 0,$(TEST_UID)),1,)
 # pytest-xdist workers (0: every test in this process, one after another). With
-# PYTEST_WORKERS=3 each test module runs whole on one worker (tests/conftest.py); on a
-# 2-core machine the LXC tests' waits are then outlasted, so one process is the default.
+# PYTEST_WORKERS=2 the tests that make containers and nodes run on one worker and the
+# others beside them (tests/conftest.py): 39 minutes against about an hour on 2 cores, but
+# a few tests waiting seconds for a process to start then fail now and then, so one
+# process is the default.
 PYTEST_WORKERS ?= 0
 PYTEST_ARGS ?= --timeout=900 -n $(PYTEST_WORKERS)
 # What to run, e.g. `make test TESTS="tests/unit tests/functional"`.
