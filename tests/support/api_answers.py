@@ -16,3 +16,9 @@ def login(client, user, password=None):
     answer = client.post("/v1/login", json={"username": user, "password": password or user + "-pw"})
     assert answer.status_code == 200, answer.text
     return {"Authorization": "Bearer " + answer.json()["token"]}
+
+
+def ok(answer, status=200):
+    """``answer`` has ``status``; its JSON (None when it has no body)."""
+    assert answer.status_code == status, answer.text
+    return answer.json() if answer.content else None

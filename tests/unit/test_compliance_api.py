@@ -7,13 +7,9 @@ import datetime
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
-from mc_project.api import users
-from mc_project.api.app import create_app
 from mc_project.controller.runtime import Controller
-from mc_project.inventory import db
-from support.api_answers import error, login
+from support.api_answers import error, login, ok
 from support.webhook import WebhookSink
 
 
@@ -49,25 +45,13 @@ def salt(monkeypatch):
 
 
 @pytest.fixture
-def client(opts, ctl, monkeypatch, salt):
-    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
-    app = create_app(opts, ctl=ctl)
-    users.add_local_user(ctl.url, "alice", "alice-pw", "alpha", "deployer")
-    users.add_local_user(ctl.url, "val", "val-pw", "alpha", "viewer")
-    users.add_local_user(ctl.url, "bob", "bob-pw", "beta", "admin")
-    with TestClient(app) as test_client:
-        yield test_client
-    db.dispose()
+def client(api_client, salt):
+    return api_client({"alice": ("alpha", "deployer"), "val": ("alpha", "viewer"), "bob": ("beta", "admin")})
 
 
 @pytest.fixture
 def heads(client):
     return {user: login(client, user) for user in ("alice", "val", "bob")}
-
-
-def ok(answer, status=200):
-    assert answer.status_code == status, answer.text
-    return answer.json() if answer.content else None
 
 
 def finished(client, head, answer):

@@ -5,15 +5,11 @@ notifications, refusals in one sentence, tenant isolation, and the web page's vi
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from mc_project.api import users
-from mc_project.api.app import create_app
 from mc_project.api.routers import checks as check_routes
-from mc_project.controller.runtime import Controller
 from mc_project.health import results
 from mc_project.inventory import db
-from support.api_answers import error, login
+from support.api_answers import error, login, ok
 
 
 @pytest.fixture
@@ -25,25 +21,13 @@ def refreshed(monkeypatch):
 
 
 @pytest.fixture
-def client(opts, ctl, monkeypatch, refreshed):
-    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
-    app = create_app(opts, ctl=ctl)
-    users.add_local_user(ctl.url, "alice", "alice-pw", "alpha", "deployer")
-    users.add_local_user(ctl.url, "val", "val-pw", "alpha", "viewer")
-    users.add_local_user(ctl.url, "bob", "bob-pw", "beta", "admin")
-    with TestClient(app) as test_client:
-        yield test_client
-    db.dispose()
+def client(api_client, refreshed):
+    return api_client({"alice": ("alpha", "deployer"), "val": ("alpha", "viewer"), "bob": ("beta", "admin")})
 
 
 @pytest.fixture
 def heads(client):
     return {user: login(client, user) for user in ("alice", "val", "bob")}
-
-
-def ok(answer, status=200):
-    assert answer.status_code == status, answer.text
-    return answer.json() if answer.content else None
 
 
 def test_checks_silences_and_handlers_through_the_api(client, heads, refreshed, ctl):

@@ -8,19 +8,15 @@ check and a project's pillar are made, changed, and taken back by an undo of the
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mc_project.api import users
-from mc_project.api.app import create_app
 from mc_project.controller.pdns import absolute
-from mc_project.controller.runtime import Controller
 from mc_project.health import definitions
 from mc_project.inventory import db, domains
 from mc_project.inventory.health_models import Check
 from mc_project.inventory.models import DnsRecord, Domain, Environment, Pillar, Project, Tenant
 from mc_project.inventory.site_models import SiteObject
-from support.api_answers import error, login
+from support.api_answers import error, login, ok
 
 SITE = """
 site: shop
@@ -68,26 +64,14 @@ def fake():
 
 
 @pytest.fixture
-def client(opts, ctl, fake, monkeypatch):
-    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
+def client(api_client, fake, monkeypatch):
     monkeypatch.setattr(domains, "powerdns", lambda settings: fake)
-    app = create_app(opts, ctl=ctl)
-    users.add_local_user(ctl.url, "ada", "ada-pw", "alpha", "admin")
-    users.add_local_user(ctl.url, "val", "val-pw", "alpha", "viewer")
-    users.add_local_user(ctl.url, "bob", "bob-pw", "beta", "admin")
-    with TestClient(app) as test_client:
-        yield test_client
-    db.dispose()
+    return api_client({"ada": ("alpha", "admin"), "val": ("alpha", "viewer"), "bob": ("beta", "admin")})
 
 
 @pytest.fixture
 def heads(client):
     return {user: login(client, user) for user in ("ada", "val", "bob")}
-
-
-def ok(answer, status=200):
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 def plan(client, head, blueprint=SITE, status=201):
