@@ -52,18 +52,14 @@ def minion_key_pair(rootfs):
 
 
 def check(password_hash, root_key, booted_minion):
-    if not isinstance(password_hash, str) or not inside.SHA512_CRYPT_RE.match(password_hash):
-        raise CorpusError("The root password must be given as a SHA-512 crypt hash ($6$...).")
-    if not isinstance(root_key, str) or not inside.PUBLIC_KEY_RE.match(root_key.strip()):
-        raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
+    inside.check_password_hash(password_hash)
+    inside.checked_public_key(root_key)
     if booted_minion is not None:
         for key in ("master", "minion_id", "wheelhouse"):
             if not isinstance(booted_minion.get(key), str):
                 raise CorpusError("The minion to start at boot needs its {}.".format(key))
-        if not minion.MASTER_RE.match(booted_minion["master"]):
-            raise CorpusError("{!r} is not a master address.".format(booted_minion["master"]))
-        if not minion.MINION_ID_RE.match(booted_minion["minion_id"]):
-            raise CorpusError("{!r} is not a minion id.".format(booted_minion["minion_id"]))
+        minion.check_connection(booted_minion["master"], booted_minion["minion_id"],
+                                booted_minion.get("publish_port"), booted_minion.get("master_port"))
 
 
 def writer(password_hash, root_key, booted_minion=None):

@@ -71,10 +71,23 @@ def run(name, lxc_path, cmd, what, input=None, text=True):
         return run_tool(chroot + argv, what, input=input, env=env, text=text).stdout
 
 
-def set_root_password(name, password_hash, lxc_path=LXC_PATH):
-    """Set root's password from its crypt(3) SHA-512 hash (the password itself never comes here)."""
+def check_password_hash(password_hash):
     if not isinstance(password_hash, str) or not SHA512_CRYPT_RE.match(password_hash):
         raise CorpusError("The root password must be given as a SHA-512 crypt hash ($6$...).")
+
+
+def checked_public_key(public_key):
+    """``public_key`` without surrounding blanks, or one sentence when it is not an OpenSSH
+    public key line."""
+    public_key = (public_key or "").strip() if isinstance(public_key, str) else ""
+    if not PUBLIC_KEY_RE.match(public_key):
+        raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
+    return public_key
+
+
+def set_root_password(name, password_hash, lxc_path=LXC_PATH):
+    """Set root's password from its crypt(3) SHA-512 hash (the password itself never comes here)."""
+    check_password_hash(password_hash)
     # Through stdin: the hash stays out of the process list.
     run(
         name,
@@ -97,9 +110,7 @@ if grep -qxF "$1" "$keys"; then echo present; else printf '%s\\n' "$1" >> "$keys
 
 def authorize_key(name, public_key, lxc_path=LXC_PATH):
     """Let ``public_key`` (an OpenSSH public key line) log in as root. Adding it twice is fine."""
-    public_key = (public_key or "").strip() if isinstance(public_key, str) else ""
-    if not PUBLIC_KEY_RE.match(public_key):
-        raise CorpusError("That is not an OpenSSH public key line (type, base64 key, optional comment).")
+    public_key = checked_public_key(public_key)
     out = run(
         name,
         lxc_path,

@@ -80,6 +80,17 @@ def wheelhouse_tar(wheelhouse):
     return buffer.getvalue()
 
 
+def check_connection(master, minion_id, publish_port=None, master_port=None):
+    """Refuse, in one sentence, a master address, minion id or port a minion cannot be given."""
+    if not isinstance(master, str) or not MASTER_RE.match(master):
+        raise CorpusError("{!r} is not a master address.".format(master))
+    if not isinstance(minion_id, str) or not MINION_ID_RE.match(minion_id):
+        raise CorpusError("{!r} is not a minion id.".format(minion_id))
+    for port in (publish_port, master_port):
+        if port is not None and not str(port).isdigit():
+            raise CorpusError("{!r} is not a port.".format(port))
+
+
 def install_minion(
     name, master, minion_id, wheelhouse, lxc_path=LXC_PATH, publish_port=None, master_port=None,
     public_key=None, private_key=None,
@@ -95,17 +106,11 @@ def install_minion(
     the key it has, or gets a new one made here.
     """
     lxc.require(name, lxc_path)
-    if not isinstance(master, str) or not MASTER_RE.match(master):
-        raise CorpusError("{!r} is not a master address.".format(master))
-    if not isinstance(minion_id, str) or not MINION_ID_RE.match(minion_id):
-        raise CorpusError("{!r} is not a minion id.".format(minion_id))
+    check_connection(master, minion_id, publish_port, master_port)
     if not os.path.isdir(wheelhouse or ""):
         raise CorpusError("The wheelhouse {} is not a directory on this node.".format(wheelhouse))
     if lxc.state(name, lxc_path) != "RUNNING":
         raise CorpusError("Container {} must be running to install its minion.".format(name))
-    for port in (publish_port, master_port):
-        if port is not None and not str(port).isdigit():
-            raise CorpusError("{!r} is not a port.".format(port))
     if bool(public_key) != bool(private_key):
         raise CorpusError("A minion key pair needs both its public and its private half.")
     where = " in container {}".format(name)  # how each step's failure names the container
