@@ -10,11 +10,9 @@ A real node's init_env, push, rollback and destroy are the controller tests' par
 
 import json
 import stat
-import threading
 import time
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from mc_project.api import users
@@ -25,8 +23,8 @@ from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Project, Tenant
 from support.api_stub import run_corpus
-from support.ports import LOOPBACK, free_port
-from support.wait import wait_for
+from support.api_server import served
+from support.ports import LOOPBACK
 
 STEPS = ["env:register", "node:pick", "lxc:clone"]
 STEP_SECONDS = 0.3
@@ -76,16 +74,10 @@ def api(tmp_path_factory):
                           project="a1")
         env.projects.append(Project(name="a1"))
         sess.add(env)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started, timeout=30, what="the API to start")
-        yield "http://{}:{}".format(LOOPBACK, port)
+        with served(app) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         patch.undo()
 
 

@@ -10,23 +10,20 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 import requests
 import salt.config
-import uvicorn
 
 from support.corpus import EXAMPLES
 from support.git import git
 from mc_project.api import users
 from mc_project.api.app import create_app
 from support.api_stub import run_corpus
-from support.ports import free_port
+from support.api_server import served
 from support.wait import wait_for
 
 ENV = "clidev"
-LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +31,8 @@ def api(controller, node1):
     opts = salt.config.master_config(controller.config_file)
     app = create_app(opts)  # puts node1 in tenant default
     users.add_local_user(app.state.url, "dev", "dev-password", "default", "deployer")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, timeout=30, what="the API to start")
-        yield "http://{}:{}".format(LOOPBACK, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

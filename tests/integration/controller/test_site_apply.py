@@ -8,20 +8,16 @@ the environments, their containers and the domains."""
 
 import json
 import subprocess
-import threading
 
 import pytest
 import salt.config
-import uvicorn
 
 from mc_project.api import users
 from mc_project.api.app import create_app
 from support.api_stub import run_corpus
-from support.ports import free_port
+from support.api_server import served
 from support.services import dns_query
-from support.wait import wait_for
 
-LOOPBACK = "127.0.0.1"
 ENVS = ("shopa", "shopb", "shopc")
 
 
@@ -55,16 +51,8 @@ def api(controller, node1, node2):
     opts = salt.config.master_config(controller.config_file)
     app = create_app(opts)
     users.add_local_user(app.state.url, "ops", "ops-password", "default", "admin")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, timeout=30, what="the API to start")
-        yield "http://{}:{}".format(LOOPBACK, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,16 @@ import threading
 import pytest
 import requests
 import salt.config
-import uvicorn
 
 from mc_project.api import users
 from mc_project.api.app import create_app
 from support.api_stub import run_corpus
+from support.api_server import served
 from support.corpus import EXAMPLES
 from support.git import git
-from support.ports import free_port
 from support.wait import wait_for
 
 ENV = "webflow"
-LOOPBACK = "127.0.0.1"
 DEPLOYER = ("webdev", "webdev-password")
 OUTSIDER = ("outsider", "outsider-password")
 JOB_TIMEOUT = 900 * 1000  # ms: making a container (the golden image may be built first)
@@ -38,16 +36,8 @@ def api(controller, node1):
     app = create_app(opts)  # puts node1 in tenant default
     users.add_local_user(app.state.url, DEPLOYER[0], DEPLOYER[1], "default", "deployer")
     users.add_local_user(app.state.url, OUTSIDER[0], OUTSIDER[1], "elsewhere", "deployer")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, timeout=30, what="the API to start")
-        yield "http://{}:{}".format(LOOPBACK, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
