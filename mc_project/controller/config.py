@@ -18,6 +18,7 @@ from mc_project.inventory import db
 
 DEFAULT_DOMAIN = "corpus.test"
 DEFAULT_CACHEDIR = "/var/cache/salt/master"
+DEFAULT_REDEPLOY_KEEP_HOURS = 24
 
 # Where the inventory and the wheelhouse go under a controller root.
 ROOT_DB = os.path.join("var", "lib", "corpus", "inventory.sqlite")
@@ -58,6 +59,8 @@ TOP_LEVEL = {
     "wheelhouse": (str, type(None)),
     "secrets_key": (str, type(None)),
     "domain": (str,),
+    # How long a redeployed environment's old container is kept, stopped, before it is destroyed.
+    "redeploy_keep_hours": (int, float, type(None)),
 }
 POSITIVE = {"dns:ttl", "smtp:timeout", "lxc:disk_size_mb"}
 PORTS = {"smtp:port"}
@@ -209,6 +212,10 @@ def controller_settings(opts):
         settings["secrets_key"] = _default_secrets_key(opts, root)
     if settings["master_address"] is None:
         settings["master_address"] = local_ipv4()
+    if settings["redeploy_keep_hours"] is None:
+        settings["redeploy_keep_hours"] = DEFAULT_REDEPLOY_KEEP_HOURS
+    elif settings["redeploy_keep_hours"] < 0:
+        raise CorpusError("The controller setting corpus:redeploy_keep_hours must be 0 or more.")
     if settings["dns"]["zone"] is None:
         settings["dns"]["zone"] = settings["domain"].rstrip(".") + "."
     if settings["smtp"]["sender"] is None:
