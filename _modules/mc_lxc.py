@@ -14,7 +14,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from mc_project import sealed
     from mc_project.errors import CorpusError
-    from mc_project.node import first_boot, firewall, host, inside, lxc, minion, nat, proxy, spares
+    from mc_project.node import first_boot, firewall, host, image_build, inside, lxc, minion, nat, proxy, spares
 
     HAS_CORPUS = True
 except ImportError:  # pragma: no cover - corpus not installed on this minion
@@ -146,14 +146,31 @@ def golden(lxc_path=None, mirror="http://deb.debian.org/debian", suite="bookworm
     return _call(lxc.golden, _lxc_path(lxc_path), mirror, suite, disk_size_mb, wheelhouse)
 
 
-def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, golden=None):
+def _golden(lxc_path, golden):
+    """``lxc.golden`` with the ``{mirror, suite, disk_size_mb, wheelhouse}`` mapping ``golden``."""
+    if not isinstance(golden, dict):
+        __context__["retcode"] = 1
+        raise CommandExecutionError("golden must be a mapping (mirror, suite, disk_size_mb, wheelhouse).")
+    return _call(lxc.golden, lxc_path, golden.get("mirror", lxc.DEFAULT_MIRROR), golden.get("suite", lxc.DEFAULT_SUITE),
+                 golden.get("disk_size_mb", lxc.DEFAULT_DISK_SIZE_MB), golden.get("wheelhouse"))
+
+
+def _image_source(lxc_path, image):
+    """The file a clone copies for ``image`` (``{name, version, golden}``): None for the golden."""
+    if not image or image.get("golden"):
+        return None
+    return _call(image_build.image_file, lxc_path, image.get("name"), image.get("version"))
+
+
+def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, golden=None, image=None):
     """
-    Create stopped container ``name`` as a copy of the golden image. An existing container
-    is refused unless ``exist_ok`` (then a complete one is left as it is). With ``spare``,
-    the node's spare container becomes it when one fits, and the next spare is made in the
-    background. ``golden`` (``{mirror, suite, disk_size_mb, wheelhouse}``) makes sure of the
-    golden image first, as ``mc_lxc.golden`` does, in the same call; its answer is under
-    ``golden``.
+    Create stopped container ``name`` as a copy of the golden image, or of the named image
+    ``image`` (``{name, version, golden}``; ``golden`` true: it is the golden image). An
+    existing container is refused unless ``exist_ok`` (then a complete one is left as it
+    is). With ``spare``, the node's spare container becomes it when one made from that image
+    fits, and the next spare is made in the background. ``golden`` (``{mirror, suite,
+    disk_size_mb, wheelhouse}``) makes sure of the golden image first, as ``mc_lxc.golden``
+    does, in the same call; its answer is under ``golden``.
 
     CLI Example:
 
@@ -162,16 +179,43 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, go
         salt node1 mc_lxc.clone ct-myapp-staging disk_size_mb=4096
     """
     lxc_path = _lxc_path(lxc_path)
-    made_golden = None
-    if golden is not None:
-        if not isinstance(golden, dict):
-            __context__["retcode"] = 1
-            raise CommandExecutionError("golden must be a mapping (mirror, suite, disk_size_mb, wheelhouse).")
-        made_golden = _call(lxc.golden, lxc_path, golden.get("mirror", lxc.DEFAULT_MIRROR),
-                            golden.get("suite", lxc.DEFAULT_SUITE),
-                            golden.get("disk_size_mb", lxc.DEFAULT_DISK_SIZE_MB), golden.get("wheelhouse"))
-    made = _call(spares.clone, name, lxc_path, disk_size_mb, exist_ok, bool(spare))
+    source = _image_source(lxc_path, image)
+    made_golden = _golden(lxc_path, golden) if golden is not None and source is None else None
+    made = _call(spares.clone, name, lxc_path, disk_size_mb, exist_ok, bool(spare), source)
     return dict(made, golden=made_golden) if made_golden is not None else made
+
+
+def build_image(name, version, lxc_path=None, states=None, golden=None):
+    """
+    Build image ``name:version`` from the golden image (made sure of first with ``golden``,
+    as ``mc_lxc.clone`` does) and the state tree ``states`` (``{path: {content (base64),
+    mode}}``; none: the golden image as it is). Returns ``{result, image, digest, size_mb,
+    message, log, seconds}``: a failed build leaves no image, only its log.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.build_image web 3
+    """
+    lxc_path = _lxc_path(lxc_path)
+    made_golden = _golden(lxc_path, golden or {})
+    built = _call(image_build.build, lxc_path, lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path), name, int(version),
+                  states or None)
+    return dict(built, golden=made_golden)
+
+
+def remove_image(name, version, lxc_path=None):
+    """
+    Delete image ``name:version`` from this node. Returns ``{name, version, removed}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 mc_lxc.remove_image web 2
+    """
+    return _call(image_build.remove, _lxc_path(lxc_path), name, int(version))
 
 
 def configure(name, hostname, address, gateway=None, bridge="corpusbr0", lxc_path=None, table=None,

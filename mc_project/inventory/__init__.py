@@ -13,6 +13,7 @@ from mc_project.inventory import (  # noqa: F401
     db,
     fleet_models,
     health_models,
+    image_models,
     kv_models,
     models,
     site_models,

@@ -155,6 +155,7 @@ class Environment(Base):
     project: Mapped[str | None] = mapped_column(String(255))
     container: Mapped[str | None] = mapped_column(String(255))  # the LXC container's name
     disk_size_mb: Mapped[int | None] = mapped_column(Integer)
+    image: Mapped[str | None] = mapped_column(String(128))  # "name:version" it was cloned from (image_models)
     requester: Mapped[str | None] = mapped_column(String(255))  # e-mail address
     minion_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -511,9 +511,10 @@ def chroot_argv(rootfs, base):
 # --------------------------------------------------------------------------- life cycle
 
 
-def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False):
+def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False, source=None):
     """A new, stopped container from the golden image (a sparse copy of it), without network
     until ``configure``. Its disk is the golden's size unless ``disk_size_mb`` says otherwise.
+    ``source`` is another image file to copy instead (a named image, ``image_build``).
 
     An existing container of that name is refused, unless ``exist_ok`` (a job run again after
     its clone finished): then a complete one is left as it is.
@@ -523,8 +524,10 @@ def clone(name, lxc_path=LXC_PATH, disk_size_mb=None, exist_ok=False):
         return {"name": name, "disk_size_mb": images.image_size_mb(rootdev_path(name, lxc_path)), "changed": False}
     if name == GOLDEN_NAME:
         raise CorpusError("{} is the golden container's name.".format(name))
-    golden_rootdev = rootdev_path(GOLDEN_NAME, lxc_path)
+    golden_rootdev = source or rootdev_path(GOLDEN_NAME, lxc_path)
     if not os.path.isfile(golden_rootdev):
+        if source:
+            raise CorpusError("The node has no image {}.".format(source))
         raise CorpusError(
             "The node has no golden image in {}: build it with mc_lxc.golden first.".format(lxc_path)
         )

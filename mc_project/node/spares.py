@@ -46,34 +46,38 @@ def _ready_path(lxc_path):
     return os.path.join(lxc.container_dir(SPARE_NAME, lxc_path), READY_FILE)
 
 
-def _made_from(lxc_path, disk_size_mb):
-    """What a spare fitting a clone of ``disk_size_mb`` (None: the golden's size) is made from:
-    this golden image (replaced whole when it changes) and that disk size."""
-    golden = lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)
+def _made_from(lxc_path, disk_size_mb, source=None):
+    """What a spare fitting a clone of ``disk_size_mb`` (None: the image's size) from ``source``
+    (None: the golden image; else a named image's file) is made from: this image (replaced
+    whole when it changes) and that disk size."""
+    golden = source or lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)
     st = os.stat(golden)
     size = int(disk_size_mb) if disk_size_mb else images.image_size_mb(golden)
-    return json.dumps({"golden": [st.st_ino, st.st_size, st.st_mtime_ns], "disk_size_mb": size},
-                      sort_keys=True)
+    made_from = {"golden": [st.st_ino, st.st_size, st.st_mtime_ns], "disk_size_mb": size}
+    if source:
+        made_from["source"] = source
+    return json.dumps(made_from, sort_keys=True)
 
 
-def _ready_for(lxc_path, disk_size_mb):
-    """Whether the spare is ready and fits a clone of ``disk_size_mb``."""
+def _ready_for(lxc_path, disk_size_mb, source=None):
+    """Whether the spare is ready and fits a clone of ``disk_size_mb`` from ``source``."""
     try:
         with open(_ready_path(lxc_path), encoding="utf-8") as fh:
-            return fh.read() == _made_from(lxc_path, disk_size_mb)
+            return fh.read() == _made_from(lxc_path, disk_size_mb, source)
     except FileNotFoundError:
         return False
 
 
-def take(name, lxc_path, disk_size_mb=None):
-    """Make the spare container ``name`` (a rename); False when no ready spare fits."""
+def take(name, lxc_path, disk_size_mb=None, source=None):
+    """Make the spare container ``name`` (a rename); False when no ready spare made from
+    ``source`` (None: the golden image) fits."""
     if os.path.lexists(lxc.container_dir(name, lxc_path)):
         return False  # lxc.clone says what to do about an existing container
     with file_lock(_path(lxc_path, TAKE_LOCK)):
         try:
-            if not _ready_for(lxc_path, disk_size_mb):
+            if not _ready_for(lxc_path, disk_size_mb, source):
                 return False
-        except OSError:  # no golden image: lxc.clone says so
+        except OSError:  # no such image: lxc.clone says so
             return False
         os.unlink(_ready_path(lxc_path))
         os.rename(lxc.container_dir(SPARE_NAME, lxc_path), lxc.container_dir(name, lxc_path))
@@ -81,19 +85,20 @@ def take(name, lxc_path, disk_size_mb=None):
     return True
 
 
-def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=True):
-    """``lxc.clone``, from the spare when one fits; then the next spare is made in the
-    background (``spare=False``: neither)."""
+def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=True, source=None):
+    """``lxc.clone`` from ``source`` (None: the golden image), from the spare when one made
+    from it fits; then the next spare is made in the background from that same image
+    (``spare=False``: neither)."""
     if name == SPARE_NAME:
         raise CorpusError("{} is the spare container's name.".format(name))
-    if spare and take(name, lxc_path, disk_size_mb):
+    if spare and take(name, lxc_path, disk_size_mb, source):
         rootdev = lxc.rootdev_path(name, lxc_path)
         result = {"name": name, "disk_size_mb": images.image_size_mb(rootdev),
                   "id_base": lxc.id_base(name, lxc_path), "changed": True, "spare": True}
     else:
-        result = dict(lxc.clone(name, lxc_path, disk_size_mb, exist_ok=exist_ok), spare=False)
+        result = dict(lxc.clone(name, lxc_path, disk_size_mb, exist_ok=exist_ok, source=source), spare=False)
     if spare:
-        refresh(lxc_path, disk_size_mb)
+        refresh(lxc_path, disk_size_mb, source)
     return result
 
 
@@ -126,21 +131,22 @@ def _pid_recorded(lxc_path):
             os.unlink(pid_path)
 
 
-def refill(lxc_path, disk_size_mb=None):
-    """Make the spare unless one that fits is ready or another refill runs; says which."""
-    if not os.path.isfile(lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)):
-        return "no golden image"
+def refill(lxc_path, disk_size_mb=None, source=None):
+    """Make the spare (from ``source``, None: the golden image) unless one that fits is ready
+    or another refill runs; says which."""
+    if not os.path.isfile(source or lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)):
+        return "no golden image" if source is None else "no image {}".format(source)
     with _refill_lock(lxc_path) as mine, _pid_recorded(lxc_path) if mine else contextlib.nullcontext():
         if not mine:
             return "busy"
-        if _ready_for(lxc_path, disk_size_mb):
+        if _ready_for(lxc_path, disk_size_mb, source):
             return "ready"
         with file_lock(_path(lxc_path, TAKE_LOCK)):  # a stale or half-made spare goes
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(_ready_path(lxc_path))
         lxc.destroy(SPARE_NAME, lxc_path)
-        made_from = _made_from(lxc_path, disk_size_mb)
-        lxc.clone(SPARE_NAME, lxc_path, disk_size_mb)
+        made_from = _made_from(lxc_path, disk_size_mb, source)
+        lxc.clone(SPARE_NAME, lxc_path, disk_size_mb, source=source)
         lxc.write_config(SPARE_NAME, lxc_path, autostart=False)  # a node's boot leaves it be
         # Host keys now (-A makes the missing types): lxc.configure then has none to make.
         inside.run(SPARE_NAME, lxc_path, ["ssh-keygen", "-A"], "Making SSH host keys for the spare container")
@@ -151,26 +157,26 @@ def refill(lxc_path, disk_size_mb=None):
     return "made"
 
 
-def refresh(lxc_path, disk_size_mb=None):
+def refresh(lxc_path, disk_size_mb=None, source=None):
     """Start a refill in the background unless a spare that fits is ready or one is being
     made (after a clone took the spare, or the golden image changed); its pid, or None."""
     try:
-        if _ready_for(lxc_path, disk_size_mb):
+        if _ready_for(lxc_path, disk_size_mb, source):
             return None
     except OSError:
         return None  # no golden image yet
     with _refill_lock(lxc_path) as free:
         if not free:
             return None
-    return refill_in_background(lxc_path, disk_size_mb)
+    return refill_in_background(lxc_path, disk_size_mb, source)
 
 
-def refill_in_background(lxc_path, disk_size_mb=None):
+def refill_in_background(lxc_path, disk_size_mb=None, source=None):
     """Start ``refill`` in a process of its own (it outlives the caller); returns its pid."""
     log_path = _path(lxc_path, REFILL_LOG)
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", REFILL_MARKER, lxc_path, str(int(disk_size_mb or 0))],
+            [sys.executable, "-m", REFILL_MARKER, lxc_path, str(int(disk_size_mb or 0))] + ([source] if source else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True)
     return child.pid
@@ -202,12 +208,13 @@ def _stop_on_term(_signum, _frame):
 
 def main(argv):
     lxc_path, disk_size_mb = argv[0], int(argv[1]) or None
+    source = argv[2] if len(argv) > 2 else None
     signal.signal(signal.SIGTERM, _stop_on_term)
     os.nice(19)
     with contextlib.suppress(psutil.Error, AttributeError):
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
     try:
-        print("spare container in {}: {}".format(lxc_path, refill(lxc_path, disk_size_mb)), flush=True)
+        print("spare container in {}: {}".format(lxc_path, refill(lxc_path, disk_size_mb, source)), flush=True)
     except (CorpusError, OSError) as exc:
         print("spare container in {} not made: {}".format(lxc_path, exc), flush=True)
         return 1
