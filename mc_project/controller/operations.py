@@ -7,6 +7,7 @@ is refused in one sentence and no job is made), then creates the job and runs
 it here, reporting each step through ``progress(line)``.
 """
 
+import datetime
 import ipaddress
 import logging
 import os
@@ -25,9 +26,10 @@ from mc_project.common.vocabulary import (
 from mc_project import jobs
 from mc_project.controller import checks, envs, nodes
 from mc_project.controller.steps import node as node_steps
+from mc_project.controller.steps import redeploy as redeploy_steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db, secrets_crypto
-from mc_project.inventory.models import ComputeNode, Environment, PortMapping, SshKey
+from mc_project.inventory.models import ComputeNode, Environment, Job, PortMapping, SshKey
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,24 @@ LINK_NODE = (
     "node:setup",
     "inventory:add_node",
 )
+# The new container is built beside the old one, which serves until redeploy:switch; the
+# projects' snapshot is taken while the new container's highstate runs, as late as it can be
+# (what the old one writes after it is not carried over).
+REDEPLOY = (
+    "redeploy:silence",
+    "redeploy:reserve",
+    "redeploy:credentials",
+    ("redeploy:clone", "redeploy:pillar"),
+    "redeploy:boot",
+    ("redeploy:highstate", "redeploy:snapshot"),
+    "redeploy:restore",
+    "redeploy:verify",
+    "redeploy:switch",
+    "redeploy:unsilence",
+    "redeploy:retire",
+)
 # The jobs whose plans group steps (the others run one step at a time).
-PLANS = {"init_env": INIT_ENV}
+PLANS = {"init_env": INIT_ENV, "redeploy": REDEPLOY}
 
 
 def _submit(ctl, kind, target, plan, clipboard, progress=None):
@@ -261,6 +279,79 @@ def rollback(ctl, name, project, release=None, progress=None, clipboard=None):
         clip = state["clipboard"]
         result.update(project=clip["project"], release=clip["release"], previous=clip["live_before"])
     return result
+
+
+def redeploy_request(ctl, name, image=None):
+    """Refuse a bad redeploy in one sentence before any job exists; return its clipboard."""
+    with db.session(ctl.url) as sess:
+        env = envs.environment(sess, name)
+        if env.status != "active" or not env.minion_id or not env.node_id or not env.ip:
+            raise CorpusError("Environment {} is {}, not active.".format(name, env.status))
+        busy = sess.scalar(select(Job).where(Job.kind == "redeploy", Job.target == name,
+                                             Job.status.in_(("pending", "running", "interrupted")))
+                           .order_by(Job.id.desc()))
+        if busy is not None:
+            state = ctl.jobs().status(busy.id)
+            if state["status"] in ("pending", "running"):
+                raise CorpusError("Environment {} is being redeployed already (job {}).".format(name, busy.id))
+            if state["status"] == "interrupted":
+                raise CorpusError("Redeploy job {} of environment {} was interrupted: resume or undo it "
+                                  "first.".format(busy.id, name))
+        disk = env.disk_size_mb or ctl.settings["lxc"]["disk_size_mb"]
+    if image is not None and not (isinstance(image, str) and image.strip()):
+        raise CorpusError("An image is named by a non-empty string.")
+    clipboard = envs.env_clipboard(ctl, name)
+    clipboard.update(disk_size_mb=disk, image=image)
+    return clipboard
+
+
+def redeploy(ctl, name, image=None, progress=None):
+    """Move environment ``name`` to a new container built from the current golden image (or
+    ``image``) beside its old one, which serves until the switch and is then stopped; a
+    failure at any step leaves the old one serving and removes the new one."""
+    clipboard = redeploy_request(ctl, name, image)
+    destroy_retired(ctl)
+    result, state = _run(ctl, "redeploy", name, REDEPLOY, clipboard, progress)
+    if result["result"]:
+        clip = state["clipboard"]
+        result.update(container=clip["next"]["container"], ip=clip["next"]["ip"],
+                      previous=clip["previous"]["container"], retired=clip.get("retired"))
+    return result
+
+
+def destroy_retired(ctl, now=None):
+    """Destroy the old containers of redeploys finished ``corpus:redeploy_keep_hours`` ago or
+    more; the names of those destroyed (run by each redeploy, and by ``mc_cloud.destroy_retired``
+    from a schedule)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    keep = datetime.timedelta(hours=ctl.settings["redeploy_keep_hours"])
+    destroyed = []
+    with db.session(ctl.url) as sess:
+        found = [(job.id, dict(job.clipboard or {})) for job in sess.scalars(
+            select(Job).where(Job.kind == "redeploy", Job.status == "success"))]
+        nodes_by_name = {node.name: envs.node_info(node) for node in sess.scalars(select(ComputeNode))}
+    for job_id, clip in found:
+        retired = clip.get("retired")
+        if not retired or retired.get("destroyed"):
+            continue
+        since = datetime.datetime.fromisoformat(retired["since"])
+        since = since if since.tzinfo else since.replace(tzinfo=datetime.timezone.utc)
+        node = nodes_by_name.get(retired["node"])
+        if now < since + keep:
+            continue
+        if node is None:  # its node is unlinked: nothing is left to destroy
+            retired["destroyed"] = now.isoformat()
+        else:
+            try:
+                redeploy_steps.destroy_retired_container(ctl, node, retired)
+            except CorpusError as exc:
+                log.warning("Old container %s of job %s not destroyed: %s", retired["container"], job_id, exc)
+                continue
+            destroyed.append(retired["container"])
+        clip["retired"] = retired
+        with db.session(ctl.url) as sess:
+            sess.get(Job, job_id).clipboard = clip
+    return destroyed
 
 
 def list_envs(ctl):

@@ -24,12 +24,13 @@ from mc_project.controller.steps import (
     playbook,
     project,
     proxy,
+    redeploy,
     site,
     state_run,
 )
 
 PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook,
-             compliance_runs, site)
+             compliance_runs, site, redeploy)
 
 
 def registry(ctl):
