@@ -132,6 +132,35 @@ def init_env(name, env_type="dev", project=None, host=None, requester=None, disk
                    requester=requester, disk_size_mb=disk_size_mb, progress=_progress)
 
 
+def redeploy(name, image=None):
+    """
+    Redeploy an environment: a new container from the current golden image (or ``image``)
+    beside the old one, its projects restored and checked, then traffic, SSH, DNS and keys
+    switched to it; the old one is stopped, and destroyed after corpus:redeploy_keep_hours.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.redeploy myapp
+    """
+    return _answer(operations.redeploy, _controller(), name, image=image, progress=_progress)
+
+
+def destroy_retired():
+    """
+    Destroy the old containers of redeploys kept longer than corpus:redeploy_keep_hours
+    (run it from a schedule); the names of those destroyed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mc_cloud.destroy_retired
+    """
+    return _answer(operations.destroy_retired, _controller())
+
+
 def destroy_env(name):
     """
     Destroy an environment: its container, address, ports, proxy routes, DNS

@@ -1,5 +1,5 @@
 """Environments and nodes: ``listhosts``, ``envs``, ``init_env``, ``status``, ``credentials``,
-``destroy``, ``trim``, ``enlarge``."""
+``destroy``, ``redeploy``, ``trim``, ``enlarge``."""
 
 import sys
 from enum import Enum
@@ -32,6 +32,7 @@ def register(app):
     app.command("status")(status)
     app.command("credentials")(credentials)
     app.command("destroy")(destroy)
+    app.command("redeploy")(redeploy)
     app.command("trim")(trim)
     app.command("enlarge")(enlarge)
 
@@ -145,6 +146,24 @@ def destroy(
     answer = state.client.delete(f"/v1/environments/{name}")
     final = state.run_job(answer, wait=wait,
                           render=lambda output, data: output.note(f"Environment {name} destroyed."))
+    if wait and progress.succeeded(final):
+        forget_host_key(ssh)
+
+
+def redeploy(
+    ctx: typer.Context,
+    name: str = typer.Argument(None, help="The environment (default: yours)."),
+    image: str = typer.Option(None, "--image", help="The golden image to build from (default: the current one)."),
+    wait: bool = WAIT,
+):
+    """Move an environment to a new container (new root password and SSH keys), with no downtime."""
+    state = state_of(ctx)
+    name = state.env_name(name)
+    body = {"image": image} if image else {}
+    ssh = state.client.get(f"/v1/environments/{name}").get("ssh")
+    answer = state.client.post(f"/v1/environments/{name}/redeploy", body)
+    final = state.run_job(answer, wait=wait, render=lambda output, data: output.note(
+        f"Environment {name} redeployed: new root password and SSH keys (corpus credentials {name})."))
     if wait and progress.succeeded(final):
         forget_host_key(ssh)
 

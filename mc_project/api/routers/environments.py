@@ -1,4 +1,4 @@
-"""``/v1/environments``: list, show, create (init_env), destroy, resize, credentials."""
+"""``/v1/environments``: list, show, create (init_env), destroy, redeploy, resize, credentials."""
 
 from typing import Literal
 
@@ -29,6 +29,10 @@ class NewEnvironment(Strict):
     disk_size_mb: int | None = Field(None, ge=1, le=2 ** 31)
     tenant: str | None = Field(None, min_length=1, max_length=128)
     requester: str | None = Field(None, min_length=3, max_length=255)
+
+
+class Redeploy(Strict):
+    image: str | None = Field(None, min_length=1, max_length=255)
 
 
 class Resize(Strict):
@@ -97,6 +101,16 @@ def destroy_environment(request: Request, name: str = EnvName, caller: Principal
     """Destroy an environment: the ``destroy_env`` job."""
     env = _acting_on(request, ctl, caller, name)
     return start_job(request, ctl, lambda job_ctl: operations.destroy_env(job_ctl, name), env.tenant_id, name)
+
+
+@router.post("/{name}/redeploy", status_code=202)
+def redeploy_environment(request: Request, name: str = EnvName, body: Redeploy | None = None,
+                         caller: Principal = Depends(auth.principal), ctl=Depends(controller)):
+    """Move an environment to a new container beside its old one: the ``redeploy`` job."""
+    env = _acting_on(request, ctl, caller, name)
+    image = body.image if body else None
+    return start_job(request, ctl, lambda job_ctl: operations.redeploy(job_ctl, name, image=image),
+                     env.tenant_id, name)
 
 
 @router.post("/{name}/resize", status_code=202)
