@@ -1,0 +1,143 @@
+"""Redeploy requests refused in one sentence before any job exists (unknown environment, one
+not active, one being redeployed or whose redeploy was cut off), through the operation, the
+runner's answer and the API; the plan; and the old containers destroyed once kept long enough.
+
+The redeploy itself, on real containers, is tests/integration/controller/test_redeploy.py.
+"""
+
+import datetime
+import os
+
+import pytest
+from sqlalchemy import select
+
+from mc_project import jobs
+from mc_project.controller import operations, steps
+from mc_project.controller.runtime import Controller
+from mc_project.errors import CorpusError
+from mc_project.inventory import db
+from mc_project.inventory.models import ComputeNode, Environment, Job, Project, Tenant
+from support.api_answers import error, login, ok
+
+
+@pytest.fixture
+def calls(ctl, monkeypatch):
+    made = []
+
+    def call(self, minion, fun, *args, **kwargs):
+        made.append((minion, fun, args, kwargs))
+        return {"changed": True}
+
+    monkeypatch.setattr(Controller, "call", call)
+    monkeypatch.setattr(Controller, "fire", lambda self, tag, data: None)
+    db.init(ctl.url)
+    yield made
+    db.dispose()
+
+
+def add_env(ctl, name="shop", status="active", tenant=None):
+    with db.session(ctl.url) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node1"))
+        if node is None:
+            node = ComputeNode(name="node1", address="192.0.2.1", minion_id="node1", subnet="10.91.0.0/24",
+                               lxc_path="/var/lib/lxc", prefix="/srv/corpus", status="active", slots=4)
+            sess.add(node)
+            sess.flush()
+        tenant_id = sess.scalar(select(Tenant.id).where(Tenant.name == tenant)) if tenant else None
+        env = Environment(name=name, env_type="staging", status=status, node_id=node.id, ip="10.91.0.2",
+                          container=name, minion_id="{}.corpus.test".format(name), project=name,
+                          domains=["{}.corpus.test".format(name)], tenant_id=tenant_id)
+        env.projects = [Project(name=name)]
+        sess.add(env)
+
+
+def add_job(ctl, status, owner_pid, clipboard=None, ended=None):
+    with db.session(ctl.url) as sess:
+        job = Job(kind="redeploy", target="shop", status=status, clipboard=clipboard or {}, steps=[],
+                  owner_pid=owner_pid, owner_host=jobs.this_owner()["owner_host"], ended=ended)
+        sess.add(job)
+        sess.flush()
+        return job.id
+
+
+def job_count(ctl):
+    with db.session(ctl.url) as sess:
+        return len(sess.scalars(select(Job.id)).all())
+
+
+def refusal(ctl, *args, **kwargs):
+    before = job_count(ctl)
+    with pytest.raises(CorpusError) as raised:
+        operations.redeploy(ctl, *args, **kwargs)
+    message = str(raised.value)
+    assert message.endswith(".") and "\n" not in message
+    assert job_count(ctl) == before
+    return message
+
+
+def test_the_plan_has_every_step_registered_with_the_switch_undone(ctl):
+    registry = steps.registry(ctl)
+    names = jobs.flatten(operations.REDEPLOY)
+    assert names[0] == "redeploy:silence" and names[-1] == "redeploy:retire"
+    assert all(name in registry for name in names)
+    assert registry["redeploy:switch"][1] is not None and registry["redeploy:clone"][1] is not None
+    assert operations.PLANS["redeploy"] is operations.REDEPLOY
+
+
+def test_an_unknown_or_inactive_environment_is_refused(ctl, calls):
+    assert refusal(ctl, "nowhere") == "No environment named nowhere."
+    add_env(ctl, status="creating")
+    assert refusal(ctl, "shop") == "Environment shop is creating, not active."
+    assert calls == []  # nothing was asked of any minion
+
+
+def test_a_redeploy_running_or_cut_off_is_refused(ctl, calls):
+    add_env(ctl)
+    running = add_job(ctl, "running", os.getpid())
+    assert refusal(ctl, "shop") == "Environment shop is being redeployed already (job {}).".format(running)
+    with db.session(ctl.url) as sess:
+        sess.get(Job, running).status = "failed"
+    dead = add_job(ctl, "running", 2 ** 22 + 7)  # no such process: the job shows as interrupted
+    assert refusal(ctl, "shop") == ("Redeploy job {} of environment shop was interrupted: resume or undo it "
+                                    "first.".format(dead))
+    assert refusal(ctl, "shop", image="  ") == ("Redeploy job {} of environment shop was interrupted: resume "
+                                               "or undo it first.".format(dead))
+    assert calls == []
+
+
+def test_a_blank_image_is_refused(ctl, calls):
+    add_env(ctl)
+    assert refusal(ctl, "shop", image=" ") == "An image is named by a non-empty string."
+
+
+def test_old_containers_are_destroyed_once_kept_long_enough(ctl, calls):
+    add_env(ctl)
+    since = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.timezone.utc)
+    retired = {"container": "shop", "node": "node1", "since": since.isoformat()}
+    job_id = add_job(ctl, "success", None, clipboard={"retired": retired})
+    ctl.settings["redeploy_keep_hours"] = 24
+    assert operations.destroy_retired(ctl, now=since + datetime.timedelta(hours=23)) == []
+    assert calls == []
+    assert operations.destroy_retired(ctl, now=since + datetime.timedelta(hours=24)) == ["shop"]
+    assert [(minion, fun, kwargs["name"]) for minion, fun, _args, kwargs in calls] == [
+        ("node1", "mc_lxc.destroy", "shop")]
+    with db.session(ctl.url) as sess:
+        assert sess.get(Job, job_id).clipboard["retired"]["destroyed"]
+    assert operations.destroy_retired(ctl, now=since + datetime.timedelta(hours=48)) == []  # once
+    assert len(calls) == 1
+
+
+def test_the_api_refuses_in_one_sentence_and_makes_no_job(ctl, calls, api_client):
+    client = api_client({"alice": ("alpha", "deployer"), "val": ("alpha", "viewer")})
+    add_env(ctl, tenant="alpha")
+    head = login(client, "alice")
+    assert error(client.post("/v1/environments/nowhere/redeploy", json={}, headers=head), 404) == \
+        "No environment named nowhere."
+    assert "deployer" in error(client.post("/v1/environments/shop/redeploy", json={},
+                                           headers=login(client, "val")), 403)
+    add_job(ctl, "running", os.getpid())
+    before = job_count(ctl)
+    message = error(client.post("/v1/environments/shop/redeploy", json={"image": "golden-2"}, headers=head), 409)
+    assert message.startswith("Environment shop is being redeployed already")
+    assert job_count(ctl) == before
+    assert ok(client.get("/v1/environments/shop", headers=head))["status"] == "active"
