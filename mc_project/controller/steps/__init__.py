@@ -14,6 +14,7 @@ from mc_project.controller.steps import (
     creds,
     dns,
     env,
+    image,
     lxc,
     mail,
     minion,
@@ -30,7 +31,7 @@ from mc_project.controller.steps import (
 )
 
 PROVIDERS = (env, placement, lxc, creds, nat, proxy, dns, pillar, minion, project, mail, node, state_run, playbook,
-             compliance_runs, site, redeploy)
+             compliance_runs, site, redeploy, image)
 
 
 def registry(ctl):

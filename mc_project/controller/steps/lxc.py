@@ -1,25 +1,38 @@
 """``lxc:*``: an environment's container on its node (through ``mc_lxc``)."""
 
-from mc_project.controller import envs
+from sqlalchemy import update
+
+from mc_project.controller import envs, images
 from mc_project.controller.steps import creds, minion
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
+from mc_project.inventory.models import Environment
 
 
 def clone_container(ctl, ctx):
+    """Clone container ``clip["env_name"]`` on ``clip["node"]`` from image ``clip["image"]``
+    (``NAME``, ``NAME:VERSION``; None: the default image's current version). The image's
+    ``name:version`` goes to ``clip["image_ref"]`` and ``undo_data["image_ref"]``, and on the
+    environment whose container this is (``Environment.image``)."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     lxc = ctl.settings["lxc"]
+    ref, image = images.clone_source(ctl.url, clip.get("image"), node["name"])
+    extra = {} if image is None else {"image": image}  # the golden image: the call as it always was
     # One call: the golden image made sure of (built, or its venv baked again, only when
     # missing or stale), then the container cloned from it (or the spare renamed).
     made = ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
                     disk_size_mb=clip["disk_size_mb"], exist_ok=True, spare=lxc["spare"],
                     golden={"mirror": lxc["mirror"], "suite": lxc["suite"], "disk_size_mb": lxc["disk_size_mb"],
-                            "wheelhouse": "{}/wheelhouse".format(node["prefix"])}, timeout=1800)
-    golden = made.get("golden") or {}
-    ctx.log("golden image {} ({}; minion venv {})".format(
-        golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
-    ctx.log("container {} {} on {}".format(
-        clip["env_name"], "taken from the spare" if made.get("spare") else "cloned", node["name"]))
+                            "wheelhouse": "{}/wheelhouse".format(node["prefix"])}, timeout=1800, **extra)
+    if image is None:
+        golden = made.get("golden") or {}
+        ctx.log("golden image {} ({}; minion venv {})".format(
+            golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
+    clip["image_ref"] = ctx.undo_data["image_ref"] = ref
+    with db.session(ctl.url) as sess:
+        sess.execute(update(Environment).where(Environment.container == clip["env_name"]).values(image=ref))
+    ctx.log("container {} {} on {} (image {})".format(
+        clip["env_name"], "taken from the spare" if made.get("spare") else "cloned", node["name"], ref))
 
 
 def destroy_container(ctl, ctx):
