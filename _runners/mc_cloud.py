@@ -114,13 +114,14 @@ def list_hosts():
     return _answer(operations.list_hosts, _controller())
 
 
-def init_env(name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None):
+def init_env(name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None, image=None):
     """
     Create an environment: a container for project ``project`` (default: the
     environment's name) on a node with a free slot (or ``host``), reachable
     at ``<name>.<domain>`` (HTTP through the node's proxy, SSH on a NATed node
-    port), with its minion, pillar, DNS records and project remotes. Returns
-    the job's status with the environment's UUID and access details.
+    port), with its minion, pillar, DNS records and project remotes, cloned
+    from ``image`` (NAME or NAME:VERSION; default: the default image's current
+    version). Returns the job's status with the environment's UUID and access details.
 
     CLI Example:
 
@@ -129,7 +130,7 @@ def init_env(name, env_type="dev", project=None, host=None, requester=None, disk
         salt-run mc_cloud.init_env myapp staging requester=dev@example.com
     """
     return _answer(operations.init_env, _controller(), name, env_type, project=project, host=host,
-                   requester=requester, disk_size_mb=disk_size_mb, progress=_progress)
+                   requester=requester, disk_size_mb=disk_size_mb, progress=_progress, image=image)
 
 
 def redeploy(name, image=None):

@@ -16,7 +16,8 @@ def _row(env, node_name, node_address, tenant_name, projects):
             "project": env.project, "projects": sorted(projects),
             "node": node_name, "ip": env.ip,
             "ssh": "{}:{}".format(node_address, env.ssh_nat_port) if node_name and env.ssh_nat_port else None,
-            "domains": list(env.domains or []), "disk_size_mb": env.disk_size_mb, "tenant": tenant_name}
+            "domains": list(env.domains or []), "disk_size_mb": env.disk_size_mb, "tenant": tenant_name,
+            "image": env.image}
 
 
 def _base(query):

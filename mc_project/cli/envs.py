@@ -14,9 +14,9 @@ from .push import forget_host_key, write_private_key
 from .sizes import parse_size_mb
 from .state import state_of
 
-ENV_COLUMNS = ["name", "type", "status", "project", "node", "ssh", "domains", "disk_size_mb"]
+ENV_COLUMNS = ["name", "type", "status", "project", "node", "ssh", "domains", "disk_size_mb", "image"]
 STATUS_KEYS = ["name", "uuid", "type", "status", "tenant", "project", "projects", "node", "ip", "ssh", "domains",
-               "disk_size_mb"]
+               "disk_size_mb", "image"]
 
 
 class EnvType(str, Enum):
@@ -70,6 +70,8 @@ def init_env(
     project: str = typer.Option(None, "--project", "-p", help="Its first project (default: NAME)."),
     host: str = typer.Option(None, "--host", help="The node to put it on (default: one with a free slot)."),
     disk: str = typer.Option(None, "--disk", help="Its disk size: 10G, 512M..."),
+    image: str = typer.Option(None, "--image", metavar="NAME[:VERSION]",
+                              help="The image to clone it from (default: the default image's current version)."),
     wait: bool = WAIT,
 ):
     """Create an environment (a container) and follow the job."""
@@ -83,6 +85,8 @@ def init_env(
         body["host"] = host
     if disk:
         body["disk_size_mb"] = parse_size_mb(disk)
+    if image:
+        body["image"] = image
     answer = state.client.post("/v1/environments", body)
     final = state.run_job(answer, wait=wait, render=lambda output, data: _render_created(state, name, data))
     return final

@@ -24,7 +24,7 @@ from mc_project.common.vocabulary import (
     PROJECT_NAME_RE,
 )
 from mc_project import jobs
-from mc_project.controller import checks, envs, nodes
+from mc_project.controller import checks, envs, images, nodes
 from mc_project.controller.steps import node as node_steps
 from mc_project.controller.steps import redeploy as redeploy_steps
 from mc_project.errors import CorpusError
@@ -123,7 +123,7 @@ def _run(ctl, kind, target, plan, clipboard, progress=None):
 
 # --------------------------------------------------------------------------- environments
 
-def _init_request(ctl, name, env_type, project=None, host=None, requester=None, disk_size_mb=None):
+def _init_request(ctl, name, env_type, project=None, host=None, requester=None, disk_size_mb=None, image=None):
     """Refuse a bad ``init_env`` in one sentence before any job exists; return its clipboard."""
     if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
         raise CorpusError("Environment name {!r} is not valid: use 1 to 40 lower-case letters, digits "
@@ -143,16 +143,20 @@ def _init_request(ctl, name, env_type, project=None, host=None, requester=None, 
             envs.node_with_room(sess, host)
         elif not sess.scalars(select(ComputeNode)).first():
             raise CorpusError("No compute node is linked; link one with mc_cloud.link_node first.")
-    return {"env_name": name, "env_type": env_type, "project": project, "host": host,
+        # The image (default: the default image's current version) and a node holding it.
+        found, host = images.for_environment(sess, image, host)
+        image = images.ref_of(found)
+    return {"env_name": name, "env_type": env_type, "project": project, "host": host, "image": image,
             "requester": requester, "disk_size_mb": size,
             "domain": "{}.{}".format(name, ctl.settings["domain"])}
 
 
 def init_env(ctl, name, env_type="dev", project=None, host=None, requester=None, disk_size_mb=None,
-             progress=None):
-    """Create environment ``name``; its UUID and access details when it worked."""
+             progress=None, image=None):
+    """Create environment ``name`` (from ``image``, NAME or NAME:VERSION; default: the default
+    image's current version); its UUID and access details when it worked."""
     clipboard = _init_request(ctl, name, env_type, project=project, host=host,
-                              requester=requester, disk_size_mb=disk_size_mb)
+                              requester=requester, disk_size_mb=disk_size_mb, image=image)
     result, state = _run(ctl, "init_env", name, INIT_ENV, clipboard, progress)
     if result["result"]:
         clip = state["clipboard"]
@@ -363,7 +367,8 @@ def list_envs(ctl):
                          "project": env.project, "projects": sorted(row.name for row in env.projects),
                          "node": node.name if node else None, "ip": env.ip,
                          "ssh": "{}:{}".format(node.address, env.ssh_nat_port) if node and env.ssh_nat_port else None,
-                         "domains": list(env.domains or []), "disk_size_mb": env.disk_size_mb})
+                         "domains": list(env.domains or []), "disk_size_mb": env.disk_size_mb,
+                         "image": env.image})
     return rows
 
 

@@ -29,6 +29,7 @@ class NewEnvironment(Strict):
     disk_size_mb: int | None = Field(None, ge=1, le=2 ** 31)
     tenant: str | None = Field(None, min_length=1, max_length=128)
     requester: str | None = Field(None, min_length=3, max_length=255)
+    image: str | None = Field(None, min_length=1, max_length=255)
 
 
 class Redeploy(Strict):
@@ -84,7 +85,7 @@ def create_environment(body: NewEnvironment, request: Request, caller: Principal
 
     return start_job(request, ctl, lambda job_ctl: operations.init_env(
         job_ctl, body.name, body.type, project=body.project, host=body.host, requester=body.requester,
-        disk_size_mb=body.disk_size_mb), tenant_id, body.name, on_event=claim_environment)
+        disk_size_mb=body.disk_size_mb, image=body.image), tenant_id, body.name, on_event=claim_environment)
 
 
 def _acting_on(request, ctl, caller, name, role="deployer"):

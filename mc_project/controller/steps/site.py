@@ -125,7 +125,7 @@ def _make_env(ctl, ctx, action):
     spec = EnvironmentSpec.model_validate(action["spec"])
     projects = spec.project_names
     result = _done(operations.init_env(ctl, spec.name, spec.type, project=projects[0], host=_pick_node(ctl, spec),
-                                       disk_size_mb=spec.size), "creating environment " + spec.name)
+                                       disk_size_mb=spec.size, image=spec.image), "creating environment " + spec.name)
     ctx.log("environment {} made by job {}".format(spec.name, result["job"]))
     with db.session(ctl.url) as sess:
         envs.environment(sess, spec.name).tenant_id = ctx.clipboard["tenant_id"]
