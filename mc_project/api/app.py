@@ -21,6 +21,7 @@ from mc_project.api.routers import (
     domains,
     environments,
     handlers,
+    images,
     inventory,
     inventory_exports,
     jobs,
@@ -81,7 +82,7 @@ def create_app(opts, ctl=None):
     for router in (health, tokens.router, nodes.router, environments.router, projects.router, jobs.router,
                    audit.router, tenant_routes.router, inventory.router, inventory_exports.router, domains.router,
                    runs.router, kv.router, detectors.router, sites.router, checks.router, silences.router,
-                   handlers.router, chat.router, compliance.router, site_plans.router):
+                   handlers.router, chat.router, compliance.router, site_plans.router, images.router):
         app.include_router(router, prefix=PREFIX)
     web.mount(app)  # the web page (/web/), over the routes above
     return app

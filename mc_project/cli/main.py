@@ -12,8 +12,8 @@ try:  # typer 0.26 and later carry their own click
 except ImportError:  # pragma: no cover - older typer on click
     from click import exceptions as click_errors
 
-from . import (auth, chat, checks, compliance, detectors, dns, envs, inventory, jobs, kv, projects, push, runs, sites,
-               walks)
+from . import (auth, chat, checks, compliance, detectors, dns, envs, images, inventory, jobs, kv, projects, push, runs,
+               sites, walks)
 from .config import load
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, CliError, sentence
 from .state import State
@@ -53,7 +53,7 @@ def options(
 
 
 for module in (auth, envs, projects, jobs, push, inventory, runs, detectors, walks, checks, kv, dns, compliance, chat,
-               sites):
+               sites, images):
     module.register(app)
 
 
