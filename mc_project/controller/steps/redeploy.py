@@ -111,7 +111,8 @@ def reserve_container(ctl, ctx):
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     if clip.get("next"):
         return
-    existing = set(ctl.call(node["minion_id"], "mc_lxc.list_containers", lxc_path=node["lxc_path"]) or [])
+    existing = {row["name"] for row in ctl.call(node["minion_id"], "mc_lxc.list_containers",
+                                                 lxc_path=node["lxc_path"]) or []}
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
         taken = set(sess.scalars(select(Environment.name))) | set(sess.scalars(select(Environment.container)))
