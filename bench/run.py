@@ -38,7 +38,10 @@ measured in the same run, on this machine.
     p50/p99, the master's and the API's CPU, a backend killed to CRITICAL and to the webhook, and
     the listener's capacity batched against one transaction per result (``--only x``,
     bench/health.py, about 5 minutes).
-(d) to (f) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
+(r) redeploy of an environment running examples/wsgi-app on a real controller and node: each
+    step's time, requests through the node's proxy during it (none may fail), against its
+    init_env (``--only r``, bench/redeploy.py, a few minutes).
+(d) to (f) and (r) need root, LXC, nftables, haproxy and sshd; (f) takes about 20 minutes.
 
 Everything lives under a throwaway root (default /var/tmp/corpus-bench), which is
 removed at the end, apps stopped. ``--quick`` runs small sizes once (a smoke run).
@@ -63,6 +66,7 @@ import harness
 import health
 import inventory
 import plans
+import redeploy
 import walks
 from harness import (BenchError, Corpus, du_bytes, fmt_bytes, fmt_ratio, fmt_seconds, free_port,
                      git, median, ratio, table, unique_inode_bytes, wait_http)
@@ -84,6 +88,7 @@ HEADERS = {
     "p": "(p) a site's plan: 100 environments against the inventory vs one query per object",
     "w": "(w) a site walk: a front and 20 backends, all at once vs one after another",
     "x": "(x) fleet health: 200 hosts x 10 checks every 30 s, event to state, CPU, a backend killed",
+    "r": "(r) redeploy of an environment: each step's time, requests through the proxy during it",
 }
 KB = 1024
 MB = 1024 * 1024
@@ -1380,7 +1385,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke run)")
     parser.add_argument("--root", default="/var/tmp/corpus-bench", help="throwaway working root")
     parser.add_argument("--keep", action="store_true", help="keep the root afterwards (apps are stopped)")
-    parser.add_argument("--only", default="abcdefghijkpwx", help="sections to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefghijkpwxr", help="sections to run, e.g. 'ac'")
     args = parser.parse_args(argv)
     sizes = Sizes(args.quick)
     started = time.monotonic()
@@ -1431,6 +1436,8 @@ def main(argv=None):
             bench_containers()
         if not args.quick:
             controller.bench_controller(args.only, section, out, notes)
+        if "r" in args.only and not args.quick:
+            redeploy.bench_redeploy(section, out, notes)
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
         failed = True
         out()
