@@ -59,7 +59,8 @@ def current(sess, name):
 
 
 def find(sess, ref, ready=True):
-    """The image ``ref`` names (``NAME``: its current version); NotFound in one sentence."""
+    """The image ``ref`` names (``NAME``: its current version); NotFound in one sentence.
+    Without ``ready``, a version of any status (a removed one's record and log stay)."""
     ensure_default(sess)
     name, version = parse_ref(ref)
     if version is None:
@@ -68,7 +69,7 @@ def find(sess, ref, ready=True):
             raise NotFound("No ready image named {}.".format(name))
         return image
     image = sess.scalar(select(Image).where(Image.name == name, Image.version == version))
-    if image is None or image.status == "removed" or (ready and image.status != "ready"):
+    if image is None or (ready and image.status != "ready"):
         raise NotFound("No {}image {}:{}.".format("ready " if ready else "", name, version))
     return image
 
