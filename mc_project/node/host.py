@@ -8,7 +8,7 @@ import re
 import shutil
 
 from mc_project.errors import CorpusError
-from mc_project.node import firewall, lxc, nat, proxy, spares, tables
+from mc_project.node import firewall, image_build, lxc, nat, proxy, spares, tables
 from mc_project.node.shell import file_lock, run
 
 DEFAULT_BRIDGE = "corpusbr0"
@@ -187,7 +187,8 @@ def remove_spare(lxc_path):
 
 def remove_golden(lxc_path):
     """Destroy the golden container of ``lxc_path`` (under the lock ``lxc.golden`` takes) and its
-    stamp; containers cloned from it are copies and stay."""
+    stamp, and the named images built from it; containers cloned from them are copies and stay."""
+    image_build.remove_all(lxc_path)
     if not os.path.isdir(lxc.container_dir(lxc.GOLDEN_NAME, lxc_path)):
         return "no golden container in {}".format(lxc_path)
     with file_lock(os.path.join(lxc_path, ".corpus-golden.lock")):

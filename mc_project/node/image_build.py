@@ -232,3 +232,8 @@ def remove(lxc_path, name, version):
             os.unlink(image_file(lxc_path, name, version, suffix))
             found = found or suffix == ".img"
     return {"name": name, "version": version, "removed": found}
+
+
+def remove_all(lxc_path):
+    """Delete every image of this node (the node is being unlinked)."""
+    shutil.rmtree(os.path.join(lxc_path, IMAGES_DIR), ignore_errors=True)
