@@ -467,14 +467,15 @@ def routes(state_dir=None):
 
 
 def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_port=None, master_port=None,
-                   public_key=None, sealed_private_key=None):
+                   public_key=None, sealed_private_key=None, sync_modules=True):
     """
     Install corpus and a salt-minion (from the node's ``wheelhouse``) in a running container,
     pointed at ``master`` as ``minion_id``, and start it. A container cloned from a golden
     image baked from this wheelhouse already has them: then nothing is installed. With
     ``public_key`` and ``sealed_private_key`` (the private key sealed to this minion's key)
     the minion starts with that key pair, which the master accepted in advance. Returns
-    ``{minion_id, fingerprint, public_key, path}``.
+    ``{minion_id, fingerprint, public_key, path}``. ``sync_modules`` False: the minion's
+    highstates do not ask the master for custom modules (it serves none).
 
     CLI Example:
 
@@ -496,4 +497,5 @@ def install_minion(name, master, minion_id, wheelhouse, lxc_path=None, publish_p
         master_port,
         public_key=public_key,
         private_key=private_key,
+        sync_modules=sync_modules,
     )

@@ -54,6 +54,18 @@ class Controller:
             client = self._other_threads.client = salt.client.get_local_client(mopts=self.opts)
         return client
 
+    def serves_custom_modules(self):
+        """Whether the master's file roots hold Salt modules of their own (``_modules``,
+        ``_states``...) that minions must sync before a highstate."""
+        for roots in (self.opts.get("file_roots") or {}).values():
+            for root in roots:
+                try:
+                    if any(entry.name.startswith("_") and entry.is_dir() for entry in os.scandir(root)):
+                        return True
+                except OSError:
+                    continue
+        return False
+
     @property
     def wheel(self):
         if self._wheel is None:

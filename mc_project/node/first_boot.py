@@ -65,7 +65,8 @@ def check(password_hash, root_key, booted_minion):
 def writer(password_hash, root_key, booted_minion=None):
     """What ``lxc.configure`` runs on the mounted image: ``(rootfs, id base) -> answer``.
 
-    ``booted_minion`` is ``{master, minion_id, wheelhouse, publish_port, master_port}``; the
+    ``booted_minion`` is ``{master, minion_id, wheelhouse, publish_port, master_port,
+    sync_modules}``; the
     answer holds ``minion`` ("at boot" or why not) and ``minion_public_key``.
     """
     check(password_hash, root_key, booted_minion)
@@ -81,7 +82,7 @@ def writer(password_hash, root_key, booted_minion=None):
                 files.update({
                     minion.MINION_CONF: (minion.minion_config(
                         booted_minion["master"], booted_minion["minion_id"], booted_minion.get("publish_port"),
-                        booted_minion.get("master_port")), 0o644),
+                        booted_minion.get("master_port"), booted_minion.get("sync_modules", True)), 0o644),
                     "/etc/systemd/system/" + MINION_UNIT: (minion.UNIT_TEXT, 0o644),
                     minion.PKI_DIR + "/minion.pem": (private, 0o400),
                     minion.PKI_DIR + "/minion.pub": (public, 0o644),

@@ -50,7 +50,8 @@ def boot_container(ctl, ctx):
     ctx.undo_data["minion_id"] = clip["minion_id"]
     booted = {"master": ctl.settings["master_address"], "minion_id": clip["minion_id"],
               "wheelhouse": "{}/wheelhouse".format(node["prefix"]),
-              "publish_port": ctl.opts.get("publish_port", 4505), "master_port": ctl.opts.get("ret_port", 4506)}
+              "publish_port": ctl.opts.get("publish_port", 4505), "master_port": ctl.opts.get("ret_port", 4506),
+              "sync_modules": ctl.serves_custom_modules()}
     made = ctl.call(node["minion_id"], "mc_lxc.configure", name=clip["env_name"], hostname=clip["env_name"],
                     address="{}/{}".format(clip["ip"], clip["prefixlen"]), gateway=clip["gateway"],
                     bridge=node["bridge"], lxc_path=node["lxc_path"],

@@ -25,7 +25,8 @@ def install_minion(ctl, ctx):
                              master_port=ctl.opts.get("ret_port", 4506),
                              publish_port=ctl.opts.get("publish_port", 4505),
                              wheelhouse="{}/wheelhouse".format(node["prefix"]), lxc_path=node["lxc_path"],
-                             public_key=public, sealed_private_key=sealed_private, timeout=900)
+                             public_key=public, sealed_private_key=sealed_private,
+                             sync_modules=ctl.serves_custom_modules(), timeout=900)
         if not ctl.wait_for_ping(clip["minion_id"], MINION_TIMEOUT, events):
             raise CorpusError("Minion {} did not answer within {} s.".format(clip["minion_id"], MINION_TIMEOUT))
     ctx.log("minion {} started with its key {} accepted in advance; venv: {}".format(
