@@ -1,7 +1,8 @@
 """Controller benchmarks: a real controller, this machine linked as a compute node.
 
 (e) ``mc_cloud.init_env`` end to end, with the time of each of its steps, and its
-    ``destroy_env``;
+    ``destroy_env``; then ``corpus init_env`` (the command, through the controller's
+    ``corpus-api``, which runs the job in a process that is already up);
 (f) 1, 4 and 8 environments created in parallel (one ``salt-run`` each) vs the
     same number one after another.
 
@@ -25,6 +26,8 @@ from harness import REPO_ROOT, BenchError, fmt_ratio, fmt_seconds, free_port, ra
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
+from mc_project.api import process as api_process  # noqa: E402
+from mc_project.api import settings as api_settings  # noqa: E402
 from mc_project.controller import cli, config, wheelhouse  # noqa: E402
 from mc_project.controller.nodes import nft_table_for, node_paths  # noqa: E402
 from mc_project.node import lxc, spares  # noqa: E402
@@ -344,6 +347,37 @@ def timed_init_env(ctl, name):
     return created.seconds, steps, destroyed.seconds
 
 
+def corpus_command(ctl):
+    """``run(*args)`` of the ``corpus`` command, logged in to the controller's API as its admin."""
+    home = os.path.join(ctl.workdir, "cli-home")
+    os.makedirs(home, exist_ok=True)
+    api = api_settings.api_settings(cli.read_master_config(ctl.root))
+    env = dict(ctl.env, HOME=home)
+
+    def run(*args, stdin=None):
+        proc = subprocess.run([_venv_script("corpus")] + list(args), env=env, input=stdin, capture_output=True,
+                              text=True, timeout=SALT_RUN_TIMEOUT)
+        if proc.returncode:
+            raise BenchError("corpus {} exited {}: {}".format(" ".join(args), proc.returncode,
+                                                            (proc.stderr or proc.stdout).strip()[-500:]))
+        return proc
+
+    with open(os.path.join(ctl.root, "admin-password"), encoding="utf-8") as fh:
+        run("--url", api_process.base_url(api), "login", "--user", "admin", "--password-stdin", stdin=fh.read())
+    return run
+
+
+def timed_corpus_init_env(ctl, name):
+    """``corpus init_env`` of ``name`` (the CLI, the API, the job), then its destroy: (wall, steps)."""
+    corpus = corpus_command(ctl)
+    started = time.monotonic()
+    corpus("init_env", name, ENV_TYPE)
+    wall = time.monotonic() - started
+    steps = init_env_steps(ctl, name)
+    corpus("destroy", name, "--yes")
+    return wall, steps
+
+
 def bench_init_env(ctl, out):
     """One environment with the node's spare container ready (a node that has been up), then
     one with none (the node's first environment; its next spare is made meanwhile)."""
@@ -352,9 +386,13 @@ def bench_init_env(ctl, out):
     spares.remove(LXC_PATH)
     cold = timed_init_env(ctl, "bench-e-cold")
     spares.remove(LXC_PATH)
+    spares.refill(LXC_PATH)
+    command = timed_corpus_init_env(ctl, "bench-e-cli")
+    spares.remove(LXC_PATH)
     out("one environment ({}) on node {}: salt-run mc_cloud.init_env, then mc_cloud.destroy_env;".format(
         ENV_TYPE, NODE))
-    out("first with the node's spare container ready, then with none; step times from mc_jobs.status")
+    out("first with the node's spare container ready, then with none; step times from mc_jobs.status;")
+    out("then `corpus init_env` and `corpus destroy` (the command through the controller's corpus-api)")
     out()
     in_steps = [sum(seconds or 0 for _, seconds in run[1]) for run in (warm, cold)]
     rows = []
@@ -367,10 +405,11 @@ def bench_init_env(ctl, out):
         ["salt-run start-up, checks, job records (wall - steps)", fmt_seconds(warm[0] - in_steps[0]), "",
          fmt_seconds(cold[0] - in_steps[1])],
         ["init_env wall time (salt-run)", fmt_seconds(warm[0]), "", fmt_seconds(cold[0])],
+        ["corpus init_env wall time (command, API, job; spare ready)", fmt_seconds(command[0]), "", ""],
         ["destroy_env wall time (salt-run)", fmt_seconds(warm[2]), "", fmt_seconds(cold[2])],
     ]
     table(["init_env step", "spare ready", "share", "no spare"], rows, out=out)
-    return {"wall": warm[0], "steps": warm[1], "destroy": warm[2], "cold_wall": cold[0]}
+    return {"wall": warm[0], "steps": warm[1], "destroy": warm[2], "cold_wall": cold[0], "command_wall": command[0]}
 
 
 # --------------------------------------------------------------------------- (f)

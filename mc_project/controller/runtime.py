@@ -165,12 +165,14 @@ class Controller:
         """Whether ``minion`` answered ``test.ping`` within ``timeout`` seconds.
 
         With ``events`` (from ``listening()``, entered before the minion was
-        started), the ping waits for the minion's start event: a ping sent before
-        the minion is connected only times out.
+        started), its start event is the answer: a minion fires it once it has
+        authenticated and subscribed to publications, and a ping sent before the
+        minion is connected only times out. Without the event, pings tell.
         """
         deadline = time.monotonic() + timeout
-        if events is not None:
-            events.get_event(wait=timeout, tag="salt/minion/{}/start".format(minion), full=True)
+        if events is not None and events.get_event(
+                wait=timeout, tag="salt/minion/{}/start".format(minion), full=True):
+            return True
         while True:
             left = deadline - time.monotonic()
             if self.ping(minion, timeout=max(min(left, 10), 2)):
