@@ -11,18 +11,17 @@ ends, rolled back if it raises.
 
 import contextlib
 import os
+import re
 
-import alembic.command
-import alembic.config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from mc_project.errors import CorpusError
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+# Each migration's revision is the number its file name starts with (tests/unit/test_db_head.py).
+MIGRATION_FILE_RE = re.compile(r"(\d{4})_\w+\.py")
 
 # Engines are per process: a connection pool must not cross a fork.
 _ENGINES = {}
@@ -94,6 +93,8 @@ def engine(url):
 
 
 def alembic_config(url, script_location=None):
+    import alembic.config  # only to migrate: every process opening the inventory need not load it
+
     config = alembic.config.Config()
     config.set_main_option("script_location", script_location or MIGRATIONS_DIR)
     # Percent signs (URL-encoded passwords) would be read as interpolation.
@@ -102,14 +103,25 @@ def alembic_config(url, script_location=None):
 
 
 def head_revision(script_location=None):
+    from alembic.script import ScriptDirectory
+
     config = alembic_config("sqlite://", script_location)
     return ScriptDirectory.from_config(config).get_current_head()
+
+
+def shipped_head():
+    """The newest revision of this package's migrations, from their file names alone."""
+    numbers = [match.group(1) for match in map(MIGRATION_FILE_RE.fullmatch, os.listdir(
+        os.path.join(MIGRATIONS_DIR, "versions"))) if match]
+    return max(numbers) if numbers else None
 
 
 def current_revision(url):
     """The revision the database is at, or None for an empty one."""
     with engine(url).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def init(url, script_location=None, secrets_key=None):
@@ -120,6 +132,13 @@ def init(url, script_location=None, secrets_key=None):
     encrypts secrets uses (see ``secrets_crypto``); without it, that migration
     leaves plain-text secrets for ``corpus-controller init`` to encrypt.
     """
+    if script_location is None:
+        # Every process that opens the inventory calls this: one query when it is current.
+        current = current_revision(url)
+        if current is not None and current == shipped_head():
+            return current
+    import alembic.command
+
     config = alembic_config(url, script_location)
     config.attributes["secrets_key"] = secrets_key
     with engine(url).begin() as connection:
