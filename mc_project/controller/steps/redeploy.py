@@ -21,7 +21,7 @@ import datetime
 import ipaddress
 import shlex
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from mc_project.common.vocabulary import APP_PORT, PROJECTS_ROOT
 from mc_project.controller import credentials, envs
@@ -35,7 +35,7 @@ from mc_project.inventory.models import (ComputeNode, DnsRecord, Environment, Jo
                                          SshKey, utcnow)
 
 SILENCE_HOURS = 2
-HOST_KEY = "host"  # the name of an environment's SSH host key rows (one per key type)
+HOST_KEY = "host:"  # an environment's SSH host key rows are "host:<key type>", one per type
 ATTACH = ("lxc-attach -n {name} -P {path} --clear-env --set-var PATH=/usr/local/sbin:/usr/local/bin:"
           "/usr/sbin:/usr/bin:/sbin:/bin -- ")
 
@@ -355,11 +355,11 @@ def switch(ctl, ctx):
         old_keys = [row.public_key for row in sess.scalars(select(SshKey).where(
             SshKey.environment_id == env.id, SshKey.name == "root"))]
         ctx.undo_data["root_keys"] = old_keys
-        sess.execute(delete(SshKey).where(SshKey.environment_id == env.id, SshKey.name.in_(("root", HOST_KEY))))
+        _delete_keys(sess, env)
         sess.add(SshKey(name="root", public_key=nxt["ssh_public_key"],
                         fingerprint=credentials.fingerprint(nxt["ssh_public_key"]), environment_id=env.id))
         for line in nxt.get("host_keys") or []:
-            sess.add(SshKey(name=HOST_KEY, public_key=line, fingerprint=credentials.fingerprint(line),
+            sess.add(SshKey(name=HOST_KEY + line.split()[0], public_key=line, fingerprint=credentials.fingerprint(line),
                             environment_id=env.id))
         sess.execute(delete(Secret).where(Secret.owner == previous_owner(clip)))
         sess.execute(update(Secret).where(Secret.owner == "env:{}".format(clip["env_uuid"]))
@@ -371,6 +371,13 @@ def switch(ctl, ctx):
     clip.update(ip=nxt["ip"], minion_id=nxt["minion_id"])
     ctx.log("{} now served by {} at {} (was {} at {})".format(clip["env_name"], nxt["container"], nxt["ip"],
                                                             prev["container"], prev["ip"]))
+
+
+def _delete_keys(sess, env):
+    """The environment's root key and host keys (before the other container's go in)."""
+    sess.execute(delete(SshKey).where(SshKey.environment_id == env.id,
+                                      or_(SshKey.name == "root", SshKey.name.like(HOST_KEY + "%"))))
+    sess.flush()
 
 
 def _move_ssh_port(ctl, clip, address, ctx):
@@ -397,7 +404,7 @@ def switch_back(ctl, ctx):
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
         env.container, env.ip, env.minion_id = prev["container"], prev["ip"], prev["minion_id"]
-        sess.execute(delete(SshKey).where(SshKey.environment_id == env.id, SshKey.name.in_(("root", HOST_KEY))))
+        _delete_keys(sess, env)
         for key in ctx.undo_data.get("root_keys") or []:
             sess.add(SshKey(name="root", public_key=key, fingerprint=credentials.fingerprint(key),
                             environment_id=env.id))
