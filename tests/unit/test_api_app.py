@@ -99,7 +99,7 @@ def test_tenants_see_only_their_environments(client):
     assert listed["limit"] == 50 and listed["offset"] == 0
     row = client.get("/v1/environments/a1", headers=alice).json()
     assert set(row) == {"name", "uuid", "type", "status", "project", "projects", "node", "ip", "ssh", "domains",
-                        "disk_size_mb", "tenant"}
+                        "disk_size_mb", "tenant", "image"}
     assert row["tenant"] == "alpha" and row["projects"] == ["a1"] and row["ssh"] == "192.0.2.1:40097"
     assert error(client.get("/v1/environments/b1", headers=alice), 404) == "No environment named b1."
     assert error(client.get("/v1/environments/zz", headers=alice), 404) == "No environment named zz."
