@@ -1,6 +1,6 @@
 """Redeploy requests refused in one sentence before any job exists (unknown environment, one
 not active, one being redeployed or whose redeploy was cut off), through the operation, the
-runner's answer and the API; the plan; and the old containers destroyed once kept long enough.
+API and the ``corpus`` command; the plan; and the old containers destroyed once kept long enough.
 
 The redeploy itself, on real containers, is tests/integration/controller/test_redeploy.py.
 """
@@ -12,12 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from mc_project import jobs
+from mc_project.api import users
+from mc_project.api.app import create_app
 from mc_project.controller import operations, steps
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Job, Project, Tenant
 from support.api_answers import error, login, ok
+from support.api_server import served
+from support.api_stub import run_corpus
 
 
 @pytest.fixture
@@ -141,3 +145,22 @@ def test_the_api_refuses_in_one_sentence_and_makes_no_job(ctl, calls, api_client
     assert message.startswith("Environment shop is being redeployed already")
     assert job_count(ctl) == before
     assert ok(client.get("/v1/environments/shop", headers=head))["status"] == "active"
+
+
+def test_the_corpus_command_says_the_refusal_in_one_sentence(ctl, calls, opts, tmp_path):
+    users.add_local_user(ctl.url, "alice", "alice-pw", "alpha", "deployer")
+    add_env(ctl, tenant="alpha")
+    add_job(ctl, "running", os.getpid())
+    with served(create_app(opts, ctl=ctl)) as url:
+        home = tmp_path / "home"
+        home.mkdir()
+        assert run_corpus(["--url", url, "login", "--user", "alice", "--password-stdin"], home,
+                          stdin="alice-pw\n").returncode == 0
+        before = job_count(ctl)
+        for args, message in ((["redeploy", "nowhere"], "No environment named nowhere."),
+                              (["redeploy", "shop", "--image", "golden-2"], "is being redeployed already")):
+            result = run_corpus(args, home)
+            assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and message in lines[0] and lines[0].endswith("."), result.stderr
+        assert job_count(ctl) == before
