@@ -87,7 +87,13 @@ def env_clipboard(ctl, name):
         return {"env_name": env.name, "env_uuid": env.uuid, "env_type": env.env_type,
                 "project": env.project, "minion_id": env.minion_id, "domain": (env.domains or [None])[0],
                 "extra_domains": list(env.domains or [])[1:], "ip": env.ip,
-                "node": node_info(node) if node else None}
+                "container": env.container or env.name, "node": node_info(node) if node else None}
+
+
+def container_of(clip):
+    """The LXC container of the clipboard's environment: named as the environment, until a
+    redeploy moved it to another (``Environment.container``)."""
+    return clip.get("container") or clip["env_name"]
 
 
 def domains(clip):

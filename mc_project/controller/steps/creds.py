@@ -42,13 +42,13 @@ def install_credentials(ctl, ctx):
     """The stored credentials into the running container; its host keys onto the clipboard
     (the DNS step publishes them as SSHFP records)."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
-    ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=clip["env_name"],
+    ctl.call(node["minion_id"], "mc_lxc.set_root_password", name=envs.container_of(clip),
              sealed_hash=sealed_password_hash(ctl, clip), lxc_path=node["lxc_path"])
-    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=clip["env_name"], public_key=clip["ssh_public_key"],
+    ctl.call(node["minion_id"], "mc_lxc.authorize_key", name=envs.container_of(clip), public_key=clip["ssh_public_key"],
              lxc_path=node["lxc_path"])
-    clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=clip["env_name"],
+    clip["host_keys"] = ctl.call(node["minion_id"], "mc_lxc.host_keys", name=envs.container_of(clip),
                                  lxc_path=node["lxc_path"])
-    ctx.log("root password and key set in container {}".format(clip["env_name"]))
+    ctx.log("root password and key set in container {}".format(envs.container_of(clip)))
 
 
 def remove_credentials(ctl, ctx):

@@ -20,7 +20,7 @@ def clone_container(ctl, ctx):
     extra = {} if image is None else {"image": image}  # the golden image: the call as it always was
     # One call: the golden image made sure of (built, or its venv baked again, only when
     # missing or stale), then the container cloned from it (or the spare renamed).
-    made = ctl.call(node["minion_id"], "mc_lxc.clone", name=clip["env_name"], lxc_path=node["lxc_path"],
+    made = ctl.call(node["minion_id"], "mc_lxc.clone", name=envs.container_of(clip), lxc_path=node["lxc_path"],
                     disk_size_mb=clip["disk_size_mb"], exist_ok=True, spare=lxc["spare"],
                     golden={"mirror": lxc["mirror"], "suite": lxc["suite"], "disk_size_mb": lxc["disk_size_mb"],
                             "wheelhouse": "{}/wheelhouse".format(node["prefix"])}, timeout=1800, **extra)
@@ -30,15 +30,15 @@ def clone_container(ctl, ctx):
             golden.get("name"), "built" if golden.get("built") else "cached", golden.get("venv", "not asked for")))
     clip["image_ref"] = ctx.undo_data["image_ref"] = ref
     with db.session(ctl.url) as sess:
-        sess.execute(update(Environment).where(Environment.container == clip["env_name"]).values(image=ref))
+        sess.execute(update(Environment).where(Environment.container == envs.container_of(clip)).values(image=ref))
     ctx.log("container {} {} on {} (image {})".format(
-        clip["env_name"], "taken from the spare" if made.get("spare") else "cloned", node["name"], ref))
+        envs.container_of(clip), "taken from the spare" if made.get("spare") else "cloned", node["name"], ref))
 
 
 def destroy_container(ctl, ctx):
     node = ctx.clipboard.get("node")
     if node:
-        ctl.call(node["minion_id"], "mc_lxc.destroy", name=ctx.clipboard["env_name"],
+        ctl.call(node["minion_id"], "mc_lxc.destroy", name=envs.container_of(ctx.clipboard),
                  lxc_path=node["lxc_path"], timeout=300)
 
 
@@ -52,7 +52,7 @@ def boot_container(ctl, ctx):
               "wheelhouse": "{}/wheelhouse".format(node["prefix"]),
               "publish_port": ctl.opts.get("publish_port", 4505), "master_port": ctl.opts.get("ret_port", 4506),
               "sync_modules": ctl.serves_custom_modules()}
-    made = ctl.call(node["minion_id"], "mc_lxc.configure", name=clip["env_name"], hostname=clip["env_name"],
+    made = ctl.call(node["minion_id"], "mc_lxc.configure", name=envs.container_of(clip), hostname=clip["env_name"],
                     address="{}/{}".format(clip["ip"], clip["prefixlen"]), gateway=clip["gateway"],
                     bridge=node["bridge"], lxc_path=node["lxc_path"],
                     sealed_password_hash=creds.sealed_password_hash(ctl, clip),
@@ -67,9 +67,9 @@ def boot_container(ctl, ctx):
     if at_boot:
         ctl.seed_key(clip["minion_id"], made["minion_public_key"])
     with ctl.listening() as events:
-        ctl.call(node["minion_id"], "mc_lxc.start", name=clip["env_name"], lxc_path=node["lxc_path"],
+        ctl.call(node["minion_id"], "mc_lxc.start", name=envs.container_of(clip), lxc_path=node["lxc_path"],
                  wait=120, timeout=300)
-        ctx.log("container {} started at {}".format(clip["env_name"], clip["ip"]))
+        ctx.log("container {} started at {}".format(envs.container_of(clip), clip["ip"]))
         if at_boot:
             if not ctl.wait_for_ping(clip["minion_id"], minion.MINION_TIMEOUT, events):
                 raise CorpusError("Minion {} did not answer within {} s.".format(
@@ -82,7 +82,7 @@ def boot_container(ctl, ctx):
 
 def resize_container(ctl, ctx):
     clip, node = ctx.clipboard, ctx.clipboard["node"]
-    ret = ctl.call(node["minion_id"], "mc_lxc.resize", name=clip["env_name"], size_mb=clip["size_mb"],
+    ret = ctl.call(node["minion_id"], "mc_lxc.resize", name=envs.container_of(clip), size_mb=clip["size_mb"],
                    lxc_path=node["lxc_path"], timeout=600)
     with db.session(ctl.url) as sess:
         envs.environment(sess, clip["env_name"]).disk_size_mb = clip["size_mb"]

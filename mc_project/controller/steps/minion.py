@@ -3,6 +3,7 @@
 import salt.crypt
 
 from mc_project.common.vocabulary import MINION_UNIT
+from mc_project.controller import envs
 from mc_project.errors import CorpusError
 
 KEY_SIZE = 2048
@@ -20,7 +21,7 @@ def install_minion(ctl, ctx):
     sealed_private = ctl.seal(node["minion_id"], private)
     del private
     with ctl.listening() as events:
-        installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=clip["env_name"],
+        installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=envs.container_of(clip),
                              master=ctl.settings["master_address"], minion_id=clip["minion_id"],
                              master_port=ctl.opts.get("ret_port", 4506),
                              publish_port=ctl.opts.get("publish_port", 4505),
@@ -39,7 +40,7 @@ def remove_minion(ctl, ctx):
     node = clip.get("node")
     if node:
         try:
-            ctl.call(node["minion_id"], "mc_lxc.attach", name=clip["env_name"],
+            ctl.call(node["minion_id"], "mc_lxc.attach", name=envs.container_of(clip),
                      cmd="systemctl stop " + MINION_UNIT, lxc_path=node["lxc_path"])
         except CorpusError as exc:  # no container, or not running: no minion to stop
             ctx.log("minion not stopped: {}".format(exc))
