@@ -54,7 +54,7 @@ def _next(clip, secrets=False):
     """The clipboard as the new container's steps see it: its container name, address and
     minion; with ``secrets``, its credentials' owner (``env:<uuid>:next``)."""
     nxt = clip["next"]
-    view = dict(clip, env_name=nxt["container"], ip=nxt["ip"], minion_id=nxt["minion_id"],
+    view = dict(clip, container=nxt["container"], ip=nxt["ip"], minion_id=nxt["minion_id"],
                 gateway=nxt["gateway"], prefixlen=nxt["prefixlen"], ssh_public_key=nxt.get("ssh_public_key"),
                 host_keys=nxt.get("host_keys"), image=clip.get("image"))
     if secrets:
@@ -203,7 +203,9 @@ def remove_pillar(ctl, ctx):
 
 
 def clone_container(ctl, ctx):
-    lxc.clone_container(ctl, View(ctx, _next(ctx.clipboard), "clone"))
+    view = View(ctx, _next(ctx.clipboard), "clone")
+    lxc.clone_container(ctl, view)
+    ctx.clipboard["next"] = dict(ctx.clipboard["next"], image_ref=view.clipboard.get("image_ref"))
 
 
 def destroy_container(ctl, ctx):
@@ -351,7 +353,9 @@ def switch(ctl, ctx):
     _move_ssh_port(ctl, clip, nxt["ip"], ctx)
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
+        ctx.undo_data["image"] = env.image
         env.container, env.ip, env.minion_id = nxt["container"], nxt["ip"], nxt["minion_id"]
+        env.image = nxt.get("image_ref") or env.image
         old_keys = [row.public_key for row in sess.scalars(select(SshKey).where(
             SshKey.environment_id == env.id, SshKey.name == "root"))]
         ctx.undo_data["root_keys"] = old_keys
@@ -367,7 +371,7 @@ def switch(ctl, ctx):
         sess.execute(update(Secret).where(Secret.owner == next_owner(clip)).values(owner="env:{}".format(
             clip["env_uuid"])))
         sess.execute(delete(DnsRecord).where(DnsRecord.environment_id == env.id, DnsRecord.type == "SSHFP"))
-    dns.add_dns_records(ctl, View(ctx, _next(clip), "dns"))
+    dns.add_dns_records(ctl, View(ctx, dict(clip, host_keys=nxt.get("host_keys")), "dns"))
     clip.update(ip=nxt["ip"], minion_id=nxt["minion_id"])
     ctx.log("{} now served by {} at {} (was {} at {})".format(clip["env_name"], nxt["container"], nxt["ip"],
                                                             prev["container"], prev["ip"]))
@@ -398,12 +402,14 @@ def switch_back(ctl, ctx):
     if not ctx.undo_data.get("started"):
         return
     prev = clip["previous"]
-    old_view = dict(clip, env_name=prev["container"], ip=prev["ip"], minion_id=prev["minion_id"])
+    old_view = dict(clip, container=prev["container"], ip=prev["ip"], minion_id=prev["minion_id"])
     proxy.add_routes(ctl, View(ctx, old_view, "proxy_back"))
     _move_ssh_port(ctl, clip, prev["ip"], ctx)
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
         env.container, env.ip, env.minion_id = prev["container"], prev["ip"], prev["minion_id"]
+        if "image" in ctx.undo_data:
+            env.image = ctx.undo_data["image"]
         _delete_keys(sess, env)
         for key in ctx.undo_data.get("root_keys") or []:
             sess.add(SshKey(name="root", public_key=key, fingerprint=credentials.fingerprint(key),
@@ -416,7 +422,7 @@ def switch_back(ctl, ctx):
         sess.execute(delete(DnsRecord).where(DnsRecord.environment_id == env.id, DnsRecord.type == "SSHFP"))
     old_keys = ctl.call(clip["node"]["minion_id"], "mc_lxc.host_keys", name=prev["container"],
                         lxc_path=clip["node"]["lxc_path"])
-    dns.add_dns_records(ctl, View(ctx, dict(old_view, host_keys=old_keys), "dns_back"))
+    dns.add_dns_records(ctl, View(ctx, dict(clip, host_keys=old_keys), "dns_back"))
     clip.update(ip=prev["ip"], minion_id=prev["minion_id"])
     ctx.log("{} back on {} at {}".format(clip["env_name"], prev["container"], prev["ip"]))
 
@@ -431,7 +437,7 @@ def retire_old(ctl, ctx):
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     prev = clip["previous"]
     clip["retired"] = {"container": prev["container"], "node": node["name"], "since": utcnow().isoformat()}
-    view = View(ctx, dict(clip, env_name=prev["container"], minion_id=prev["minion_id"]), "retire")
+    view = View(ctx, dict(clip, container=prev["container"], minion_id=prev["minion_id"]), "retire")
     for what, action in (
             ("old minion removed", lambda: minion.remove_minion(ctl, view)),
             ("old pillar and credentials dropped", lambda: _drop_old_rows(ctl, clip)),

@@ -271,7 +271,7 @@ def test_a_killed_redeploy_resumed_moves_everything_with_no_failed_request(contr
     creds = credentials_of(salt_run, site["tmp"], "second")
     assert creds["password"] != site["creds"]["password"]
     assert ssh(node1, site["creds"]["key"], port, "true").returncode != 0
-    assert ssh(node1, creds["key"], port, "hostname").stdout.strip() == row["container"]
+    assert ssh(node1, creds["key"], port, "hostname").stdout.strip() == ENV
     assert database_digest(node1, creds, port) == digest
     assert notes(node1)["notes"] == 2
     # the new host keys are recorded and published; the A record still names the node
