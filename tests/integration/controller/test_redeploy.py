@@ -93,7 +93,7 @@ def env_row(ctl):
     with db.session(ctl.url) as sess:
         env = sess.scalar(select(Environment).where(Environment.name == ENV))
         return {"container": env.container, "ip": env.ip, "minion_id": env.minion_id, "port": env.ssh_nat_port,
-                "id": env.id}
+                "id": env.id, "uuid": env.uuid}
 
 
 def containers(node):
@@ -289,3 +289,19 @@ def test_a_killed_redeploy_resumed_moves_everything_with_no_failed_request(contr
     ctl.settings["redeploy_keep_hours"] = 0
     assert operations.destroy_retired(ctl) == [old["container"]]
     assert containers(node1) == [row["container"]]
+
+
+def test_destroying_a_redeployed_environment_leaves_nothing(salt_run, ctl, site, node1, pdns):
+    row = env_row(ctl)
+    assert row["container"] != ENV  # it lives in the container the redeploy made
+    ret = salt_run.run("mc_cloud.destroy_env", ENV)
+    assert ret.returncode == 0, ret
+    assert containers(node1) == []
+    assert row["minion_id"] not in minion_keys(ctl)
+    assert dns_query(DOMAIN, "A", pdns.dns_port) == []
+    with db.session(ctl.url) as sess:
+        owner = "env:{}".format(row["uuid"])
+        assert sess.scalar(select(func.count()).select_from(Secret).where(
+            (Secret.owner == owner) | Secret.owner.like(owner + ":%"))) == 0
+        assert sess.scalar(select(func.count()).select_from(Pillar).where(
+            Pillar.minion_id.in_((row["minion_id"], DOMAIN)))) == 0
