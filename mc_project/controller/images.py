@@ -2,8 +2,8 @@
 which image (``name:version``) a new container is cloned from.
 
 ``default`` is the image every environment gets unless it names another; its version 1 is
-the nodes' golden image itself (``golden``), present on every node and cloned as before
-(with its spare). ``corpus images build NAME [--states DIR]`` makes the next version of
+the nodes' golden image itself (``golden``, in the catalog from migration 0012 on), present
+on every node and cloned as before (with its spare). ``corpus images build NAME [--states DIR]`` makes the next version of
 NAME on the nodes (``steps/image.py``); NAME's current version is its highest ready one.
 """
 
@@ -19,7 +19,7 @@ from mc_project.errors import CorpusError
 from mc_project.inventory import db
 from mc_project.inventory.fleet_rules import Conflict, NotFound
 from mc_project.inventory.image_models import Image, ImageNode
-from mc_project.inventory.models import ComputeNode, Environment, utcnow
+from mc_project.inventory.models import ComputeNode, Environment
 from mc_project.node import image_build
 
 DEFAULT_IMAGE = "default"
@@ -44,14 +44,6 @@ def ref_of(image):
     return "{}:{}".format(image.name, image.version)
 
 
-def ensure_default(sess):
-    """The catalog always has ``default:1``, the nodes' golden image."""
-    if sess.scalar(select(Image.id).where(Image.name == DEFAULT_IMAGE, Image.version == 1)) is None:
-        sess.add(Image(name=DEFAULT_IMAGE, version=1, golden=True, status="ready", who="corpus", built=utcnow(),
-                       message="the nodes' golden image (the Debian template, corpus's packages, the minion's venv)"))
-        sess.flush()
-
-
 def current(sess, name):
     """Image ``name``'s current version (its highest ready one), or None."""
     return sess.scalar(select(Image).where(Image.name == name, Image.status == "ready")
@@ -61,7 +53,6 @@ def current(sess, name):
 def find(sess, ref, ready=True):
     """The image ``ref`` names (``NAME``: its current version); NotFound in one sentence.
     Without ``ready``, a version of any status (a removed one's record and log stay)."""
-    ensure_default(sess)
     name, version = parse_ref(ref)
     if version is None:
         image = current(sess, name)
@@ -108,7 +99,6 @@ def record(sess, image, with_log=False):
 def list_images(url, name=None):
     """Every version not removed, by name then version (``name``: that image's only)."""
     with db.session(url) as sess:
-        ensure_default(sess)
         query = select(Image).where(Image.status != "removed")
         if name is not None:
             query = query.where(Image.name == parse_ref(name)[0])
@@ -199,7 +189,6 @@ def build_request(ctl, name, states=None, node=None, who=None):
         states = os.path.normpath(states) if isinstance(states, str) else states
         states_digest = read_tree(states)[1]
     with db.session(ctl.url) as sess:
-        ensure_default(sess)
         if sess.scalar(select(Image.id).where(Image.name == name, Image.status == "building")) is not None:
             raise Conflict("Image {} is being built already.".format(name))
         query = select(ComputeNode).where(ComputeNode.status == "active").order_by(ComputeNode.name)
@@ -249,7 +238,6 @@ def remove_image(ctl, ref):
     """Remove ``NAME:VERSION`` (``NAME``: every version of it) from its nodes and mark it
     removed (its log stays readable); refused, with nothing removed, while one is in use."""
     with db.session(ctl.url) as sess:
-        ensure_default(sess)
         name, version = parse_ref(ref)
         query = select(Image).where(Image.name == name, Image.status != "removed")
         if version is not None:

@@ -5,6 +5,7 @@ Revision ID: 0012
 Revises: 0011
 """
 
+import datetime
 import importlib
 
 from alembic import op
@@ -50,6 +51,16 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_nodes')),
     sa.UniqueConstraint('image_id', 'node_id', name=op.f('uq_image_nodes_image_id_node_id'))
     )
+    # default:1, the nodes' golden image, is in the catalog from the start (images.DEFAULT_IMAGE).
+    images = sa.table('images', sa.column('name', sa.String), sa.column('version', sa.Integer),
+                      sa.column('status', sa.String), sa.column('golden', sa.Boolean), sa.column('who', sa.String),
+                      sa.column('created', sa.DateTime(timezone=True)), sa.column('built', sa.DateTime(timezone=True)),
+                      sa.column('message', sa.Text))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    op.bulk_insert(images, [{'name': 'default', 'version': 1, 'status': 'ready', 'golden': True, 'who': 'corpus',
+                             'created': now, 'built': now,
+                             'message': "the nodes' golden image (the Debian template, corpus's packages, the "
+                                        "minion's venv)"}])
     # A plain ADD COLUMN on every backend: no table is rebuilt.
     op.add_column('environments', sa.Column('image', sa.String(length=128), nullable=True))
 
