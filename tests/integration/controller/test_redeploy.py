@@ -3,7 +3,7 @@
 One environment (``move``, staging: cooking mode) gets the Django example pushed over SSH
 and two notes written. Then, on the same environment:
 
-* a failure injected at several steps (in the test's own copy of the controller, as
+* a failure injected at each step (in the test's own copy of the controller, as
   test_undo_and_placement does) leaves the old container serving and nothing of the new
   one anywhere: container, minion key, pillar, secrets, DNS, route, snapshot files;
 * a redeploy killed in its restore step (a separate process that kills itself) is
@@ -207,7 +207,7 @@ def before(site, ctl, node1, pdns):
             "prefix": prefix}
 
 
-@pytest.mark.parametrize("step", ["redeploy:boot", "redeploy:verify", "redeploy:unsilence"])
+@pytest.mark.parametrize("step", STEPS)
 def test_a_failure_leaves_the_old_container_serving_and_nothing_else(step, controller, site, node1, pdns, before):
     ctl = FailingController(salt.config.master_config(controller.config_file))
     ctl.fail_at = step
