@@ -23,11 +23,11 @@ import shlex
 
 from sqlalchemy import delete, or_, select, update
 
-from mc_project.common.vocabulary import APP_PORT, PROJECTS_ROOT
+from mc_project.common.vocabulary import PROJECTS_ROOT
 from mc_project.controller import credentials, envs
 from mc_project.controller.steps import dns, lxc, minion, pillar, proxy
 from mc_project.errors import CorpusError
-from mc_project.health import silences
+from mc_project.health import silences, walks
 from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.fleet_models import Host
 from mc_project.inventory.health_models import Silence
@@ -309,8 +309,10 @@ def restore_projects(ctl, ctx):
 # --------------------------------------------------------------------------- verify
 
 def verify(ctl, ctx):
-    """Each restored project says its live release is the old one's, and the new container
-    answers HTTP for each domain directly (from the node, not through its proxy)."""
+    """Each restored project says its live release is the old one's; then the walk of the
+    site's backend, against the new container directly (from its node, not through the
+    proxy): each domain, as ``Host``, at the environment's health path (``health_path``,
+    default ``/``) answers 2xx or 3xx, as a site walk counts it."""
     clip, node = ctx.clipboard, ctx.clipboard["node"]
     nxt = clip["next"]
     live = [name for name, snap in clip.get("snapshots", {}).items() if snap.get("release")]
@@ -320,24 +322,25 @@ def verify(ctl, ctx):
             raise CorpusError("Project {} runs release {} in the new container, not {}.".format(
                 name, status.get("release"), clip["snapshots"][name]["release"]))
     if not live:
-        ctx.log("no project is live: nothing to check over HTTP")
+        ctx.log("no project is live: nothing to walk")
         return
+    with db.session(ctl.url) as sess:
+        path, port = walks._health(sess, envs.environment(sess, clip["env_name"]))  # the walk's own reading
     for domain in envs.domains(clip):
-        code = _on_node(ctl, node, "curl -s -o /dev/null -w '%{{http_code}}' -m 10 -H {h} {u} || "
-                        "python3 -c {py}".format(
-                            h=shlex.quote("Host: " + domain), u=shlex.quote("http://{}:{}/".format(
-                                nxt["ip"], APP_PORT)), py=shlex.quote(_PROBE.format(
-                                    url="http://{}:{}/".format(nxt["ip"], APP_PORT), host=domain))),
+        url = "http://{}:{}{}".format(nxt["ip"], port, path)
+        code = _on_node(ctl, node, "python3 -c {}".format(shlex.quote(_PROBE.format(url=url, host=domain))),
                         "Checking the new container over HTTP").strip()
-        if not (code.isdigit() and int(code) < 500):
-            raise CorpusError("The new container answered {} for {} (HTTP status {}).".format(
-                nxt["ip"], domain, code or "none"))
-        ctx.log("{} answers {} at {}:{}".format(domain, code, nxt["ip"], APP_PORT))
+        if not (code.isdigit() and 200 <= int(code) < 400):
+            raise CorpusError("The new container did not answer {} for {} (HTTP status {}).".format(
+                url, domain, code or "none"))
+        ctx.log("{} answers {} at {}".format(domain, code, url))
 
 
+# What the node runs to ask the new container: the status, or "none" with no answer.
 _PROBE = ("import urllib.request as u, urllib.error as e\n"
           "try: print(u.urlopen(u.Request({url!r}, headers={{'Host': {host!r}}}), timeout=10).status)\n"
-          "except e.HTTPError as x: print(x.code)\n")
+          "except e.HTTPError as x: print(x.code)\n"
+          "except OSError: print('none')\n")
 
 
 # --------------------------------------------------------------------------- switch
