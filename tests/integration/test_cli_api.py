@@ -33,7 +33,7 @@ FIRST_STEP_SECONDS = 2.0
 
 
 def stand_in_init_env(job_ctl, name, env_type="dev", project=None, host=None, requester=None,
-                      disk_size_mb=None, progress=None):
+                      disk_size_mb=None, image=None, progress=None):
     """init_env's job with steps that take a moment and touch no node; an environment
     whose name starts with ``broken`` fails at lxc:clone."""
     if name == "a1":
