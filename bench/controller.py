@@ -347,34 +347,47 @@ def timed_init_env(ctl, name):
     return created.seconds, steps, destroyed.seconds
 
 
-def corpus_command(ctl):
-    """``run(*args)`` of the ``corpus`` command, logged in to the controller's API as its admin."""
-    home = os.path.join(ctl.workdir, "cli-home")
-    os.makedirs(home, exist_ok=True)
-    api = api_settings.api_settings(cli.read_master_config(ctl.root))
-    env = dict(ctl.env, HOME=home)
+class CorpusCommand:
+    """The ``corpus`` command, logged in to the controller's API as its admin."""
 
-    def run(*args, stdin=None):
-        proc = subprocess.run([_venv_script("corpus")] + list(args), env=env, input=stdin, capture_output=True,
-                              text=True, timeout=SALT_RUN_TIMEOUT)
+    def __init__(self, ctl):
+        home = os.path.join(ctl.workdir, "cli-home")
+        os.makedirs(home, exist_ok=True)
+        self.env = dict(ctl.env, HOME=home)
+        api = api_settings.api_settings(cli.read_master_config(ctl.root))
+        with open(os.path.join(ctl.root, "admin-password"), encoding="utf-8") as fh:
+            self.run("--url", api_process.base_url(api), "login", "--user", "admin", "--password-stdin",
+                     stdin=fh.read())
+
+    def start(self, *args, stdin=None):
+        proc = subprocess.Popen([_venv_script("corpus")] + list(args), env=self.env, text=True,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.args_given = args
+        return proc, stdin
+
+    @staticmethod
+    def finish(started):
+        """The finished command's output; one sentence when it failed."""
+        proc, stdin = started
+        stdout, stderr = proc.communicate(stdin, timeout=SALT_RUN_TIMEOUT)
         if proc.returncode:
-            raise BenchError("corpus {} exited {}: {}".format(" ".join(args), proc.returncode,
-                                                            (proc.stderr or proc.stdout).strip()[-500:]))
-        return proc
+            raise BenchError("corpus {} exited {}: {}".format(" ".join(proc.args_given), proc.returncode,
+                                                            (stderr or stdout).strip()[-500:]))
+        return stdout
 
-    with open(os.path.join(ctl.root, "admin-password"), encoding="utf-8") as fh:
-        run("--url", api_process.base_url(api), "login", "--user", "admin", "--password-stdin", stdin=fh.read())
-    return run
+    def run(self, *args, stdin=None):
+        return self.finish(self.start(*args, stdin=stdin))
 
 
 def timed_corpus_init_env(ctl, name):
     """``corpus init_env`` of ``name`` (the CLI, the API, the job), then its destroy: (wall, steps)."""
-    corpus = corpus_command(ctl)
+    corpus = CorpusCommand(ctl)
     started = time.monotonic()
-    corpus("init_env", name, ENV_TYPE)
+    corpus.run("init_env", name, ENV_TYPE)
     wall = time.monotonic() - started
     steps = init_env_steps(ctl, name)
-    corpus("destroy", name, "--yes")
+    corpus.run("destroy", name, "--yes")
     return wall, steps
 
 
@@ -436,6 +449,25 @@ def create_round(ctl, names, parallel):
     return wall, len(made), destroy_wall, failures
 
 
+def corpus_round(ctl, names):
+    """``corpus init_env`` of ``names`` all at once, through the API: (wall seconds, failures);
+    each one checked, all destroyed after."""
+    corpus = CorpusCommand(ctl)
+    started = time.monotonic()
+    launched = [corpus.start("init_env", name, ENV_TYPE) for name in names]
+    failures = []
+    for name, run in zip(names, launched):
+        try:
+            corpus.finish(run)
+        except BenchError as exc:
+            failures.append("{}: {}".format(name, exc))
+    wall = time.monotonic() - started
+    failures += check_environments(ctl, names)
+    for run in [ctl.start("mc_cloud.destroy_env", env["name"]) for env in ctl.list_envs()]:
+        ctl.finish(run)
+    return wall, failures
+
+
 def check_environments(ctl, names):
     """Each environment has its own address and NATed port, and its container's sshd answers there."""
     envs = {env["name"]: env for env in ctl.list_envs() if env["name"] in names}
@@ -457,6 +489,7 @@ def check_environments(ctl, names):
 
 def bench_parallel(ctl, out, counts=COUNTS):
     rows, failures = [], []
+    single = None  # the first round's parallel wall time: one environment alone (counts start at 1)
     for count in counts:
         measured = {}
         for mode in ("parallel", "sequential"):
@@ -469,13 +502,27 @@ def bench_parallel(ctl, out, counts=COUNTS):
                 count, mode, fmt_seconds(wall), fmt_seconds(destroy_wall),
                 "; FAILED: " + "; ".join(failed) if failed else ""))
         (par, par_note), (seq, seq_note) = measured["parallel"], measured["sequential"]
-        rows.append([str(count), fmt_seconds(par) + par_note, fmt_seconds(par / count),
+        single = single or par
+        rows.append([str(count), fmt_seconds(par) + par_note, "{:.2f}x".format(par / single), fmt_seconds(par / count),
                      fmt_seconds(seq) + seq_note, fmt_seconds(seq / count), fmt_ratio(ratio(seq, par))])
     out()
     out("wall time to create N environments (every one checked: own address, own NATed port whose")
     out("SSH answers; all destroyed after each round); {} CPU(s)".format(os.cpu_count()))
     out()
-    table(["N", "parallel", "per env", "sequential", "per env", "sequential / parallel"], rows, out=out)
+    table(["N", "parallel", "against one", "per env", "sequential", "per env", "sequential / parallel"], rows,
+          out=out)
+    # What a fleet's users do: N `corpus init_env` at once, each job run by the API that is up.
+    spares.refill(LXC_PATH)
+    one, failed = corpus_round(ctl, ["bench-c1-1"])
+    failures += failed
+    spares.refill(LXC_PATH)
+    many, failed = corpus_round(ctl, ["bench-c{}-{}".format(counts[-1], i) for i in range(1, counts[-1] + 1)])
+    failures += failed
+    out()
+    out("through the corpus command and the controller's API (the node's spare ready before each round):")
+    out()
+    table(["N at once", "wall", "against one"], [["1", fmt_seconds(one), "1.00x"],
+          [str(counts[-1]), fmt_seconds(many), "{:.2f}x".format(many / one) if one else "-"]], out=out)
     if failures:
         raise BenchError("{} environment(s) failed: {}".format(len(failures), "; ".join(failures)))
     return rows
