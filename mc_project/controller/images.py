@@ -3,8 +3,9 @@ which image (``name:version``) a new container is cloned from.
 
 ``default`` is the image every environment gets unless it names another; its version 1 is
 the nodes' golden image itself (``golden``, in the catalog from migration 0012 on), present
-on every node and cloned as before (with its spare). ``corpus images build NAME [--states DIR]`` makes the next version of
-NAME on the nodes (``steps/image.py``); NAME's current version is its highest ready one.
+on every node and cloned as before (with its spare). ``corpus images build NAME [--states
+DIR]`` makes the next version of NAME on the nodes (``steps/image.py``); NAME's current
+version is its highest ready one.
 """
 
 import base64
