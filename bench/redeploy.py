@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from controller import BenchController, missing_requirements, warm_golden
@@ -75,7 +76,7 @@ def bench_redeploy(section, out, notes):
         init_steps = job_steps(ctl, NAME, "init_env")
         access = made.data["access"]
         push_app(ctl, access, workdir)
-        host = "{}.{}".format(NAME, "corpus.test")
+        host = urllib.parse.urlsplit(access["urls"][0]).hostname
         url = "http://{}:{}/health".format(ctl.address, ctl.http_port)
         if get(url, host) != 200:
             raise BenchError("{} does not answer 200 through the proxy before the redeploy".format(host))
