@@ -37,16 +37,17 @@ log = logging.getLogger(__name__)
 # before the group made). The credentials are made first, so the pillar (which lists the
 # root key) is written while the container is cloned. The container boots with root's
 # credentials and its minion written in (its key accepted before it starts), so the minion
-# connects while the container comes up and keeps the pillar it started with; then the DNS
-# records (SSHFP needs the host keys read at boot), the highstate and the project's remotes
-# need nothing from each other.
+# connects while the container comes up and keeps the pillar it started with; the node's
+# NAT of its SSH port and its proxy route are made while it boots. Then the DNS records
+# (SSHFP needs the host keys read at boot), the highstate and the project's remotes (which
+# name the NATed port) need nothing from each other.
 INIT_ENV = (
     "env:register",
     "node:pick",
     "ip:allocate",
     "creds:generate",
-    ("lxc:clone", "nft:map_port", "proxy:add_route", "pillar:write"),
-    "lxc:boot",
+    ("lxc:clone", "pillar:write"),
+    ("lxc:boot", "nft:map_port", "proxy:add_route"),
     ("pdns:add_records", "salt:highstate", "project:init"),
     "env:activate",
     "mail:send",

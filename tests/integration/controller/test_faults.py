@@ -62,7 +62,7 @@ def test_controller_killed_mid_job_is_interrupted_then_finished(finish, controll
                                                                  salt_run):
     name = "killed-" + finish
     proc = start_init_env(salt_run, name)
-    # from lxc:boot on, the container, its address and its NATed port are made
+    # from lxc:boot on, the container and its address are made (its NATed port beside the boot)
     steps = jobs.flatten(operations.INIT_ENV)
     job_id, killed_at = kill_when_running(ctl.url, name, steps.index("lxc:boot") + 1, proc)
     status = salt_run.run("mc_jobs.status", str(job_id))
