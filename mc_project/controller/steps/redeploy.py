@@ -264,8 +264,11 @@ def snapshot_projects(ctl, ctx):
         status = ctl.call(clip["minion_id"], "mc_project.status", name, timeout=60) or {}
         path = "{}/{}".format(PROJECTS_ROOT, name)
         tar = "{}/{}.tar".format(folder, name)
-        out = _on_node(ctl, node, "mkdir -p {f} && chmod 700 {f} && if {a}test -d {p}; then {a}tar -C {r} -cf - "
-                       "{n} > {t} && stat -c %s {t}; fi".format(
+        # tar's status 1 is a file that changed while it was read (a log the live app writes);
+        # the supervisor's sockets are its running process's, not the project's.
+        out = _on_node(ctl, node, "mkdir -p {f} && chmod 700 {f} && if {a}test -d {p}; then {{ {a}tar -C {r} "
+                       "--warning=no-file-changed --exclude={n}/supervisor/run -cf - {n} > {t} || [ $? -eq 1 ]; }} "
+                       "&& stat -c %s {t}; fi".format(
                            f=shlex.quote(folder), a=_attach(node, old), p=shlex.quote(path),
                            r=PROJECTS_ROOT, n=shlex.quote(name), t=shlex.quote(tar)),
                        "Snapshotting project {}".format(name))
