@@ -32,6 +32,10 @@ corpus:
   # DNS domain environments are named under: <environment name>.<domain>.
   domain: corpus.example.com
 
+  # Hours a redeployed environment's old container is kept, stopped, before
+  # mc_cloud.destroy_retired destroys it (0: at its next run). Empty: 24.
+  redeploy_keep_hours: 24
+
   # PowerDNS API the controller writes the environments' records with.
   dns:
     # API URL; empty: no DNS records are written.
