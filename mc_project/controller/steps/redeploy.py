@@ -20,6 +20,7 @@ new one's removal; the switch's undo puts everything back on the old container.
 import datetime
 import ipaddress
 import shlex
+import time
 
 from sqlalchemy import delete, or_, select, update
 
@@ -261,7 +262,7 @@ def snapshot_projects(ctl, ctx):
     old = clip.get("previous", {}).get("container") or _container(ctl, clip)
     found = {}
     for name in names:
-        status = ctl.call(clip["minion_id"], "mc_project.status", name, timeout=60) or {}
+        status = _status(ctl, clip["minion_id"], name)
         path = "{}/{}".format(PROJECTS_ROOT, name)
         tar = "{}/{}.tar".format(folder, name)
         # tar's status 1 is a file that changed while it was read (a log the live app writes);
@@ -277,6 +278,18 @@ def snapshot_projects(ctl, ctx):
             ctx.log("{}: live release {}, {} bytes".format(name, status.get("release") or "none",
                                                            found[name]["bytes"]))
     clip["snapshots"] = found
+
+
+def _status(ctl, minion_id, project, attempts=3):
+    """``mc_project.status`` of ``project``; asked again when a busy minion let Salt's gather
+    timeout pass ("did not return"): it only reads."""
+    for attempt in range(attempts):
+        try:
+            return ctl.call(minion_id, "mc_project.status", project, timeout=60) or {}
+        except CorpusError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
 
 
 def _container(ctl, clip):
@@ -320,7 +333,7 @@ def verify(ctl, ctx):
     nxt = clip["next"]
     live = [name for name, snap in clip.get("snapshots", {}).items() if snap.get("release")]
     for name in sorted(live):
-        status = ctl.call(nxt["minion_id"], "mc_project.status", name, timeout=60) or {}
+        status = _status(ctl, nxt["minion_id"], name)
         if status.get("release") != clip["snapshots"][name]["release"]:
             raise CorpusError("Project {} runs release {} in the new container, not {}.".format(
                 name, status.get("release"), clip["snapshots"][name]["release"]))

@@ -54,7 +54,7 @@ class Killed(Controller):
         registry[sys.argv[3]] = (lambda ctx: os.kill(os.getpid(), signal.SIGKILL), undo)
         return registry
 
-operations.redeploy(Killed(salt.config.master_config(sys.argv[1])), sys.argv[2])
+print(operations.redeploy(Killed(salt.config.master_config(sys.argv[1])), sys.argv[2]), file=sys.stderr)
 """
 
 
