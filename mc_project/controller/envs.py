@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from mc_project.common.vocabulary import LIVE_ENV_STATUSES
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
-from mc_project.inventory.models import ComputeNode, Environment
+from mc_project.inventory.models import ComputeNode, Environment, Job
 
 
 def find_environment(sess, name):
@@ -28,6 +28,31 @@ def environment(sess, name):
     if env is None:
         raise CorpusError("No environment named {}.".format(name))
     return env
+
+
+def redeploys_in_flight(sess, exclude_job=None):
+    """The new containers of the redeploys not finished (``{container, ip, minion_id, node...}``):
+    their names and addresses are taken, though no environment holds them yet."""
+    found = []
+    for job in sess.scalars(select(Job).where(Job.kind == "redeploy",
+                                              Job.status.in_(("pending", "running", "interrupted")))):
+        clip = job.clipboard or {}
+        if job.id != exclude_job and clip.get("next"):
+            found.append(dict(clip["next"], node=(clip.get("node") or {}).get("name")))
+    return found
+
+
+def addresses_in_use(sess, node, exclude_job=None):
+    """The container addresses of ``node`` (a ``ComputeNode``) that environments or redeploys hold."""
+    used = set(sess.scalars(select(Environment.ip).where(Environment.node_id == node.id,
+                                                         Environment.ip.is_not(None))))
+    return used | {row.get("ip") for row in redeploys_in_flight(sess, exclude_job) if row["node"] == node.name}
+
+
+def container_names_in_use(sess, exclude_job=None):
+    """The container names environments or redeploys hold (a redeployed one's is ``<name>-<n>``)."""
+    return (set(sess.scalars(select(Environment.container).where(Environment.container.is_not(None))))
+            | {row.get("container") for row in redeploys_in_flight(sess, exclude_job)})
 
 
 def live_count(sess, node):

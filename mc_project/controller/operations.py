@@ -140,6 +140,9 @@ def _init_request(ctl, name, env_type, project=None, host=None, requester=None, 
     with db.session(ctl.url) as sess:
         if envs.find_environment(sess, name) is not None:
             raise CorpusError("An environment named {} already exists.".format(name))
+        if name in envs.container_names_in_use(sess):
+            raise CorpusError("The name {} is taken by the container of a redeployed environment; choose "
+                              "another.".format(name))
         if host is not None:
             envs.node_with_room(sess, host)
         elif not sess.scalars(select(ComputeNode)).first():

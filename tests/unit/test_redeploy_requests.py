@@ -164,3 +164,25 @@ def test_the_corpus_command_says_the_refusal_in_one_sentence(ctl, calls, opts, t
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and message in lines[0] and lines[0].endswith("."), result.stderr
         assert job_count(ctl) == before
+
+
+def test_a_new_environment_keeps_off_a_running_redeploys_container_and_address(ctl, calls):
+    add_env(ctl)
+    add_job(ctl, "running", os.getpid(), clipboard={
+        "node": {"name": "node1"}, "next": {"container": "shop-2", "ip": "10.91.0.3", "minion_id": "r2.shop"}})
+    before = job_count(ctl)
+    with pytest.raises(CorpusError) as raised:
+        operations.init_env(ctl, "shop-2", "dev")
+    assert str(raised.value) == ("The name shop-2 is taken by the container of a redeployed environment; "
+                                 "choose another.")
+    assert job_count(ctl) == before
+    with db.session(ctl.url) as sess:
+        node = sess.scalar(select(ComputeNode).where(ComputeNode.name == "node1"))
+        sess.add(Environment(name="web", env_type="dev", status="creating", node_id=node.id, container="web"))
+
+    class Step:
+        clipboard = {"env_name": "web"}
+        log = staticmethod(lambda line: None)
+
+    steps.registry(ctl)["ip:allocate"][0](Step)
+    assert Step.clipboard["ip"] == "10.91.0.4"  # .2 is shop's, .3 its redeploy's new container's

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from mc_project.controller import envs
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
-from mc_project.inventory.models import ComputeNode, Environment
+from mc_project.inventory.models import ComputeNode
 
 
 def pick_node(ctl, ctx):
@@ -57,8 +57,7 @@ def allocate_ip(ctl, ctx):
         hosts = list(net.hosts())
         gateway = hosts[0]  # the node's bridge
         if env.ip is None:
-            used = set(sess.scalars(select(Environment.ip).where(Environment.node_id == node.id,
-                                                                  Environment.ip.is_not(None))))
+            used = envs.addresses_in_use(sess, node)
             free = next((str(ip) for ip in hosts[1:] if str(ip) not in used), None)
             if free is None:
                 raise CorpusError("No free address left in node {}'s subnet {}.".format(node.name, net))

@@ -32,7 +32,7 @@ from mc_project.health import silences, walks
 from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.fleet_models import Host
 from mc_project.inventory.health_models import Silence
-from mc_project.inventory.models import (ComputeNode, DnsRecord, Environment, Job, Pillar, PortMapping, Secret,
+from mc_project.inventory.models import (ComputeNode, DnsRecord, Environment, Pillar, PortMapping, Secret,
                                          SshKey, utcnow)
 
 SILENCE_HOURS = 2
@@ -116,12 +116,8 @@ def reserve_container(ctl, ctx):
                                                  lxc_path=node["lxc_path"]) or []}
     with db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
-        taken = set(sess.scalars(select(Environment.name))) | set(sess.scalars(select(Environment.container)))
-        taken |= {row.get("container") for row in in_flight(sess, exclude=ctx.job_id)}
-        node_row = sess.get(ComputeNode, env.node_id)
-        used = set(sess.scalars(select(Environment.ip).where(Environment.node_id == node_row.id,
-                                                             Environment.ip.is_not(None))))
-        used |= {row.get("ip") for row in in_flight(sess, exclude=ctx.job_id)}
+        taken = set(sess.scalars(select(Environment.name))) | envs.container_names_in_use(sess, ctx.job_id)
+        used = envs.addresses_in_use(sess, sess.get(ComputeNode, env.node_id), ctx.job_id)
         current = env.container or env.name
     base, _dash, number = current.rpartition("-")
     if not (base == clip["env_name"] and number.isdigit()):
@@ -140,16 +136,6 @@ def reserve_container(ctl, ctx):
     clip["previous"] = {"container": current, "ip": clip["ip"], "minion_id": clip["minion_id"]}
     ctx.log("new container {} at {} (minion {}) beside {}".format(
         clip["next"]["container"], address, clip["next"]["minion_id"], current))
-
-
-def in_flight(sess, exclude=None):
-    """The new containers of redeploys not finished (their names and addresses are taken)."""
-    found = []
-    for job in sess.scalars(select(Job).where(Job.kind == "redeploy",
-                                              Job.status.in_(("pending", "running", "interrupted")))):
-        if job.id != exclude and (job.clipboard or {}).get("next"):
-            found.append(job.clipboard["next"])
-    return found
 
 
 # --------------------------------------------------------------------------- credentials
