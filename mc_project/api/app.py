@@ -36,6 +36,7 @@ from mc_project.api.routers import (
 )
 from mc_project.api.routers import tenants as tenant_routes
 from mc_project.chat import outgoing as chat_outgoing
+from mc_project.controller import retired_reaper
 from mc_project.controller.runtime import Controller
 from mc_project.health import background as health_background
 
@@ -52,9 +53,13 @@ async def lifespan(app):
     background = health_background.start(app.state.ctl)
     # Job progress to the tenants' chat webhooks, when the master's event bus is there.
     chat_notifier = chat_outgoing.start(app.state.ctl)
+    # Redeployed environments' old containers, once kept long enough.
+    reaper = retired_reaper.Reaper(app.state.ctl).start() if getattr(app.state.ctl, "settings", None) else None
     try:
         yield
     finally:
+        if reaper is not None:
+            reaper.stop()
         chat_outgoing.stop(chat_notifier)
         health_background.stop(background)
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mc_project import jobs
 from mc_project.api import users
 from mc_project.api.app import create_app
-from mc_project.controller import operations, steps
+from mc_project.controller import operations, retired_reaper, steps
 from mc_project.controller.runtime import Controller
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
@@ -22,6 +22,7 @@ from mc_project.inventory.models import ComputeNode, Environment, Job, Project, 
 from support.api_answers import error, login, ok
 from support.api_server import served
 from support.api_stub import run_corpus
+from support.wait import wait_for
 
 
 @pytest.fixture
@@ -186,3 +187,18 @@ def test_a_new_environment_keeps_off_a_running_redeploys_container_and_address(c
 
     steps.registry(ctl)["ip:allocate"][0](Step)
     assert Step.clipboard["ip"] == "10.91.0.4"  # .2 is shop's, .3 its redeploy's new container's
+
+
+def test_the_api_process_destroys_old_containers_on_its_own(ctl, calls):
+    add_env(ctl)
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=25)
+    add_job(ctl, "success", None, clipboard={"retired": {"container": "shop", "node": "node1",
+                                                          "since": since.isoformat()}})
+    ctl.settings["redeploy_keep_hours"] = 24
+    reaper = retired_reaper.Reaper(ctl, interval=0.1).start()
+    try:
+        wait_for(lambda: calls, timeout=10, what="the old container destroyed")
+    finally:
+        reaper.stop()
+    assert [(minion, fun, kwargs["name"]) for minion, fun, _args, kwargs in calls] == [
+        ("node1", "mc_lxc.destroy", "shop")]
