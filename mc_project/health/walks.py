@@ -19,16 +19,12 @@ import time
 import httpx
 from sqlalchemy import select
 
-from mc_project.common.vocabulary import APP_PORT
 from mc_project.errors import CorpusError
-from mc_project.inventory import host_rows, resolve
-from mc_project.inventory.fleet_models import Host
+from mc_project.health import app_health
 from mc_project.inventory.fleet_rules import HOST_NAME_RE, NotFound
 from mc_project.inventory.models import ComputeNode, Environment
 
 DEFAULT_TIMEOUT = 5.0
-HEALTH_PATH_VAR = "health_path"
-APP_PORT_VAR = "app_port"
 
 
 def check_site(site):
@@ -40,21 +36,6 @@ def check_site(site):
 
 def _serves(env, domain):
     return any(name == domain or name.endswith("." + domain) for name in env.domains or [])
-
-
-def _health(sess, env):
-    """``(path, port)`` of an environment's app, from its host's inventory variables."""
-    host = sess.execute(host_rows.select_hosts(Host.environment_id == env.id)).first()
-    values = {}
-    if host is not None:
-        values, _sources = resolve.host_variables(sess, dict(host._mapping), with_sources=False)
-    path = values.get(HEALTH_PATH_VAR) or "/"
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise CorpusError("Environment {}'s {} must be a path starting with '/'.".format(env.name, HEALTH_PATH_VAR))
-    port = values.get(APP_PORT_VAR) or APP_PORT
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise CorpusError("Environment {}'s {} must be a port number.".format(env.name, APP_PORT_VAR))
-    return path, port
 
 
 def site_targets(sess, site, tenant_ids):
@@ -78,7 +59,7 @@ def site_targets(sess, site, tenant_ids):
         ComputeNode.id.in_({env.node_id for env in envs})))}
     targets = []
     for env in envs:
-        path, port = _health(sess, env)
+        path, port = app_health.health_path_and_port(sess, env)
         front = nodes[env.node_id]
         domains = [name for name in env.domains or [] if kind == "node" or name == site or name.endswith("." + site)]
         for domain in domains:

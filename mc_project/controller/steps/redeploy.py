@@ -28,7 +28,7 @@ from mc_project.common.vocabulary import PROJECTS_ROOT
 from mc_project.controller import credentials, envs
 from mc_project.controller.steps import dns, lxc, minion, pillar, proxy
 from mc_project.errors import CorpusError
-from mc_project.health import silences, walks
+from mc_project.health import app_health, silences
 from mc_project.inventory import db, secrets_crypto
 from mc_project.inventory.fleet_models import Host
 from mc_project.inventory.health_models import Silence
@@ -327,7 +327,7 @@ def verify(ctl, ctx):
         ctx.log("no project is live: nothing to walk")
         return
     with db.session(ctl.url) as sess:
-        path, port = walks._health(sess, envs.environment(sess, clip["env_name"]))  # the walk's own reading
+        path, port = app_health.health_path_and_port(sess, envs.environment(sess, clip["env_name"]))
     for domain in envs.domains(clip):
         url = "http://{}:{}{}".format(nxt["ip"], port, path)
         code = _on_node(ctl, node, "python3 -c {}".format(shlex.quote(_PROBE.format(url=url, host=domain))),
