@@ -11,6 +11,13 @@ def _secret_owner(clip):
     return "env:{}".format(clip["env_uuid"])
 
 
+def store_secrets(sess, keyring, owner, password, private_key):
+    """``owner``'s secrets replaced by this root password and SSH private key."""
+    sess.execute(delete(Secret).where(Secret.owner == owner))
+    secrets_crypto.put(sess, keyring, owner, "root_password", password)
+    secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private_key)
+
+
 def generate_credentials(ctl, ctx):
     """The root password and SSH key pair, kept as secrets (encrypted) in the inventory."""
     clip = ctx.clipboard
@@ -19,10 +26,8 @@ def generate_credentials(ctl, ctx):
     private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
     with secrets_crypto.writing(ctl.settings["secrets_key"]) as keyring, db.session(ctl.url) as sess:
         env = envs.environment(sess, clip["env_name"])
-        sess.execute(delete(Secret).where(Secret.owner == owner))
         sess.execute(delete(SshKey).where(SshKey.environment_id == env.id))
-        secrets_crypto.put(sess, keyring, owner, "root_password", password)
-        secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private)
+        store_secrets(sess, keyring, owner, password, private)
         sess.add(SshKey(name="root", public_key=public, fingerprint=credentials.fingerprint(public),
                         environment_id=env.id))
     clip["ssh_public_key"] = public

@@ -29,15 +29,20 @@ def env_pillar(clip, node):
     }
 
 
+def save(sess, minion_id, data):
+    """Make ``data`` minion ``minion_id``'s pillar (its row made or replaced)."""
+    row = sess.scalar(select(Pillar).where(Pillar.minion_id == minion_id))
+    if row is None:
+        sess.add(Pillar(minion_id=minion_id, data=data))
+    else:
+        row.data = data
+
+
 def write_pillar(ctl, ctx):
     clip = ctx.clipboard
     data = env_pillar(clip, ctx.clipboard["node"])
     with db.session(ctl.url) as sess:
-        row = sess.scalar(select(Pillar).where(Pillar.minion_id == clip["minion_id"]))
-        if row is None:
-            sess.add(Pillar(minion_id=clip["minion_id"], data=data))
-        else:
-            row.data = data
+        save(sess, clip["minion_id"], data)
     ctx.log("pillar written for minion {}".format(clip["minion_id"]))
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import delete, or_, select, update
 
 from mc_project.common.vocabulary import PROJECTS_ROOT
 from mc_project.controller import credentials, envs
-from mc_project.controller.steps import dns, lxc, minion, pillar, proxy
+from mc_project.controller.steps import creds, dns, lxc, minion, pillar, proxy
 from mc_project.errors import CorpusError
 from mc_project.health import app_health, silences
 from mc_project.inventory import db, secrets_crypto
@@ -147,9 +147,7 @@ def generate_credentials(ctl, ctx):
     password = credentials.generate_password()
     private, public = credentials.generate_ssh_keypair("root@{}".format(clip["domain"]))
     with secrets_crypto.writing(ctl.settings["secrets_key"]) as keyring, db.session(ctl.url) as sess:
-        sess.execute(delete(Secret).where(Secret.owner == owner))
-        secrets_crypto.put(sess, keyring, owner, "root_password", password)
-        secrets_crypto.put(sess, keyring, owner, "ssh_private_key", private)
+        creds.store_secrets(sess, keyring, owner, password, private)
     clip["next"] = dict(clip["next"], ssh_public_key=public)
     ctx.log("new root password and SSH key pair stored as secrets of {}".format(owner))
 
@@ -176,11 +174,7 @@ def write_pillar(ctl, ctx):
         old = sess.scalar(select(Pillar).where(Pillar.minion_id == clip["minion_id"]))
         if old is not None:  # what was added to the old one's pillar since (projects) stays
             data["makina-projects"] = dict(old.data.get("makina-projects") or {}, **projects)
-        row = sess.scalar(select(Pillar).where(Pillar.minion_id == view["minion_id"]))
-        if row is None:
-            sess.add(Pillar(minion_id=view["minion_id"], data=data))
-        else:
-            row.data = data
+        pillar.save(sess, view["minion_id"], data)
     ctx.log("pillar written for minion {}".format(view["minion_id"]))
 
 

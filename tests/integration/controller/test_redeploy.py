@@ -35,6 +35,7 @@ from mc_project.inventory import db
 from mc_project.inventory.models import ComputeNode, Environment, Job, Pillar, Secret, SshKey
 from support.corpus import EXAMPLES
 from support.git import git
+from support.failing_controller import FailingController
 from support.services import dns_query
 from test_environments import http, ssh, ssh_command, wait_http
 
@@ -56,21 +57,6 @@ class Killed(Controller):
 
 print(operations.redeploy(Killed(salt.config.master_config(sys.argv[1])), sys.argv[2]), file=sys.stderr)
 """
-
-
-class FailingController(Controller):
-    """The real controller, except that step ``fail_at`` raises before it runs."""
-
-    fail_at = None
-
-    def registry(self):
-        registry = super().registry()
-        _do, undo = registry[self.fail_at]
-
-        def injected(ctx):
-            raise CorpusError("injected failure")
-        registry[self.fail_at] = (injected, undo)
-        return registry
 
 
 def notes(node):

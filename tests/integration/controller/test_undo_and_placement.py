@@ -13,25 +13,9 @@ import requests
 
 from mc_project import jobs
 from mc_project.controller import operations
-from mc_project.controller.runtime import Controller
-from mc_project.errors import CorpusError
+from support.failing_controller import FailingController
 from support.services import dns_query
 from test_environments import inventory_counts
-
-
-class FailingController(Controller):
-    """The real controller, except that step ``fail_at`` raises before it runs."""
-
-    fail_at = None
-
-    def registry(self):
-        registry = super().registry()
-        _do, undo = registry[self.fail_at]
-
-        def injected(ctx):
-            raise CorpusError("injected failure")
-        registry[self.fail_at] = (injected, undo)
-        return registry
 
 
 def leftovers(ctl, node, pdns, name):
