@@ -24,6 +24,9 @@ DEFAULT_SUITE = "bookworm"
 DEFAULT_DISK_SIZE_MB = 2048
 # haproxy: each project's front (mc_project/project/front.py).
 GOLDEN_PACKAGES = ("python3", "python3-venv", "git", "rsync", "openssh-server", "ca-certificates", "haproxy")
+# How the image is built: a cached image of another recipe (or another package list) is built
+# again. 2: the packages are installed by ``install_packages``, which fails when apt does.
+GOLDEN_RECIPE = 2
 DEFAULT_GOLDEN_CACHE = "/var/cache/corpus/golden"
 
 MIB = 1024 * 1024
@@ -130,8 +133,9 @@ def security_mirror(mirror):
     )
 
 
-def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN_PACKAGES):
-    """A full ``lxc-create -t debian`` with a loop backing store and no network."""
+def template_create(name, lxc_path, mirror, suite, disk_size_mb):
+    """A full ``lxc-create -t debian`` with a loop backing store and no network: the Debian base
+    system alone (``install_packages`` adds the rest)."""
     os.makedirs(lxc_path, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="corpus-lxc-") as conf:
         conf.write("lxc.net.0.type = empty\n")
@@ -155,11 +159,67 @@ def template_create(name, lxc_path, mirror, suite, disk_size_mb, packages=GOLDEN
                 "--",
                 "-r",
                 suite,
-                "--packages={}".format(",".join(packages)),
             ],
             "Creating container {} from the Debian template ({})".format(name, suite),
             env=env,
         )
+
+
+# A service a package would start in the image at build time would run on the building machine.
+POLICY_RC_D = "#!/bin/sh\nexit 101\n"
+APT_TRIES = 3
+
+
+@contextlib.contextmanager
+def _build_time_files(rootfs):
+    """This machine's resolver in the image and no service started, for the time of the block."""
+    added = {os.path.join(rootfs, "usr", "sbin", "policy-rc.d"): (POLICY_RC_D, 0o755)}
+    resolv = os.path.join(rootfs, "etc", "resolv.conf")
+    saved = resolv + ".corpus-build"
+    if os.path.lexists(resolv):
+        os.replace(resolv, saved)
+    with open("/etc/resolv.conf", encoding="utf-8") as fh:
+        added[resolv] = (fh.read(), 0o644)
+    try:
+        for path, (text, mode) in added.items():
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8") as fh:
+                fh.write(text)
+        yield
+    finally:
+        for path in added:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        if os.path.lexists(saved):
+            os.replace(saved, resolv)
+
+
+def sources_list(mirror, suite):
+    """The image's APT sources: the suite, its updates and its security archive. (The template
+    names the security suite after what its distro-info knows, ``bookworm/updates`` where that
+    is old, which no mirror has.)"""
+    return "".join("deb {} {} main\n".format(url, name) for url, name in (
+        (mirror, suite), (mirror, suite + "-updates"), (security_mirror(mirror), suite + "-security")))
+
+
+def install_packages(rootfs, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, packages=GOLDEN_PACKAGES):
+    """``apt-get install`` of ``packages`` in the image mounted on ``rootfs`` (a chroot).
+
+    Not the template's own ``--packages``: when its ``apt-get update`` fails it goes on without
+    them in silence, and the image has no Python."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    with open(os.path.join(rootfs, "etc", "apt", "sources.list"), "w", encoding="utf-8") as fh:
+        fh.write(sources_list(mirror, suite))
+    with _build_time_files(rootfs):
+        for attempt in range(1, APT_TRIES + 1):
+            proc = run(["chroot", rootfs, "apt-get", "update"], "Updating the golden image's package lists",
+                       check=False, timeout=600, env=env)
+            if not proc.returncode:
+                break
+            if attempt == APT_TRIES:
+                raise CorpusError("Updating the golden image's package lists failed: {}.".format(last_line(proc)))
+            time.sleep(2 * attempt)
+        run(["chroot", rootfs, "apt-get", "install", "-y", "--no-install-recommends"] + list(packages),
+            "Installing {} into the golden image".format(", ".join(packages)), timeout=1800, env=env)
 
 
 def build_golden_image(
@@ -176,7 +236,7 @@ def build_golden_image(
     image = os.path.join(cache_dir, "{}.img".format(suite))
     started = time.monotonic()
     with file_lock(os.path.join(cache_dir, ".lock")):
-        if os.path.isfile(image) and cached_packages(cache_dir, suite) == list(GOLDEN_PACKAGES):
+        if os.path.isfile(image) and cached_recipe(cache_dir, suite) == (GOLDEN_RECIPE, list(GOLDEN_PACKAGES)):
             return {"image": image, "built": False, "seconds": round(time.monotonic() - started, 2)}
         build_path = os.path.join(cache_dir, "build")
         build_name = "golden-{}".format(suite)
@@ -186,6 +246,7 @@ def build_golden_image(
             template_create(build_name, build_path, mirror, suite, disk_size_mb)
             built = os.path.join(build_path, build_name, "rootdev")
             with mounted_image(built) as rootfs:
+                install_packages(rootfs, mirror, suite)
                 prepare_golden_rootfs(rootfs)
             os.replace(built, image + ".part")
             os.replace(image + ".part", image)
@@ -198,6 +259,7 @@ def build_golden_image(
                     "suite": suite,
                     "mirror": mirror,
                     "disk_size_mb": disk_size_mb,
+                    "recipe": GOLDEN_RECIPE,
                     "packages": list(GOLDEN_PACKAGES),
                     "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "seconds": seconds,
@@ -208,13 +270,15 @@ def build_golden_image(
     return {"image": image, "built": True, "seconds": seconds}
 
 
-def cached_packages(cache_dir, suite):
-    """The packages the cached image was built with (None when unknown): a changed list rebuilds it."""
+def cached_recipe(cache_dir, suite):
+    """The recipe and packages the cached image was built with ((None, None) when unknown): a
+    change of either rebuilds it."""
     try:
         with open(os.path.join(cache_dir, "{}.json".format(suite)), encoding="utf-8") as fh:
-            return json.load(fh).get("packages")
+            built = json.load(fh)
+        return built.get("recipe"), built.get("packages")
     except (OSError, ValueError, AttributeError):
-        return None
+        return None, None
 
 
 # --------------------------------------------------------------------------- the minion's venv

@@ -217,7 +217,7 @@ def test_golden_rootfs_loses_its_identity(tmp_path):
     assert os.listdir(tmp_path / "var" / "cache" / "apt" / "archives") == []
 
 
-def test_cached_golden_image_is_reused_only_if_built_with_todays_packages(tmp_path, monkeypatch):
+def test_cached_golden_image_is_reused_only_if_built_with_todays_recipe_and_packages(tmp_path, monkeypatch):
     (tmp_path / "bookworm.img").write_bytes(b"image")
     built = []
     monkeypatch.setattr(
@@ -225,13 +225,16 @@ def test_cached_golden_image_is_reused_only_if_built_with_todays_packages(tmp_pa
         "template_create",
         lambda *args: built.append(args) or (_ for _ in ()).throw(CorpusError("no template here")),
     )
-    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": list(images.GOLDEN_PACKAGES)}))
+    current = {"recipe": images.GOLDEN_RECIPE, "packages": list(images.GOLDEN_PACKAGES)}
+    (tmp_path / "bookworm.json").write_text(json.dumps(current))
     assert images.build_golden_image(cache_dir=str(tmp_path))["built"] is False
-    (tmp_path / "bookworm.json").write_text(json.dumps({"packages": ["python3"]}))
     monkeypatch.setattr(images, "run", lambda *args, **kwargs: None)
-    with pytest.raises(CorpusError, match="no template here"):
-        images.build_golden_image(cache_dir=str(tmp_path))
-    assert len(built) == 1
+    # an older recipe (its package install could fail in silence), or another package list
+    for stale in (dict(current, recipe=None), dict(current, packages=["python3"])):
+        (tmp_path / "bookworm.json").write_text(json.dumps(stale))
+        with pytest.raises(CorpusError, match="no template here"):
+            images.build_golden_image(cache_dir=str(tmp_path))
+    assert len(built) == 2
     assert (tmp_path / "bookworm.img").read_bytes() == b"image"
 
 
@@ -270,3 +273,53 @@ def test_install_minion_refuses_bad_input(tmp_path, master, minion_id, message):
     (tmp_path / "ct-a" / "config").write_text(lxc.render_config("ct-a", "/x/rootdev"))
     with pytest.raises(CorpusError, match=message):
         minion.install_minion("ct-a", master, minion_id, str(tmp_path), str(tmp_path))
+
+
+def _rootfs(tmp_path):
+    for directory in ("usr/sbin", "etc/apt"):
+        (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "etc" / "resolv.conf").write_text("nameserver 192.0.2.1\n")
+    return tmp_path
+
+
+def test_golden_packages_are_installed_with_no_service_started_and_the_image_left_as_it_was(tmp_path, monkeypatch):
+    rootfs = _rootfs(tmp_path)
+    seen = []
+
+    def run(args, what, check=True, **kwargs):
+        seen.append((args[2:4], (rootfs / "usr/sbin/policy-rc.d").read_text(),
+                     (rootfs / "etc/resolv.conf").read_text()))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(images, "run", run)
+    monkeypatch.setattr(images.time, "sleep", lambda seconds: None)
+    images.install_packages(str(rootfs), "http://mirror.example/debian", "bookworm", ("python3", "git"))
+    assert [args for args, _, _ in seen] == [["apt-get", "update"], ["apt-get", "install"]]
+    assert all(policy.endswith("exit 101\n") for _, policy, _ in seen)
+    with open("/etc/resolv.conf", encoding="utf-8") as fh:
+        this_machines = fh.read()
+    assert all(resolv == this_machines for _, _, resolv in seen)
+    assert not (rootfs / "usr/sbin/policy-rc.d").exists()
+    assert (rootfs / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
+    assert sorted(os.listdir(rootfs / "etc")) == ["apt", "resolv.conf"]
+    assert (rootfs / "etc/apt/sources.list").read_text().splitlines() == [
+        "deb http://mirror.example/debian bookworm main",
+        "deb http://mirror.example/debian bookworm-updates main",
+        "deb http://mirror.example/debian-security bookworm-security main"]
+
+
+def test_a_golden_image_whose_package_lists_cannot_be_updated_fails_in_one_sentence(tmp_path, monkeypatch):
+    rootfs = _rootfs(tmp_path)
+    calls = []
+
+    def run(args, what, check=True, **kwargs):
+        calls.append(args[2:4])
+        return subprocess.CompletedProcess(args, 100, "", "E: Release file expired\n")
+
+    monkeypatch.setattr(images, "run", run)
+    monkeypatch.setattr(images.time, "sleep", lambda seconds: None)
+    with pytest.raises(CorpusError, match=r"package lists failed: E: Release file expired\.$"):
+        images.install_packages(str(rootfs))
+    assert calls == [["apt-get", "update"]] * images.APT_TRIES
+    assert not (rootfs / "usr/sbin/policy-rc.d").exists()
+    assert (rootfs / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
