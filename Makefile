@@ -18,12 +18,11 @@ TEST_TMPDIR_MODE := $(if $(filter 0,$(TEST_UID)),0711,0700)
 # As root, `deps` installed every package the tests use: a test that still finds
 # one missing fails instead of skipping (CORPUS_TESTS_STRICT, tests/support/needs.py).
 TEST_STRICT := $(if $(filter 0,$(TEST_UID)),1,)
-# pytest-xdist workers (0: every test in this process, one after another). With
-# PYTEST_WORKERS=2 the tests that make containers and nodes run on one worker and the
-# others beside them (tests/conftest.py): 39 minutes against about an hour on 2 cores, but
-# a few tests waiting seconds for a process to start then fail now and then, so one
-# process is the default.
-PYTEST_WORKERS ?= 0
+# pytest-xdist workers (0: every test in this process, one after another). The tests that make
+# containers and nodes run as two groups, each on one worker, and the others beside them, the
+# longest groups first (tests/conftest.py). The tests wait on processes, disks and networks more
+# than they compute: 3 workers keep 2 cores busy.
+PYTEST_WORKERS ?= 3
 PYTEST_ARGS ?= --timeout=900 -n $(PYTEST_WORKERS)
 # What to run, e.g. `make test TESTS="tests/unit tests/functional"`.
 TESTS ?= tests

@@ -10,6 +10,7 @@
   loopback interface instead of listening on every address.
 """
 
+import collections
 import logging
 import os
 
@@ -27,39 +28,73 @@ def pytest_configure(config):
                    "the names are tests/support/needs.py's REQUIREMENTS")
 
 
-# The tests that make LXC containers, nodes, bridges and nft tables share fixed names and the
-# machine's loop devices and CPU: one worker runs them all, one after another; the others run
-# everything else beside them.
-ONE_WORKER = "lxc"
-LXC_TESTS = (
-    "tests/integration/controller/",
-    "tests/integration/web/flow/",
-    "tests/integration/test_link_node.py",
-    "tests/integration/test_node_lxc.py",
-    "tests/integration/test_node_teardown.py",
-    "tests/integration/test_controller_init.py",
-    "tests/integration/test_install_non_editable.py",
+# The tests that make LXC containers and nodes with fixed names (node1 and node2, their bridge,
+# subnets and LXC paths: the controller's tests and the web page's flow over them) run on one
+# worker, one after another; the other tests that make nodes and containers (under names of
+# their own) or build the shared wheelhouse run on one other worker. Everything else runs
+# beside them.
+CONTROLLER_NODES = "lxc"
+LXC_TESTS = {
+    "tests/integration/controller/": CONTROLLER_NODES,
+    "tests/integration/web/flow/": CONTROLLER_NODES,
+    "tests/integration/test_link_node.py": "lxc-nodes",
+    "tests/integration/test_node_lxc.py": "lxc-nodes",
+    "tests/integration/test_node_teardown.py": "lxc-nodes",
+    "tests/integration/test_controller_init.py": "lxc-nodes",
+    "tests/integration/test_install_non_editable.py": "lxc-nodes",
+}
+# The longest groups, longest first (seconds in a CI run, --durations): each worker starts with
+# one of them, so that the run does not end with one worker alone on a long group.
+LONG_GROUPS = (
+    CONTROLLER_NODES,                           # ~1200 s
+    "lxc-nodes",                                # ~660 s
+    "tests/integration/test_crash_matrix.py",   # ~600 s
+    "tests/integration/inventory",              # ~360 s
+    "tests/integration/api",                    # ~200 s
+    "tests/integration/test_phase_failures.py",  # ~140 s
 )
 
 
 def worker_group(nodeid):
-    """The tests pytest-xdist runs whole, in order, on one worker: every test that makes
-    containers or nodes (``LXC_TESTS``); a directory under tests/integration/ (its package
-    fixtures: a master, an API server, exist once); otherwise a test module (its module
+    """The tests pytest-xdist runs whole, in order, on one worker: the tests that make
+    containers or nodes (``LXC_TESTS``: two groups); a directory under tests/integration/ (its
+    package fixtures: a master, an API server, exist once); otherwise a test module (its module
     fixtures, set up once)."""
     path = nodeid.split("::", 1)[0]
-    if path.startswith(LXC_TESTS):
-        return ONE_WORKER
+    for prefix, group in LXC_TESTS.items():
+        if path.startswith(prefix):
+            return group
     parts = path.split("/")
     if parts[:2] == ["tests", "integration"] and len(parts) > 3:
         return "/".join(parts[:-1])
     return path
 
 
+def _group_rank(group, sizes):
+    """Where a group goes in the run: the long ones first, then the others by their number of
+    tests, most first."""
+    if group in LONG_GROUPS:
+        return (0, LONG_GROUPS.index(group))
+    return (1, -sizes[group])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Each group's tests together, the groups in ``_group_rank``'s order (pytest-xdist hands
+    them out in this order); the tests of a group keep their order."""
+    groups = [worker_group(item.nodeid) for item in items]
+    sizes = collections.Counter(groups)
+    order = sorted(range(len(items)), key=lambda i: (_group_rank(groups[i], sizes), i))
+    items[:] = [items[i] for i in order]
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """With ``make test PYTEST_WORKERS=N`` each worker gets whole groups (``worker_group``)."""
+    """With ``make test PYTEST_WORKERS=N`` each worker gets whole groups (``worker_group``), in
+    the collection's order (``pytest_collection_modifyitems``), not by their number of tests."""
     from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
 
     class ByWorkerGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid):
