@@ -162,15 +162,15 @@ def _image_source(lxc_path, image):
     return _call(image_build.image_file, lxc_path, image.get("name"), image.get("version"))
 
 
-def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, golden=None, image=None):
+def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=1, golden=None, image=None):
     """
     Create stopped container ``name`` as a copy of the golden image, or of the named image
     ``image`` (``{name, version, golden}``; ``golden`` true: it is the golden image). An
     existing container is refused unless ``exist_ok`` (then a complete one is left as it
-    is). With ``spare``, the node's spare container becomes it when one made from that image
-    fits, and the next spare is made in the background. ``golden`` (``{mirror, suite,
-    disk_size_mb, wheelhouse}``) makes sure of the golden image first, as ``mc_lxc.golden``
-    does, in the same call; its answer is under ``golden``.
+    is). With ``spare`` (how many spare containers the node keeps; 0: none), a spare becomes
+    it when one made from that image fits, and the missing spares are made in the background.
+    ``golden`` (``{mirror, suite, disk_size_mb, wheelhouse}``) makes sure of the golden image
+    first, as ``mc_lxc.golden`` does, in the same call; its answer is under ``golden``.
 
     CLI Example:
 
@@ -181,7 +181,7 @@ def clone(name, lxc_path=None, disk_size_mb=None, exist_ok=False, spare=True, go
     lxc_path = _lxc_path(lxc_path)
     source = _image_source(lxc_path, image)
     made_golden = _golden(lxc_path, golden) if golden is not None and source is None else None
-    made = _call(spares.clone, name, lxc_path, disk_size_mb, exist_ok, bool(spare), source)
+    made = _call(spares.clone, name, lxc_path, disk_size_mb, exist_ok, int(spare), source)
     return dict(made, golden=made_golden) if made_golden is not None else made
 
 

@@ -515,18 +515,24 @@ def bench_parallel(ctl, out, counts=COUNTS):
     out()
     table(["N", "parallel", "against one", "per env", "sequential", "per env", "sequential / parallel"], rows,
           out=out)
-    # What a fleet's users do: N `corpus init_env` at once, each job run by the API that is up.
+    # What a fleet's users do: N `corpus init_env` at once, each job run by the API that is up;
+    # with the node's one spare (the default), then with as many spares as environments
+    # (``corpus:lxc:spare: N``), made before the round as the node makes them between bursts.
+    many = counts[-1]
     spares.refill(LXC_PATH)
     one, failed = corpus_round(ctl, ["bench-c1-1"])
     failures += failed
-    spares.refill(LXC_PATH)
-    many, failed = corpus_round(ctl, ["bench-c{}-{}".format(counts[-1], i) for i in range(1, counts[-1] + 1)])
-    failures += failed
+    rows = [["1", "1", fmt_seconds(one), "1.00x"]]
+    for pool in (1, many):
+        spares.refill(LXC_PATH, count=pool)
+        wall, failed = corpus_round(ctl, ["bench-c{}-{}-{}".format(many, pool, i) for i in range(1, many + 1)])
+        failures += failed
+        rows.append([str(many), str(pool), fmt_seconds(wall), "{:.2f}x".format(wall / one) if one else "-"])
+    spares.remove(LXC_PATH)
     out()
-    out("through the corpus command and the controller's API (the node's spare ready before each round):")
+    out("through the corpus command and the controller's API, the node's spares ready before each round:")
     out()
-    table(["N at once", "wall", "against one"], [["1", fmt_seconds(one), "1.00x"],
-          [str(counts[-1]), fmt_seconds(many), "{:.2f}x".format(many / one) if one else "-"]], out=out)
+    table(["N at once", "spares", "wall", "against one"], rows, out=out)
     if failures:
         raise BenchError("{} environment(s) failed: {}".format(len(failures), "; ".join(failures)))
     return rows

@@ -267,6 +267,8 @@ def plan(args):
             corpus["dns"]["api_key"] = dns_key
     if args.smtp is not None:
         corpus["smtp"] = dict(corpus.get("smtp") or {}, **args.smtp)
+    if args.spare is not None:
+        corpus["lxc"] = dict(corpus.get("lxc") or {}, spare=args.spare)
     options = master_config(
         root, corpus,
         interface=args.interface or current.get("interface", DEFAULT_INTERFACE),
@@ -630,6 +632,8 @@ def parser():
     init_parser.add_argument("--publish-port", type=_port)
     init_parser.add_argument("--ret-port", type=_port)
     init_parser.add_argument("--master-address", help="address minions reach the master at")
+    init_parser.add_argument("--spare", type=int, metavar="N",
+                             help="containers each node keeps ready for the next environments (default 1)")
     init_parser.add_argument("--wheelhouse", help="directory of the wheels shipped to nodes")
     init_parser.add_argument("--api-port", type=_port, help="the REST API's port (default {})".format(
         api_settings.DEFAULT_PORT))

@@ -48,8 +48,9 @@ SECTIONS = {
         "mirror": ((str,), "http://deb.debian.org/debian"),
         "suite": ((str,), "bookworm"),
         "disk_size_mb": ((int,), 2048),
-        # Each node keeps the next environment's container ready (node/spares.py).
-        "spare": ((bool,), True),
+        # How many containers each node keeps ready for the next environments (node/spares.py):
+        # a number, or true (1) or false (0).
+        "spare": ((bool, int), 1),
     },
 }
 TOP_LEVEL = {
@@ -63,6 +64,8 @@ TOP_LEVEL = {
     "redeploy_keep_hours": (int, float, type(None)),
 }
 POSITIVE = {"dns:ttl", "smtp:timeout", "lxc:disk_size_mb"}
+# Settings counted as a whole number from 0 up to this (true and false are 1 and 0).
+COUNTS = {"lxc:spare": 32}
 PORTS = {"smtp:port"}
 
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
@@ -106,6 +109,9 @@ def _check_value(name, value):
     if name in PORTS and not 1 <= value <= 65535:
         raise CorpusError("The controller setting corpus:{} must be a port between 1 and 65535.".format(
             name))
+    if name in COUNTS and not 0 <= value <= COUNTS[name]:
+        raise CorpusError("The controller setting corpus:{} must be a number from 0 to {}.".format(
+            name, COUNTS[name]))
     if name in POSITIVE and value <= 0:
         raise CorpusError("The controller setting corpus:{} must be positive.".format(name))
 
@@ -191,7 +197,7 @@ def controller_settings(opts):
             if value is not None or type(None) in types:
                 _check_type(name, value, types)
                 _check_value(name, value)
-            merged[key] = value
+            merged[key] = int(value) if name in COUNTS else value
         settings[section] = merged
 
     _check_domain(settings["domain"])

@@ -28,8 +28,9 @@ from mc_project.node.images import DEFAULT_DISK_SIZE_MB, DEFAULT_MIRROR, DEFAULT
 from mc_project.node.shell import file_lock, last_line, run
 
 GOLDEN_NAME = "corpus-golden"
-# The next environment's container, made ahead (spares.py).
+# The next environments' containers, made ahead (spares.py): corpus-spare, corpus-spare-2...
 SPARE_NAME = "corpus-spare"
+SPARE_RE = re.compile(r"^{}(-[0-9]+)?$".format(SPARE_NAME))
 COMMON_CONF = "/usr/share/lxc/config/debian.common.conf"
 
 # Trimming must leave this much free space above what the filesystem already uses.
@@ -830,14 +831,18 @@ def info(name, lxc_path=LXC_PATH):
     }
 
 
+def is_spare(name):
+    return bool(SPARE_RE.match(name))
+
+
 def list_containers(lxc_path=LXC_PATH):
-    """Every corpus container under ``lxc_path`` (not the golden or spare one), with its state
+    """Every corpus container under ``lxc_path`` (not the golden or a spare one), with its state
     and address."""
     if not os.path.isdir(lxc_path):
         return []
     found = []
     for name in sorted(os.listdir(lxc_path)):
-        if name not in (GOLDEN_NAME, SPARE_NAME) and NAME_RE.match(name) and exists(name, lxc_path):
+        if name != GOLDEN_NAME and not is_spare(name) and NAME_RE.match(name) and exists(name, lxc_path):
             found.append(
                 {"name": name, "state": state(name, lxc_path), "ip": container_address(name, lxc_path)}
             )

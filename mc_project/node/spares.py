@@ -1,15 +1,17 @@
-"""The spare container of a node: the next environment's container, made before it is asked for.
+"""The spare containers of a node: the next environments' containers, made before they are asked for.
 
 A new container costs a copy of the golden image and a shift of every one of its inodes into
-the container's own id range (``lxc.clone``, one to two seconds). The node keeps one such
-container ready, stopped, with its SSH host keys, under the name ``corpus-spare``. ``clone``
-renames it to the new environment's name (milliseconds) when it was made from the current
-golden image with the disk size asked for, and then makes the next spare in the background,
-at the lowest CPU and I/O priority so the environment being set up keeps the machine.
+the container's own id range (``lxc.clone``: one to two seconds alone, tens of seconds when
+eight are copied at once). The node keeps ``count`` such containers ready (the controller's
+``corpus:lxc:spare``, 1 by default), stopped, with their SSH host keys, named ``corpus-spare``,
+``corpus-spare-2``... ``clone`` renames one to the new environment's name (milliseconds) when it
+was made from the current golden image with the disk size asked for, and then makes the
+missing ones again in the background, one after another, at the lowest CPU and I/O priority
+so the environments being set up keep the machine.
 
 A spare is ready once its ``spare-ready`` file exists (written last, holding what it was made
 from); one refill runs at a time per LXC path (``.corpus-spare-refill.lock``), and ``remove``
-stops it and deletes the spare (when the node is unlinked).
+stops it and deletes the spares (when the node is unlinked).
 """
 
 import contextlib
@@ -42,8 +44,22 @@ def _path(lxc_path, name):
     return os.path.join(lxc_path, name)
 
 
-def _ready_path(lxc_path):
-    return os.path.join(lxc.container_dir(SPARE_NAME, lxc_path), READY_FILE)
+def spare_names(count):
+    """The names of a pool of ``count`` spares: ``corpus-spare``, ``corpus-spare-2``..."""
+    return [SPARE_NAME] + ["{}-{}".format(SPARE_NAME, i) for i in range(2, int(count) + 1)] if count else []
+
+
+def spares_present(lxc_path):
+    """The spares (ready or not) under ``lxc_path``, by name."""
+    try:
+        listed = os.listdir(lxc_path)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in listed if lxc.is_spare(name) and os.path.isdir(os.path.join(lxc_path, name)))
+
+
+def _ready_path(lxc_path, spare=SPARE_NAME):
+    return os.path.join(lxc.container_dir(spare, lxc_path), READY_FILE)
 
 
 def _made_from(lxc_path, disk_size_mb, source=None):
@@ -59,38 +75,47 @@ def _made_from(lxc_path, disk_size_mb, source=None):
     return json.dumps(made_from, sort_keys=True)
 
 
-def _ready_for(lxc_path, disk_size_mb, source=None):
-    """Whether the spare is ready and fits a clone of ``disk_size_mb`` from ``source``."""
+def _ready_for(lxc_path, disk_size_mb, source=None, spare=SPARE_NAME, made_from=None):
+    """Whether spare ``spare`` is ready and fits a clone of ``disk_size_mb`` from ``source``."""
     try:
-        with open(_ready_path(lxc_path), encoding="utf-8") as fh:
-            return fh.read() == _made_from(lxc_path, disk_size_mb, source)
+        with open(_ready_path(lxc_path, spare), encoding="utf-8") as fh:
+            return fh.read() == (made_from or _made_from(lxc_path, disk_size_mb, source))
     except FileNotFoundError:
         return False
 
 
+def _all_ready(lxc_path, count, disk_size_mb, source=None):
+    made_from = _made_from(lxc_path, disk_size_mb, source)
+    return all(_ready_for(lxc_path, None, spare=spare, made_from=made_from) for spare in spare_names(count))
+
+
 def take(name, lxc_path, disk_size_mb=None, source=None):
-    """Make the spare container ``name`` (a rename); False when no ready spare made from
+    """Make a ready spare container ``name`` (a rename); False when no ready spare made from
     ``source`` (None: the golden image) fits."""
     if os.path.lexists(lxc.container_dir(name, lxc_path)):
         return False  # lxc.clone says what to do about an existing container
     with file_lock(_path(lxc_path, TAKE_LOCK)):
         try:
-            if not _ready_for(lxc_path, disk_size_mb, source):
-                return False
+            made_from = _made_from(lxc_path, disk_size_mb, source)
         except OSError:  # no such image: lxc.clone says so
             return False
-        os.unlink(_ready_path(lxc_path))
-        os.rename(lxc.container_dir(SPARE_NAME, lxc_path), lxc.container_dir(name, lxc_path))
+        ready = [spare for spare in spares_present(lxc_path)
+                 if _ready_for(lxc_path, None, spare=spare, made_from=made_from)]
+        if not ready:
+            return False
+        os.unlink(_ready_path(lxc_path, ready[0]))
+        os.rename(lxc.container_dir(ready[0], lxc_path), lxc.container_dir(name, lxc_path))
     lxc.write_config(name, lxc_path)
     return True
 
 
-def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=True, source=None):
-    """``lxc.clone`` from ``source`` (None: the golden image), from the spare when one made
-    from it fits; then the next spare is made in the background from that same image
-    (``spare=False``: neither)."""
-    if name == SPARE_NAME:
-        raise CorpusError("{} is the spare container's name.".format(name))
+def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=1, source=None):
+    """``lxc.clone`` from ``source`` (None: the golden image), from a spare when one made from
+    it fits; then the missing spares of a pool of ``spare`` are made in the background from
+    that same image (``spare`` 0 or False: neither)."""
+    if lxc.is_spare(name):
+        raise CorpusError("{} is a spare container's name.".format(name))
+    spare = int(spare)
     if spare and take(name, lxc_path, disk_size_mb, source):
         rootdev = lxc.rootdev_path(name, lxc_path)
         result = {"name": name, "disk_size_mb": images.image_size_mb(rootdev),
@@ -98,7 +123,7 @@ def clone(name, lxc_path, disk_size_mb=None, exist_ok=False, spare=True, source=
     else:
         result = dict(lxc.clone(name, lxc_path, disk_size_mb, exist_ok=exist_ok, source=source), spare=False)
     if spare:
-        refresh(lxc_path, disk_size_mb, source)
+        refresh(lxc_path, disk_size_mb, source, count=spare)
     return result
 
 
@@ -131,52 +156,69 @@ def _pid_recorded(lxc_path):
             os.unlink(pid_path)
 
 
-def refill(lxc_path, disk_size_mb=None, source=None):
-    """Make the spare (from ``source``, None: the golden image) unless one that fits is ready
-    or another refill runs; says which."""
+def refill(lxc_path, disk_size_mb=None, source=None, count=1):
+    """Make the spares of a pool of ``count`` (from ``source``, None: the golden image) that are
+    missing or were made from another image, one after another, unless another refill runs;
+    says which ("made", "ready", "busy"). Spares beyond ``count`` that no longer fit go."""
     if not os.path.isfile(source or lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)):
         return "no golden image" if source is None else "no image {}".format(source)
     with _refill_lock(lxc_path) as mine, _pid_recorded(lxc_path) if mine else contextlib.nullcontext():
         if not mine:
             return "busy"
-        if _ready_for(lxc_path, disk_size_mb, source):
-            return "ready"
-        with file_lock(_path(lxc_path, TAKE_LOCK)):  # a stale or half-made spare goes
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(_ready_path(lxc_path))
-        lxc.destroy(SPARE_NAME, lxc_path)
         made_from = _made_from(lxc_path, disk_size_mb, source)
-        lxc.clone(SPARE_NAME, lxc_path, disk_size_mb, source=source)
-        lxc.write_config(SPARE_NAME, lxc_path, autostart=False)  # a node's boot leaves it be
-        # Host keys now (-A makes the missing types): lxc.configure then has none to make.
-        inside.run(SPARE_NAME, lxc_path, ["ssh-keygen", "-A"], "Making SSH host keys for the spare container")
-        ready = _ready_path(lxc_path)
-        with open(ready + ".part", "w", encoding="utf-8") as fh:
-            fh.write(made_from)
-        os.replace(ready + ".part", ready)
-    return "made"
+        wanted = spare_names(count)
+        for extra in [name for name in spares_present(lxc_path) if name not in wanted]:
+            if not _ready_for(lxc_path, None, spare=extra, made_from=made_from):
+                _destroy(lxc_path, extra)
+        made = False
+        for spare in wanted:
+            if not _ready_for(lxc_path, None, spare=spare, made_from=made_from):
+                _make(lxc_path, spare, disk_size_mb, source, made_from)
+                made = True
+    return "made" if made else "ready"
 
 
-def refresh(lxc_path, disk_size_mb=None, source=None):
-    """Start a refill in the background unless a spare that fits is ready or one is being
-    made (after a clone took the spare, or the golden image changed); its pid, or None."""
+def _destroy(lxc_path, spare):
+    with file_lock(_path(lxc_path, TAKE_LOCK)):  # a stale or half-made spare goes
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_ready_path(lxc_path, spare))
+    lxc.destroy(spare, lxc_path)
+
+
+def _make(lxc_path, spare, disk_size_mb, source, made_from):
+    _destroy(lxc_path, spare)
+    lxc.clone(spare, lxc_path, disk_size_mb, source=source)
+    lxc.write_config(spare, lxc_path, autostart=False)  # a node's boot leaves it be
+    # Host keys now (-A makes the missing types): lxc.configure then has none to make.
+    inside.run(spare, lxc_path, ["ssh-keygen", "-A"], "Making SSH host keys for a spare container")
+    ready = _ready_path(lxc_path, spare)
+    with open(ready + ".part", "w", encoding="utf-8") as fh:
+        fh.write(made_from)
+    os.replace(ready + ".part", ready)
+
+
+def refresh(lxc_path, disk_size_mb=None, source=None, count=1):
+    """Start a refill of a pool of ``count`` in the background unless all its spares are ready
+    or one is being made (after a clone took a spare, or the golden image changed); its pid,
+    or None."""
     try:
-        if _ready_for(lxc_path, disk_size_mb, source):
+        if _all_ready(lxc_path, count, disk_size_mb, source):
             return None
     except OSError:
         return None  # no golden image yet
     with _refill_lock(lxc_path) as free:
         if not free:
             return None
-    return refill_in_background(lxc_path, disk_size_mb, source)
+    return refill_in_background(lxc_path, disk_size_mb, source, count)
 
 
-def refill_in_background(lxc_path, disk_size_mb=None, source=None):
+def refill_in_background(lxc_path, disk_size_mb=None, source=None, count=1):
     """Start ``refill`` in a process of its own (it outlives the caller); returns its pid."""
     log_path = _path(lxc_path, REFILL_LOG)
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", REFILL_MARKER, lxc_path, str(int(disk_size_mb or 0))] + ([source] if source else []),
+            [sys.executable, "-m", REFILL_MARKER, lxc_path, str(int(count)), str(int(disk_size_mb or 0))]
+            + ([source] if source else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True)
     return child.pid
@@ -194,8 +236,9 @@ def remove(lxc_path):
             refill_process.kill()
             refill_process.wait(STOP_WAIT)
         removed.append("refill process {}".format(refill_process.pid))
-    if lxc.destroy(SPARE_NAME, lxc_path)["destroyed"]:
-        removed.append("container {}".format(SPARE_NAME))
+    for spare in spares_present(lxc_path):
+        if lxc.destroy(spare, lxc_path)["destroyed"]:
+            removed.append("container {}".format(spare))
     for name in (TAKE_LOCK, REFILL_LOCK, REFILL_PID, REFILL_LOG):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_path(lxc_path, name))
@@ -207,16 +250,17 @@ def _stop_on_term(_signum, _frame):
 
 
 def main(argv):
-    lxc_path, disk_size_mb = argv[0], int(argv[1]) or None
-    source = argv[2] if len(argv) > 2 else None
+    lxc_path, count, disk_size_mb = argv[0], int(argv[1]), int(argv[2]) or None
+    source = argv[3] if len(argv) > 3 else None
     signal.signal(signal.SIGTERM, _stop_on_term)
     os.nice(19)
     with contextlib.suppress(psutil.Error, AttributeError):
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
     try:
-        print("spare container in {}: {}".format(lxc_path, refill(lxc_path, disk_size_mb, source)), flush=True)
+        print("spare containers in {}: {}".format(lxc_path, refill(lxc_path, disk_size_mb, source, count)),
+              flush=True)
     except (CorpusError, OSError) as exc:
-        print("spare container in {} not made: {}".format(lxc_path, exc), flush=True)
+        print("spare containers in {} not made: {}".format(lxc_path, exc), flush=True)
         return 1
     return 0
 

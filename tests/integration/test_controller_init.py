@@ -229,6 +229,7 @@ def test_init_encrypts_leftovers_and_rotate_key_reencrypts_every_secret(controll
     (["--ret-port", "0"], "Argument --ret-port: 0 is not a port (1-65535)."),
     (["--smtp", ":25"], "Argument --smtp: :25 is not HOST:PORT."),
     (["--domain", "not a domain"], "The controller setting corpus:domain must be a DNS domain name."),
+    (["--spare", "40"], "The controller setting corpus:lxc:spare must be a number from 0 to 32."),
     (["--db", "nosuchdriver://db/corpus"], "Cannot open the inventory database nosuchdriver://db/corpus"),
     (["--wheelhouse", os.path.dirname(__file__)], "{} is not empty and is not a corpus wheelhouse".format(
         os.path.dirname(__file__))),
@@ -244,10 +245,11 @@ def test_bad_input_is_one_sentence_and_changes_nothing(controller, extra, messag
 
 def test_a_changed_option_rewrites_the_config_and_restarts_the_master(controller):
     before = controller.pid()
-    result = controller.init("--domain", "example.test")
+    result = controller.init("--domain", "example.test", "--spare", "4")
     assert result.returncode == 0, result.stderr
     assert "restarted" in result.stdout
     assert controller.options()["corpus"]["domain"] == "example.test"
+    assert controller.options()["corpus"]["lxc"]["spare"] == 4
     assert controller.pid() not in (None, before)
     result = run("salt-run", "-c", controller.config_dir, "mc_jobs.status", "1")
     assert "No job 1 in the inventory." in result.stdout

@@ -27,8 +27,14 @@ def test_defaults_without_a_root():
     assert result["smtp"] == {"host": None, "port": 25, "sender": "corpus@" + socket.getfqdn(),
                               "timeout": 10}
     assert result["lxc"] == {"mirror": "http://deb.debian.org/debian", "suite": "bookworm",
-                             "disk_size_mb": 2048, "spare": True}
+                             "disk_size_mb": 2048, "spare": 1}
     assert result["master_address"] == local_ipv4()
+
+
+@pytest.mark.parametrize("given, count", [(True, 1), (False, 0), (0, 0), (8, 8)])
+def test_the_spare_containers_a_node_keeps_are_a_count(given, count):
+    spare = settings({"lxc": {"spare": given}})["lxc"]["spare"]
+    assert spare == count and type(spare) is int
 
 
 def test_a_root_holds_the_database_and_the_wheelhouse():
@@ -78,6 +84,8 @@ def test_the_given_mapping_is_not_changed():
     ({"smtp": {"port": 70000}}, "corpus:smtp:port must be a port between 1 and 65535."),
     ({"smtp": "mail:25"}, "corpus:smtp must be a mapping."),
     ({"lxc": {"disk_size_mb": 1.5}}, "corpus:lxc:disk_size_mb must be an integer, not float."),
+    ({"lxc": {"spare": -1}}, "corpus:lxc:spare must be a number from 0 to 32."),
+    ({"lxc": {"spare": "8"}}, "corpus:lxc:spare must be true or false or an integer, not str."),
     ({"domain": "bad domain"}, "corpus:domain must be a DNS domain name."),
     ({"domain": 5}, "corpus:domain must be a string, not int."),
     ({"root": "relative/dir"}, "corpus:root must be an absolute path."),
