@@ -20,6 +20,8 @@ from support import needs
 from support.saltcall import local_salt
 
 LOOPBACK = "127.0.0.1"
+# The real controller, its nodes, PowerDNS and SMTP sink the environment tests share.
+pytest_plugins = ["support.controller_fixtures"]
 
 
 def pytest_configure(config):
@@ -51,6 +53,7 @@ LONG_GROUPS = (
     "tests/integration/test_crash_matrix.py",   # ~600 s
     "tests/integration/inventory",              # ~360 s
     "tests/integration/api",                    # ~200 s
+    "tests/functional/test_bench_smoke.py",     # ~150 s, one test
     "tests/integration/test_phase_failures.py",  # ~140 s
 )
 

@@ -26,7 +26,7 @@ import psutil
 
 from mc_project.common import processes
 from mc_project.errors import CorpusError
-from mc_project.node import images, inside, lxc
+from mc_project.node import images, inside, lxc, minion
 from mc_project.node.shell import file_lock
 
 SPARE_NAME = lxc.SPARE_NAME
@@ -189,8 +189,14 @@ def _make(lxc_path, spare, disk_size_mb, source, made_from):
     _destroy(lxc_path, spare)
     lxc.clone(spare, lxc_path, disk_size_mb, source=source)
     lxc.write_config(spare, lxc_path, autostart=False)  # a node's boot leaves it be
-    # Host keys now (-A makes the missing types): lxc.configure then has none to make.
-    inside.run(spare, lxc_path, ["ssh-keygen", "-A"], "Making SSH host keys for a spare container")
+    # Its SSH host keys (-A makes the missing types) and its minion's key pair now: configuring
+    # it for an environment (first_boot) then has none to make.
+    import salt.crypt  # on the node, where Salt runs this
+
+    private, public = salt.crypt.gen_keys(minion.KEY_SIZE)
+    keys = {minion.PKI_DIR + "/minion.pem": (private, 0o400), minion.PKI_DIR + "/minion.pub": (public, 0o644)}
+    inside.run(spare, lxc_path, "ssh-keygen -A && tar -x -C /", "Making the keys of a spare container",
+               input=minion.files_tar(keys), text=False)
     ready = _ready_path(lxc_path, spare)
     with open(ready + ".part", "w", encoding="utf-8") as fh:
         fh.write(made_from)

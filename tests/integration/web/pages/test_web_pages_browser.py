@@ -127,6 +127,8 @@ def test_the_activity_shows_who_did_what(open_page, log_in, api, passwords):
     page.click("button.danger:has-text('Destroy')")
     page.wait_for_url(api + "/web/environments/b1")
     assert "Type the environment's name, b1, to destroy it." in page.inner_text(".flash")
+    # the page loads its panel again: leaving before it answered would abort that request
+    page.wait_for_selector("#project-b1 .loading", state="detached")
     page.click("nav >> text=Activity")
     page.wait_for_url(api + "/web/activity")
     feed = page.inner_text("#activity")
