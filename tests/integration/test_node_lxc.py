@@ -259,7 +259,7 @@ def test_a_spare_of_another_golden_image_or_size_is_not_taken(node):
     assert spares.refill(node.lxc_path) == "made"
     assert spares.take(name, node.lxc_path) is True
     lxc.destroy(name, node.lxc_path)
-    with pytest.raises(CorpusError, match="corpus-spare is the spare container's name"):
+    with pytest.raises(CorpusError, match="corpus-spare is a spare container's name"):
         spares.clone(spares.SPARE_NAME, node.lxc_path)
 
 
