@@ -75,18 +75,18 @@ def _made_from(lxc_path, disk_size_mb, source=None):
     return json.dumps(made_from, sort_keys=True)
 
 
-def _ready_for(lxc_path, disk_size_mb, source=None, spare=SPARE_NAME, made_from=None):
-    """Whether spare ``spare`` is ready and fits a clone of ``disk_size_mb`` from ``source``."""
+def _ready_for(lxc_path, spare, made_from):
+    """Whether spare ``spare`` is ready and was made from ``made_from`` (``_made_from``)."""
     try:
         with open(_ready_path(lxc_path, spare), encoding="utf-8") as fh:
-            return fh.read() == (made_from or _made_from(lxc_path, disk_size_mb, source))
+            return fh.read() == made_from
     except FileNotFoundError:
         return False
 
 
 def _all_ready(lxc_path, count, disk_size_mb, source=None):
     made_from = _made_from(lxc_path, disk_size_mb, source)
-    return all(_ready_for(lxc_path, None, spare=spare, made_from=made_from) for spare in spare_names(count))
+    return all(_ready_for(lxc_path, spare, made_from) for spare in spare_names(count))
 
 
 def take(name, lxc_path, disk_size_mb=None, source=None):
@@ -100,7 +100,7 @@ def take(name, lxc_path, disk_size_mb=None, source=None):
         except OSError:  # no such image: lxc.clone says so
             return False
         ready = [spare for spare in spares_present(lxc_path)
-                 if _ready_for(lxc_path, None, spare=spare, made_from=made_from)]
+                 if _ready_for(lxc_path, spare, made_from)]
         if not ready:
             return False
         os.unlink(_ready_path(lxc_path, ready[0]))
@@ -168,11 +168,11 @@ def refill(lxc_path, disk_size_mb=None, source=None, count=1):
         made_from = _made_from(lxc_path, disk_size_mb, source)
         wanted = spare_names(count)
         for extra in [name for name in spares_present(lxc_path) if name not in wanted]:
-            if not _ready_for(lxc_path, None, spare=extra, made_from=made_from):
+            if not _ready_for(lxc_path, extra, made_from):
                 _destroy(lxc_path, extra)
         made = False
         for spare in wanted:
-            if not _ready_for(lxc_path, None, spare=spare, made_from=made_from):
+            if not _ready_for(lxc_path, spare, made_from):
                 _make(lxc_path, spare, disk_size_mb, source, made_from)
                 made = True
     return "made" if made else "ready"
