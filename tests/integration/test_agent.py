@@ -22,7 +22,7 @@ import pytest
 from support.corpus import EXAMPLES, hold_push, sample_project
 from support.web import get_json
 from support.git import head, ls_remote
-from support.wait import wait_for
+from support.wait import process_ended, wait_for
 
 from mc_project import resources
 from mc_project.project import agent, rundir
@@ -156,7 +156,7 @@ def test_killing_the_push_kills_the_deploy_at_once(corpus, tmp_path):
         push.kill()
         # The deploy's process group is gone: the child and what it ran (the paused build).
         wait_for(lambda: not group_of(child), timeout=10, what="the deploy's processes to die")
-        assert not psutil.pid_exists(pause) or psutil.Process(pause).status() == psutil.STATUS_ZOMBIE
+        assert process_ended(pause)
     finally:
         os.unlink(gate)
         push.kill()
@@ -209,8 +209,7 @@ def test_agent_whose_code_changed_is_replaced(corpus):
     assert answer(corpus, name)["version"] == "2"
     new = agent_pid(corpus)
     assert new and new != old
-    wait_for(lambda: not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE,
-             timeout=30, what="the old agent to exit")
+    wait_for(lambda: process_ended(old), timeout=30, what="the old agent to exit")
     assert "stopping: the corpus code changed" in read(agent_paths(corpus)["log"])
 
 

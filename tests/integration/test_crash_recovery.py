@@ -18,7 +18,7 @@ import pytest
 
 from support.corpus import hold_push, sample_project
 from support.git import head
-from support.wait import wait_for
+from support.wait import process_ended, wait_for
 
 
 def deploy_processes(name):
@@ -39,8 +39,7 @@ def kill_deploy(name):
         [p.info["cmdline"] for p in procs])
     pid = procs[0].info["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-             timeout=30, what="the deploy process to die")
+    wait_for(lambda: process_ended(pid), timeout=30, what="the deploy process to die")
     return pid
 
 

@@ -4,6 +4,8 @@ import socket
 import threading
 import time
 
+import psutil
+
 WAIT = 90  # seconds: a generous bound on a deploy reaching a point a test waits for
 
 
@@ -16,6 +18,15 @@ def wait_for(predicate, timeout=WAIT, what="condition", interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError("timed out after {}s waiting for {}".format(timeout, what))
+
+
+def process_ended(pid):
+    """Whether process ``pid`` has ended: reaped, or a zombie. Asked in one call, because a
+    zombie can be reaped between a first look and a second."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def wait_port(address, port, timeout=20):
