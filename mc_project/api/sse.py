@@ -1,7 +1,8 @@
 """``GET /v1/jobs/{id}/events``: a job's steps as Server-Sent Events, as they happen.
 
 The stream listens to the master's event bus (``corpus/job/<id>/...``, signed by
-the controller: see ``controller/events.py``) from before it reads the job, sends
+the controller: see ``controller/events.py``; one reader per process, ``job_bus``)
+from before it reads the job, sends
 the steps already started, then one ``event: step`` per change announced on the
 bus, and ``event: end`` with the final status and result. A run on the inventory
 also sends ``event: host`` per host event (``corpus/job/<id>/host/<seq>/<status>``: a
@@ -15,17 +16,12 @@ idle connections open (and finds the ones a client closed).
 """
 
 import json
-import logging
-import os
+import queue
 import time
 
-import salt.utils.event
-
 from mc_project import jobs
-from mc_project.api import results
+from mc_project.api import job_bus, results
 from mc_project.controller import events
-
-log = logging.getLogger(__name__)
 
 FINAL = events.FINAL
 POLL = 1.0
@@ -56,32 +52,14 @@ def _kept_host_events(state, sent):
             yield frame("host", data)
 
 
-def _listen(opts):
-    """``(bus, key)``: the master's event bus and the key its corpus events are signed
-    with, or ``(None, None)`` when there is no master to listen to."""
-    bus = None
-    try:
-        if os.path.isdir(opts["sock_dir"]):
-            bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
-            if bus.connect_pub(timeout=2):
-                return bus, events.key(opts)
-    except Exception:  # pylint: disable=broad-except
-        pass
-    if bus is not None:
-        bus.destroy()
-    # No master: the inventory alone drives the stream.
-    log.warning("job events: the master's event bus cannot be reached; reading the inventory only")
-    return None, None
-
-
 def stream(ctl, job_id):
     """The SSE frames (bytes) of job ``job_id`` until it ends."""
     manager = jobs.Jobs(ctl.url)
-    bus, secret = _listen(ctl.opts)
-    prefix = events.job_prefix(job_id)
+    bus = job_bus.for_master(ctl.opts)
+    announced = bus.subscribe(job_id)  # None: no bus to listen to, the inventory alone drives the stream
     sent = {}
     sent_hosts = set()
-    host_prefix = prefix + "host/"
+    host_prefix = events.job_prefix(job_id) + "host/"
     try:
         state = manager.status(job_id)
         deadline = time.monotonic() + MAX_SECONDS
@@ -102,20 +80,26 @@ def stream(ctl, job_id):
             if time.monotonic() - quiet_since > KEEPALIVE:
                 quiet_since = time.monotonic()
                 yield b": keepalive\n\n"
-            if bus is None:
-                time.sleep(POLL)
-            else:
-                event = bus.get_event(wait=POLL, tag=prefix, full=True)
-                if event and not events.verify(secret, event["tag"], event["data"]):
-                    continue  # not the controller's: ignored
-                if event and event["tag"].startswith(host_prefix):
-                    data = _host_data(event["data"])
-                    if data.get("seq") not in sent_hosts:
-                        sent_hosts.add(data.get("seq"))
-                        quiet_since = time.monotonic()
-                        yield frame("host", data)
-                    continue  # the job's record changes at its step's end, not per host
+            event = _next_event(announced)
+            if event and event["tag"].startswith(host_prefix):
+                data = _host_data(event["data"])
+                if data.get("seq") not in sent_hosts:
+                    sent_hosts.add(data.get("seq"))
+                    quiet_since = time.monotonic()
+                    yield frame("host", data)
+                continue  # the job's record changes at its step's end, not per host
             state = manager.status(job_id)
     finally:
-        if bus is not None:
-            bus.destroy()
+        if announced is not None:
+            bus.unsubscribe(job_id, announced)
+
+
+def _next_event(announced):
+    """The job's next event within a second, or None (the job is then read again)."""
+    if announced is None:
+        time.sleep(POLL)
+        return None
+    try:
+        return announced.get(timeout=POLL)
+    except queue.Empty:
+        return None
