@@ -7,6 +7,7 @@ modules on minions through Salt's ``LocalClient``, manages minion keys (the
 master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -30,9 +31,9 @@ class Controller:
         self.opts = opts
         self.settings = config.controller_settings(opts)
         self.url = self.settings["db_url"]
-        self._client = client
-        self._client_thread = None  # the thread that made _client (None: it was given)
-        self._other_threads = threading.local()
+        self._given_client = client  # serves every thread (a test's)
+        self._idle_clients = []  # Salt clients lent to one call at a time (see salt_client)
+        self._clients_lock = threading.Lock()
         self._publisher = None  # the master's event bus, to fire on (see fire)
         self._publisher_lock = threading.Lock()
         self._wheel = None
@@ -41,20 +42,24 @@ class Controller:
 
     # -- Salt
 
-    @property
-    def client(self):
-        """Salt's LocalClient. Steps of a job may run at the same time, in threads, and a
-        client (its event subscription) is not shared: another thread gets one of its own,
-        destroyed with the thread."""
-        if self._client is None:
-            self._client = salt.client.get_local_client(mopts=self.opts)
-            self._client_thread = threading.get_ident()
-        if self._client_thread in (None, threading.get_ident()):
-            return self._client
-        client = getattr(self._other_threads, "client", None)
+    @contextlib.contextmanager
+    def salt_client(self):
+        """Salt's LocalClient, for one call. Steps of a job run at the same time, in threads,
+        and a client (its event subscription) serves one call at a time: an idle one is lent,
+        or one is made. Making one loads Salt's module index (a tenth of a second of CPU, the
+        API's largest cost with many jobs at once), so they are kept, not made per thread."""
+        if self._given_client is not None:
+            yield self._given_client
+            return
+        with self._clients_lock:
+            client = self._idle_clients.pop() if self._idle_clients else None
         if client is None:
-            client = self._other_threads.client = salt.client.get_local_client(mopts=self.opts)
-        return client
+            client = salt.client.get_local_client(mopts=self.opts)
+        try:
+            yield client
+        finally:
+            with self._clients_lock:
+                self._idle_clients.append(client)
 
     def serves_custom_modules(self):
         """Whether the master's file roots hold Salt modules of their own (``_modules``,
@@ -77,18 +82,25 @@ class Controller:
     def answer(self, minion, fun, *args, timeout=300, **kwargs):
         """``minion``'s whole answer to ``fun`` (``{"ret", "retcode", ...}``), or None when it
         did not answer within ``timeout`` seconds."""
-        returns = self.client.cmd(minion, fun, list(args), timeout=timeout, kwarg=kwargs,
-                                  full_return=True)
-        return (returns or {}).get(minion)
+        # Without expect_minions Salt does not list every minion key after each call to name
+        # those that did not answer (a tenth of the API's CPU per environment): a minion missing
+        # from the answers is one that did not answer.
+        with self.salt_client() as client:
+            returns = client.cmd(minion, fun, list(args), timeout=timeout, kwarg=kwargs, full_return=True,
+                                 expect_minions=False)
+        found = (returns or {}).get(minion)
+        return found if isinstance(found, dict) and "ret" in found else None
 
     def answers(self, minions, fun, *args, timeout=60, **kwargs):
         """``{minion: its whole answer}`` of those of ``minions`` (a list target) that answered
         ``fun`` within ``timeout`` seconds; one publication for all of them."""
         if not minions:
             return {}
-        returns = self.client.cmd(list(minions), fun, list(args), tgt_type="list", timeout=timeout,
-                                  kwarg=kwargs, full_return=True)
-        return {minion: answer for minion, answer in (returns or {}).items() if minion in minions}
+        with self.salt_client() as client:
+            returns = client.cmd(list(minions), fun, list(args), tgt_type="list", timeout=timeout,
+                                 kwarg=kwargs, full_return=True, expect_minions=False)
+        return {minion: answer for minion, answer in (returns or {}).items()
+                if minion in minions and isinstance(answer, dict) and "ret" in answer}
 
     def answers_as_they_come(self, minions, fun, *args, timeout=300, **kwargs):
         """Yield ``(minion, answer)`` as each of ``minions`` answers ``fun`` (``answer`` as
@@ -96,10 +108,11 @@ class Controller:
         many minions shows each one's result when it has it. After ``timeout`` seconds Salt asks
         the minions that have not answered whether they still run it, and waits for those that
         do; one that does not answer is not yielded (or yielded as ``{"failed": True}``)."""
-        for returns in self.client.cmd_iter(list(minions), fun, list(args), timeout=timeout, tgt_type="list",
-                                            kwarg=kwargs):
-            for minion, answer in (returns or {}).items():
-                yield minion, answer
+        with self.salt_client() as client:
+            for returns in client.cmd_iter(list(minions), fun, list(args), timeout=timeout, tgt_type="list",
+                                           kwarg=kwargs):
+                for minion, answer in (returns or {}).items():
+                    yield minion, answer
 
     def call(self, minion, fun, *args, timeout=300, again_on_start=False, **kwargs):
         """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence.
@@ -150,7 +163,8 @@ class Controller:
 
     def _publish(self, minion, fun, args, kwargs, timeout):
         """Publish ``fun`` to ``minion`` without waiting; its job id."""
-        jid = self.client.cmd_async(minion, fun, list(args), kwarg=kwargs, timeout=int(timeout) + 1)
+        with self.salt_client() as client:
+            jid = client.cmd_async(minion, fun, list(args), kwarg=kwargs, timeout=int(timeout) + 1)
         if not jid:
             raise CorpusError("The master did not publish {} to {}.".format(fun, minion))
         return jid

@@ -38,7 +38,7 @@ class FakeMaster:
 
 def controller(master):
     ctl = Controller.__new__(Controller)
-    ctl._client, ctl._client_thread = master, None  # a given client serves every thread
+    ctl._given_client = master
     ctl.listening = lambda: contextlib.nullcontext(master)
     return ctl
 

@@ -45,7 +45,8 @@ def refresh_pillars(ctl, minions):
     if not minions:
         return
     try:
-        ctl.client.cmd_async(list(minions), "saltutil.refresh_pillar", tgt_type="list")
+        with ctl.salt_client() as client:
+            client.cmd_async(list(minions), "saltutil.refresh_pillar", tgt_type="list")
     except Exception as exc:  # pylint: disable=broad-except
         log.warning("checks: could not ask %d minions to refresh their pillar: %s", len(minions), exc)
 
