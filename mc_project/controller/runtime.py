@@ -46,8 +46,8 @@ class Controller:
     def salt_client(self):
         """Salt's LocalClient, for one call. Steps of a job run at the same time, in threads,
         and a client (its event subscription) serves one call at a time: an idle one is lent,
-        or one is made. Making one loads Salt's module index (a tenth of a second of CPU, the
-        API's largest cost with many jobs at once), so they are kept, not made per thread."""
+        or one is made. Making one loads Salt's module index (about 0.45 s of CPU, the API's
+        largest cost with many jobs at once), so they are kept, not made per thread."""
         if self._given_client is not None:
             yield self._given_client
             return
