@@ -25,9 +25,9 @@ START_TIMEOUT = 30
 
 
 def worker_controller(ctl):
-    """A copy of ``ctl`` with Salt clients of its own (a client is not shared across threads)."""
+    """A copy of ``ctl`` for a job's thread: it borrows from the same pool of Salt clients
+    (see ``Controller.salt_client``) but has a wheel client of its own."""
     clone = copy.copy(ctl)
-    clone._client = None
     clone._wheel = None
     return clone
 
@@ -39,14 +39,16 @@ def start(ctl, operation, on_event=None, timeout=START_TIMEOUT):
     job_ctl = worker_controller(ctl)
 
     def fire(tag, data):
-        if seen["job"] is None and isinstance(data, dict) and data.get("job") is not None:
-            seen["job"] = int(data["job"])
-            ready.set()
+        # The hook runs before the caller is told the job's id: it may tag the job (with its
+        # tenant, say) that the caller's next request reads.
         if on_event is not None:
             try:
                 on_event(tag, data)
             except Exception:  # a hook must not break the job
                 log.exception("job event hook failed on %s", tag)
+        if seen["job"] is None and isinstance(data, dict) and data.get("job") is not None:
+            seen["job"] = int(data["job"])
+            ready.set()
         ctl.fire(tag, data)
 
     job_ctl.fire = fire
@@ -60,9 +62,6 @@ def start(ctl, operation, on_event=None, timeout=START_TIMEOUT):
                 log.exception("job thread failed")
         finally:
             ready.set()
-            client = job_ctl.__dict__.get("_client")
-            if client is not None:
-                client.destroy()
 
     thread = threading.Thread(target=run, name="corpus-api-job", daemon=True)
     thread.start()

@@ -218,8 +218,19 @@ def install_packages(rootfs, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, package
             if attempt == APT_TRIES:
                 raise CorpusError("Updating the golden image's package lists failed: {}.".format(last_line(proc)))
             time.sleep(2 * attempt)
-        run(["chroot", rootfs, "apt-get", "install", "-y", "--no-install-recommends"] + list(packages),
-            "Installing {} into the golden image".format(", ".join(packages)), timeout=1800, env=env)
+        # A package's set-up in a chroot that fails once (a download cut short, a maintainer
+        # script) is finished on the next try: dpkg picks up where it stopped.
+        what = "Installing {} into the golden image".format(", ".join(packages))
+        for attempt in range(1, APT_TRIES + 1):
+            if attempt > 1:
+                run(["chroot", rootfs, "dpkg", "--configure", "-a"], what, check=False, timeout=600, env=env)
+            proc = run(["chroot", rootfs, "apt-get", "install", "-y", "--no-install-recommends"] + list(packages),
+                       what, check=False, timeout=1800, env=env)
+            if not proc.returncode:
+                break
+            if attempt == APT_TRIES:
+                raise CorpusError("{} failed: {}.".format(what, last_line(proc)))
+            time.sleep(2 * attempt)
 
 
 def build_golden_image(

@@ -14,6 +14,8 @@ import os
 import re
 import time
 
+import psutil
+
 from mc_project.errors import CorpusError
 from mc_project.node.shell import file_lock, run
 
@@ -138,6 +140,8 @@ def apply(state_dir, routes, settings):
         "Reloading the proxy" if old else "Starting the proxy on port {}".format(settings["http_port"]),
     )
     wait_for_new_pid(state_dir, old)
+    if old:
+        wait_until_not_listening(old)
 
 
 def wait_for_new_pid(state_dir, old, wait=10):
@@ -148,6 +152,22 @@ def wait_for_new_pid(state_dir, old, wait=10):
             return pid
         time.sleep(0.05)
     raise CorpusError("The proxy did not start: see {}.".format(paths(state_dir)["haproxy.cfg"]))
+
+
+def wait_until_not_listening(pid, wait=10):
+    """The old haproxy, told by ``-sf`` to stop, closes its listener a moment after the new
+    one has started: until then it still takes connections, with the old routes. A change
+    of route is live once it has (the old process may go on finishing its connections)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            listening = [c for c in psutil.Process(pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return
+        if not listening:
+            return
+        time.sleep(0.02)
+    raise CorpusError("The old proxy process {} still listens {} s after its reload.".format(pid, wait))
 
 
 def setup(http_port=DEFAULT_HTTP_PORT, state_dir=DEFAULT_STATE_DIR, bind=""):

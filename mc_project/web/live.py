@@ -155,15 +155,7 @@ def deploy_watch(request: Request, name: str = EnvName, project: str = ProjectNa
 def deploy_events(request: Request, name: str = EnvName, project: str = ProjectName, after: str = AfterRecord,
                   caller: Principal = Depends(viewer), ctl=Depends(controller)):
     project_routes._project(ctl, caller, name, project)  # 404 unknown or another tenant's
-    # The stream is read in whichever worker thread is free: it has a Salt client of its own.
+    # The stream is read in whichever worker thread is free: a copy of the controller for it.
     own = background.worker_controller(request.app.state.ctl)
-
-    def frames():
-        try:
-            yield from deploy_frames(request, own, name, project, caller, after)
-        finally:
-            client = own.__dict__.get("_client")
-            if client is not None:
-                client.destroy()
-
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=HEADERS)
+    return StreamingResponse(deploy_frames(request, own, name, project, caller, after),
+                             media_type="text/event-stream", headers=HEADERS)

@@ -323,3 +323,34 @@ def test_a_golden_image_whose_package_lists_cannot_be_updated_fails_in_one_sente
     assert calls == [["apt-get", "update"]] * images.APT_TRIES
     assert not (rootfs / "usr/sbin/policy-rc.d").exists()
     assert (rootfs / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
+
+
+def test_a_package_set_up_that_fails_once_is_finished_on_the_next_try(tmp_path, monkeypatch):
+    rootfs = _rootfs(tmp_path)
+    calls = []
+
+    def run(args, what, check=True, **kwargs):
+        calls.append(args[2:4])
+        failed = args[2:4] == ["apt-get", "install"] and calls.count(["apt-get", "install"]) == 1
+        message = "E: Sub-process /usr/bin/dpkg returned an error code (1)\n" if failed else ""
+        return subprocess.CompletedProcess(args, 100 if failed else 0, "", message)
+
+    monkeypatch.setattr(images, "run", run)
+    monkeypatch.setattr(images.time, "sleep", lambda seconds: None)
+    images.install_packages(str(rootfs))
+    assert calls == [["apt-get", "update"], ["apt-get", "install"], ["dpkg", "--configure"], ["apt-get", "install"]]
+    assert not (rootfs / "usr/sbin/policy-rc.d").exists()
+
+
+def test_a_package_set_up_that_always_fails_says_so_in_one_sentence(tmp_path, monkeypatch):
+    rootfs = _rootfs(tmp_path)
+
+    def run(args, what, check=True, **kwargs):
+        return subprocess.CompletedProcess(args, 100 if args[2] == "apt-get" and args[3] == "install" else 0, "",
+                                           "E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+
+    monkeypatch.setattr(images, "run", run)
+    monkeypatch.setattr(images.time, "sleep", lambda seconds: None)
+    with pytest.raises(CorpusError, match=r"^Installing python3, .* into the golden image failed: E: Sub-process"):
+        images.install_packages(str(rootfs))
+    assert (rootfs / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
