@@ -1,7 +1,7 @@
 """``GET /v1/jobs/{id}/events``: a job's steps as Server-Sent Events, as they happen.
 
 The stream listens to the master's event bus (``corpus/job/<id>/...``, signed by
-the controller: see ``controller/events.py``; one reader per process, ``job_bus``)
+the controller: see ``controller/events.py``; one reader per process, ``master_bus``)
 from before it reads the job, sends
 the steps already started, then one ``event: step`` per change announced on the
 bus, and ``event: end`` with the final status and result. A run on the inventory
@@ -16,12 +16,11 @@ idle connections open (and finds the ones a client closed).
 """
 
 import json
-import queue
 import time
 
 from mc_project import jobs
-from mc_project.api import job_bus, results
-from mc_project.controller import events
+from mc_project.api import results
+from mc_project.controller import events, master_bus
 
 FINAL = events.FINAL
 POLL = 1.0
@@ -55,8 +54,8 @@ def _kept_host_events(state, sent):
 def stream(ctl, job_id):
     """The SSE frames (bytes) of job ``job_id`` until it ends."""
     manager = jobs.Jobs(ctl.url)
-    bus = job_bus.for_master(ctl.opts)
-    announced = bus.subscribe(job_id)  # None: no bus to listen to, the inventory alone drives the stream
+    # None: no bus to listen to, the inventory alone drives the stream.
+    announced = master_bus.for_master(ctl.opts).subscribe(events.job_prefix(job_id), check=_signed(ctl.opts))
     sent = {}
     sent_hosts = set()
     host_prefix = events.job_prefix(job_id) + "host/"
@@ -91,7 +90,18 @@ def stream(ctl, job_id):
             state = manager.status(job_id)
     finally:
         if announced is not None:
-            bus.unsubscribe(job_id, announced)
+            announced.close()
+
+
+def _signed(opts):
+    """Whether an event was signed by the controller (its key read on the first event)."""
+    secret = []
+
+    def check(event):
+        if not secret:
+            secret.append(events.key(opts))
+        return events.verify(secret[0], event["tag"], event["data"])
+    return check
 
 
 def _next_event(announced):
@@ -99,7 +109,4 @@ def _next_event(announced):
     if announced is None:
         time.sleep(POLL)
         return None
-    try:
-        return announced.get(timeout=POLL)
-    except queue.Empty:
-        return None
+    return announced.get_event(wait=POLL, full=True)

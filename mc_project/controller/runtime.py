@@ -8,6 +8,7 @@ master's bus, and runs jobs (``mc_project.jobs``) whose steps it registers.
 """
 
 import contextlib
+import datetime
 import os
 import threading
 import time
@@ -16,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 import salt.cache
 import salt.client
 import salt.key
-import salt.utils.event
+import salt.utils.jid
 import salt.wheel
 
 from mc_project import jobs, sealed
 from mc_project.common import messages
-from mc_project.controller import config, events, operations, steps
+from mc_project.controller import config, events, master_bus, operations, steps
 from mc_project.errors import CorpusError
 from mc_project.inventory import db
 
@@ -80,16 +81,17 @@ class Controller:
         return self._wheel
 
     def answer(self, minion, fun, *args, timeout=300, **kwargs):
-        """``minion``'s whole answer to ``fun`` (``{"ret", "retcode", ...}``), or None when it
-        did not answer within ``timeout`` seconds."""
-        # Without expect_minions Salt does not list every minion key after each call to name
-        # those that did not answer (a tenth of the API's CPU per environment): a minion missing
-        # from the answers is one that did not answer.
-        with self.salt_client() as client:
-            returns = client.cmd(minion, fun, list(args), timeout=timeout, kwarg=kwargs, full_return=True,
-                                 expect_minions=False)
-        found = (returns or {}).get(minion)
-        return found if isinstance(found, dict) and "ret" in found else None
+        """``minion``'s whole answer to ``fun`` (``{"ret", "retcode", "jid"}``), or None when it
+        did not answer within ``timeout`` seconds (or no such minion is known)."""
+        # Not LocalClient.cmd: its wait polls the bus a hundred times a second, and each
+        # client's subscription decodes every event of the master. The return is waited for
+        # on the process's one reader of the bus (master_bus), subscribed before publishing.
+        jid = _new_jid(self.opts)
+        returned = "salt/job/{}/ret/{}".format(jid, minion)
+        with self.listening(returned) as bus:
+            if not self._publish(minion, fun, args, kwargs, timeout, jid=jid, required=False):
+                return None
+            return _answer_of(bus.get_event(wait=timeout, tag=returned, full=True))
 
     def answers(self, minions, fun, *args, timeout=60, **kwargs):
         """``{minion: its whole answer}`` of those of ``minions`` (a list target) that answered
@@ -144,28 +146,29 @@ class Controller:
         """
         deadline = time.monotonic() + timeout
         started = "salt/minion/{}/start".format(minion)
-        with self.listening() as bus:
-            # The first answer to any of the publications is the answer.
-            returns = {"salt/job/{}/ret/{}".format(self._publish(minion, fun, args, kwargs, timeout), minion)}
+        with self.listening(started) as bus:
+            returns, publish = set(), True
             while True:
+                if publish:
+                    jid = _new_jid(self.opts)
+                    returns.add("salt/job/{}/ret/{}".format(jid, minion))
+                    bus.add("salt/job/{}/ret/{}".format(jid, minion))
+                    self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1), jid=jid)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 event = bus.get_event(wait=min(left, 5), full=True)
-                if not event:
-                    continue
-                tag, data = event.get("tag", ""), event.get("data") or {}
-                if tag in returns:
-                    return {"ret": data.get("return"), "retcode": data.get("retcode", 0), "jid": data.get("jid")}
-                if tag == started and len(returns) < publications:
-                    jid = self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1))
-                    returns.add("salt/job/{}/ret/{}".format(jid, minion))
+                tag = event["tag"] if event else ""
+                if tag in returns:  # the first answer to any of the publications is the answer
+                    return _answer_of(event)
+                publish = tag == started and len(returns) < publications
 
-    def _publish(self, minion, fun, args, kwargs, timeout):
-        """Publish ``fun`` to ``minion`` without waiting; its job id."""
+    def _publish(self, minion, fun, args, kwargs, timeout, jid="", required=True):
+        """Publish ``fun`` to ``minion`` without waiting; its job id. No minion of that name:
+        a refusal in one sentence, or 0 when not ``required``."""
         with self.salt_client() as client:
-            jid = client.cmd_async(minion, fun, list(args), kwarg=kwargs, timeout=int(timeout) + 1)
-        if not jid:
+            jid = client.cmd_async(minion, fun, list(args), kwarg=kwargs, timeout=int(timeout) + 1, jid=jid)
+        if not jid and required:
             raise CorpusError("The master did not publish {} to {}.".format(fun, minion))
         return jid
 
@@ -173,9 +176,14 @@ class Controller:
         answer = self.answer(minion, "test.ping", timeout=timeout)
         return isinstance(answer, dict) and answer.get("ret") is True
 
-    def listening(self):
-        """The master's event bus, listened to from now on (a ``with`` block)."""
-        return salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True)
+    def listening(self, *prefixes):
+        """The master's events whose tag starts with one of ``prefixes`` (all events when none
+        is given), from now on (a ``with`` block; ``master_bus.Subscription``)."""
+        subscription = master_bus.for_master(self.opts).subscribe(*prefixes)
+        if subscription is None:
+            raise CorpusError("The master's event bus cannot be reached (in {}): is the master running?".format(
+                self.opts["sock_dir"]))
+        return subscription
 
     def wait_for_ping(self, minion, timeout=120, events=None):
         """Whether ``minion`` answered ``test.ping`` within ``timeout`` seconds.
@@ -321,6 +329,31 @@ def _key_numbers(pem):
         return serialization.load_pem_public_key(pem.strip().encode()).public_numbers()
     except (ValueError, TypeError):
         raise CorpusError("A minion key is not a PEM public key.") from None
+
+
+_JIDS_LOCK = threading.Lock()
+_LAST_JID = [""]
+
+
+def _new_jid(opts):
+    """A job id for a publication, known before it is made so that its return is listened for
+    first. Salt's are the time to the microsecond: one a thread of this process took in the
+    same microsecond is moved on by one."""
+    with _JIDS_LOCK:
+        jid = salt.utils.jid.gen_jid(opts)
+        if jid <= _LAST_JID[0]:
+            last = datetime.datetime.strptime(_LAST_JID[0][:20], "%Y%m%d%H%M%S%f")
+            jid = "{:%Y%m%d%H%M%S%f}".format(last + datetime.timedelta(microseconds=1)) + jid[20:]
+        _LAST_JID[0] = jid
+        return jid
+
+
+def _answer_of(event):
+    """A minion's whole answer from its return event (None: no event)."""
+    if not event:
+        return None
+    data = event.get("data") or {}
+    return {"ret": data.get("return"), "retcode": data.get("retcode", 0), "jid": data.get("jid")}
 
 
 def _state_succeeded(data):

@@ -98,7 +98,7 @@ class FakeController(Controller):
     def wait_for_minion(self, minion, timeout=120):
         pass
 
-    def listening(self):
+    def listening(self, *prefixes):
         return contextlib.nullcontext()
 
     def wait_for_ping(self, minion, timeout=120, events=None):

@@ -248,6 +248,7 @@ def test_minion_config_quotes_values_and_adds_ports_only_when_given():
     assert 'master: "10.0.0.1"' in text and 'id: "ct-a.corpus.test"' in text and "port" not in text
     text = minion.minion_config("ctl", "a", publish_port="4605", master_port=4606)
     assert "publish_port: 4605" in text and "master_port: 4606" in text
+    assert "mine_enabled: false" in text  # no mine.update job as the minion starts
 
 
 def test_wheelhouse_tar_holds_the_wheels_and_needs_corpus(tmp_path):

@@ -144,6 +144,8 @@ def test_the_compute_node_sample_is_valid():
         paths, "node1", "192.0.2.1", {"ret_port": 4506, "publish_port": 4505},
         options["lxc_path"], options["nft_table"]))
     assert written["mc_lxc"] == sample["mc_lxc"]
+    # Calls run in threads of the node's minion, not a process each; no Salt mine.
+    assert written["multiprocessing"] is False and written["mine_enabled"] is False
 
 
 def test_the_compute_node_sample_sets_every_option_with_a_comment():

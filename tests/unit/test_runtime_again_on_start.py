@@ -16,49 +16,62 @@ MINION = "shop.corpus.test"
 STARTED = {"tag": "salt/minion/{}/start".format(MINION), "data": {"id": MINION}}
 
 
-def ret(jid, value, retcode=0):
-    return {"tag": "salt/job/{}/ret/{}".format(jid, MINION),
-            "data": {"id": MINION, "jid": jid, "return": value, "retcode": retcode}}
+def ret(publication, value, retcode=0):
+    """The return event of the ``publication``-th publication (its job id is known once made)."""
+    def event(jids):
+        return {"tag": "salt/job/{}/ret/{}".format(jids[publication - 1], MINION),
+                "data": {"id": MINION, "jid": jids[publication - 1], "return": value, "retcode": retcode}}
+    return event
 
 
 class FakeMaster:
-    """Publications made (``cmd_async``) and the events the bus hands out, in order."""
+    """Publications made (``cmd_async``, each with the job id the caller chose) and the events
+    the bus hands out, in order."""
 
     def __init__(self, events):
         self.events = list(events)
         self.published = []
+        self.listened = []
 
-    def cmd_async(self, minion, fun, arg, kwarg=None, timeout=None):
-        self.published.append((minion, fun, tuple(arg), kwarg))
-        return "2026{:04d}".format(len(self.published))
+    def cmd_async(self, minion, fun, arg, kwarg=None, timeout=None, jid=""):
+        self.published.append((minion, fun, tuple(arg), kwarg, jid))
+        return jid
 
-    def get_event(self, wait=5, full=False):
-        return self.events.pop(0) if self.events else None
+    def add(self, prefix):
+        self.listened.append(prefix)
+
+    def get_event(self, wait=5, tag="", full=False):
+        event = self.events.pop(0) if self.events else None
+        return event([published[-1] for published in self.published]) if callable(event) else event
 
 
 def controller(master):
     ctl = Controller.__new__(Controller)
+    ctl.opts = {}
     ctl._given_client = master
-    ctl.listening = lambda: contextlib.nullcontext(master)
+    ctl.listening = lambda *prefixes: contextlib.nullcontext(master)
     return ctl
 
 
 def test_a_publication_missed_while_the_minion_was_away_is_made_again_when_it_starts():
-    master = FakeMaster([STARTED, ret("20260002", {"state": {"result": True}})])
+    master = FakeMaster([STARTED, ret(2, {"state": {"result": True}})])
     answer = controller(master).call(MINION, "state.apply", timeout=600, again_on_start=True)
     assert answer == {"state": {"result": True}}
-    assert [fun for _minion, fun, _args, _kwarg in master.published] == ["state.apply", "state.apply"]
+    assert [fun for _minion, fun, _args, _kwarg, _jid in master.published] == ["state.apply", "state.apply"]
+    # Each return was listened for before its publication, under a job id of its own.
+    jids = [jid for *_, jid in master.published]
+    assert len(set(jids)) == 2 and master.listened == ["salt/job/{}/ret/{}".format(jid, MINION) for jid in jids]
 
 
 def test_the_answer_to_the_first_publication_counts_too():
     master = FakeMaster([{"tag": "salt/job/other/ret/elsewhere", "data": {}}, STARTED,
-                         ret("20260001", "pong")])
+                         ret(1, "pong")])
     assert controller(master).call(MINION, "test.echo", "pong", timeout=600, again_on_start=True) == "pong"
     assert len(master.published) == 2
 
 
 def test_a_minion_that_keeps_restarting_gets_three_publications_at_most():
-    master = FakeMaster([STARTED] * 5 + [ret("20260003", True)])
+    master = FakeMaster([STARTED] * 5 + [ret(3, True)])
     assert controller(master).call(MINION, "test.ping", timeout=600, again_on_start=True) is True
     assert len(master.published) == 3
 

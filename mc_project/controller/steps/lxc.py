@@ -66,7 +66,7 @@ def boot_container(ctl, ctx):
     at_boot = made.get("minion") == "at boot"
     if at_boot:
         ctl.seed_key(clip["minion_id"], made["minion_public_key"])
-    with ctl.listening() as events:
+    with ctl.listening("salt/minion/{}/start".format(clip["minion_id"])) as events:
         ctl.call(node["minion_id"], "mc_lxc.start", name=envs.container_of(clip), lxc_path=node["lxc_path"],
                  wait=120, timeout=300)
         ctx.log("container {} started at {}".format(envs.container_of(clip), clip["ip"]))

@@ -20,7 +20,7 @@ def install_minion(ctl, ctx):
     # Sealed to the node's key: the job's load, kept in the master's job cache, holds no key.
     sealed_private = ctl.seal(node["minion_id"], private)
     del private
-    with ctl.listening() as events:
+    with ctl.listening("salt/minion/{}/start".format(clip["minion_id"])) as events:
         installed = ctl.call(node["minion_id"], "mc_lxc.install_minion", name=envs.container_of(clip),
                              master=ctl.settings["master_address"], minion_id=clip["minion_id"],
                              master_port=ctl.opts.get("ret_port", 4506),

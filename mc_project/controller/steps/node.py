@@ -270,7 +270,7 @@ def start_minion(ctl, ctx):
     started = time.monotonic()
     # A running minion keeps its old code, key and config: restart it.
     shell.check(nodes.stop_minion_command(paths), "Stopping the old minion")
-    with ctl.listening() as events:
+    with ctl.listening("salt/minion/{}/start".format(clip["minion_id"])) as events:
         if clip["systemd"]:
             shell.write("/etc/systemd/system/" + MINION_UNIT, nodes.minion_unit(paths))
             shell.check("systemctl daemon-reload && systemctl enable --now {}".format(MINION_UNIT),
