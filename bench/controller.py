@@ -396,15 +396,25 @@ def timed_corpus_init_env(ctl, name):
     return wall, steps
 
 
+def refill_spares(count=1, wait=900):
+    """The node's pool of ``count`` spares ready, once a refill the last environments started
+    in the background is over (``spares.refill`` says "busy" while one runs)."""
+    deadline = time.monotonic() + wait
+    while spares.refill(LXC_PATH, count=count) == "busy":
+        if time.monotonic() > deadline:
+            raise BenchError("the node's spares were still being made after {} s".format(wait))
+        time.sleep(0.5)
+
+
 def bench_init_env(ctl, out):
     """One environment with the node's spare container ready (a node that has been up), then
     one with none (the node's first environment; its next spare is made meanwhile)."""
-    spares.refill(LXC_PATH)  # the golden image's size: the controller's default disk
+    refill_spares()  # the golden image's size: the controller's default disk
     warm = timed_init_env(ctl, "bench-e")
     spares.remove(LXC_PATH)
     cold = timed_init_env(ctl, "bench-e-cold")
     spares.remove(LXC_PATH)
-    spares.refill(LXC_PATH)
+    refill_spares()
     command = timed_corpus_init_env(ctl, "bench-e-cli")
     spares.remove(LXC_PATH)
     out("one environment ({}) on node {}: salt-run mc_cloud.init_env, then mc_cloud.destroy_env;".format(
@@ -519,12 +529,12 @@ def bench_parallel(ctl, out, counts=COUNTS):
     # with the node's one spare (the default), then with as many spares as environments
     # (``corpus:lxc:spare: N``), made before the round as the node makes them between bursts.
     many = counts[-1]
-    spares.refill(LXC_PATH)
+    refill_spares()
     one, failed = corpus_round(ctl, ["bench-c1-1"])
     failures += failed
     rows = [["1", "1", fmt_seconds(one), "1.00x"]]
     for pool in (1, many):
-        spares.refill(LXC_PATH, count=pool)
+        refill_spares(pool)
         wall, failed = corpus_round(ctl, ["bench-c{}-{}-{}".format(many, pool, i) for i in range(1, many + 1)])
         failures += failed
         rows.append([str(many), str(pool), fmt_seconds(wall), "{:.2f}x".format(wall / one) if one else "-"])
