@@ -7,9 +7,10 @@ eight are copied at once). The node keeps ``count`` such containers ready (the c
 ``corpus-spare-2``... ``clone`` renames one to the new environment's name (milliseconds) when it
 was made from the current golden image with the disk size asked for, and then makes the
 missing ones again in the background, one after another, at the lowest CPU and I/O priority
-(``SCHED_IDLE``: the CPU only when nothing else wants it) so the environments being set up
-keep the machine. It starts at once: the next environment, often asked for a few seconds
-later, then finds its spare ready.
+so the environments being set up keep the machine. Environments come in bursts: before each
+spare, the background refill waits until none was taken for a few seconds and the CPUs are
+less than half busy (for at most half a minute), so that a burst's copies and key making come
+after it, not in it.
 
 A spare is ready once its ``spare-ready`` file exists (written last, holding what it was made
 from); one refill runs at a time per LXC path (``.corpus-spare-refill.lock``), and ``remove``
@@ -23,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import psutil
 
@@ -40,6 +42,10 @@ REFILL_LOG = ".corpus-spare.log"
 # What identifies the refill process behind the pid file (a pid may be reused).
 REFILL_MARKER = "mc_project.node.spares"
 STOP_WAIT = 30
+# When a background refill deems the node quiet (see wait_for_quiet).
+SETTLE_SECONDS = 5
+BUSY_PERCENT = 50
+QUIET_WAIT = 30
 
 
 def _path(lxc_path, name):
@@ -107,6 +113,7 @@ def take(name, lxc_path, disk_size_mb=None, source=None):
             return False
         os.unlink(_ready_path(lxc_path, ready[0]))
         os.rename(lxc.container_dir(ready[0], lxc_path), lxc.container_dir(name, lxc_path))
+        os.utime(_path(lxc_path, TAKE_LOCK))  # when the last spare was taken: wait_for_quiet
     lxc.write_config(name, lxc_path)
     return True
 
@@ -158,10 +165,11 @@ def _pid_recorded(lxc_path):
             os.unlink(pid_path)
 
 
-def refill(lxc_path, disk_size_mb=None, source=None, count=1):
+def refill(lxc_path, disk_size_mb=None, source=None, count=1, quiet=False):
     """Make the spares of a pool of ``count`` (from ``source``, None: the golden image) that are
     missing or were made from another image, one after another, unless another refill runs;
-    says which ("made", "ready", "busy"). Spares beyond ``count`` that no longer fit go."""
+    says which ("made", "ready", "busy"). Spares beyond ``count`` that no longer fit go.
+    ``quiet``: each spare is made once the node is quiet (``wait_for_quiet``)."""
     if not os.path.isfile(source or lxc.rootdev_path(lxc.GOLDEN_NAME, lxc_path)):
         return "no golden image" if source is None else "no image {}".format(source)
     with _refill_lock(lxc_path) as mine, _pid_recorded(lxc_path) if mine else contextlib.nullcontext():
@@ -175,9 +183,27 @@ def refill(lxc_path, disk_size_mb=None, source=None, count=1):
         made = False
         for spare in wanted:
             if not _ready_for(lxc_path, spare, made_from):
+                if quiet:
+                    wait_for_quiet(lxc_path)
                 _make(lxc_path, spare, disk_size_mb, source, made_from)
                 made = True
     return "made" if made else "ready"
+
+
+def wait_for_quiet(lxc_path, settle=SETTLE_SECONDS, busy=BUSY_PERCENT, most=QUIET_WAIT):
+    """Wait until no spare was taken for ``settle`` seconds and the CPUs were less than
+    ``busy`` percent busy over a second, or ``most`` seconds went by; whether it was quiet."""
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        try:
+            since_taken = time.time() - os.stat(_path(lxc_path, TAKE_LOCK)).st_mtime
+        except FileNotFoundError:
+            since_taken = settle
+        if since_taken < settle:
+            time.sleep(max(0.0, min(settle - since_taken, deadline - time.monotonic())))
+        elif psutil.cpu_percent(interval=1) < busy:
+            return True
+    return False
 
 
 def _destroy(lxc_path, spare):
@@ -269,7 +295,7 @@ def main(argv):
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
     try:
         print("spare containers in {}: {}".format(
-            lxc_path, refill(lxc_path, disk_size_mb, source, count)), flush=True)
+            lxc_path, refill(lxc_path, disk_size_mb, source, count, quiet=True)), flush=True)
     except (CorpusError, OSError) as exc:
         print("spare containers in {} not made: {}".format(lxc_path, exc), flush=True)
         return 1

@@ -2,6 +2,7 @@
 directories: which spare a clone takes, which ones a refill makes, what goes when."""
 
 import os
+import time
 
 import pytest
 
@@ -103,3 +104,56 @@ def test_a_spares_name_is_not_an_environments(node):
         with pytest.raises(CorpusError, match="is a spare container's name"):
             spares.clone(name, lxc_path)
 
+
+class FakeClock:
+    """``time.monotonic``, ``time.time`` and ``time.sleep`` of spares, and the CPU use it sees."""
+
+    def __init__(self, monkeypatch, busy):
+        self.now = 1000.0
+        self.busy = list(busy)  # the CPU percent of each one-second sample, in turn
+        self.samples = 0
+        monkeypatch.setattr(spares.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(spares.time, "time", lambda: self.now)
+        monkeypatch.setattr(spares.time, "sleep", self.sleep)
+        monkeypatch.setattr(spares.psutil, "cpu_percent", self.cpu_percent)
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def cpu_percent(self, interval):
+        self.now += interval
+        self.samples += 1
+        return self.busy.pop(0) if self.busy else 0.0
+
+
+def test_a_background_refill_waits_until_no_spare_was_just_taken_and_the_cpus_are_not_busy(node, monkeypatch):
+    lxc_path, done = node
+    clock = FakeClock(monkeypatch, busy=[95.0, 80.0, 10.0])
+    taken = os.path.join(lxc_path, spares.TAKE_LOCK)
+    open(taken, "w").close()
+    os.utime(taken, (clock.now - 2, clock.now - 2))  # a spare taken 2 s ago
+    started = clock.now
+    assert spares.refill(lxc_path, count=1, quiet=True) == "made"
+    assert done == [("clone", "corpus-spare")]
+    # 3 s for the burst to settle, then three one-second samples: two busy, one not.
+    assert clock.now - started == pytest.approx(spares.SETTLE_SECONDS - 2 + 3)
+    assert clock.samples == 3
+
+
+def test_a_refill_on_a_node_that_stays_busy_goes_ahead_after_its_longest_wait(node, monkeypatch):
+    lxc_path, done = node
+    clock = FakeClock(monkeypatch, busy=[100.0] * 1000)
+    started = clock.now
+    assert spares.wait_for_quiet(lxc_path) is False
+    assert clock.now - started == pytest.approx(spares.QUIET_WAIT)
+    assert spares.refill(lxc_path, count=1) == "made"  # not asked to wait: at once
+    assert clock.now - started == pytest.approx(spares.QUIET_WAIT)
+
+
+def test_taking_a_spare_marks_when(node, monkeypatch):
+    lxc_path, done = node
+    spares.refill(lxc_path, count=1)
+    taken = os.path.join(lxc_path, spares.TAKE_LOCK)
+    os.utime(taken, (1, 1))
+    assert spares.take("env-a", lxc_path) is True
+    assert abs(os.stat(taken).st_mtime - time.time()) < 5
