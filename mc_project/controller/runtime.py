@@ -87,7 +87,7 @@ class Controller:
         # client's subscription decodes every event of the master. The return is waited for
         # on the process's one reader of the bus (master_bus), subscribed before publishing.
         jid = _new_jid(self.opts)
-        returned = "salt/job/{}/ret/{}".format(jid, minion)
+        returned = _return_tag(jid, minion)
         with self.listening(returned) as bus:
             if not self._publish(minion, fun, args, kwargs, timeout, jid=jid, required=False):
                 return None
@@ -151,8 +151,8 @@ class Controller:
             while True:
                 if publish:
                     jid = _new_jid(self.opts)
-                    returns.add("salt/job/{}/ret/{}".format(jid, minion))
-                    bus.add("salt/job/{}/ret/{}".format(jid, minion))
+                    returns.add(_return_tag(jid, minion))
+                    bus.add(_return_tag(jid, minion))
                     self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1), jid=jid)
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -346,6 +346,10 @@ def _new_jid(opts):
             jid = "{:%Y%m%d%H%M%S%f}".format(last + datetime.timedelta(microseconds=1)) + jid[20:]
         _LAST_JID[0] = jid
         return jid
+
+
+def _return_tag(jid, minion):
+    return "salt/job/{}/ret/{}".format(jid, minion)
 
 
 def _answer_of(event):

@@ -168,6 +168,7 @@ def template_create(name, lxc_path, mirror, suite, disk_size_mb):
 # A service a package would start in the image at build time would run on the building machine.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 APT_TRIES = 3
+APT_FIX_TIMEOUT = 600  # seconds for what is run before another try (dpkg --configure -a)
 
 
 @contextlib.contextmanager
@@ -210,27 +211,26 @@ def install_packages(rootfs, mirror=DEFAULT_MIRROR, suite=DEFAULT_SUITE, package
     with open(os.path.join(rootfs, "etc", "apt", "sources.list"), "w", encoding="utf-8") as fh:
         fh.write(sources_list(mirror, suite))
     with _build_time_files(rootfs):
-        for attempt in range(1, APT_TRIES + 1):
-            proc = run(["chroot", rootfs, "apt-get", "update"], "Updating the golden image's package lists",
-                       check=False, timeout=600, env=env)
-            if not proc.returncode:
-                break
-            if attempt == APT_TRIES:
-                raise CorpusError("Updating the golden image's package lists failed: {}.".format(last_line(proc)))
-            time.sleep(2 * attempt)
+        _tried_again(rootfs, ["apt-get", "update"], "Updating the golden image's package lists", 600, env)
         # A package's set-up in a chroot that fails once (a download cut short, a maintainer
         # script) is finished on the next try: dpkg picks up where it stopped.
-        what = "Installing {} into the golden image".format(", ".join(packages))
-        for attempt in range(1, APT_TRIES + 1):
-            if attempt > 1:
-                run(["chroot", rootfs, "dpkg", "--configure", "-a"], what, check=False, timeout=600, env=env)
-            proc = run(["chroot", rootfs, "apt-get", "install", "-y", "--no-install-recommends"] + list(packages),
-                       what, check=False, timeout=1800, env=env)
-            if not proc.returncode:
-                break
-            if attempt == APT_TRIES:
-                raise CorpusError("{} failed: {}.".format(what, last_line(proc)))
-            time.sleep(2 * attempt)
+        _tried_again(rootfs, ["apt-get", "install", "-y", "--no-install-recommends"] + list(packages),
+                     "Installing {} into the golden image".format(", ".join(packages)), 1800, env,
+                     before_again=["dpkg", "--configure", "-a"])
+
+
+def _tried_again(rootfs, command, what, timeout, env, before_again=None):
+    """``command`` in the chroot ``rootfs``, up to ``APT_TRIES`` times (``before_again`` run
+    before each new try); its last failure in one sentence."""
+    for attempt in range(1, APT_TRIES + 1):
+        if attempt > 1 and before_again:
+            run(["chroot", rootfs] + before_again, what, check=False, timeout=APT_FIX_TIMEOUT, env=env)
+        proc = run(["chroot", rootfs] + command, what, check=False, timeout=timeout, env=env)
+        if not proc.returncode:
+            return
+        if attempt == APT_TRIES:
+            raise CorpusError("{} failed: {}.".format(what, last_line(proc)))
+        time.sleep(2 * attempt)
 
 
 def build_golden_image(
