@@ -34,6 +34,12 @@ def install_minion(ctl, ctx):
         clip["minion_id"], installed["fingerprint"], installed.get("path", "pip")))
 
 
+# Salt's minion waits 5 s on SIGTERM for returns in flight; a minion being removed has none
+# to send. Killed, it would be restarted (Restart=on-failure) but for the stop that follows,
+# which finds it dead and cancels the restart.
+STOP_AT_ONCE = "systemctl kill --signal=SIGKILL {unit}; systemctl stop {unit}".format(unit=MINION_UNIT)
+
+
 def remove_minion(ctl, ctx):
     """Stop the container's minion, then forget its key (a running minion would offer it again)."""
     clip = ctx.clipboard
@@ -41,7 +47,7 @@ def remove_minion(ctl, ctx):
     if node:
         try:
             ctl.call(node["minion_id"], "mc_lxc.attach", name=envs.container_of(clip),
-                     cmd="systemctl stop " + MINION_UNIT, lxc_path=node["lxc_path"])
+                     cmd=STOP_AT_ONCE, lxc_path=node["lxc_path"])
         except CorpusError as exc:  # no container, or not running: no minion to stop
             ctx.log("minion not stopped: {}".format(exc))
     ctl.delete_key(clip["minion_id"])
