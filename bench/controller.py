@@ -508,6 +508,9 @@ def bench_parallel(ctl, out, counts=COUNTS):
         measured = {}
         for mode in ("parallel", "sequential"):
             names = ["bench-{}{}-{}".format(mode[0], count, i) for i in range(1, count + 1)]
+            # Each round starts alike: the node's one spare ready, no refill left running from
+            # the round before (it would slow this one's first environment).
+            refill_spares()
             wall, made, destroy_wall, failed = create_round(ctl, names, parallel=(mode == "parallel"))
             # A round where some failed is shown, marked: its time is not that of N environments.
             measured[mode] = (wall, "" if made == count else " ({}/{} made)".format(made, count))
@@ -521,7 +524,8 @@ def bench_parallel(ctl, out, counts=COUNTS):
                      fmt_seconds(seq) + seq_note, fmt_seconds(seq / count), fmt_ratio(ratio(seq, par))])
     out()
     out("wall time to create N environments (every one checked: own address, own NATed port whose")
-    out("SSH answers; all destroyed after each round); {} CPU(s)".format(os.cpu_count()))
+    out("SSH answers; all destroyed after each round; the node's one spare ready before each round);")
+    out("{} CPU(s)".format(os.cpu_count()))
     out()
     table(["N", "parallel", "against one", "per env", "sequential", "per env", "sequential / parallel"], rows,
           out=out)

@@ -150,11 +150,18 @@ class Corpus:
         self.conf_dir = localsalt.write_minion_config(
             self.salt_base, projects_root=self.projects_root,
             pillar={"makina-projects": self.pillar})
-        # One salt-call per project, run side by side (each takes a second to start).
+        # One salt-call per project, run side by side (each takes a second to start), once the
+        # first has made the minion's cache: two salt-calls making it at once can race in Salt's
+        # fileserver (FileExistsError).
+        names = list(projects)
+        self._init_projects(names[:1])
+        self._init_projects(names[1:])
+
+    def _init_projects(self, names):
         procs = {name: subprocess.Popen(self.salt_cmd("mc_project.init_project", name), env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
-                 for name in projects}
+                 for name in names}
         for name, proc in procs.items():
             output = proc.communicate(timeout=600)[0]
             self.names.append(name)
