@@ -117,6 +117,9 @@ def watch(job_id, timeout=600):
         def forged(tag, data):
             print("ignored: {} was not fired by the controller".format(tag), flush=True)
 
-        events.watch(__opts__, int(job_id), float(timeout), show, forged)
+        try:
+            events.watch(__opts__, int(job_id), float(timeout), show, forged)
+        except CorpusError as exc:
+            return _refused(exc)
         state = manager.status(int(job_id))
     return _report(state)

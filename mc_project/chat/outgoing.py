@@ -15,14 +15,14 @@ The webhook's URL is its credential: no log line names more than its scheme and 
 import logging
 import os
 import queue
-import threading
 
 import httpx
-import salt.utils.event
 from sqlalchemy import select
 
 from mc_project.chat import messages, settings
+from mc_project.common.service_thread import ServiceThread
 from mc_project.controller import events
+from mc_project.controller.master_bus import BusListener
 from mc_project.errors import CorpusError
 from mc_project.health.handlers import masked_target
 from mc_project.inventory import db, secrets_crypto
@@ -35,19 +35,18 @@ ATTEMPTS = 3
 BACKOFF = 1.0  # seconds before the second attempt; doubled before each next one
 TIMEOUT = 10
 QUEUE_SIZE = 1000
-RETRY_SECONDS = 5
 
-
-class Poster:
+class Poster(ServiceThread):
     """A thread POSTing ``{"text": ...}`` to webhooks, in the order they were queued."""
 
+    thread_name = "corpus-chat-post"
+
     def __init__(self, attempts=ATTEMPTS, backoff=BACKOFF, timeout=TIMEOUT):
+        super().__init__()
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
         self._queue = queue.Queue(QUEUE_SIZE)
-        self._stop = threading.Event()
-        self._thread = None
 
     def submit(self, url, text):
         try:
@@ -88,16 +87,6 @@ class Poster:
             except Exception:  # pylint: disable=broad-except
                 log.exception("chat: posting a message failed")
 
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="corpus-chat-post", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=5):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
 
 def job_tenant(sess, job):
     """The tenant id a job's messages go to."""
@@ -123,19 +112,19 @@ def job_facts(sess, job, step_index=None):
             "step_seconds": _seconds(step.started, step.ended) if step is not None else None}
 
 
-class Notifier:
+class Notifier(BusListener):
     """``start()`` the threads, ``stop()`` them; ``handle(tag, data)`` is what is done with
-    one event (tests call it directly)."""
+    one job event (tests call it directly)."""
+
+    thread_name = "corpus-chat"
+    prefixes = (PREFIX,)
 
     def __init__(self, opts, url, secrets_key, poster=None):
-        self.opts = opts
+        super().__init__(opts)
         self.url = url
         self.secrets_key = secrets_key
         self.poster = poster or Poster()
         self._events_key = None
-        self._stop = threading.Event()
-        self._thread = None
-        self.ready = threading.Event()  # set once the bus is listened to
 
     def message(self, tag, data):
         """``(webhook URL, text)`` of a genuine job event its tenant's chat is told of, or None."""
@@ -168,35 +157,12 @@ class Notifier:
             self.poster.submit(*found)
         return found
 
-    def run(self):
-        while not self._stop.is_set():
-            try:
-                with salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True) as bus:
-                    bus.subscribe(PREFIX)
-                    self.ready.set()
-                    while not self._stop.is_set():
-                        event = bus.get_event(wait=0.5, tag=PREFIX, full=True)
-                        if event:
-                            try:
-                                self.handle(event.get("tag", ""), event.get("data"))
-                            except Exception:  # pylint: disable=broad-except
-                                log.exception("chat: an event could not be handled")
-            except Exception as exc:  # pylint: disable=broad-except
-                # The master restarting closes the bus: listen again.
-                log.warning("chat: the master's event bus failed (%s); listening again in %d s",
-                            type(exc).__name__, RETRY_SECONDS)
-                self._stop.wait(RETRY_SECONDS)
-
     def start(self):
         self.poster.start()
-        self._thread = threading.Thread(target=self.run, name="corpus-chat", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self, timeout=5):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
         self.poster.stop(timeout)
 
 

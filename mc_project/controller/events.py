@@ -15,7 +15,8 @@ import os
 import secrets
 import time
 
-import salt.utils.event
+from mc_project.controller import master_bus
+from mc_project.errors import CorpusError
 
 KEY_FILE = "corpus-events.key"
 SIGNATURE = "corpus_signature"
@@ -67,10 +68,12 @@ def watch(opts, job_id, timeout, on_event, on_forged=None):
     secret = key(opts)
     prefix = job_prefix(job_id)
     deadline = time.monotonic() + float(timeout)
-    with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True) as bus:
+    bus = master_bus.for_master(opts).subscribe(prefix)
+    if bus is None:
+        raise CorpusError("The master's event bus cannot be reached.")
+    with bus:
         while time.monotonic() < deadline:
-            event = bus.get_event(wait=min(1.0, max(deadline - time.monotonic(), 0.01)), tag=prefix,
-                                  full=True)
+            event = bus.get_event(wait=min(1.0, max(deadline - time.monotonic(), 0.01)), full=True)
             if not event:
                 continue
             tag, data = event["tag"], event["data"]

@@ -16,6 +16,8 @@ import time
 
 import salt.utils.event
 
+from mc_project.common.service_thread import ServiceThread
+
 log = logging.getLogger(__name__)
 
 RECONNECT = 1.0  # seconds between two tries to reach the bus again
@@ -127,6 +129,52 @@ class MasterBus:
         for subscription in subscriptions:
             if subscription.wants(event):
                 subscription.put(event)
+
+
+def subscription_until(opts, stop, *prefixes, check=None, retry=5):
+    """A subscription as ``MasterBus.subscribe`` makes it, for a thread that serves until
+    ``stop`` is set: while the bus cannot be reached, it tries again every ``retry`` seconds.
+    None once ``stop`` is set."""
+    while not stop.is_set():
+        subscription = for_master(opts).subscribe(*prefixes, check=check)
+        if subscription is not None:
+            return subscription
+        log.warning("the master's event bus cannot be reached; trying again in %d s", retry)
+        stop.wait(retry)
+    return None
+
+
+class BusListener(ServiceThread):
+    """A service thread that hands ``handle(tag, data)`` each event of the master's bus whose
+    tag starts with one of ``prefixes`` and that ``wanted`` accepts; ``ready`` is set once
+    it listens."""
+
+    prefixes = ()
+
+    def __init__(self, opts):
+        super().__init__()
+        self.opts = opts
+        self.ready = threading.Event()
+
+    def wanted(self, event):
+        return True
+
+    def handle(self, tag, data):
+        raise NotImplementedError
+
+    def run(self):
+        bus = subscription_until(self.opts, self._stop, *self.prefixes, check=self.wanted)
+        if bus is None:
+            return
+        with bus:
+            self.ready.set()
+            while not self._stop.is_set():
+                event = bus.get_event(wait=0.5, full=True)
+                if event:
+                    try:
+                        self.handle(event["tag"], event["data"])
+                    except Exception:  # pylint: disable=broad-except
+                        log.exception("%s: an event could not be handled", self.thread_name)
 
 
 _BUSES = {}

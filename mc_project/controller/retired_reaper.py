@@ -3,8 +3,8 @@ kept ``corpus:redeploy_keep_hours`` (``operations.destroy_retired``, every ten m
 nobody has to schedule ``salt-run mc_cloud.destroy_retired``."""
 
 import logging
-import threading
 
+from mc_project.common.service_thread import ServiceThread
 from mc_project.controller import operations
 
 log = logging.getLogger(__name__)
@@ -12,22 +12,15 @@ log = logging.getLogger(__name__)
 INTERVAL = 600.0
 
 
-class Reaper:
+class Reaper(ServiceThread):
+    thread_name = "corpus-retired-reaper"
+
     def __init__(self, ctl, interval=INTERVAL):
+        super().__init__()
         self.ctl = ctl
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="corpus-retired-reaper", daemon=True)
 
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self):
+    def run(self):
         while not self._stop.wait(self.interval):
             try:
                 destroyed = operations.destroy_retired(self.ctl)

@@ -14,8 +14,8 @@ Three ways a host's detected groups reach the inventory, all through ``record``:
 
 import concurrent.futures
 import logging
-import threading
 
+from mc_project.controller.master_bus import BusListener
 from mc_project.errors import CorpusError
 from mc_project.health import detect_events, detectors
 from mc_project.inventory import db, detected_groups, host_rows
@@ -102,26 +102,21 @@ def is_highstate(tag, data):
     return fun == "state.apply" and not [arg for arg in data.get("fun_args") or [] if not isinstance(arg, dict)]
 
 
-class EventWriter:
+class EventWriter(BusListener):
     """Listens to the master's bus in a thread: scheduled results are written, and a
     highstate's return runs the detectors on that minion (in a worker, so the bus is
     read on while a run waits for its answer)."""
 
+    thread_name = "corpus-detectors-events"
+    prefixes = (detect_events.PREFIX, "salt/job/")
+
     def __init__(self, ctl):
+        super().__init__(ctl.opts)
         self.ctl = ctl
-        self._stop = threading.Event()
-        self._thread = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="corpus-detect")
 
-    def start(self):
-        self._thread = threading.Thread(target=self._listen, name="corpus-detectors-events", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+    def stop(self, timeout=10):
+        super().stop(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def handle(self, tag, data):
@@ -151,18 +146,7 @@ class EventWriter:
         except Exception:  # pylint: disable=broad-except
             log.exception("detectors: cannot run on %s after its highstate", minion_id)
 
-    def _listen(self):
-        import salt.utils.event  # the API imports Salt already; this keeps the module light for tests
-
-        while not self._stop.is_set():
-            try:
-                with salt.utils.event.get_master_event(self.ctl.opts, self.ctl.opts["sock_dir"],
-                                                       listen=True) as bus:
-                    while not self._stop.is_set():
-                        event = bus.get_event(wait=1, full=True)
-                        if event:
-                            self.handle(event.get("tag", ""), event.get("data") or {})
-            except Exception:  # pylint: disable=broad-except
-                log.warning("detectors: the master's event bus is unreachable; trying again", exc_info=True)
-                self._stop.wait(5)
+    def wanted(self, event):
+        # Decided in the bus's reader: the returns of every other job are not queued here.
+        return detect_events.minion_of(event["tag"]) is not None or is_highstate(event["tag"], event["data"])
 

@@ -15,11 +15,9 @@ listener's time (``bench/health.py`` measures both).
 """
 
 import logging
-import threading
 import time
 
-import salt.utils.event
-
+from mc_project.controller import master_bus
 from mc_project.errors import CorpusError
 from mc_project.health import handlers, reports, results
 from mc_project.inventory import db
@@ -30,7 +28,6 @@ TICK = 1.0
 # A minion's accepted key is read again after this long (a key may be deleted, or a
 # minion accepted anew).
 KEY_CACHE_SECONDS = 60
-RETRY_SECONDS = 5
 # Results recorded in one transaction at most (the rest wait for the next one), and how
 # long the first of them waits for others: a result is a state 0.1 s later at most, and
 # a busy fleet's results cost a commit each tenth of a second, not one each.
@@ -38,20 +35,20 @@ MAX_BATCH = 500
 BATCH_WINDOW = 0.1
 
 
-class Listener:
+class Listener(master_bus.BusListener):
     """``start()`` the thread, ``stop()`` it; ``handle(tag, data)`` and ``tick()`` are
     what it does (tests call them directly)."""
 
+    thread_name = "corpus-health"
+    prefixes = (reports.PREFIX,)
+
     def __init__(self, opts, url, smtp, accepted_key, tick=TICK):
-        self.opts = opts
+        super().__init__(opts)
         self.url = url
         self.smtp = smtp
         self.accepted_key = accepted_key  # minion id -> its accepted public key (PEM) or None
         self.tick_seconds = tick
         self._keys = {}
-        self._stop = threading.Event()
-        self._thread = None
-        self.ready = threading.Event()  # set once the bus is listened to
 
     def _key(self, minion_id):
         cached = self._keys.get(minion_id)
@@ -125,25 +122,20 @@ class Listener:
         return handlers.dispatch(self.url, deliveries, self.smtp)
 
     def run(self):
+        bus = master_bus.subscription_until(self.opts, self._stop, *self.prefixes)
+        if bus is None:
+            return
         next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                with salt.utils.event.get_master_event(self.opts, self.opts["sock_dir"], listen=True) as bus:
-                    bus.subscribe(reports.PREFIX)
-                    self.ready.set()
-                    while not self._stop.is_set():
-                        wait = max(min(next_tick - time.monotonic(), self.tick_seconds), 0.01)
-                        event = bus.get_event(wait=wait, tag=reports.PREFIX, full=True)
-                        if event:
-                            self._safely(self.handle_batch, self._drain(bus, event))
-                        if time.monotonic() >= next_tick:
-                            self._safely(self.tick)
-                            next_tick = time.monotonic() + self.tick_seconds
-            except Exception as exc:  # pylint: disable=broad-except
-                # The master restarting closes the bus: listen again rather than stop checking.
-                log.warning("health: the master's event bus failed (%s: %s); listening again in %d s",
-                            type(exc).__name__, exc, RETRY_SECONDS)
-                self._stop.wait(RETRY_SECONDS)
+        with bus:
+            self.ready.set()
+            while not self._stop.is_set():
+                wait = max(min(next_tick - time.monotonic(), self.tick_seconds), 0.01)
+                event = bus.get_event(wait=wait, full=True)
+                if event:
+                    self._safely(self.handle_batch, self._drain(bus, event))
+                if time.monotonic() >= next_tick:
+                    self._safely(self.tick)
+                    next_tick = time.monotonic() + self.tick_seconds
 
     @staticmethod
     def _drain(bus, first):
@@ -153,7 +145,7 @@ class Listener:
         deadline = time.monotonic() + BATCH_WINDOW
         while len(events) < MAX_BATCH:
             left = deadline - time.monotonic()
-            more = bus.get_event(wait=max(left, 0), tag=reports.PREFIX, full=True, no_block=left <= 0)
+            more = bus.get_event(wait=max(left, 0), full=True)
             if not more:
                 break
             events.append((more.get("tag", ""), more.get("data")))
@@ -165,16 +157,6 @@ class Listener:
             function(*args)
         except Exception:  # pylint: disable=broad-except
             log.exception("health: %s failed", getattr(function, "__name__", function))
-
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="corpus-health", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=5):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
 
 def for_controller(ctl, tick=TICK):

@@ -14,11 +14,11 @@ seconds) makes the API walk those sites on its own, every ``interval`` seconds.
 """
 
 import logging
-import threading
 
 from sqlalchemy import func, select, update
 
 from mc_project import jobs
+from mc_project.common.service_thread import ServiceThread
 from mc_project.errors import CorpusError
 from mc_project.health import walk_alerts, walks
 from mc_project.inventory import db
@@ -149,25 +149,18 @@ def schedule_settings(opts):
     return {"sites": sites, "interval": interval, "timeout": timeout}
 
 
-class Scheduler:
+class Scheduler(ServiceThread):
     """Walks the sites of ``corpus_walks`` every ``interval`` seconds, in a thread."""
 
+    thread_name = "corpus-site-walks"
+
     def __init__(self, ctl, settings):
+        super().__init__()
         self.ctl = ctl
         self.settings = settings
-        self._stop = threading.Event()
-        self._thread = None
 
     def start(self):
-        if self.settings["sites"]:
-            self._thread = threading.Thread(target=self._loop, name="corpus-site-walks", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        return super().start() if self.settings["sites"] else self
 
     def walk_all(self):
         with db.session(self.ctl.url) as sess:
@@ -178,6 +171,6 @@ class Scheduler:
             except Exception as exc:  # pylint: disable=broad-except
                 log.warning("scheduled walk of %s: %s", site, exc)
 
-    def _loop(self):
+    def run(self):
         while not self._stop.wait(self.settings["interval"]):
             self.walk_all()

@@ -242,6 +242,9 @@ def test_init_adds_the_git_remote(home, api, tmp_path):
 
 
 def test_jobs_undo_resume(home, api):
+    # Its own jobs: one that succeeds, one that fails (not those of the tests before it).
+    assert corpus(home, "init_env", "undoable", "dev").returncode == 0
+    assert corpus(home, "init_env", "failing-to-resume", "dev").returncode == 1
     listed = json.loads(corpus(home, "jobs", "--json", "--kind", "init_env", "--status", "failed").stdout)
     assert listed["items"] and all(job["status"] == "failed" for job in listed["items"])
     table = corpus(home, "jobs")

@@ -83,3 +83,51 @@ def test_a_closed_subscription_is_handed_nothing_more(bus):
 
 def test_no_master_means_no_subscription(tmp_path):
     assert master_bus.MasterBus({"sock_dir": str(tmp_path / "absent")}).subscribe("corpus/job/1/") is None
+
+
+def test_a_service_waits_for_a_bus_it_cannot_reach_until_it_is_stopped(monkeypatch, tmp_path):
+    opts = {"sock_dir": str(tmp_path / "not-yet")}
+    stop = threading.Event()
+    found = []
+    waiting = threading.Thread(target=lambda: found.append(master_bus.subscription_until(opts, stop, "corpus/",
+                                                                                         retry=0.05)))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive()  # no bus: it tries again, it does not give up
+    stop.set()
+    waiting.join(2)
+    assert found == [None]
+
+
+class Recorder(master_bus.BusListener):
+    thread_name = "test-recorder"
+    prefixes = ("corpus/job/",)
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self.seen = []
+
+    def wanted(self, event):
+        return not event["data"].get("skip")
+
+    def handle(self, tag, data):
+        if data.get("boom"):
+            raise RuntimeError("a handler's bug")
+        self.seen.append(tag)
+
+
+def test_a_bus_listener_hands_over_what_it_wants_and_outlives_a_failing_handler(bus, monkeypatch, caplog):
+    monkeypatch.setattr(master_bus, "for_master", lambda opts: bus)
+    listener = Recorder({"sock_dir": "unused"}).start()
+    assert listener.ready.wait(2)
+    for tag, data in (("corpus/job/1/running", {}), ("corpus/job/1/step", {"boom": True}),
+                      ("salt/job/2/ret/web", {}), ("corpus/job/1/skipped", {"skip": True}),
+                      ("corpus/job/1/success", {})):
+        bus.hand_over(event(tag, **data))
+    deadline = time.monotonic() + 2
+    while len(listener.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    listener.stop()
+    assert listener.seen == ["corpus/job/1/running", "corpus/job/1/success"]
+    assert "test-recorder: an event could not be handled" in caplog.text
+    assert bus._subscriptions == []  # stopping ended its subscription
