@@ -1,5 +1,7 @@
 """The daemons corpus starts and finds again by their pid files."""
 
+import time
+
 import psutil
 
 
@@ -35,3 +37,28 @@ def is_alive(ident):
         return process.create_time() == ident["created"] and process.status() != psutil.STATUS_ZOMBIE
     except (KeyError, TypeError, psutil.Error):
         return False
+
+
+def _gone(process):
+    """Ended: no such process, or a zombie its parent has not reaped yet (a process that is not
+    our child cannot be waited for; ``psutil.wait`` would wait for the reaping)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def stop(process, timeout):
+    """End ``process`` (a ``psutil.Process``): SIGTERM, then SIGKILL after ``timeout`` seconds;
+    whether it ended."""
+    for signal_it in (process.terminate, process.kill):
+        try:
+            signal_it()
+        except psutil.NoSuchProcess:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _gone(process):
+                return True
+            time.sleep(0.05)
+    return _gone(process)

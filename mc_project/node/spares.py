@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -255,6 +256,9 @@ def refill_in_background(lxc_path, disk_size_mb=None, source=None, count=1):
             + ([source] if source else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True)
+    # Reaped when it ends: a node's minion runs calls in threads and lives on, and an unreaped
+    # refill would stay a zombie in its process table.
+    threading.Thread(target=child.wait, name="corpus-spares-reaper", daemon=True).start()
     return child.pid
 
 
@@ -263,12 +267,8 @@ def remove(lxc_path):
     removed = []
     refill_process = processes.running_process(_path(lxc_path, REFILL_PID), REFILL_MARKER)
     if refill_process is not None:
-        refill_process.terminate()
-        try:
-            refill_process.wait(STOP_WAIT)
-        except psutil.TimeoutExpired:
-            refill_process.kill()
-            refill_process.wait(STOP_WAIT)
+        if not processes.stop(refill_process, STOP_WAIT):
+            raise CorpusError("The refill of spare containers (pid {}) did not stop.".format(refill_process.pid))
         removed.append("refill process {}".format(refill_process.pid))
     for spare in spares_present(lxc_path):
         if lxc.destroy(spare, lxc_path)["destroyed"]:
