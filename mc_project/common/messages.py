@@ -22,16 +22,21 @@ def last_line(text, default=""):
     return found[-1].rstrip(".") if found else default
 
 
+TRACEBACK = "Traceback (most recent call last):"
+
+
 def summary(text, default=""):
-    """What a Salt answer says went wrong: its first line, or the last of a traceback
-    (whose first line says only "Traceback"); Salt's ``ERROR:`` prefix goes."""
+    """What a Salt answer says went wrong: its first line, or, for a traceback (whose first
+    line says only "Traceback"), what comes before it and the exception in its last line, as
+    in "The minion function caused an exception: OSError: ..."; Salt's ``ERROR:`` prefix goes."""
     text = (text or "").strip()
     for prefix in ("ERROR: ", "ERROR:"):
         if text.startswith(prefix):
             text = text[len(prefix):]
     found = lines(text)
-    if found and found[0].startswith("Traceback"):
-        return last_line(text, default)
+    if found and TRACEBACK in found[0]:
+        before = found[0].split(TRACEBACK)[0].strip()
+        return " ".join(part for part in (before, last_line(text)) if part) or default
     return first_line(text, default)
 
 

@@ -116,14 +116,14 @@ class Controller:
                 for minion, answer in (returns or {}).items():
                     yield minion, answer
 
-    def call(self, minion, fun, *args, timeout=300, again_on_start=False, **kwargs):
+    def call(self, minion, fun, *args, timeout=300, again=False, **kwargs):
         """Run ``fun`` on ``minion`` and return what it returned; a failure raises one sentence.
 
-        With ``again_on_start``, a publication the minion missed while it reconnected is made
-        again as soon as it says it started (``answer_again_on_start``), not after ``timeout``.
+        With ``again`` (``fun`` is safe to run twice), a publication the minion missed is made
+        again as soon as that is known (``answer_again``), not after ``timeout``.
         """
-        if again_on_start:
-            answer = self.answer_again_on_start(minion, fun, *args, timeout=timeout, **kwargs)
+        if again:
+            answer = self.answer_again(minion, fun, *args, timeout=timeout, **kwargs)
         else:
             answer = self.answer(minion, fun, *args, timeout=timeout, **kwargs)
         if answer is None:
@@ -136,32 +136,53 @@ class Controller:
             raise CorpusError("{} on {} failed: {}".format(fun, minion, _state_failures(data)))
         return data
 
-    def answer_again_on_start(self, minion, fun, *args, timeout=600, publications=3, **kwargs):
+    def answer_again(self, minion, fun, *args, timeout=600, publications=3, **kwargs):
         """``minion``'s answer to ``fun`` as ``answer`` gives it, or None after ``timeout`` seconds.
 
-        A minion that reconnects (a fresh one re-authenticating, one restarted) drops what was
-        published while it was away, and would be waited for until ``timeout``. Its start event
-        (``salt/minion/<id>/start`` on the master's bus) says it is back: ``fun`` is published
-        again then, up to ``publications`` times in all (a state run is safe to apply again).
+        A minion can miss a publication: one that reconnects (a fresh one re-authenticating,
+        one restarted) drops what was published while it was away, and one that has just
+        connected may not be subscribed yet when the master publishes. It would be waited for
+        until ``timeout``. ``fun`` is published again, up to ``publications`` times in all (it
+        must be safe to run twice, as a state run is), when the minion's start event says it
+        is back, or when, asked after ``LOST_CHECK`` seconds without an answer, the minion says
+        it does not run the job (Salt's ``saltutil.find_job``; a return on its way gets
+        ``LATE_RETURN`` seconds more). The first answer to any of the publications is the answer.
         """
         deadline = time.monotonic() + timeout
         started = "salt/minion/{}/start".format(minion)
         with self.listening(started) as bus:
-            returns, publish = set(), True
+            returns, asked = set(), set()
+            jid, publish_at, check_at = None, time.monotonic(), None
             while True:
-                if publish:
-                    jid = _new_jid(self.opts)
-                    returns.add(_return_tag(jid, minion))
-                    bus.add(_return_tag(jid, minion))
-                    self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1), jid=jid)
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if publish_at is not None and now >= publish_at:
+                    jid = self._publish_watched(bus, returns, minion, fun, args, kwargs, deadline)
+                    publish_at = None
+                    check_at = now + LOST_CHECK
+                elif check_at is not None and now >= check_at:
+                    self._publish_watched(bus, asked, minion, "saltutil.find_job", [jid], {}, now + LOST_CHECK)
+                    check_at = now + LOST_CHECK
+                if now >= deadline:
                     return None
-                event = bus.get_event(wait=min(left, 5), full=True)
+                wake = min(moment for moment in (publish_at, check_at, deadline) if moment is not None)
+                event = bus.get_event(wait=max(wake - now, 0.01), full=True)
                 tag = event["tag"] if event else ""
-                if tag in returns:  # the first answer to any of the publications is the answer
+                if tag in returns:
                     return _answer_of(event)
-                publish = tag == started and len(returns) < publications
+                again = len(returns) < publications
+                if tag == started and again:
+                    publish_at = time.monotonic()
+                elif tag in asked and again and not (event["data"] or {}).get("return"):
+                    publish_at = time.monotonic() + LATE_RETURN  # the minion does not run it
+
+    def _publish_watched(self, bus, tags, minion, fun, args, kwargs, deadline):
+        """Publish ``fun`` under a job id of its own, its return tag added to ``tags`` and
+        listened for on ``bus`` first; the job id."""
+        jid = _new_jid(self.opts)
+        tags.add(_return_tag(jid, minion))
+        bus.add(_return_tag(jid, minion))
+        self._publish(minion, fun, args, kwargs, max(deadline - time.monotonic(), 1), jid=jid)
+        return jid
 
     def _publish(self, minion, fun, args, kwargs, timeout, jid="", required=True):
         """Publish ``fun`` to ``minion`` without waiting; its job id. No minion of that name:
@@ -331,6 +352,10 @@ def _key_numbers(pem):
         raise CorpusError("A minion key is not a PEM public key.") from None
 
 
+# A call published again (``answer_again``): how long without an answer before the minion is
+# asked whether it runs it, and how long a return on its way is waited for after "no".
+LOST_CHECK = 10
+LATE_RETURN = 1
 _JIDS_LOCK = threading.Lock()
 _LAST_JID = [""]
 

@@ -34,6 +34,7 @@ MIB = 1024 * 1024
 # Attaching loop devices races between processes ("Failed to set loop fd"):
 # every attach on this machine (lxc-start of a loop rootfs, mount -o loop) takes it.
 LOOP_LOCK = "/run/lock/corpus-loop.lock"
+UMOUNT_WAIT = 30  # seconds an unmount made busy by a container starting is tried again
 
 
 def golden_cache_dir():
@@ -98,9 +99,24 @@ def mounted_image(image):
         try:
             yield mountpoint
         finally:
-            run(["umount", mountpoint], "Unmounting {}".format(image))
+            unmount(mountpoint, image)
     finally:
-        os.rmdir(mountpoint)
+        if not os.path.ismount(mountpoint):  # a mount that could not go keeps its directory
+            os.rmdir(mountpoint)
+
+
+def unmount(mountpoint, image, wait=UMOUNT_WAIT):
+    """Unmount ``image`` from ``mountpoint``. A container that starts meanwhile gets a copy of
+    the node's mounts, this one among them, which the unmount reaches too (shared
+    propagation): busy for a moment, it is tried again for ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        proc = run(["umount", mountpoint], "Unmounting {}".format(image), check=False)
+        if proc.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise CorpusError("Unmounting {} failed: {}.".format(image, last_line(proc) or "busy"))
+        time.sleep(0.2)
 
 
 def prepare_golden_rootfs(rootfs):

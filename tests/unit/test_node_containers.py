@@ -355,3 +355,25 @@ def test_a_package_set_up_that_always_fails_says_so_in_one_sentence(tmp_path, mo
     with pytest.raises(CorpusError, match=r"^Installing python3, .* into the golden image failed: E: Sub-process"):
         images.install_packages(str(rootfs))
     assert (rootfs / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
+
+
+def test_an_unmount_a_starting_container_makes_busy_is_tried_again(monkeypatch):
+    answers = [1, 1, 0]  # busy, busy, unmounted
+    tried = []
+
+    def umount(args, what, check=True, **kwargs):
+        tried.append(args)
+        return subprocess.CompletedProcess(args, answers.pop(0), "", "umount: target is busy.")
+
+    monkeypatch.setattr(images, "run", umount)
+    monkeypatch.setattr(images.time, "sleep", lambda seconds: None)
+    images.unmount("/tmp/corpus-rootfs-x", "/lxc/web/rootdev")
+    assert tried == [["umount", "/tmp/corpus-rootfs-x"]] * 3
+
+
+def test_an_unmount_still_busy_after_the_wait_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(images, "run", lambda args, what, check=True, **kwargs: subprocess.CompletedProcess(
+        args, 32, "", "umount: /tmp/corpus-rootfs-x: target is busy."))
+    with pytest.raises(CorpusError) as refused:
+        images.unmount("/tmp/corpus-rootfs-x", "/lxc/web/rootdev", wait=0)
+    assert str(refused.value) == "Unmounting /lxc/web/rootdev failed: umount: /tmp/corpus-rootfs-x: target is busy."

@@ -55,9 +55,9 @@ def remove_minion(ctl, ctx):
 
 def highstate(ctl, ctx):
     clip = ctx.clipboard
-    # A fresh minion may miss the publication while it reconnects: it is published again as
-    # soon as the minion says it has started, not after the 600 s a highstate may take.
-    ret = ctl.call(clip["minion_id"], "state.apply", timeout=600, again_on_start=True)
+    # A fresh minion may miss the publication (reconnecting, or not subscribed yet): it is
+    # published again once that is known, not after the 600 s a highstate may take.
+    ret = ctl.call(clip["minion_id"], "state.apply", timeout=600, again=True)
     ctx.log("highstate: {} states applied".format(len(ret) if isinstance(ret, dict) else "no"))
 
 

@@ -11,7 +11,7 @@ from mc_project.inventory.models import Project
 
 def init_project(ctl, ctx):
     clip = ctx.clipboard
-    ctl.call(clip["minion_id"], "mc_project.init_project", clip["project"], timeout=300)
+    ctl.call(clip["minion_id"], "mc_project.init_project", clip["project"], timeout=300, again=True)
     clip["git_remote"] = "ssh://root@{}:{}{}/{}/git/project.git".format(
         clip["domain"], clip["ssh_port"], PROJECTS_ROOT, clip["project"])
     ctx.log("project {} remotes created: {}".format(clip["project"], clip["git_remote"]))
@@ -50,7 +50,7 @@ def stop_project(ctl, ctx):
 
 def remove_project(ctl, ctx):
     clip = ctx.clipboard
-    ctl.call(clip["minion_id"], "file.remove", _project_dir(clip), timeout=300)
+    ctl.call(clip["minion_id"], "file.remove", _project_dir(clip), timeout=300, again=True)
     ctx.log("{} removed from {}".format(_project_dir(clip), clip["env_name"]))
 
 
