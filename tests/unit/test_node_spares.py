@@ -4,6 +4,7 @@ directories: which spare a clone takes, which ones a refill makes, what goes whe
 import os
 import time
 
+import psutil
 import pytest
 
 from mc_project.errors import CorpusError
@@ -157,3 +158,20 @@ def test_taking_a_spare_marks_when(node, monkeypatch):
     os.utime(taken, (1, 1))
     assert spares.take("env-a", lxc_path) is True
     assert abs(os.stat(taken).st_mtime - time.time()) < 5
+
+
+def test_a_background_refill_is_reaped_when_it_ends(tmp_path):
+    # No golden image here: the refill says so and ends at once. Its parent (a node's minion,
+    # which lives on; here this test) must not keep it as a zombie.
+    pid = spares.refill_in_background(str(tmp_path))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            psutil.Process(pid).status()
+        except psutil.NoSuchProcess:
+            break  # ended and reaped
+        time.sleep(0.1)
+    else:
+        pytest.fail("the refill is still in the process table (a zombie, or running)")
+    with open(tmp_path / spares.REFILL_LOG, encoding="utf-8") as fh:
+        assert "no golden image" in fh.read()
