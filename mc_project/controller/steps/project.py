@@ -50,7 +50,7 @@ def stop_project(ctl, ctx):
 
 def remove_project(ctl, ctx):
     clip = ctx.clipboard
-    ctl.call(clip["minion_id"], "file.remove", _project_dir(clip), timeout=300, again=True)
+    ctl.call(clip["minion_id"], "file.remove", _project_dir(clip), timeout=300)
     ctx.log("{} removed from {}".format(_project_dir(clip), clip["env_name"]))
 
 
